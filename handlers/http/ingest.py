@@ -1,0 +1,111 @@
+"""``POST /ingest/report`` and ``POST /ingest/junit``: authenticate, parse, hand to the ingest service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+from pydantic import ValidationError
+from slackbot.junit import JUnitError, parse_junit
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from handlers.http.body import BodyTooLarge, problem, read_capped, too_large
+from slackbot.core import Core
+from slackbot.db.engine import session_scope
+from slackbot.report import Report, RunInfo
+from slackbot.settings import secret
+from slackbot.signing import verify
+
+SIGNATURE_HEADER = "x-triage-signature"
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """``results[3].status: Input should be 'passed', 'failed', …`` — the field a CI author must fix."""
+    parts = []
+    for err in exc.errors()[:10]:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+        parts.append(f"{where or 'body'}: {err['msg']}")
+    more = len(exc.errors()) - 10
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def parse_report_json(body: bytes) -> Report:
+    """Raises ValueError with a message naming the field, for both JSON syntax and schema errors."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError("body must be a JSON object with schemaVersion, run and results")
+    if "schemaVersion" not in data:
+        raise ValueError("schemaVersion: required (this server accepts schemaVersion 1)")
+    if data["schemaVersion"] != 1:
+        raise ValueError(
+            f"schemaVersion: unsupported version {data['schemaVersion']!r}; this server accepts 1"
+        )
+    try:
+        return Report.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(describe_validation_error(exc)) from exc
+
+
+def run_info_from_query(request: Request) -> RunInfo:
+    """JUnit carries no run metadata, so CI passes it as query parameters (camelCase, as in v1)."""
+    try:
+        return RunInfo.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise ValueError("query parameters: " + describe_validation_error(exc)) from exc
+
+
+def routes(core: Core) -> list[Route]:
+    async def authenticated_body(request: Request) -> bytes | Response:
+        try:
+            body = await read_capped(request, core.settings.max_body_bytes)
+        except BodyTooLarge as exc:
+            return too_large(exc)
+        key = secret(core.settings.ingest_secret)
+        if key is None:
+            return problem(503, "ingest is disabled: set TRIAGE_INGEST_SECRET on the server")
+        if not request.headers.get(SIGNATURE_HEADER):
+            return problem(401, "missing X-Triage-Signature header (sha256=<hex HMAC-SHA256 of the body>)")
+        if not verify(body, request.headers.get(SIGNATURE_HEADER), key):
+            return problem(401, "X-Triage-Signature does not match the body (wrong secret or altered body)")
+        return body
+
+    async def accept(request: Request, parse: Callable[[bytes], Report]) -> Response:
+        body = await authenticated_body(request)
+        if isinstance(body, Response):
+            return body
+        try:
+            report = parse(body)
+        except (ValueError, JUnitError) as exc:
+            return problem(400, str(exc))
+
+        def work() -> dict[str, object]:
+            with session_scope(core.engine) as session:
+                return core.ingest.ingest(session, report, source="api").as_json()
+
+        result = await asyncio.to_thread(work)
+        core.notify_committed()
+        return JSONResponse(result, status_code=202)
+
+    async def ingest_report(request: Request) -> Response:
+        return await accept(request, parse_report_json)
+
+    async def ingest_junit(request: Request) -> Response:
+        try:
+            run = run_info_from_query(request)
+        except ValueError as exc:
+            return problem(400, str(exc))
+        return await accept(
+            request,
+            lambda body: parse_junit(body, run, invariant_prefixes=core.invariant_prefixes),
+        )
+
+    return [
+        Route("/ingest/report", ingest_report, methods=["POST"]),
+        Route("/ingest/junit", ingest_junit, methods=["POST"]),
+    ]

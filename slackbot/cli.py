@@ -1,0 +1,296 @@
+"""The ``triagebot`` command (DESIGN.md section 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from slackbot.settings import Settings
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """triagebot: integration-test failure triage in Slack."""
+
+
+# -- check ----------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--runbooks", "runbooks_dir", type=click.Path(path_type=Path), help="default: TRIAGE_RUNBOOKS_DIR"
+)
+@click.option(
+    "--manifest", type=click.Path(path_type=Path), default=None, help="default: manifest.yml at the repo root"
+)
+def check(runbooks_dir: Path | None, manifest: Path | None) -> None:
+    """Validate runbooks/ and manifest.yml; each error names file, line and field."""
+    from slackbot.config import check_runbook
+    from slackbot.manifest import check_manifest
+    from slackbot.settings import REPO_ROOT
+
+    directory = runbooks_dir or _settings().runbooks_dir
+    problems = [str(p) for p in check_runbook(directory)]
+    manifest_path = manifest or REPO_ROOT / "manifest.yml"
+    problems += [str(p) for p in check_manifest(manifest_path)]
+    if problems:
+        for line in problems:
+            click.echo(line)
+        _fail(f"{len(problems)} problem(s) in {directory} / {manifest_path.name}")
+    click.echo(f"ok: {directory} (taxonomy, routing, policy) and {manifest_path.name} are valid")
+
+
+# -- db -------------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema management."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations (Alembic) to TRIAGE_DATABASE_URL."""
+    from slackbot.db.engine import make_engine
+    from slackbot.db.migrate import current_revision, upgrade
+
+    engine = make_engine(_settings().database_url)
+    upgrade(engine, revision)
+    click.echo(f"database at revision {current_revision(engine)}")
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def report() -> None:
+    """The report format."""
+
+
+@report.command("schema")
+@click.option("--out", type=click.Path(path_type=Path), default=None)
+def report_schema(out: Path | None) -> None:
+    """Print (or write) the JSON Schema of report v1, generated from the models."""
+    from slackbot.report import report_json_schema
+
+    text = report_json_schema()
+    if out:
+        out.write_text(text)
+        click.echo(f"wrote {out}")
+    else:
+        click.echo(text, nl=False)
+
+
+# -- send -----------------------------------------------------------------------------------------
+
+_GITHUB_ENV = {
+    "repository": "GITHUB_REPOSITORY",
+    "runId": "GITHUB_RUN_ID",
+    "runAttempt": "GITHUB_RUN_ATTEMPT",
+    "branch": "GITHUB_REF_NAME",
+    "sha": "GITHUB_SHA",
+    "workflow": "GITHUB_WORKFLOW",
+}
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--server",
+    required=True,
+    envvar="TRIAGE_SERVER",
+    help="the bot's base URL, e.g. https://triage.example.com",
+)
+@click.option(
+    "--secret", "secret_value", envvar="TRIAGE_INGEST_SECRET", help="HMAC key (default: TRIAGE_INGEST_SECRET)"
+)
+@click.option("--repository", help="JUnit only; default GITHUB_REPOSITORY")
+@click.option("--run-id", help="JUnit only; default GITHUB_RUN_ID")
+@click.option("--run-attempt", type=int, help="JUnit only; default GITHUB_RUN_ATTEMPT")
+@click.option("--suite", default=None, help="JUnit only: smoke, full or nightly (default full)")
+@click.option("--url", "run_url", help="JUnit only: the CI run URL")
+@click.option("--branch")
+@click.option("--sha")
+@click.option("--retries", default=3, show_default=True, help="retries on 5xx and connection errors")
+def send(
+    file: Path,
+    server: str,
+    secret_value: str | None,
+    repository: str | None,
+    run_id: str | None,
+    run_attempt: int | None,
+    suite: str | None,
+    run_url: str | None,
+    branch: str | None,
+    sha: str | None,
+    retries: int,
+) -> None:
+    """Sign and send a report (JSON v1 or JUnit XML) to a running bot. For CI jobs."""
+    from slackbot.junit import looks_like_junit
+    from slackbot.signing import sign
+
+    if not secret_value:
+        _fail("no secret: pass --secret or set TRIAGE_INGEST_SECRET (the same value as on the server)", 2)
+    assert secret_value is not None
+    body = file.read_bytes()
+    params: dict[str, Any] = {}
+    if looks_like_junit(body):
+        path = "/ingest/junit"
+        given = {
+            "repository": repository,
+            "runId": run_id,
+            "runAttempt": run_attempt,
+            "branch": branch,
+            "sha": sha,
+            "suite": suite,
+            "url": run_url,
+        }
+        for key, env in _GITHUB_ENV.items():
+            if given.get(key) is None and os.environ.get(env):
+                given[key] = os.environ[env]
+        if (
+            given.get("url") is None
+            and os.environ.get("GITHUB_RUN_ID")
+            and os.environ.get("GITHUB_REPOSITORY")
+        ):
+            base = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+            given["url"] = (
+                f"{base}/{os.environ['GITHUB_REPOSITORY']}/actions/runs/{os.environ['GITHUB_RUN_ID']}"
+            )
+        params = {k: v for k, v in given.items() if v is not None}
+        missing = [k for k in ("repository", "runId") if k not in params]
+        if missing:
+            _fail(
+                f"JUnit needs run metadata: pass --{'/--'.join(m.replace('runId', 'run-id') for m in missing)}",
+                2,
+            )
+    else:
+        path = "/ingest/report"
+    headers = {
+        "X-Triage-Signature": sign(body, secret_value),
+        "Content-Type": "application/xml" if path.endswith("junit") else "application/json",
+    }
+    url = server.rstrip("/") + path
+    for attempt in range(retries + 1):
+        try:
+            response = httpx.post(url, content=body, headers=headers, params=params, timeout=30)
+        except httpx.HTTPError as exc:
+            if attempt == retries:
+                _fail(f"could not reach {url}: {exc}", 3)
+            time.sleep(min(2**attempt, 10))
+            continue
+        if response.status_code >= 500 and attempt < retries:
+            time.sleep(min(2**attempt, 10))
+            continue
+        break
+    if response.status_code >= 400:
+        try:
+            message = response.json().get("error", response.text)
+        except ValueError:
+            message = response.text
+        _fail(f"{response.status_code}: {message}", 1)
+    result = response.json()
+    click.echo(
+        f"sent {file.name}: {result['failures']} failing of {result['results']} results -> "
+        f"{len(result['incidents'])} incident(s)"
+        + (" (duplicate; nothing changed)" if result.get("duplicate") else "")
+    )
+    for item in result["incidents"]:
+        click.echo(
+            f"  {item['id']} {'new' if item['created'] else 'seen again'}: {item['scenarioId']} / {item['invariantId']}"
+        )
+
+
+# -- incidents ------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--status", type=click.Choice(["open", "resolved"]), default=None)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def incidents(status: str | None, as_json: bool) -> None:
+    """List incidents from the database."""
+    from slackbot.db.engine import make_engine, session_scope
+    from slackbot.db.migrate import upgrade
+    from slackbot.services.queries import incident_json, list_incidents
+
+    engine = make_engine(_settings().database_url)
+    upgrade(engine)
+    with session_scope(engine) as session:
+        rows = [incident_json(i) for i in list_incidents(session, status=status)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from slackbot.presenters import incident_table
+
+    click.echo(incident_table(rows))
+
+
+# -- serve ----------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3000, show_default=True, type=int)
+@click.option("--socket-mode", is_flag=True, help="Slack over Socket Mode (needs SLACK_APP_TOKEN)")
+def serve(host: str, port: int, socket_mode: bool) -> None:
+    """Run the bot: Slack requests and all HTTP routes on one port."""
+    from slackbot.server import run_server
+
+    run_server(_settings(), host=host, port=port, socket_mode=socket_mode)
+
+
+# -- demo -----------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--serve", "keep_serving", is_flag=True, help="keep the emulator and the bot running")
+@click.option("--database", default="sqlite:///triage-demo.db", show_default=True)
+def demo(keep_serving: bool, database: str) -> None:
+    """End to end on embedded defaults: SQLite, the local Slack emulator and the sample report."""
+    from slackbot.demo import run_demo
+
+    run_demo(database_url=database, keep_serving=keep_serving)
+
+
+# -- runbook --------------------------------------------------------------------------------------
+
+
+@main.group()
+def runbook() -> None:
+    """The published runbook document."""
+
+
+@runbook.command("render")
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=None, help="default docs/integration-triage-runbook.md"
+)
+def runbook_render(out: Path | None) -> None:
+    """Render the triage runbook document from runbooks/."""
+    from slackbot.runbook_doc import render_runbook
+    from slackbot.settings import REPO_ROOT
+
+    settings = _settings()
+    target = out or REPO_ROOT / "docs" / "integration-triage-runbook.md"
+    target.write_text(render_runbook(settings.runbooks_dir))
+    click.echo(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""Tables. One row type per thing a responder or an auditor asks about.
+
+Times are stored as naive UTC (SQLite has no time zones); ``slackbot.clock.as_utc`` reads them back.
+Constraints do the concurrency work: ``incidents.open_key`` is unique while an incident is open and
+NULL once resolved (the Grafana OnCall trick), so two replicas ingesting the same failure at the same
+moment cannot open two incidents for one fingerprint.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+    __table_args__ = (UniqueConstraint("repository", "run_id", "run_attempt", name="uq_runs_identity"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str
+    repository: str = Field(index=True)
+    run_id: str
+    run_attempt: int = 1
+    url: str | None = None
+    workflow: str | None = None
+    suite: str
+    branch: str | None = None
+    sha: str | None = None
+    finished_at: datetime | None = None
+    received_at: datetime
+    results_total: int = 0
+    results_failed: int = 0
+    results_passed: int = 0
+    scenario_prefixes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    multi_prefix: bool = False
+
+
+class Incident(SQLModel, table=True):
+    __tablename__ = "incidents"
+    __table_args__ = (
+        UniqueConstraint("open_key", name="uq_incidents_open_key"),
+        Index("ix_incidents_status_created", "status", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(index=True)
+    open_key: str | None = Field(default=None, description="= fingerprint while open, NULL when resolved")
+    repository: str
+    scenario_id: str | None = None
+    invariant_id: str | None = None
+    test_identity: str
+    test_file: str | None = None
+    symptom: str = ""
+    organization_under_test: str | None = None
+    key_entity_ids: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    suite: str
+    channel: str
+    status: str = Field(default="open", description="open | resolved")
+    milestone: str | None = None
+    failure_class: str | None = None
+    class_source: str | None = Field(default=None, description="contract | human | rule")
+    severity: str = "SEV-3"
+    assignee: str | None = None
+    suggested_class: str | None = None
+    suggested_reason: str | None = None
+    contract_violation: bool = False
+    documentation_gap: str | None = None
+    multi_prefix: bool = False
+    occurrence_count: int = 0
+    first_seen: datetime
+    last_seen: datetime
+    first_run_pk: int | None = Field(default=None, foreign_key="runs.id")
+    last_run_pk: int | None = Field(default=None, foreign_key="runs.id")
+    classify_deadline: datetime
+    classified_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolution_note: str | None = None
+    escalation_level: int = 0
+    card_ts: str | None = Field(
+        default=None, description="set once by compare-and-set; later changes update it"
+    )
+    bead_id: str | None = None
+    bead_state: str = Field(default="none", description="none | pending | filed | failed")
+    revision: int = Field(default=0, description="bumped on every change; the card shows the latest")
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def key(self) -> str:
+        """The id people type: ``/triage show INC-42``."""
+        return f"INC-{self.id}"
+
+
+class Occurrence(SQLModel, table=True):
+    __tablename__ = "occurrences"
+    __table_args__ = (UniqueConstraint("run_pk", "occurrence_key", name="uq_occurrences_run_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    run_pk: int = Field(foreign_key="runs.id", index=True)
+    occurrence_key: str = Field(description="stable hash of the result, so a resent report adds nothing")
+    status: str
+    scenario_id: str | None = None
+    invariant_id: str | None = None
+    test_file: str | None = None
+    test_name: str | None = None
+    message: str | None = Field(default=None, sa_column=Column(Text))
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+    organization_under_test: str | None = None
+    key_entity_ids: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    evidence: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    occurred_at: datetime
+
+
+class TimelineEvent(SQLModel, table=True):
+    """The audit trail: who did what, when, from where (button, command, timer, api, ingest)."""
+
+    __tablename__ = "timeline"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id", index=True)
+    run_pk: int | None = Field(default=None, foreign_key="runs.id")
+    at: datetime = Field(index=True)
+    actor: str
+    source: str
+    kind: str
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class RunbookExecution(SQLModel, table=True):
+    """One click on a runbook checklist step (seed 004's ``runbook_executions`` audit table)."""
+
+    __tablename__ = "runbook_executions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    runbook: str = Field(description="which checklist: a class key or 'response'")
+    runbook_version: int
+    step_index: int
+    step_text: str = Field(sa_column=Column(Text, nullable=False))
+    result: str = Field(description="done | failed | skipped")
+    actor: str
+    at: datetime
+    note: str | None = None
+
+
+class OutboxItem(SQLModel, table=True):
+    """A side effect (Slack post, page, bead) written in the same transaction as the state change
+    and delivered after commit, so a crash can delay an effect but never lose or invent one."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("dedup_key", name="uq_outbox_dedup_key"),
+        Index("ix_outbox_due", "state", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    dedup_key: str
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id", index=True)
+    lane: str = Field(default="default", description="pacing lane, e.g. the Slack channel")
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    state: str = Field(default="pending", description="pending | sending | done | dead")
+    attempts: int = 0
+    next_attempt_at: datetime
+    lease_until: datetime | None = None
+    claimed_by: str | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime
+    done_at: datetime | None = None
+
+
+class Timer(SQLModel, table=True):
+    """A durable timer. The database is the truth for due times; the in-process scheduler only
+    wakes us. ``token`` changes whenever the timer is re-armed or cancelled, so a late or
+    duplicate firing that carries an old token does nothing."""
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        UniqueConstraint("subject", "kind", name="uq_timers_subject_kind"),
+        Index("ix_timers_due", "state", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subject: str = Field(description="what the timer is about, e.g. incident:42 or run:7")
+    kind: str
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id", index=True)
+    due_at: datetime
+    token: str
+    state: str = Field(default="pending", description="pending | fired | cancelled")
+    step: int = 0
+    fired_at: datetime | None = None
+    fired_by: str | None = None
+
+
+class ProcessedDelivery(SQLModel, table=True):
+    """Inbound de-duplication: Slack event_id, GitHub X-GitHub-Delivery, Alertmanager notifications."""
+
+    __tablename__ = "processed_deliveries"
+    __table_args__ = (UniqueConstraint("source", "delivery_id", name="uq_processed_source_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    delivery_id: str
+    received_at: datetime

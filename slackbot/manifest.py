@@ -1,0 +1,65 @@
+"""Checks on ``manifest.yml`` that matter to this bot: the command, events and scopes it relies on.
+
+The full structural validation against Slack's published manifest schema runs in the test suite
+(``tests/config/test_manifest.py``); here we check what would break the bot at run time, with the
+same ``file:line: field: message`` shape as the runbook checks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from slackbot.config.loader import ConfigProblem
+
+REQUIRED_EVENTS = ("app_home_opened", "message.channels", "reaction_added", "app_mention")
+REQUIRED_SCOPES = ("commands", "chat:write", "im:write", "usergroups:read", "users:read", "app_mentions:read")
+
+
+def check_manifest(path: Path) -> list[ConfigProblem]:
+    name = path.name
+    if not path.is_file():
+        return [ConfigProblem(name, 1, "(file)", f"missing: expected {path}")]
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return [ConfigProblem(name, mark.line + 1 if mark else 1, "(yaml)", f"not valid YAML: {exc}")]
+    if not isinstance(data, dict):
+        return [ConfigProblem(name, 1, "(document)", "expected a mapping at the top level")]
+
+    def line_of(needle: str) -> int:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if needle in line:
+                return number
+        return 1
+
+    problems: list[ConfigProblem] = []
+    features = data.get("features") or {}
+    commands = [c.get("command") for c in features.get("slash_commands") or [] if isinstance(c, dict)]
+    if "/triage" not in commands:
+        problems.append(
+            ConfigProblem(name, line_of("slash_commands"), "features.slash_commands", "must declare /triage")
+        )
+    settings = data.get("settings") or {}
+    events = (settings.get("event_subscriptions") or {}).get("bot_events") or []
+    for event in REQUIRED_EVENTS:
+        if event not in events:
+            problems.append(
+                ConfigProblem(
+                    name, line_of("bot_events"), "settings.event_subscriptions.bot_events", f"missing {event}"
+                )
+            )
+    if not (settings.get("interactivity") or {}).get("is_enabled"):
+        problems.append(
+            ConfigProblem(name, line_of("interactivity"), "settings.interactivity.is_enabled", "must be true")
+        )
+    scopes = ((data.get("oauth_config") or {}).get("scopes") or {}).get("bot") or []
+    for scope in REQUIRED_SCOPES:
+        if scope not in scopes:
+            problems.append(
+                ConfigProblem(name, line_of("bot:"), "oauth_config.scopes.bot", f"missing scope {scope}")
+            )
+    return problems

@@ -1,0 +1,47 @@
+"""Process configuration from the environment (DESIGN.md section 3).
+
+Secrets are ``SecretStr`` so they never show up in logs, reprs or error messages by accident.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RUNBOOKS = REPO_ROOT / "runbooks"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    database_url: str = Field(default="sqlite:///triage.db", alias="TRIAGE_DATABASE_URL")
+    runbooks_dir: Path = Field(default=DEFAULT_RUNBOOKS, alias="TRIAGE_RUNBOOKS_DIR")
+    ingest_secret: SecretStr | None = Field(default=None, alias="TRIAGE_INGEST_SECRET")
+    api_token: SecretStr | None = Field(
+        default=None,
+        alias="TRIAGE_API_TOKEN",
+        description="bearer token for /api/* from non-loopback clients",
+    )
+    bd_bin: str = Field(default="bd", alias="TRIAGE_BD_BIN")
+    beads_dir: Path | None = Field(default=None, alias="BEADS_DIR")
+    pagerduty_events_url: str = Field(
+        default="https://events.pagerduty.com/v2/enqueue", alias="PAGERDUTY_EVENTS_URL"
+    )
+    github_api_url: str = Field(default="https://api.github.com", alias="GITHUB_API_URL")
+    github_token: SecretStr | None = Field(default=None, alias="GITHUB_TOKEN")
+    github_webhook_secret: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET")
+    public_url: str = Field(
+        default="http://127.0.0.1:3000", alias="TRIAGE_PUBLIC_URL", description="links to this bot in pages"
+    )
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, alias="TRIAGE_MAX_BODY_BYTES")
+
+
+def secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
