@@ -1,13 +1,97 @@
-"""The composition root: one ASGI app serving Slack, ingest, webhooks, API, health and metrics."""
+"""The composition root: one ASGI app serving Slack, ingest, webhooks, API, health and metrics.
+
+Everything long-lived is built here once (engine, Slack client, services, outbox worker) and
+handed to the handlers; the lifespan starts and stops the background workers.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from handlers.http import api, health, ingest
+from handlers.slack import actions, commands, events
 from slackbot.core import Core
+from slackbot.outbox.slack_deliveries import SlackDeliveries
+from slackbot.outbox.worker import OutboxWorker
+from slackbot.settings import Settings, secret
+from slackbot.slack.posts import PostRenderer
+
+log = logging.getLogger(__name__)
 
 
-def build_asgi(core: Core) -> Starlette:
+def slack_client_for(settings: Settings) -> AsyncWebClient | None:
+    token = secret(settings.slack_bot_token)
+    if not token:
+        return None
+    # Our outbox honours 429 Retry-After itself (without blocking other channels), so the client
+    # keeps only slack_sdk's default connection-error retry.
+    return AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=15)
+
+
+def build_bolt(core: Core) -> AsyncApp | None:
+    signing_secret = secret(core.settings.slack_signing_secret)
+    if core.slack is None or not signing_secret:
+        log.warning("SLACK_BOT_TOKEN or SLACK_SIGNING_SECRET unset: Slack is disabled, ingest still works")
+        return None
+    app = AsyncApp(client=core.slack, signing_secret=signing_secret, process_before_response=False)
+    events.register(app, core)  # first: its middleware drops retried events before any listener
+    commands.register(app, core)
+    actions.register(app, core)
+    return app
+
+
+@dataclass
+class Workers:
+    outbox: OutboxWorker | None
+
+
+def build_workers(core: Core, *, worker_id: str | None = None) -> Workers:
+    if core.slack is None:
+        return Workers(outbox=None)
+    renderer = PostRenderer(core.runbook, core.runbooks_dir / "templates")
+    worker = OutboxWorker(core.engine, core.clock, {}, worker_id=worker_id, ops_channel=core.runbook.routing.ops_channel)
+    deliveries = SlackDeliveries(core.engine, core.slack, core.runbook, renderer, core.clock, worker.worker_id)
+    worker.handlers.update(deliveries.handlers())
+    core.on_commit(worker.wake)
+    return Workers(outbox=worker)
+
+
+def build_asgi(core: Core, *, workers: Workers | None = None, bolt: AsyncApp | None = None) -> Starlette:
+    bolt = bolt if bolt is not None else build_bolt(core)
+    workers = workers if workers is not None else build_workers(core)
     routes = [*health.routes(core), *ingest.routes(core), *api.routes(core)]
-    return Starlette(routes=routes)
+    if bolt is not None:
+        handler = AsyncSlackRequestHandler(bolt)
+
+        async def slack_events(request: Request) -> Response:
+            return await handler.handle(request)
+
+        routes.append(Route("/slack/events", slack_events, methods=["POST"]))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        tasks = []
+        if workers.outbox is not None:
+            tasks.append(asyncio.create_task(workers.outbox.run(stop), name="outbox"))
+        try:
+            yield
+        finally:
+            stop.set()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=5)
+
+    return Starlette(routes=routes, lifespan=lifespan)

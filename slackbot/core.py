@@ -10,13 +10,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
 
 from slackbot.clock import Clock, SystemClock
 from slackbot.config import Runbook, load_runbook
-from slackbot.db.engine import make_engine
+from slackbot.db.engine import make_engine, session_scope
 from slackbot.db.migrate import upgrade
+from slackbot.db.models import TimelineEvent
+from slackbot.services.cardview import load_card_view
+from slackbot.services.incidents import IncidentService
 from slackbot.services.ingest import IngestService
+from slackbot.services.permissions import Responders
+from slackbot.services.queries import QueryError
+from slackbot.slack.card import CardView
 from slackbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,8 +41,39 @@ class Core:
     status: dict[str, object] = field(default_factory=dict)
     _listeners: list[Callable[[], None]] = field(default_factory=list, init=False)
 
+    slack: AsyncWebClient | None = None
+    incidents: IncidentService = field(init=False)
+    responders: Responders = field(init=False)
+
     def __post_init__(self) -> None:
         self.ingest = IngestService(self.runbook, self.clock)
+        self.incidents = IncidentService(self.runbook, self.clock)
+        self.responders = Responders(self.runbook.routing.responders, self.slack, self.clock)
+
+    def card_view(self, incident_id: int) -> CardView:
+        view = load_card_view(self.engine, self.runbook, incident_id)
+        if view is None:
+            raise QueryError(f"no incident INC-{incident_id}")
+        return view
+
+    def first_delivery(self, source: str, delivery_id: str) -> bool:
+        """Record an inbound delivery; False when it was seen before (a retry or redelivery)."""
+        from sqlalchemy.exc import IntegrityError
+
+        from slackbot.db.models import ProcessedDelivery
+        from slackbot.services.effects import naive
+
+        try:
+            with session_scope(self.engine) as session:
+                session.add(ProcessedDelivery(source=source, delivery_id=delivery_id, received_at=naive(self.clock.now())))
+        except IntegrityError:
+            return False
+        return True
+
+    @staticmethod
+    def timeline(session: Session, incident_id: int) -> list[TimelineEvent]:
+        query = select(TimelineEvent).where(TimelineEvent.incident_id == incident_id)
+        return list(session.exec(query.order_by(col(TimelineEvent.at), col(TimelineEvent.id))))
 
     @property
     def invariant_prefixes(self) -> frozenset[str]:
@@ -57,11 +96,13 @@ class Core:
         return self.settings.runbooks_dir
 
 
-def build_core(settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Core:
+def build_core(
+    settings: Settings, *, clock: Clock | None = None, migrate: bool = True, slack: AsyncWebClient | None = None
+) -> Core:
     """Load and validate the runbook first (an invalid runbook stops the bot before it touches
     anything), then open the database and bring its schema up to date."""
     runbook = load_runbook(settings.runbooks_dir)
     engine = make_engine(settings.database_url)
     if migrate:
         upgrade(engine)
-    return Core(settings=settings, runbook=runbook, engine=engine, clock=clock or SystemClock())
+    return Core(settings=settings, runbook=runbook, engine=engine, clock=clock or SystemClock(), slack=slack)

@@ -22,8 +22,7 @@ def run_demo(*, database_url: str, keep_serving: bool = False) -> None:
     engine = make_engine(database_url)
     upgrade(engine)
     report = Report.model_validate_json(SAMPLE.read_bytes())
-    with session_scope(engine) as session:
-        result = IngestService(runbook, SystemClock()).ingest(session, report, source="demo")
+    result = IngestService(runbook, SystemClock()).ingest_report(engine, report, source="demo")
     click.echo(f"Ingested {SAMPLE.name}: {result.failures} failing of {result.results} results")
     with session_scope(engine) as session:
         rows = [incident_json(i) for i in list_incidents(session, status="open")]

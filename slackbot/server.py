@@ -7,7 +7,7 @@ import sys
 
 import uvicorn
 
-from slackbot.app import build_asgi
+from slackbot.app import build_asgi, slack_client_for
 from slackbot.config import RunbookError
 from slackbot.core import build_core
 from slackbot.settings import Settings
@@ -16,7 +16,7 @@ from slackbot.settings import Settings
 def run_server(settings: Settings, *, host: str, port: int, socket_mode: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        core = build_core(settings)
+        core = build_core(settings, slack=slack_client_for(settings))
     except RunbookError as exc:
         # Refuse to start on an invalid runbook, with the same messages as `triagebot check`.
         for problem in exc.problems:

@@ -14,7 +14,6 @@ from starlette.routing import Route
 
 from handlers.http.body import BodyTooLarge, problem, read_capped, too_large
 from slackbot.core import Core
-from slackbot.db.engine import session_scope
 from slackbot.report import Report, RunInfo
 from slackbot.settings import secret
 from slackbot.signing import verify
@@ -84,11 +83,7 @@ def routes(core: Core) -> list[Route]:
         except (ValueError, JUnitError) as exc:
             return problem(400, str(exc))
 
-        def work() -> dict[str, object]:
-            with session_scope(core.engine) as session:
-                return core.ingest.ingest(session, report, source="api").as_json()
-
-        result = await asyncio.to_thread(work)
+        result = (await asyncio.to_thread(core.ingest.ingest_report, core.engine, report)).as_json()
         core.notify_committed()
         return JSONResponse(result, status_code=202)
 

@@ -7,22 +7,33 @@ occurrence carries a key derived from its content and ``(run, key)`` is unique.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from slackbot.clock import Clock, as_utc
 from slackbot.config.models import FailureClass, Runbook
+from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, Occurrence, Run
 from slackbot.report import Report, Result
 from slackbot.services.effects import Effects, arm_timer, naive
 from slackbot.services.fingerprint import fingerprint, prefix_of, short_symptom
 
 _CHUNK = 500
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    text = str(exc).lower()
+    return "deadlock" in text or "could not serialize" in text or "database is locked" in text
 
 
 @dataclass
@@ -88,6 +99,20 @@ class IngestService:
         self.clock = clock
 
     # -- public ---------------------------------------------------------------------------------
+
+    def ingest_report(self, engine: Engine, report: Report, *, source: str = "api", attempts: int = 5) -> IngestResult:
+        """Ingest in its own transaction. Two replicas ingesting the same failure at once collide
+        on a unique key (run identity, open incident fingerprint); the loser retries and then
+        sees the winner's rows, so the outcome is the same as if they had taken turns."""
+        for attempt in range(attempts):
+            try:
+                with session_scope(engine) as session:
+                    return self.ingest(session, report, source=source)
+            except (IntegrityError, OperationalError) as exc:
+                if attempt == attempts - 1 or not _retryable(exc):
+                    raise
+                time.sleep(0.01 * (2**attempt))
+        raise AssertionError("unreachable")
 
     def ingest(self, session: Session, report: Report, *, source: str = "api") -> IngestResult:
         now = self.clock.now()

@@ -1,0 +1,49 @@
+"""Events API: de-duplicate Slack's retries, then App Home.
+
+Slack retries an event (same ``event_id``, ``x-slack-retry-num`` set) when we were slow or it
+could not tell we answered. Bolt leaves de-duplication to us; a unique row per event id does it
+across replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from slackbot.core import Core
+from slackbot.db.engine import session_scope
+from slackbot.services.queries import list_incidents
+from slackbot.slack.home import render_home
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, core: Core) -> None:
+    @app.middleware
+    async def drop_duplicate_events(
+        body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse | None:
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id and not await asyncio.to_thread(core.first_delivery, "slack_event", str(event_id)):
+            log.info("dropping duplicate Slack event %s", event_id)
+            return BoltResponse(status=200, body="")
+        return await next()
+
+    @app.event("app_home_opened")
+    async def home(event: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        user = event["user"]
+
+        def work() -> dict[str, Any]:
+            with session_scope(core.engine) as session:
+                rows = list_incidents(session, status="open")
+                return render_home(user, rows, core.runbook, core.clock.now())
+
+        await client.views_publish(user_id=user, view=await asyncio.to_thread(work))

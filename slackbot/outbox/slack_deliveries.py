@@ -1,0 +1,195 @@
+"""Outbox handlers that talk to Slack: the card, thread posts and ops notices.
+
+Posting a card exactly once across replicas and crashes:
+1. claim the incident's card slot by compare-and-set (``card_ts`` NULL → ``claim:<expiry>:<worker>``);
+2. post with message metadata naming the incident;
+3. record the real ``ts`` where ``card_ts`` still holds our claim.
+A worker that takes over an expired claim first looks in the channel for a message carrying that
+metadata, so a crash between steps 2 and 3 does not produce a second card. Thread posts carry
+their outbox id in metadata for the same reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import or_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from slackbot.clock import Clock
+from slackbot.config.models import Runbook
+from slackbot.db.engine import session_scope
+from slackbot.db.models import Incident, OutboxItem
+from slackbot.outbox.worker import Handler, PermanentFailure, RetryLater
+from slackbot.services.cardview import load_card_view
+from slackbot.slack.card import CardView, render_card
+from slackbot.slack.posts import PostRenderer
+
+CARD_EVENT = "triagebot_card"
+POST_EVENT = "triagebot_post"
+CLAIM_SECONDS = 120
+
+
+def _claim_token(now: float, worker: str) -> str:
+    return f"claim:{int(now) + CLAIM_SECONDS:012d}:{worker}"
+
+
+def is_posted(card_ts: str | None) -> bool:
+    return bool(card_ts) and not str(card_ts).startswith("claim:")
+
+
+class SlackDeliveries:
+    def __init__(
+        self,
+        engine: Engine,
+        client: AsyncWebClient,
+        runbook: Runbook,
+        renderer: PostRenderer,
+        clock: Clock,
+        worker_id: str,
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.runbook = runbook
+        self.renderer = renderer
+        self.clock = clock
+        self.worker_id = worker_id
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"card": self.card, "thread_post": self.thread_post, "ops_notice": self.ops_notice}
+
+    def load_view(self, incident_id: int) -> CardView:
+        view = load_card_view(self.engine, self.runbook, incident_id)
+        if view is None:
+            raise PermanentFailure(f"incident {incident_id} no longer exists")
+        return view
+
+    # -- the card ---------------------------------------------------------------------------------
+
+    async def card(self, item: OutboxItem) -> dict[str, Any]:
+        assert item.incident_id is not None
+        incident_id = item.incident_id
+        if await asyncio.to_thread(self._superseded, item):
+            return {"superseded": True}
+        view = await asyncio.to_thread(self.load_view, incident_id)
+        text, blocks = render_card(view, self.runbook)
+        incident = view.incident
+        if is_posted(incident.card_ts):
+            await self.client.chat_update(channel=incident.channel, ts=str(incident.card_ts), text=text, blocks=blocks)
+            return {"updated": incident.card_ts, "revision": incident.revision}
+        claim = await asyncio.to_thread(self._claim_card_slot, incident_id)
+        if claim is None:
+            raise RetryLater("another worker is posting this card", after=1.0)
+        token, took_over = claim
+        ts = await self._find_card(incident.channel, incident_id) if took_over else None
+        if ts is None:
+            response = await self.client.chat_postMessage(
+                channel=incident.channel,
+                text=text,
+                blocks=blocks,
+                metadata={"event_type": CARD_EVENT, "event_payload": {"incident": incident_id}},
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+            ts = str(response["ts"])
+        await asyncio.to_thread(self._record_card_ts, incident_id, token, ts)
+        return {"posted": ts}
+
+    def _superseded(self, item: OutboxItem) -> bool:
+        """A newer redraw is queued: this one would only be overwritten, so skip the API call."""
+        with session_scope(self.engine) as session:
+            incident = session.get(Incident, item.incident_id)
+            if incident is None or not is_posted(incident.card_ts):
+                return False
+            newer = session.exec(
+                select(OutboxItem.id).where(
+                    OutboxItem.incident_id == item.incident_id,
+                    OutboxItem.kind == "card",
+                    OutboxItem.state == "pending",
+                    col(OutboxItem.id) > (item.id or 0),
+                )
+            ).first()
+            return newer is not None
+
+    def _claim_card_slot(self, incident_id: int) -> tuple[str, bool] | None:
+        now = self.clock.now().timestamp()
+        token = _claim_token(now, self.worker_id)
+        expired = f"claim:{int(now):012d}"
+        with session_scope(self.engine) as session:
+            current = session.get(Incident, incident_id)
+            if current is None:
+                raise PermanentFailure(f"incident {incident_id} no longer exists")
+            took_over = bool(current.card_ts and str(current.card_ts).startswith("claim:"))
+            result = session.execute(
+                update(Incident)
+                .where(
+                    col(Incident.id) == incident_id,
+                    or_(
+                        col(Incident.card_ts).is_(None),
+                        (col(Incident.card_ts).startswith("claim:")) & (col(Incident.card_ts) < expired),
+                    ),
+                )
+                .values(card_ts=token)
+            )
+            if getattr(result, "rowcount", 0) != 1:
+                return None
+            return token, took_over
+
+    def _record_card_ts(self, incident_id: int, token: str, ts: str) -> None:
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(Incident).where(col(Incident.id) == incident_id, col(Incident.card_ts) == token).values(card_ts=ts)
+            )
+
+    async def _find_card(self, channel: str, incident_id: int) -> str | None:
+        response = await self.client.conversations_history(channel=channel, limit=200, include_all_metadata=True)
+        for message in response.get("messages", []):
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") == CARD_EVENT and (metadata.get("event_payload") or {}).get("incident") == incident_id:
+                return str(message["ts"])
+        return None
+
+    # -- thread posts -----------------------------------------------------------------------------
+
+    async def thread_post(self, item: OutboxItem) -> dict[str, Any]:
+        assert item.incident_id is not None
+        view = await asyncio.to_thread(self.load_view, item.incident_id)
+        incident = view.incident
+        if not is_posted(incident.card_ts):
+            raise RetryLater("the card is not posted yet", after=1.0)
+        thread_ts = str(incident.card_ts)
+        if item.result.get("takeover"):
+            existing = await self._find_post(incident.channel, thread_ts, item.id or 0)
+            if existing:
+                return {"posted": existing, "recovered": True}
+        text = self.renderer.render(item.payload, incident, view.run)
+        response = await self.client.chat_postMessage(
+            channel=incident.channel,
+            thread_ts=thread_ts,
+            text=text,
+            metadata={"event_type": POST_EVENT, "event_payload": {"outbox": item.id}},
+            unfurl_links=False,
+        )
+        return {"posted": str(response["ts"])}
+
+    async def _find_post(self, channel: str, thread_ts: str, outbox_id: int) -> str | None:
+        response = await self.client.conversations_replies(
+            channel=channel, ts=thread_ts, limit=200, include_all_metadata=True
+        )
+        for message in response.get("messages", []):
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") == POST_EVENT and (metadata.get("event_payload") or {}).get("outbox") == outbox_id:
+                return str(message["ts"])
+        return None
+
+    async def ops_notice(self, item: OutboxItem) -> dict[str, Any]:
+        from slackbot.slack.escape import escape
+
+        response = await self.client.chat_postMessage(
+            channel=item.lane, text=f":warning: {escape(item.payload.get('text', 'triagebot notice'))}"
+        )
+        return {"posted": str(response["ts"]), "at": time.time()}

@@ -1,0 +1,112 @@
+"""Claiming and settling outbox rows. The database decides who delivers what.
+
+A claim is a conditional UPDATE (``WHERE state = 'pending' …``), so of two replicas that try the
+same row exactly one wins; PostgreSQL additionally locks candidates with ``FOR UPDATE SKIP LOCKED``
+so replicas do not even queue on each other. A claim is a lease: a worker that dies mid-delivery
+leaves a row in ``sending`` whose lease expires, and another worker takes it over.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from slackbot.db.engine import session_scope
+from slackbot.db.models import OutboxItem
+from slackbot.services.effects import naive
+
+LEASE = timedelta(seconds=60)
+
+
+def _due(now: datetime) -> Any:
+    return or_(
+        and_(col(OutboxItem.state) == "pending", col(OutboxItem.next_attempt_at) <= now),
+        and_(col(OutboxItem.state) == "sending", col(OutboxItem.lease_until) < now),
+    )
+
+
+def claim(
+    engine: Engine,
+    *,
+    now: datetime,
+    worker: str,
+    kinds: set[str],
+    skip_lanes: set[str],
+    limit: int = 50,
+) -> list[OutboxItem]:
+    """Claim at most one due row per lane (oldest first), so each lane is delivered in order."""
+    moment = naive(now)
+    with session_scope(engine) as session:
+        query = (
+            select(OutboxItem)
+            .where(_due(moment), col(OutboxItem.kind).in_(sorted(kinds)))
+            .order_by(col(OutboxItem.id))
+            .limit(limit * 4)
+        )
+        if skip_lanes:
+            query = query.where(col(OutboxItem.lane).not_in(sorted(skip_lanes)))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        candidates = list(session.exec(query))
+        chosen: dict[str, OutboxItem] = {}
+        for item in candidates:
+            if item.lane not in chosen and len(chosen) < limit:
+                chosen[item.lane] = item
+        claimed = []
+        for item in chosen.values():
+            result = session.execute(
+                update(OutboxItem)
+                .where(col(OutboxItem.id) == item.id, _due(moment))
+                .values(state="sending", claimed_by=worker, lease_until=moment + LEASE)
+            )
+            if getattr(result, "rowcount", 0) == 1:
+                # a row taken over from a dead worker may already have reached Slack: say so
+                item.result = {**item.result, "takeover": item.state == "sending"}
+                claimed.append(item)
+        return claimed
+
+
+def settle(
+    session: Session,
+    item_id: int,
+    worker: str,
+    *,
+    state: str,
+    now: datetime,
+    next_attempt_at: datetime | None = None,
+    attempts_delta: int = 0,
+    error: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> bool:
+    """Record the outcome, but only if we still hold the lease (a slow worker whose lease
+    expired must not overwrite the outcome of the worker that took over)."""
+    values: dict[str, Any] = {"state": state, "lease_until": None}
+    if next_attempt_at is not None:
+        values["next_attempt_at"] = naive(next_attempt_at)
+    if attempts_delta:
+        values["attempts"] = OutboxItem.attempts + attempts_delta  # type: ignore[operator]
+    if error is not None:
+        values["last_error"] = error[:2000]
+    if result is not None:
+        values["result"] = result
+    if state in ("done", "dead"):
+        values["done_at"] = naive(now)
+    outcome = session.execute(
+        update(OutboxItem)
+        .where(col(OutboxItem.id) == item_id, col(OutboxItem.state) == "sending", col(OutboxItem.claimed_by) == worker)
+        .values(**values)
+    )
+    return getattr(outcome, "rowcount", 0) == 1
+
+
+def depth(session: Session) -> tuple[int, datetime | None]:
+    from sqlalchemy import func
+
+    row = session.execute(
+        select(func.count(), func.min(OutboxItem.created_at)).where(col(OutboxItem.state).in_(["pending", "sending"]))
+    ).one()
+    return int(row[0]), row[1]
