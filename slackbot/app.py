@@ -23,7 +23,10 @@ from starlette.routing import Route
 from handlers.http import api, health, ingest
 from handlers.slack import actions, commands, events
 from slackbot.core import Core
+from slackbot.outbox.paging_deliveries import PagingDeliveries
 from slackbot.outbox.slack_deliveries import SlackDeliveries
+from slackbot.scheduler import TimerScheduler
+from slackbot.services.timers import TimerService
 from slackbot.outbox.worker import OutboxWorker
 from slackbot.settings import Settings, secret
 from slackbot.slack.posts import PostRenderer
@@ -55,17 +58,30 @@ def build_bolt(core: Core) -> AsyncApp | None:
 @dataclass
 class Workers:
     outbox: OutboxWorker | None
+    timers: TimerScheduler
 
 
-def build_workers(core: Core, *, worker_id: str | None = None) -> Workers:
-    if core.slack is None:
-        return Workers(outbox=None)
-    renderer = PostRenderer(core.runbook, core.runbooks_dir / "templates")
+def build_workers(core: Core, *, worker_id: str | None = None, timer_interval: float = 0.25) -> Workers:
+    """The outbox worker delivers effects; the scheduler fires due timers. Without a Slack token
+    effects stay queued (nothing is lost) until a process with Slack delivers them."""
     worker = OutboxWorker(core.engine, core.clock, {}, worker_id=worker_id, ops_channel=core.runbook.routing.ops_channel)
-    deliveries = SlackDeliveries(core.engine, core.slack, core.runbook, renderer, core.clock, worker.worker_id)
-    worker.handlers.update(deliveries.handlers())
+    scheduler = TimerScheduler(
+        core.engine, TimerService(core.runbook, core.clock), worker.worker_id, interval=timer_interval,
+        on_fired=worker.wake,
+    )
+    if core.slack is None:
+        return Workers(outbox=None, timers=scheduler)
+    renderer = PostRenderer(core.runbook, core.runbooks_dir / "templates")
+    slack = SlackDeliveries(core.engine, core.slack, core.runbook, renderer, core.clock, worker.worker_id)
+    paging = PagingDeliveries(
+        core.engine, core.slack, core.runbook, renderer,
+        pagerduty_url=core.settings.pagerduty_events_url, public_url=core.settings.public_url,
+    )
+    worker.handlers.update(slack.handlers())
+    worker.handlers.update(paging.handlers())
+    worker.dead_hooks.update(paging.dead_hooks())
     core.on_commit(worker.wake)
-    return Workers(outbox=worker)
+    return Workers(outbox=worker, timers=scheduler)
 
 
 def build_asgi(core: Core, *, workers: Workers | None = None, bolt: AsyncApp | None = None) -> Starlette:
@@ -86,9 +102,11 @@ def build_asgi(core: Core, *, workers: Workers | None = None, bolt: AsyncApp | N
         tasks = []
         if workers.outbox is not None:
             tasks.append(asyncio.create_task(workers.outbox.run(stop), name="outbox"))
+        workers.timers.start()
         try:
             yield
         finally:
+            workers.timers.stop()
             stop.set()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):

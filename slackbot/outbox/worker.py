@@ -21,6 +21,7 @@ import aiohttp
 import httpx
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from slackbot.clock import Clock
 from slackbot.db.engine import session_scope
@@ -114,6 +115,8 @@ class OutboxWorker:
         self.paced = paced
         self.on_result = on_result
         self.stats = OutboxStats()
+        # kind -> hook(session, item, effects, error), run in the transaction that dead-letters the row
+        self.dead_hooks: dict[str, Callable[[Session, OutboxItem, Effects, str], None]] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._wake = asyncio.Event()
 
@@ -232,6 +235,9 @@ class OutboxWorker:
                         "delivery_failed", f"{item.kind} could not be delivered: {error}",
                         incident_id=item.incident_id, source="system", data={"outbox_id": item.id, "kind": item.kind},
                     )
+                hook = self.dead_hooks.get(item.kind)
+                if hook is not None:
+                    hook(session, item, effects, error)
                 if self.ops_channel and item.kind != "ops_notice":
                     effects.enqueue(
                         "ops_notice",

@@ -18,6 +18,7 @@ from slackbot.config.models import FailureClass, Runbook, Severity
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident
 from slackbot.services.effects import Effects, cancel_timer, naive
+from slackbot.services.paging import enqueue_page, targets_for
 
 MILESTONES = ("triage_complete", "mitigation_active", "fix_merged", "validation_complete", "resolved")
 
@@ -189,6 +190,9 @@ class IncidentService:
             "acknowledged", f"Acknowledged by {actor.user_id}", incident_id=incident_id,
             actor=actor.user_id, source=actor.source,
         )
+        effects.enqueue(
+            "pagerduty_follow", f"pd-ack:{incident_id}", {"action": "acknowledge"}, incident_id=incident_id, lane="pagerduty"
+        )
         self._changed(session, incident, effects, thread={"template": "acknowledged", "actor": actor.user_id})
         return Outcome(incident_id, f"you now own {incident.key}")
 
@@ -226,12 +230,10 @@ class IncidentService:
         )
         rule = self.runbook.policy.severities[chosen]
         if rule.pages:
-            effects.enqueue(
-                "escalate",
-                f"severity-page:{incident_id}:{chosen.value}",
-                {"reason": "severity", "severity": chosen.value, "notify": list(rule.pages)},
-                incident_id=incident_id,
-                lane=incident.channel,
+            # Seed 003: SEV-1 pages the release maintainer at once.
+            enqueue_page(
+                effects, self.runbook, incident, targets_for(self.runbook, incident, list(rule.pages)),
+                reason="severity", step=chosen.value,
             )
         if rule.file_bead:
             effects.enqueue("bead_file", f"bead:{incident_id}", {"reason": "severity"}, incident_id=incident_id, lane="beads")
@@ -249,14 +251,15 @@ class IncidentService:
             "escalated", f"Escalated by {actor.user_id}" + (f": {reason}" if reason else ""),
             incident_id=incident_id, actor=actor.user_id, source=actor.source, data={"reason": reason},
         )
-        effects.enqueue(
-            "escalate",
-            f"manual-escalation:{incident_id}:{incident.revision + 1}",
-            {"reason": "manual", "note": reason, "actor": actor.user_id},
-            incident_id=incident_id,
-            lane=incident.channel,
+        levels = self.runbook.policy.escalation.levels
+        level = levels[min(incident.escalation_level, len(levels) - 1)]
+        incident.escalation_level += 1
+        enqueue_page(
+            effects, self.runbook, incident, targets_for(self.runbook, incident, list(level.notify)),
+            reason="manual", step=f"{incident.escalation_level}.{incident.revision + 1}", note=reason,
+            actor=actor.user_id,
         )
-        self._changed(session, incident, effects, thread={"template": "escalated", "actor": actor.user_id, "note": reason})
+        self._changed(session, incident, effects)
         return Outcome(incident_id, f"{incident.key} escalated")
 
     def resolve(self, session: Session, incident_id: int, actor: Actor, *, note: str = "") -> Outcome:
@@ -283,7 +286,10 @@ class IncidentService:
         )
         if incident.bead_id:
             effects.enqueue("bead_close", f"bead-close:{incident_id}:{incident.revision + 1}", incident_id=incident_id, lane="beads")
-        effects.enqueue("pagerduty_resolve", f"pd-resolve:{incident_id}:{incident.revision + 1}", incident_id=incident_id, lane="pagerduty")
+        effects.enqueue(
+            "pagerduty_follow", f"pd-resolve:{incident_id}:{incident.revision + 1}", {"action": "resolve"},
+            incident_id=incident_id, lane="pagerduty",
+        )
         self._changed(session, incident, effects, thread={"template": "resolved", "actor": actor.user_id, "note": note.strip()})
         return Outcome(incident_id, f"{incident.key} resolved")
 

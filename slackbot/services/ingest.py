@@ -25,6 +25,7 @@ from slackbot.db.models import Incident, Occurrence, Run
 from slackbot.report import Report, Result
 from slackbot.services.effects import Effects, arm_timer, naive
 from slackbot.services.fingerprint import fingerprint, prefix_of, short_symptom
+from slackbot.services.paging import enqueue_page, resolve_target, targets_for
 
 _CHUNK = 500
 
@@ -516,12 +517,20 @@ class IngestService:
             source="rule",
             data={"prefixes": prefixes, "incidents": [i.id for i in incidents]},
         )
+        harness = resolve_target(self.runbook, "escalation", FailureClass.HARNESS_DIAGNOSTICS.value)
+        ref = {"role": harness.role, "class": harness.failure_class, "reason": "multi_prefix", "step": f"run-{run.id}"}
         effects.enqueue(
             "run_escalation",
             f"run-escalation:{run.id}",
             {"run_pk": run.id, "prefixes": prefixes, "incident_ids": [i.id for i in incidents]},
             lane=self.runbook.routing.channel_for_suite(run.suite),
         )
+        if harness.dm_user:
+            effects.enqueue("dm", f"run-escalation:{run.id}:dm", {**ref, "user": harness.dm_user, "run_pk": run.id},
+                            lane=f"dm:{harness.dm_user}")
+        if harness.target.pagerduty_routing_key:
+            effects.enqueue("pagerduty", f"run-escalation:{run.id}:pd", {**ref, "action": "trigger", "run_pk": run.id},
+                            lane="pagerduty")
 
     @staticmethod
     def _occurrence_row(fp: str, run: Run, result: Result, key: str, now: datetime) -> dict[str, Any]:

@@ -53,6 +53,9 @@ class PostRenderer:
         context = self._context(name, payload, incident, run)
         return self.env.get_template(f"{name}.j2").render(**context).strip()
 
+    def render_named(self, name: str, **context: Any) -> str:
+        return self.env.get_template(f"{name}.j2").render(**context).strip()
+
     def _context(self, name: str, payload: dict[str, Any], incident: Incident, run: Run | None) -> dict[str, Any]:
         ctx: dict[str, Any] = {"actor": _mention(payload.get("actor")), "incident": incident.key}
         if name == "classified":
@@ -82,6 +85,18 @@ class PostRenderer:
                 "severity": severity.value,
                 "previous": payload.get("previous", ""),
                 "definition": self.runbook.policy.severities[severity].definition,
+            }
+        elif name == "paged":
+            from slackbot.services.paging import resolve_target
+
+            targets = [resolve_target(self.runbook, t["role"], t.get("class")) for t in payload.get("targets", [])]
+            minutes = int(self.runbook.policy.classify_within.total_seconds() // 60)
+            ctx |= {
+                "reason": payload.get("reason", "manual"),
+                "level": payload.get("level", 0),
+                "note": payload.get("note", ""),
+                "classify_within": f"{minutes} min",
+                "mentions": Mrkdwn(", ".join(t.target.mention() for t in targets) or "nobody configured"),
             }
         elif name in ("escalated", "milestone", "resolved"):
             ctx["note"] = payload.get("note", "")

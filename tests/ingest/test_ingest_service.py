@@ -118,7 +118,7 @@ def test_a_resolved_flake_that_recurs_reopens_and_escalates(engine: Engine, runb
     assert again.incidents[0].created is False
     (incident,) = incidents(engine)
     assert incident.status == "open" and incident.occurrence_count == 2
-    assert [o.payload["reason"] for o in outbox(engine, "escalate")] == ["flake_recurred"]
+    assert {o.payload["reason"] for o in outbox(engine, "thread_post") if o.payload.get("template") == "paged"} == {"flake_recurred"}
 
 
 def test_missing_ids_are_a_harness_contract_violation(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:

@@ -1,0 +1,223 @@
+"""Outbox handlers for pages: DMs to on-call people, PagerDuty Events v2, run-level escalations.
+
+A page that is no longer wanted when its turn comes (the incident was classified or resolved
+while the page waited) is dropped: PagerDuty's and Grafana OnCall's users still report pages
+after acknowledge, and we must not send one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from slackbot.config.models import Runbook, Severity
+from slackbot.db.engine import session_scope
+from slackbot.db.models import Incident, OutboxItem, Run
+from slackbot.outbox.worker import Handler, PermanentFailure
+from slackbot.services.effects import Effects
+from slackbot.services.paging import PageTarget, enqueue_page, resolve_target
+from slackbot.slack.escape import escape, link
+from slackbot.slack.posts import Mrkdwn, PostRenderer
+
+
+class PagerDutyError(Exception):
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class PagingDeliveries:
+    def __init__(
+        self,
+        engine: Engine,
+        slack: AsyncWebClient,
+        runbook: Runbook,
+        renderer: PostRenderer,
+        *,
+        pagerduty_url: str,
+        public_url: str,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.engine = engine
+        self.slack = slack
+        self.runbook = runbook
+        self.renderer = renderer
+        self.pagerduty_url = pagerduty_url
+        self.public_url = public_url.rstrip("/")
+        self.http = http or httpx.AsyncClient(timeout=10)
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "dm": self.dm,
+            "pagerduty": self.pagerduty,
+            "pagerduty_follow": self.pagerduty_follow,
+            "run_escalation": self.run_escalation,
+        }
+
+    def dead_hooks(self) -> dict[str, Any]:
+        return {"dm": self.page_failed, "pagerduty": self.page_failed}
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def _load(self, item: OutboxItem) -> tuple[Incident | None, Run | None]:
+        with session_scope(self.engine) as session:
+            incident = session.get(Incident, item.incident_id) if item.incident_id else None
+            run_pk = item.payload.get("run_pk") or (incident.last_run_pk if incident else None)
+            run = session.get(Run, run_pk) if run_pk else None
+            return incident, run
+
+    @staticmethod
+    def still_wanted(incident: Incident | None, payload: dict[str, Any]) -> bool:
+        if incident is None:
+            return True  # run-level pages have no incident
+        if incident.status == "resolved":
+            return False
+        return not (payload.get("reason") == "unclassified" and incident.failure_class is not None)
+
+    def _target(self, payload: dict[str, Any]) -> PageTarget:
+        return resolve_target(self.runbook, payload["role"], payload.get("class"))
+
+    # -- DM ---------------------------------------------------------------------------------------
+
+    async def dm(self, item: OutboxItem) -> dict[str, Any]:
+        incident, run = await asyncio.to_thread(self._load, item)
+        if not self.still_wanted(incident, item.payload):
+            return {"skipped": "no longer needed (classified or resolved)"}
+        user = item.payload["user"]
+        opened = await self.slack.conversations_open(users=user)
+        channel = opened["channel"]["id"]
+        if incident is not None:
+            where = f" in <#{incident.channel}>" if incident.channel else ""
+            ids = f"{incident.scenario_id or '—'} / {incident.invariant_id or '—'}"
+            text = (
+                f"📟 You are paged for *{incident.key}* {escape(ids)}{where}: {escape(incident.symptom)}\n"
+                f"Reason: {escape(item.payload.get('reason', ''))}. Classify or acknowledge it from the card, "
+                f"or `/triage ack {incident.key}`."
+            )
+        else:
+            label = f"{run.repository} #{run.run_id}" if run else "a CI run"
+            text = (
+                f"📟 You are paged: {link(run.url if run else None, label)} failed across several scenario classes "
+                "(likely harness or shared-service regression)."
+            )
+        response = await self.slack.chat_postMessage(channel=channel, text=text)
+        return {"channel": channel, "ts": str(response["ts"])}
+
+    # -- PagerDuty --------------------------------------------------------------------------------
+
+    def _pd_body(self, routing_key: str, action: str, incident: Incident | None, run: Run | None, dedup: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"routing_key": routing_key, "event_action": action, "dedup_key": dedup}
+        if action != "trigger":
+            return body
+        severity = Severity(incident.severity) if incident else Severity.SEV2
+        summary = (
+            f"{incident.key} {incident.scenario_id or '?'} / {incident.invariant_id or '?'}: {incident.symptom}"
+            if incident
+            else f"CI run {run.repository}#{run.run_id} failed across several scenario classes" if run else "CI failure"
+        )
+        links = []
+        if run and run.url:
+            links.append({"href": run.url, "text": "CI run"})
+        if incident:
+            links.append({"href": f"{self.public_url}/api/incidents?status=open", "text": f"{incident.key} in triagebot"})
+        body["payload"] = {
+            "summary": summary[:1024],
+            "source": (incident.repository if incident else run.repository if run else "ci"),
+            "severity": self.runbook.policy.severities[severity].pagerduty_severity,
+            "component": incident.scenario_id if incident else None,
+            "group": incident.suite if incident else (run.suite if run else None),
+            "class": (incident.failure_class or "unclassified") if incident else "multi_prefix",
+            "custom_details": {
+                "invariantId": incident.invariant_id if incident else None,
+                "occurrences": incident.occurrence_count if incident else None,
+                "severity": severity.value,
+            },
+        }
+        body["client"] = "triagebot"
+        body["client_url"] = self.public_url
+        body["links"] = links
+        return body
+
+    async def _send_pd(self, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self.http.post(self.pagerduty_url, json=body)
+        if response.status_code == 202 or response.status_code == 200:
+            return {"status": response.status_code, "dedup_key": body["dedup_key"]}
+        message = response.text[:300]
+        if response.status_code == 429 or response.status_code >= 500:
+            raise PagerDutyError(f"PagerDuty HTTP {response.status_code}: {message}", retryable=True)
+        raise PagerDutyError(f"PagerDuty rejected the event (HTTP {response.status_code}): {message}", retryable=False)
+
+    @staticmethod
+    def _dedup(incident: Incident | None, payload: dict[str, Any]) -> str:
+        return incident.key if incident else f"run-{payload.get('run_pk')}"
+
+    async def pagerduty(self, item: OutboxItem) -> dict[str, Any]:
+        incident, run = await asyncio.to_thread(self._load, item)
+        if not self.still_wanted(incident, item.payload):
+            return {"skipped": "no longer needed (classified or resolved)"}
+        key = self._target(item.payload).target.pagerduty_routing_key
+        if not key:
+            raise PermanentFailure("the routing entry no longer has a PagerDuty routing key")
+        return await self._send_pd(self._pd_body(key, "trigger", incident, run, self._dedup(incident, item.payload)))
+
+    async def pagerduty_follow(self, item: OutboxItem) -> dict[str, Any]:
+        """Acknowledge/resolve every PagerDuty service we triggered for this incident."""
+        incident, run = await asyncio.to_thread(self._load, item)
+
+        def triggered() -> list[dict[str, Any]]:
+            with session_scope(self.engine) as session:
+                rows = session.exec(
+                    select(OutboxItem.payload).where(
+                        OutboxItem.incident_id == item.incident_id,
+                        OutboxItem.kind == "pagerduty",
+                        OutboxItem.state == "done",
+                    )
+                )
+                return list(rows)
+
+        sent: dict[str, Any] = {}
+        for payload in await asyncio.to_thread(triggered):
+            key = self._target(payload).target.pagerduty_routing_key
+            if key and key not in sent:
+                sent[key] = await self._send_pd(
+                    self._pd_body(key, item.payload["action"], incident, run, self._dedup(incident, payload))
+                )
+        return {"events": len(sent)}
+
+    # -- run-level escalation ---------------------------------------------------------------------
+
+    async def run_escalation(self, item: OutboxItem) -> dict[str, Any]:
+        _, run = await asyncio.to_thread(self._load, item)
+        harness = resolve_target(self.runbook, "escalation", "harness_diagnostics")
+        prefixes = item.payload.get("prefixes", [])
+        label = f"{run.repository} #{run.run_id}" if run else "?"
+        text = self.renderer.render_named(
+            "run_escalation",
+            run_link=Mrkdwn(link(run.url if run else None, label)),
+            prefix_count=len(prefixes),
+            prefixes=", ".join(f"{p}-*" for p in prefixes),
+            mentions=Mrkdwn(harness.target.mention()),
+            incidents=", ".join(f"INC-{i}" for i in item.payload.get("incident_ids", [])),
+        )
+        response = await self.slack.chat_postMessage(channel=item.lane, text=text, unfurl_links=False)
+        return {"posted": str(response["ts"])}
+
+    # -- when a page finally fails ----------------------------------------------------------------
+
+    def page_failed(self, session: Session, item: OutboxItem, effects: Effects, error: str) -> None:
+        """Say so in the thread and page the fallback target (once; a failing fallback stops)."""
+        if item.payload.get("reason") == "fallback" or item.incident_id is None:
+            return
+        incident = session.get(Incident, item.incident_id)
+        if incident is None or incident.status == "resolved":
+            return
+        failed = self._target(item.payload)
+        fallback = resolve_target(self.runbook, "fallback", item.payload.get("class"))
+        channel = "DM" if item.kind == "dm" else "PagerDuty"
+        note = f"paging {failed.target.describe()} by {channel} failed ({error})"
+        enqueue_page(effects, self.runbook, incident, [fallback], reason="fallback", step=f"{item.id}", note=note)
