@@ -64,9 +64,14 @@ class Workers:
 def build_workers(core: Core, *, worker_id: str | None = None, timer_interval: float = 0.25) -> Workers:
     """The outbox worker delivers effects; the scheduler fires due timers. Without a Slack token
     effects stay queued (nothing is lost) until a process with Slack delivers them."""
-    worker = OutboxWorker(core.engine, core.clock, {}, worker_id=worker_id, ops_channel=core.runbook.routing.ops_channel)
+    worker = OutboxWorker(
+        core.engine, core.clock, {}, worker_id=worker_id, ops_channel=core.runbook.routing.ops_channel
+    )
     scheduler = TimerScheduler(
-        core.engine, TimerService(core.runbook, core.clock), worker.worker_id, interval=timer_interval,
+        core.engine,
+        TimerService(core.runbook, core.clock),
+        worker.worker_id,
+        interval=timer_interval,
         on_fired=worker.wake,
     )
     if core.slack is None:
@@ -74,8 +79,12 @@ def build_workers(core: Core, *, worker_id: str | None = None, timer_interval: f
     renderer = PostRenderer(core.runbook, core.runbooks_dir / "templates")
     slack = SlackDeliveries(core.engine, core.slack, core.runbook, renderer, core.clock, worker.worker_id)
     paging = PagingDeliveries(
-        core.engine, core.slack, core.runbook, renderer,
-        pagerduty_url=core.settings.pagerduty_events_url, public_url=core.settings.public_url,
+        core.engine,
+        core.slack,
+        core.runbook,
+        renderer,
+        pagerduty_url=core.settings.pagerduty_events_url,
+        public_url=core.settings.public_url,
     )
     worker.handlers.update(slack.handlers())
     worker.handlers.update(paging.handlers())

@@ -61,11 +61,15 @@ class Core:
         from sqlalchemy.exc import IntegrityError
 
         from slackbot.db.models import ProcessedDelivery
-        from slackbot.services.effects import naive
+        from slackbot.services.effects import utc
 
         try:
             with session_scope(self.engine) as session:
-                session.add(ProcessedDelivery(source=source, delivery_id=delivery_id, received_at=naive(self.clock.now())))
+                session.add(
+                    ProcessedDelivery(
+                        source=source, delivery_id=delivery_id, received_at=utc(self.clock.now())
+                    )
+                )
         except IntegrityError:
             return False
         return True
@@ -97,7 +101,11 @@ class Core:
 
 
 def build_core(
-    settings: Settings, *, clock: Clock | None = None, migrate: bool = True, slack: AsyncWebClient | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    migrate: bool = True,
+    slack: AsyncWebClient | None = None,
 ) -> Core:
     """Load and validate the runbook first (an invalid runbook stops the bot before it touches
     anything), then open the database and bring its schema up to date."""

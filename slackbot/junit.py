@@ -21,7 +21,13 @@ Per ``<testcase>``:
   ``invariant_prefixes`` is always the invariant. pytest names cannot contain ``-``, so ``BID_001``
   is read as ``BID-001`` too. The ``vitest unhandled errors`` suite never yields ids.
 * **testFile** — the ``file`` attribute, else the classname: vitest's is already a relative path,
-  pytest's dotted ``tests.test_api.TestUsers`` becomes ``tests/test_api.py``.
+  pytest's dotted ``tests.test_api.TestUsers`` becomes ``tests/test_api.py`` (class parts dropped),
+  any other label is kept as it is. A pytest collection error (``classname=""``) takes the module
+  path from its name; a vitest unhandled error takes the file its body says it originated in.
+* **testName** — one line; vitest's describe chain as ``a > b > c``; pytest ``[params]`` kept.
+  Same-named cases (params, a call failure plus a teardown error) stay separate results.
+* **durationSeconds** — ``time`` when it is a non-negative number, else None (vitest snapshots: ``...``).
+* Malformed-XML columns are 1-based.
 """
 
 from __future__ import annotations
@@ -56,7 +62,6 @@ VITEST_UNHANDLED_SUITE = "vitest unhandled errors"
 # an UPPER_SNAKE constant (``MAX_RETRIES_3``), not inside a longer upper-case run.
 _UNDERSCORE_ID = re.compile(r"(?<![A-Z0-9])(?<![A-Z]_)([A-Z][A-Z0-9]{1,15})_([0-9]{1,12})(?![A-Za-z0-9])")
 _CONTROL_WS = re.compile(r"[\r\n\t\f\v]+")
-_CHAIN = re.compile(r"[ ]+>[ ]+")
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _SOURCE_FILE = re.compile(r"\.(?:[cm]?[jt]sx?|vue|svelte|py)$")
 _ORIGINATED_IN = re.compile(r'originated in "([^"\n]{1,1000})" test file')
@@ -104,7 +109,7 @@ def parse_junit(
 
 
 def _parse_xml(xml: bytes) -> Element:
-    if not xml.strip() or not xml.lstrip(b"\xef\xbb\xbf").strip():
+    if not xml.removeprefix(b"\xef\xbb\xbf").strip():
         raise JUnitError("JUnit XML body is empty")
     parser = DefusedXMLParser(
         target=TreeBuilder(), forbid_dtd=False, forbid_entities=True, forbid_external=True
@@ -307,7 +312,8 @@ def _result(case: Element, suite: _Suite, index: int, invariant_prefixes: frozen
     if failures:
         kinds = {kind for kind, _ in failures}
         status = "failed" if "failure" in kinds else "error"
-        primary = next(element for kind, element in failures if kind == ("failure" if status == "failed" else "error"))
+        primary_kind = "failure" if status == "failed" else "error"
+        primary = next(element for kind, element in failures if kind == primary_kind)
         message = _message(primary)
         detail = _detail(failures)
     elif skipped is not None:
@@ -319,9 +325,9 @@ def _result(case: Element, suite: _Suite, index: int, invariant_prefixes: frozen
         status = "passed"
 
     unhandled = suite.name == VITEST_UNHANDLED_SUITE
-    meta = _meta(_properties(case), where).under(_Meta()) if not unhandled else _Meta()
+    meta = _Meta() if unhandled else _meta(_properties(case), where)
     if unhandled:
-        scenario = invariant = None
+        scenario = invariant = None  # not a test: the contract check flags it
     else:
         name_ids = _ids_in(raw_name, invariant_prefixes)
         class_ids = _ids_in(classname, invariant_prefixes)
@@ -329,12 +335,13 @@ def _result(case: Element, suite: _Suite, index: int, invariant_prefixes: frozen
         invariant = meta.invariant or name_ids[1] or class_ids[1] or suite.meta.invariant
         meta = meta.under(suite.meta)
 
-    test_file = case.get("file") or _file_from_classname(classname) or suite.file
-    if not test_file and not classname and _DOTTED.fullmatch(raw_name):
-        test_file = _module_to_path(raw_name)  # pytest collection error: name = module path
+    test_file = case.get("file")
     if not test_file and unhandled and detail:
-        origin = _ORIGINATED_IN.search(detail)
+        origin = _ORIGINATED_IN.search(detail)  # "This error originated in "x.test.ts" test file."
         test_file = origin.group(1) if origin else None
+    test_file = test_file or _file_from_classname(classname) or suite.file
+    if not test_file and not classname.strip() and _DOTTED.fullmatch(raw_name):
+        test_file = _module_to_path(raw_name)  # pytest collection error: name = the module path
 
     try:
         return Result(
@@ -372,9 +379,7 @@ def _first_line(text: str) -> str:
 
 
 def _message(element: Element) -> str:
-    return (
-        element.get("message") or _first_line(_body(element)) or (element.get("type") or "").strip() or ""
-    )
+    return element.get("message") or _first_line(_body(element)) or (element.get("type") or "").strip() or ""
 
 
 def _detail(failures: list[tuple[str, Element]]) -> str | None:
@@ -407,7 +412,10 @@ def _duration(value: str | None) -> float | None:
 
 def _test_name(name: str) -> str:
     """Single-line, with vitest's describe chain as ``a > b > c``; pytest ``[params]`` kept as they are."""
-    return _CHAIN.sub(" > ", _CONTROL_WS.sub(" ", name)).strip()
+    one_line = _CONTROL_WS.sub(" ", name)
+    if " > " in one_line:
+        one_line = " > ".join(part.strip() for part in one_line.split(" > "))  # linear, unlike a regex
+    return one_line.strip()
 
 
 def _ids_in(text: str, invariant_prefixes: frozenset[str]) -> tuple[str | None, str | None]:
@@ -448,8 +456,8 @@ def _file_from_classname(classname: str) -> str | None:
     if "/" in classname or "\\" in classname or _SOURCE_FILE.search(classname):
         return classname  # vitest: the file path relative to the project root
     if _DOTTED.fullmatch(classname):
-        return _module_to_path(classname)  # pytest: tests.test_api.TestUsers
-    return None  # a label such as "vitest unhandled errors", not a file
+        return _module_to_path(classname) or classname  # pytest: tests.test_api.TestUsers
+    return classname  # some other tool's label: still the best identity there is
 
 
 def _module_to_path(dotted: str) -> str | None:

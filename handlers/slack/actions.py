@@ -34,7 +34,12 @@ def register(app: AsyncApp, core: Core) -> None:
             return
         try:
             outcome = await asyncio.to_thread(
-                core.incidents.run, core.engine, operation, _incident_id(action), Actor(user, "button"), **kwargs
+                core.incidents.run,
+                core.engine,
+                operation,
+                _incident_id(action),
+                Actor(user, "button"),
+                **kwargs,
             )
         except IncidentError as exc:
             await respond(text=f"⚠️ {escape(str(exc))}", response_type="ephemeral", replace_original=False)

@@ -88,7 +88,7 @@ class TriageCommand:
         return replies.USAGE, False
 
     async def list(self, args: list[str], user_id: str) -> Reply:
-        which = (args[0].lower() if args else "open")
+        which = args[0].lower() if args else "open"
         if which not in ("open", "mine", "overdue"):
             raise UsageError("usage: `/triage list [open|mine|overdue]`")
 
@@ -113,7 +113,9 @@ class TriageCommand:
 
         def work() -> str:
             view = self.core.card_view(incident_id)
-            return replies.incident_detail(view.incident, self.core.runbook, [(p.description, p.at) for p in view.pending])
+            return replies.incident_detail(
+                view.incident, self.core.runbook, [(p.description, p.at) for p in view.pending]
+            )
 
         return await asyncio.to_thread(work), False
 
@@ -144,7 +146,12 @@ class TriageCommand:
             )
         incident_id = parse_incident_key(key)
         outcome = await asyncio.to_thread(
-            self.core.incidents.run, self.core.engine, operation, incident_id, Actor(user_id, "command"), **kwargs
+            self.core.incidents.run,
+            self.core.engine,
+            operation,
+            incident_id,
+            Actor(user_id, "command"),
+            **kwargs,
         )
         self.core.notify_committed()
         if not outcome.changed:
@@ -176,7 +183,9 @@ class TriageCommand:
 
     async def status(self, args: list[str], user_id: str) -> Reply:
         _need(args, 2, "status ID MILESTONE [note]")
-        return await self._change(user_id, "set_milestone", args[0], milestone=args[1], note=" ".join(args[2:]))
+        return await self._change(
+            user_id, "set_milestone", args[0], milestone=args[1], note=" ".join(args[2:])
+        )
 
     async def resolve(self, args: list[str], user_id: str) -> Reply:
         _need(args, 1, "resolve ID root cause…")

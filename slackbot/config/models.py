@@ -12,7 +12,17 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -101,15 +111,24 @@ class Taxonomy(Strict):
     scenarios: list[TaxonomyEntry] = Field(min_length=1)
     invariants: list[TaxonomyEntry] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _unique_prefixes(self) -> Taxonomy:
-        for kind, entries in (("scenarios", self.scenarios), ("invariants", self.invariants)):
-            seen: set[str] = set()
-            for entry in entries:
-                if entry.prefix in seen:
-                    raise ValueError(f"{kind}: prefix {entry.prefix} is listed twice")
-                seen.add(entry.prefix)
-        return self
+    @field_validator("scenarios", "invariants")
+    @classmethod
+    def _unique_prefixes(cls, entries: list[TaxonomyEntry]) -> list[TaxonomyEntry]:
+        # The error is located at the repeated entry's prefix (e.g. scenarios[3].prefix), so
+        # `triagebot check` names the line to edit, not the top of the file.
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(entries):
+            if entry.prefix in seen:
+                error = PydanticCustomError(
+                    "duplicate_prefix",
+                    "prefix {prefix} is listed twice (first at [{first}])",
+                    {"prefix": entry.prefix, "first": seen[entry.prefix]},
+                )
+                raise ValidationError.from_exception_data(
+                    "Taxonomy", [InitErrorDetails(type=error, loc=(index, "prefix"), input=entry.prefix)]
+                )
+            seen[entry.prefix] = index
+        return entries
 
     def scenario(self, prefix: str | None) -> TaxonomyEntry | None:
         return next((s for s in self.scenarios if s.prefix == prefix), None)
@@ -211,15 +230,23 @@ class Routing(Strict):
     )
     alert_sources: list[AlertSource] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _all_classes_and_suites(self) -> Routing:
-        missing = [c.value for c in FailureClass if c not in self.classes]
+    # Field validators (not one model validator) so the error points at the `classes:` or
+    # `suites:` line rather than at the top of the file.
+    @field_validator("classes")
+    @classmethod
+    def _all_classes(cls, classes: dict[FailureClass, ClassRoute]) -> dict[FailureClass, ClassRoute]:
+        missing = [c.value for c in FailureClass if c not in classes]
         if missing:
-            raise ValueError(f"classes: missing routing for {', '.join(missing)}")
+            raise ValueError(f"missing routing for {', '.join(missing)}")
+        return classes
+
+    @field_validator("suites")
+    @classmethod
+    def _all_suites(cls, suites: dict[str, SuiteRoute]) -> dict[str, SuiteRoute]:
         for suite in ("smoke", "full", "nightly"):
-            if suite not in self.suites:
-                raise ValueError(f"suites: missing channel for suite '{suite}'")
-        return self
+            if suite not in suites:
+                raise ValueError(f"missing channel for suite '{suite}'")
+        return suites
 
     def route(self, failure_class: FailureClass) -> ClassRoute:
         return self.classes[failure_class]
@@ -367,12 +394,13 @@ class Policy(Strict):
     )
     alerts: list[AlertRunbook] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _all_severities(self) -> Policy:
-        missing = [s.value for s in Severity if s not in self.severities]
+    @field_validator("severities")
+    @classmethod
+    def _all_severities(cls, severities: dict[Severity, SeverityRule]) -> dict[Severity, SeverityRule]:
+        missing = [s.value for s in Severity if s not in severities]
         if missing:
-            raise ValueError(f"severities: missing {', '.join(missing)}")
-        return self
+            raise ValueError(f"missing {', '.join(missing)}")
+        return severities
 
 
 class Runbook(Strict):

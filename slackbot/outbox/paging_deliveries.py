@@ -110,7 +110,9 @@ class PagingDeliveries:
 
     # -- PagerDuty --------------------------------------------------------------------------------
 
-    def _pd_body(self, routing_key: str, action: str, incident: Incident | None, run: Run | None, dedup: str) -> dict[str, Any]:
+    def _pd_body(
+        self, routing_key: str, action: str, incident: Incident | None, run: Run | None, dedup: str
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"routing_key": routing_key, "event_action": action, "dedup_key": dedup}
         if action != "trigger":
             return body
@@ -118,13 +120,20 @@ class PagingDeliveries:
         summary = (
             f"{incident.key} {incident.scenario_id or '?'} / {incident.invariant_id or '?'}: {incident.symptom}"
             if incident
-            else f"CI run {run.repository}#{run.run_id} failed across several scenario classes" if run else "CI failure"
+            else f"CI run {run.repository}#{run.run_id} failed across several scenario classes"
+            if run
+            else "CI failure"
         )
         links = []
         if run and run.url:
             links.append({"href": run.url, "text": "CI run"})
         if incident:
-            links.append({"href": f"{self.public_url}/api/incidents?status=open", "text": f"{incident.key} in triagebot"})
+            links.append(
+                {
+                    "href": f"{self.public_url}/api/incidents?status=open",
+                    "text": f"{incident.key} in triagebot",
+                }
+            )
         body["payload"] = {
             "summary": summary[:1024],
             "source": (incident.repository if incident else run.repository if run else "ci"),
@@ -150,7 +159,9 @@ class PagingDeliveries:
         message = response.text[:300]
         if response.status_code == 429 or response.status_code >= 500:
             raise PagerDutyError(f"PagerDuty HTTP {response.status_code}: {message}", retryable=True)
-        raise PagerDutyError(f"PagerDuty rejected the event (HTTP {response.status_code}): {message}", retryable=False)
+        raise PagerDutyError(
+            f"PagerDuty rejected the event (HTTP {response.status_code}): {message}", retryable=False
+        )
 
     @staticmethod
     def _dedup(incident: Incident | None, payload: dict[str, Any]) -> str:
@@ -163,7 +174,9 @@ class PagingDeliveries:
         key = self._target(item.payload).target.pagerduty_routing_key
         if not key:
             raise PermanentFailure("the routing entry no longer has a PagerDuty routing key")
-        return await self._send_pd(self._pd_body(key, "trigger", incident, run, self._dedup(incident, item.payload)))
+        return await self._send_pd(
+            self._pd_body(key, "trigger", incident, run, self._dedup(incident, item.payload))
+        )
 
     async def pagerduty_follow(self, item: OutboxItem) -> dict[str, Any]:
         """Acknowledge/resolve every PagerDuty service we triggered for this incident."""
@@ -220,4 +233,6 @@ class PagingDeliveries:
         fallback = resolve_target(self.runbook, "fallback", item.payload.get("class"))
         channel = "DM" if item.kind == "dm" else "PagerDuty"
         note = f"paging {failed.target.describe()} by {channel} failed ({error})"
-        enqueue_page(effects, self.runbook, incident, [fallback], reason="fallback", step=f"{item.id}", note=note)
+        enqueue_page(
+            effects, self.runbook, incident, [fallback], reason="fallback", step=f"{item.id}", note=note
+        )

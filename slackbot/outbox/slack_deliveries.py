@@ -79,7 +79,9 @@ class SlackDeliveries:
         text, blocks = render_card(view, self.runbook)
         incident = view.incident
         if is_posted(incident.card_ts):
-            await self.client.chat_update(channel=incident.channel, ts=str(incident.card_ts), text=text, blocks=blocks)
+            await self.client.chat_update(
+                channel=incident.channel, ts=str(incident.card_ts), text=text, blocks=blocks
+            )
             return {"updated": incident.card_ts, "revision": incident.revision}
         claim = await asyncio.to_thread(self._claim_card_slot, incident_id)
         if claim is None:
@@ -142,14 +144,21 @@ class SlackDeliveries:
     def _record_card_ts(self, incident_id: int, token: str, ts: str) -> None:
         with session_scope(self.engine) as session:
             session.execute(
-                update(Incident).where(col(Incident.id) == incident_id, col(Incident.card_ts) == token).values(card_ts=ts)
+                update(Incident)
+                .where(col(Incident.id) == incident_id, col(Incident.card_ts) == token)
+                .values(card_ts=ts)
             )
 
     async def _find_card(self, channel: str, incident_id: int) -> str | None:
-        response = await self.client.conversations_history(channel=channel, limit=200, include_all_metadata=True)
+        response = await self.client.conversations_history(
+            channel=channel, limit=200, include_all_metadata=True
+        )
         for message in response.get("messages", []):
             metadata = message.get("metadata") or {}
-            if metadata.get("event_type") == CARD_EVENT and (metadata.get("event_payload") or {}).get("incident") == incident_id:
+            if (
+                metadata.get("event_type") == CARD_EVENT
+                and (metadata.get("event_payload") or {}).get("incident") == incident_id
+            ):
                 return str(message["ts"])
         return None
 
@@ -182,7 +191,10 @@ class SlackDeliveries:
         )
         for message in response.get("messages", []):
             metadata = message.get("metadata") or {}
-            if metadata.get("event_type") == POST_EVENT and (metadata.get("event_payload") or {}).get("outbox") == outbox_id:
+            if (
+                metadata.get("event_type") == POST_EVENT
+                and (metadata.get("event_payload") or {}).get("outbox") == outbox_id
+            ):
                 return str(message["ts"])
         return None
 

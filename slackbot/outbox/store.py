@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from slackbot.db.engine import session_scope
 from slackbot.db.models import OutboxItem
-from slackbot.services.effects import naive
+from slackbot.services.effects import utc
 
 LEASE = timedelta(seconds=60)
 
@@ -39,7 +39,7 @@ def claim(
     limit: int = 50,
 ) -> list[OutboxItem]:
     """Claim at most one due row per lane (oldest first), so each lane is delivered in order."""
-    moment = naive(now)
+    moment = utc(now)
     with session_scope(engine) as session:
         query = (
             select(OutboxItem)
@@ -86,7 +86,7 @@ def settle(
     expired must not overwrite the outcome of the worker that took over)."""
     values: dict[str, Any] = {"state": state, "lease_until": None}
     if next_attempt_at is not None:
-        values["next_attempt_at"] = naive(next_attempt_at)
+        values["next_attempt_at"] = utc(next_attempt_at)
     if attempts_delta:
         values["attempts"] = OutboxItem.attempts + attempts_delta  # type: ignore[operator]
     if error is not None:
@@ -94,10 +94,14 @@ def settle(
     if result is not None:
         values["result"] = result
     if state in ("done", "dead"):
-        values["done_at"] = naive(now)
+        values["done_at"] = utc(now)
     outcome = session.execute(
         update(OutboxItem)
-        .where(col(OutboxItem.id) == item_id, col(OutboxItem.state) == "sending", col(OutboxItem.claimed_by) == worker)
+        .where(
+            col(OutboxItem.id) == item_id,
+            col(OutboxItem.state) == "sending",
+            col(OutboxItem.claimed_by) == worker,
+        )
         .values(**values)
     )
     return getattr(outcome, "rowcount", 0) == 1
@@ -107,6 +111,8 @@ def depth(session: Session) -> tuple[int, datetime | None]:
     from sqlalchemy import func
 
     row = session.execute(
-        select(func.count(), func.min(OutboxItem.created_at)).where(col(OutboxItem.state).in_(["pending", "sending"]))
+        select(func.count(), func.min(OutboxItem.created_at)).where(
+            col(OutboxItem.state).in_(["pending", "sending"])
+        )
     ).one()
     return int(row[0]), row[1]

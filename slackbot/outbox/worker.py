@@ -34,10 +34,24 @@ log = logging.getLogger(__name__)
 # Slack errors that no retry can fix: deliver to the dead-letter path at once.
 PERMANENT_SLACK_ERRORS = frozenset(
     {
-        "channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_blocks_format",
-        "msg_too_long", "msg_blocks_too_long", "no_text", "invalid_auth", "not_authed", "account_inactive",
-        "token_revoked", "missing_scope", "user_not_found", "cant_update_message", "message_not_found",
-        "invalid_arguments", "restricted_action",
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "no_text",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "missing_scope",
+        "user_not_found",
+        "cant_update_message",
+        "message_not_found",
+        "invalid_arguments",
+        "restricted_action",
     }
 )
 
@@ -201,7 +215,9 @@ class OutboxWorker:
             self.stats.rate_limited += 1
             if bucket is not None:
                 bucket.paused_until = self.clock.now() + timedelta(seconds=retry_after)
-            await self._settle(item, "pending", after=retry_after, error=f"rate limited ({retry_after}s)", count=False)
+            await self._settle(
+                item, "pending", after=retry_after, error=f"rate limited ({retry_after}s)", count=False
+            )
         elif status >= 500:
             await self._failed(item, f"Slack HTTP {status}")
         elif error in PERMANENT_SLACK_ERRORS:
@@ -214,7 +230,7 @@ class OutboxWorker:
             await self._dead(item, f"{error} (after {item.attempts + 1} attempts)", attempts_delta=1)
             return
         self.stats.retried += 1
-        backoff = min(300.0, 2.0 ** item.attempts) * (0.75 + random.random() / 2)
+        backoff = min(300.0, 2.0**item.attempts) * (0.75 + random.random() / 2)
         await self._settle(item, "pending", after=backoff, error=error, count=True)
         self._report(item, "retry", error)
 
@@ -225,15 +241,23 @@ class OutboxWorker:
         def work() -> None:
             with session_scope(self.engine) as session:
                 if not store.settle(
-                    session, item.id or 0, self.worker_id, state="dead", now=now, error=error,
+                    session,
+                    item.id or 0,
+                    self.worker_id,
+                    state="dead",
+                    now=now,
+                    error=error,
                     attempts_delta=attempts_delta,
                 ):
                     return
                 effects = Effects(now=now)
                 if item.incident_id is not None:
                     effects.record(
-                        "delivery_failed", f"{item.kind} could not be delivered: {error}",
-                        incident_id=item.incident_id, source="system", data={"outbox_id": item.id, "kind": item.kind},
+                        "delivery_failed",
+                        f"{item.kind} could not be delivered: {error}",
+                        incident_id=item.incident_id,
+                        source="system",
+                        data={"outbox_id": item.id, "kind": item.kind},
                     )
                 hook = self.dead_hooks.get(item.kind)
                 if hook is not None:
@@ -242,8 +266,10 @@ class OutboxWorker:
                     effects.enqueue(
                         "ops_notice",
                         f"dead:{item.id}",
-                        {"text": f"Outbox row {item.id} ({item.kind}) was dead-lettered: {error}",
-                         "incident_id": item.incident_id},
+                        {
+                            "text": f"Outbox row {item.id} ({item.kind}) was dead-lettered: {error}",
+                            "incident_id": item.incident_id,
+                        },
                         lane=self.ops_channel,
                     )
                 effects.flush(session)
@@ -267,10 +293,15 @@ class OutboxWorker:
         def work() -> None:
             with session_scope(self.engine) as session:
                 store.settle(
-                    session, item.id or 0, self.worker_id, state=state, now=now,
+                    session,
+                    item.id or 0,
+                    self.worker_id,
+                    state=state,
+                    now=now,
                     next_attempt_at=now + timedelta(seconds=after) if state == "pending" else None,
                     attempts_delta=1 if count or state == "done" else 0,
-                    error=error, result=result,
+                    error=error,
+                    result=result,
                 )
 
         await asyncio.to_thread(work)

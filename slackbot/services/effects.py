@@ -20,9 +20,10 @@ from slackbot.db.models import OutboxItem, TimelineEvent, Timer
 BOT_ACTOR = "triagebot"
 
 
-def naive(value: datetime) -> datetime:
-    """Store naive UTC: SQLite keeps no zone, and mixing aware and naive values breaks comparisons."""
-    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+def utc(value: datetime) -> datetime:
+    """Every stored time is timezone-aware UTC (SQLModel's UTCDateTime refuses naive values, and
+    a naive value is taken to be UTC already)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Effects:
             {
                 "incident_id": incident_id,
                 "run_pk": run_pk,
-                "at": naive(self.now),
+                "at": utc(self.now),
                 "actor": actor,
                 "source": source,
                 "kind": kind,
@@ -76,9 +77,9 @@ class Effects:
                 "payload": payload or {},
                 "state": "pending",
                 "attempts": 0,
-                "next_attempt_at": naive(not_before or self.now),
+                "next_attempt_at": utc(not_before or self.now),
                 "result": {},
-                "created_at": naive(self.now),
+                "created_at": utc(self.now),
             }
         )
 
@@ -120,13 +121,13 @@ def arm_timer(
                 subject=subject,
                 kind=kind,
                 incident_id=incident_id,
-                due_at=naive(due_at),
+                due_at=utc(due_at),
                 token=token,
                 step=step,
             )
         )
     else:
-        timer.due_at = naive(due_at)
+        timer.due_at = utc(due_at)
         timer.token = token
         timer.state = "pending"
         timer.step = step

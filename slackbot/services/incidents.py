@@ -17,7 +17,7 @@ from slackbot.clock import Clock
 from slackbot.config.models import FailureClass, Runbook, Severity
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident
-from slackbot.services.effects import Effects, cancel_timer, naive
+from slackbot.services.effects import Effects, cancel_timer, utc
 from slackbot.services.paging import enqueue_page, targets_for
 
 MILESTONES = ("triage_complete", "mitigation_active", "fix_merged", "validation_complete", "resolved")
@@ -67,7 +67,9 @@ def parse_class(text: str) -> FailureClass:
     if value in CLASS_ALIASES:
         return CLASS_ALIASES[value]
     choices = ", ".join(c.value for c in FailureClass)
-    raise IncidentError(f"unknown class '{text}'; use one of: {choices} (or infra, harness, algorithm, schema, flake)")
+    raise IncidentError(
+        f"unknown class '{text}'; use one of: {choices} (or infra, harness, algorithm, schema, flake)"
+    )
 
 
 def parse_severity(text: str) -> Severity:
@@ -114,7 +116,7 @@ class IncidentService:
         """Bump the revision, then enqueue the redraw and (optionally) a thread post."""
         assert incident.id is not None
         incident.revision += 1
-        incident.updated_at = naive(effects.now)
+        incident.updated_at = utc(effects.now)
         session.add(incident)
         session.flush()
         if thread is not None:
@@ -125,7 +127,9 @@ class IncidentService:
                 incident_id=incident.id,
                 lane=incident.channel,
             )
-        effects.enqueue("card", f"card:{incident.id}:{incident.revision}", incident_id=incident.id, lane=incident.channel)
+        effects.enqueue(
+            "card", f"card:{incident.id}:{incident.revision}", incident_id=incident.id, lane=incident.channel
+        )
         effects.flush(session)
 
     @staticmethod
@@ -147,7 +151,7 @@ class IncidentService:
         incident.class_source = "human"
         first = incident.classified_at is None
         if first:
-            incident.classified_at = naive(effects.now)
+            incident.classified_at = utc(effects.now)
         # The 20-minute rule stops at the first classification; reclassifying does not restart it.
         cancel_timer(session, subject=f"incident:{incident_id}", kind="classify")
         route = self.runbook.routing.route(chosen)
@@ -168,12 +172,19 @@ class IncidentService:
             data={"class": chosen.value, "owner": route.owner.describe()},
         )
         if chosen is FailureClass.FLAKE_CONCURRENCY and self.runbook.policy.flake.file_bead:
-            effects.enqueue("bead_file", f"bead:{incident_id}", {"reason": "flake"}, incident_id=incident_id, lane="beads")
+            effects.enqueue(
+                "bead_file", f"bead:{incident_id}", {"reason": "flake"}, incident_id=incident_id, lane="beads"
+            )
         self._changed(
             session,
             incident,
             effects,
-            thread={"template": "classified", "class": chosen.value, "previous": previous, "actor": actor.user_id},
+            thread={
+                "template": "classified",
+                "class": chosen.value,
+                "previous": previous,
+                "actor": actor.user_id,
+            },
         )
         return Outcome(incident_id, f"{incident.key} {verb.lower()} {route.label}")
 
@@ -185,13 +196,20 @@ class IncidentService:
         effects = Effects(now=self.clock.now())
         incident.assignee = actor.user_id
         if incident.acknowledged_at is None:
-            incident.acknowledged_at = naive(effects.now)
+            incident.acknowledged_at = utc(effects.now)
         effects.record(
-            "acknowledged", f"Acknowledged by {actor.user_id}", incident_id=incident_id,
-            actor=actor.user_id, source=actor.source,
+            "acknowledged",
+            f"Acknowledged by {actor.user_id}",
+            incident_id=incident_id,
+            actor=actor.user_id,
+            source=actor.source,
         )
         effects.enqueue(
-            "pagerduty_follow", f"pd-ack:{incident_id}", {"action": "acknowledge"}, incident_id=incident_id, lane="pagerduty"
+            "pagerduty_follow",
+            f"pd-ack:{incident_id}",
+            {"action": "acknowledge"},
+            incident_id=incident_id,
+            lane="pagerduty",
         )
         self._changed(session, incident, effects, thread={"template": "acknowledged", "actor": actor.user_id})
         return Outcome(incident_id, f"you now own {incident.key}")
@@ -205,13 +223,20 @@ class IncidentService:
         previous = incident.assignee
         incident.assignee = user_id
         if incident.acknowledged_at is None:
-            incident.acknowledged_at = naive(effects.now)
+            incident.acknowledged_at = utc(effects.now)
         effects.record(
-            "assigned", f"Assigned to {user_id} by {actor.user_id}", incident_id=incident_id,
-            actor=actor.user_id, source=actor.source, data={"assignee": user_id, "previous": previous},
+            "assigned",
+            f"Assigned to {user_id} by {actor.user_id}",
+            incident_id=incident_id,
+            actor=actor.user_id,
+            source=actor.source,
+            data={"assignee": user_id, "previous": previous},
         )
         self._changed(
-            session, incident, effects, thread={"template": "assigned", "actor": actor.user_id, "assignee": user_id}
+            session,
+            incident,
+            effects,
+            thread={"template": "assigned", "actor": actor.user_id, "assignee": user_id},
         )
         return Outcome(incident_id, f"{incident.key} assigned to <@{user_id}>")
 
@@ -225,21 +250,42 @@ class IncidentService:
         previous = incident.severity
         incident.severity = chosen.value
         effects.record(
-            "severity", f"Severity {previous} → {chosen.value} by {actor.user_id}", incident_id=incident_id,
-            actor=actor.user_id, source=actor.source, data={"severity": chosen.value, "previous": previous},
+            "severity",
+            f"Severity {previous} → {chosen.value} by {actor.user_id}",
+            incident_id=incident_id,
+            actor=actor.user_id,
+            source=actor.source,
+            data={"severity": chosen.value, "previous": previous},
         )
         rule = self.runbook.policy.severities[chosen]
         if rule.pages:
             # Seed 003: SEV-1 pages the release maintainer at once.
             enqueue_page(
-                effects, self.runbook, incident, targets_for(self.runbook, incident, list(rule.pages)),
-                reason="severity", step=chosen.value,
+                effects,
+                self.runbook,
+                incident,
+                targets_for(self.runbook, incident, list(rule.pages)),
+                reason="severity",
+                step=chosen.value,
             )
         if rule.file_bead:
-            effects.enqueue("bead_file", f"bead:{incident_id}", {"reason": "severity"}, incident_id=incident_id, lane="beads")
+            effects.enqueue(
+                "bead_file",
+                f"bead:{incident_id}",
+                {"reason": "severity"},
+                incident_id=incident_id,
+                lane="beads",
+            )
         self._changed(
-            session, incident, effects,
-            thread={"template": "severity", "actor": actor.user_id, "severity": chosen.value, "previous": previous},
+            session,
+            incident,
+            effects,
+            thread={
+                "template": "severity",
+                "actor": actor.user_id,
+                "severity": chosen.value,
+                "previous": previous,
+            },
         )
         return Outcome(incident_id, f"{incident.key} is now {chosen.value}")
 
@@ -248,15 +294,24 @@ class IncidentService:
         self._require_open(incident)
         effects = Effects(now=self.clock.now())
         effects.record(
-            "escalated", f"Escalated by {actor.user_id}" + (f": {reason}" if reason else ""),
-            incident_id=incident_id, actor=actor.user_id, source=actor.source, data={"reason": reason},
+            "escalated",
+            f"Escalated by {actor.user_id}" + (f": {reason}" if reason else ""),
+            incident_id=incident_id,
+            actor=actor.user_id,
+            source=actor.source,
+            data={"reason": reason},
         )
         levels = self.runbook.policy.escalation.levels
         level = levels[min(incident.escalation_level, len(levels) - 1)]
         incident.escalation_level += 1
         enqueue_page(
-            effects, self.runbook, incident, targets_for(self.runbook, incident, list(level.notify)),
-            reason="manual", step=f"{incident.escalation_level}.{incident.revision + 1}", note=reason,
+            effects,
+            self.runbook,
+            incident,
+            targets_for(self.runbook, incident, list(level.notify)),
+            reason="manual",
+            step=f"{incident.escalation_level}.{incident.revision + 1}",
+            note=reason,
             actor=actor.user_id,
         )
         self._changed(session, incident, effects)
@@ -266,7 +321,9 @@ class IncidentService:
         incident = self._load(session, incident_id)
         self._require_open(incident)
         if not note.strip():
-            raise IncidentError(f"resolving {incident.key} needs the root cause: /triage resolve {incident.key} <root cause>")
+            raise IncidentError(
+                f"resolving {incident.key} needs the root cause: /triage resolve {incident.key} <root cause>"
+            )
         if incident.failure_class == FailureClass.FLAKE_CONCURRENCY.value and not incident.bead_id:
             raise IncidentError(
                 f"{incident.key} is a flake and has no bead yet: flakes are fixed deterministically, "
@@ -276,24 +333,43 @@ class IncidentService:
         incident.status = "resolved"
         incident.milestone = "resolved"
         incident.open_key = None
-        incident.resolved_at = naive(effects.now)
+        incident.resolved_at = utc(effects.now)
         incident.resolution_note = note.strip()
         cancel_timer(session, subject=f"incident:{incident_id}", kind="classify")
         cancel_timer(session, subject=f"incident:{incident_id}", kind="reminder")
         effects.record(
-            "resolved", f"Resolved by {actor.user_id}: {note.strip()}", incident_id=incident_id,
-            actor=actor.user_id, source=actor.source, data={"note": note.strip()},
+            "resolved",
+            f"Resolved by {actor.user_id}: {note.strip()}",
+            incident_id=incident_id,
+            actor=actor.user_id,
+            source=actor.source,
+            data={"note": note.strip()},
         )
         if incident.bead_id:
-            effects.enqueue("bead_close", f"bead-close:{incident_id}:{incident.revision + 1}", incident_id=incident_id, lane="beads")
+            effects.enqueue(
+                "bead_close",
+                f"bead-close:{incident_id}:{incident.revision + 1}",
+                incident_id=incident_id,
+                lane="beads",
+            )
         effects.enqueue(
-            "pagerduty_follow", f"pd-resolve:{incident_id}:{incident.revision + 1}", {"action": "resolve"},
-            incident_id=incident_id, lane="pagerduty",
+            "pagerduty_follow",
+            f"pd-resolve:{incident_id}:{incident.revision + 1}",
+            {"action": "resolve"},
+            incident_id=incident_id,
+            lane="pagerduty",
         )
-        self._changed(session, incident, effects, thread={"template": "resolved", "actor": actor.user_id, "note": note.strip()})
+        self._changed(
+            session,
+            incident,
+            effects,
+            thread={"template": "resolved", "actor": actor.user_id, "note": note.strip()},
+        )
         return Outcome(incident_id, f"{incident.key} resolved")
 
-    def set_milestone(self, session: Session, incident_id: int, actor: Actor, *, milestone: str, note: str = "") -> Outcome:
+    def set_milestone(
+        self, session: Session, incident_id: int, actor: Actor, *, milestone: str, note: str = ""
+    ) -> Outcome:
         value = milestone.strip().lower().replace("-", "_").replace(" ", "_")
         if value not in MILESTONES:
             raise IncidentError(f"unknown milestone '{milestone}'; use one of: {', '.join(MILESTONES)}")
@@ -307,12 +383,18 @@ class IncidentService:
         previous = incident.milestone
         incident.milestone = value
         effects.record(
-            "milestone", f"Milestone {value} by {actor.user_id}" + (f": {note}" if note else ""),
-            incident_id=incident_id, actor=actor.user_id, source=actor.source,
+            "milestone",
+            f"Milestone {value} by {actor.user_id}" + (f": {note}" if note else ""),
+            incident_id=incident_id,
+            actor=actor.user_id,
+            source=actor.source,
             data={"milestone": value, "previous": previous, "note": note},
         )
         self._changed(
-            session, incident, effects, thread={"template": "milestone", "actor": actor.user_id, "milestone": value, "note": note}
+            session,
+            incident,
+            effects,
+            thread={"template": "milestone", "actor": actor.user_id, "milestone": value, "note": note},
         )
         return Outcome(incident_id, f"{incident.key}: {value.replace('_', ' ')}")
 
@@ -327,12 +409,19 @@ class IncidentService:
         effects = Effects(now=self.clock.now())
         incident.bead_state = "pending"
         effects.record(
-            "bead_requested", f"Bead requested by {actor.user_id}", incident_id=incident_id,
-            actor=actor.user_id, source=actor.source, data={"note": note},
+            "bead_requested",
+            f"Bead requested by {actor.user_id}",
+            incident_id=incident_id,
+            actor=actor.user_id,
+            source=actor.source,
+            data={"note": note},
         )
         effects.enqueue(
-            "bead_file", f"bead:{incident_id}", {"reason": "requested", "actor": actor.user_id, "note": note},
-            incident_id=incident_id, lane="beads",
+            "bead_file",
+            f"bead:{incident_id}",
+            {"reason": "requested", "actor": actor.user_id, "note": note},
+            incident_id=incident_id,
+            lane="beads",
         )
         self._changed(session, incident, effects)
         return Outcome(incident_id, f"filing a bead for {incident.key}")

@@ -23,7 +23,7 @@ from slackbot.config.models import FailureClass, Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, Occurrence, Run
 from slackbot.report import Report, Result
-from slackbot.services.effects import Effects, arm_timer, naive
+from slackbot.services.effects import Effects, arm_timer, utc
 from slackbot.services.fingerprint import fingerprint, prefix_of, short_symptom
 from slackbot.services.paging import enqueue_page, resolve_target, targets_for
 
@@ -101,7 +101,9 @@ class IngestService:
 
     # -- public ---------------------------------------------------------------------------------
 
-    def ingest_report(self, engine: Engine, report: Report, *, source: str = "api", attempts: int = 5) -> IngestResult:
+    def ingest_report(
+        self, engine: Engine, report: Report, *, source: str = "api", attempts: int = 5
+    ) -> IngestResult:
         """Ingest in its own transaction. Two replicas ingesting the same failure at once collide
         on a unique key (run identity, open incident fingerprint); the loser retries and then
         sees the winner's rows, so the outcome is the same as if they had taken turns."""
@@ -235,8 +237,8 @@ class IngestService:
             suite=info.suite,
             branch=info.branch,
             sha=info.sha,
-            finished_at=naive(info.finished_at) if info.finished_at else None,
-            received_at=naive(now),
+            finished_at=utc(info.finished_at) if info.finished_at else None,
+            received_at=utc(now),
         )
         session.add(run)
         session.flush()
@@ -291,7 +293,12 @@ class IngestService:
         found: dict[str, Incident] = {}
         for start in range(0, len(fingerprints), _CHUNK):
             chunk = fingerprints[start : start + _CHUNK]
-            for incident in session.exec(select(Incident).where(col(Incident.open_key).in_(chunk))):
+            query = select(Incident).where(col(Incident.open_key).in_(chunk)).order_by(col(Incident.id))
+            if session.get_bind().dialect.name == "postgresql":
+                # Lock the open incidents we will add to, so concurrent ingests count every
+                # occurrence (read committed would otherwise lose one replica's increment).
+                query = query.with_for_update()
+            for incident in session.exec(query):
                 found[incident.fingerprint] = incident
         return found
 
@@ -300,7 +307,7 @@ class IngestService:
         the flake policy says it reopens and escalates rather than starting over."""
         if not fingerprints:
             return {}
-        since = naive(now - self.runbook.policy.flake.recurrence_window)
+        since = utc(now - self.runbook.policy.flake.recurrence_window)
         found: dict[str, Incident] = {}
         for start in range(0, len(fingerprints), _CHUNK):
             chunk = fingerprints[start : start + _CHUNK]
@@ -324,7 +331,7 @@ class IngestService:
         first = group.first
         policy = self.runbook.policy
         contract_violation = not (first.scenario_id and first.invariant_id)
-        occurred = naive(report.run.finished_at or now)
+        occurred = utc(report.run.finished_at or now)
         incident = Incident(
             fingerprint=group.fingerprint,
             open_key=group.fingerprint,
@@ -347,9 +354,9 @@ class IngestService:
             last_seen=occurred,
             first_run_pk=run.id,
             last_run_pk=run.id,
-            classify_deadline=naive(now + policy.classify_within),
-            created_at=naive(now),
-            updated_at=naive(now),
+            classify_deadline=utc(now + policy.classify_within),
+            created_at=utc(now),
+            updated_at=utc(now),
         )
         suggestion = self.suggest_owner(first)
         if suggestion:
@@ -358,7 +365,7 @@ class IngestService:
             # Seed 001: a failure without both ids is a harness/diagnostics defect, filed as such.
             incident.failure_class = FailureClass.HARNESS_DIAGNOSTICS.value
             incident.class_source = "contract"
-            incident.classified_at = naive(now)
+            incident.classified_at = utc(now)
         return incident
 
     def suggest_owner(self, result: Result) -> tuple[str, str] | None:
@@ -449,9 +456,9 @@ class IngestService:
     ) -> None:
         assert incident.id is not None
         incident.occurrence_count += added
-        incident.last_seen = naive(run.finished_at or now)
+        incident.last_seen = utc(run.finished_at or now)
         incident.last_run_pk = run.id
-        incident.updated_at = naive(now)
+        incident.updated_at = utc(now)
         incident.revision += 1
         effects.record(
             "occurrence",
@@ -487,12 +494,13 @@ class IngestService:
             incident_id=incident.id,
             source="rule",
         )
-        effects.enqueue(
-            "escalate",
-            f"flake-recur:{incident.id}:{incident.revision}",
-            {"reason": "flake_recurred"},
-            incident_id=incident.id,
-            lane=incident.channel,
+        enqueue_page(
+            effects,
+            self.runbook,
+            incident,
+            targets_for(self.runbook, incident, ["owner", "escalation"]),
+            reason="flake_recurred",
+            step=str(incident.revision),
         )
         if incident.bead_id:
             effects.enqueue(
@@ -518,7 +526,12 @@ class IngestService:
             data={"prefixes": prefixes, "incidents": [i.id for i in incidents]},
         )
         harness = resolve_target(self.runbook, "escalation", FailureClass.HARNESS_DIAGNOSTICS.value)
-        ref = {"role": harness.role, "class": harness.failure_class, "reason": "multi_prefix", "step": f"run-{run.id}"}
+        ref = {
+            "role": harness.role,
+            "class": harness.failure_class,
+            "reason": "multi_prefix",
+            "step": f"run-{run.id}",
+        }
         effects.enqueue(
             "run_escalation",
             f"run-escalation:{run.id}",
@@ -526,11 +539,19 @@ class IngestService:
             lane=self.runbook.routing.channel_for_suite(run.suite),
         )
         if harness.dm_user:
-            effects.enqueue("dm", f"run-escalation:{run.id}:dm", {**ref, "user": harness.dm_user, "run_pk": run.id},
-                            lane=f"dm:{harness.dm_user}")
+            effects.enqueue(
+                "dm",
+                f"run-escalation:{run.id}:dm",
+                {**ref, "user": harness.dm_user, "run_pk": run.id},
+                lane=f"dm:{harness.dm_user}",
+            )
         if harness.target.pagerduty_routing_key:
-            effects.enqueue("pagerduty", f"run-escalation:{run.id}:pd", {**ref, "action": "trigger", "run_pk": run.id},
-                            lane="pagerduty")
+            effects.enqueue(
+                "pagerduty",
+                f"run-escalation:{run.id}:pd",
+                {**ref, "action": "trigger", "run_pk": run.id},
+                lane="pagerduty",
+            )
 
     @staticmethod
     def _occurrence_row(fp: str, run: Run, result: Result, key: str, now: datetime) -> dict[str, Any]:
@@ -548,5 +569,5 @@ class IngestService:
             "organization_under_test": result.organization_under_test,
             "key_entity_ids": dict(result.key_entity_ids),
             "evidence": [e.model_dump(by_alias=True, exclude_none=True) for e in result.evidence],
-            "occurred_at": naive(run.finished_at or now),
+            "occurred_at": utc(run.finished_at or now),
         }

@@ -90,7 +90,13 @@ def enqueue_page(
         ref = {"role": page_target.role, "class": page_target.failure_class, "reason": reason, "step": step}
         user = page_target.dm_user
         if user:
-            effects.enqueue("dm", f"{base}:dm:{user}", {**ref, "user": user, "note": note}, incident_id=iid, lane=f"dm:{user}")
+            effects.enqueue(
+                "dm",
+                f"{base}:dm:{user}",
+                {**ref, "user": user, "note": note},
+                incident_id=iid,
+                lane=f"dm:{user}",
+            )
         if page_target.target.pagerduty_routing_key:
             effects.enqueue(
                 "pagerduty",

@@ -55,7 +55,7 @@ def list_incidents(
         query = query.where(
             Incident.status == "open",
             col(Incident.failure_class).is_(None),
-            col(Incident.classify_deadline) <= overdue_at.replace(tzinfo=None),
+            col(Incident.classify_deadline) <= overdue_at,
         )
     return list(session.exec(query.order_by(col(Incident.created_at), col(Incident.id)).limit(limit)))
 

@@ -24,7 +24,7 @@ from slackbot.clock import Clock
 from slackbot.config.models import Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, Timer
-from slackbot.services.effects import Effects, arm_timer, naive
+from slackbot.services.effects import Effects, arm_timer, utc
 from slackbot.services.paging import enqueue_page, targets_for
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class TimerService:
         with session_scope(engine) as session:
             rows = session.exec(
                 select(Timer.id, Timer.token, Timer.incident_id)
-                .where(Timer.state == "pending", col(Timer.due_at) <= naive(now))
+                .where(Timer.state == "pending", col(Timer.due_at) <= utc(now))
                 .order_by(col(Timer.due_at))
                 .limit(limit)
             )
@@ -81,7 +81,7 @@ class TimerService:
         claimed = session.execute(
             update(Timer)
             .where(col(Timer.id) == timer_id, col(Timer.token) == token, col(Timer.state) == "pending")
-            .values(state="fired", fired_at=naive(now), fired_by=worker)
+            .values(state="fired", fired_at=utc(now), fired_by=worker)
         )
         if getattr(claimed, "rowcount", 0) != 1:
             return False  # fired elsewhere, cancelled, or re-armed since we looked
@@ -91,7 +91,9 @@ class TimerService:
             self._classification_overdue(session, timer, incident, now)
         return True
 
-    def _classification_overdue(self, session: Session, timer: Timer, incident: Incident, now: datetime) -> None:
+    def _classification_overdue(
+        self, session: Session, timer: Timer, incident: Incident, now: datetime
+    ) -> None:
         """The 20-minute rule: nobody classified in time, so escalate and arm the next level."""
         if incident.status != "open" or incident.failure_class is not None:
             return  # classified or resolved meanwhile: a late timer does nothing
@@ -101,12 +103,13 @@ class TimerService:
         effects = Effects(now=now)
         incident.escalation_level = step + 1
         incident.revision += 1
-        incident.updated_at = naive(now)
+        incident.updated_at = utc(now)
         session.add(incident)
         minutes = int(self.runbook.policy.classify_within.total_seconds() // 60)
         effects.record(
             "escalated",
-            f"Not classified within {minutes} min: escalation level {step + 1}" + (f" ({level.note})" if level.note else ""),
+            f"Not classified within {minutes} min: escalation level {step + 1}"
+            + (f" ({level.note})" if level.note else ""),
             incident_id=incident.id,
             source="timer",
             data={"level": step + 1, "notify": list(level.notify)},
@@ -119,7 +122,9 @@ class TimerService:
             reason="unclassified",
             step=str(step + 1),
         )
-        effects.enqueue("card", f"card:{incident.id}:{incident.revision}", incident_id=incident.id, lane=incident.channel)
+        effects.enqueue(
+            "card", f"card:{incident.id}:{incident.revision}", incident_id=incident.id, lane=incident.channel
+        )
         if step + 1 < len(policy.levels) + policy.max_repeats:
             arm_timer(
                 session,

@@ -121,9 +121,13 @@ def render_card(view: CardView, runbook: Runbook) -> tuple[str, list[dict[str, A
     if incident.contract_violation:
         flags.append("⚠️ *Contract violation:* no scenarioId/invariantId emitted — harness/diagnostics defect")
     if incident.documentation_gap:
-        flags.append(f"📘 *Documentation gap:* {escape(incident.documentation_gap)} — update the runbook taxonomy")
+        flags.append(
+            f"📘 *Documentation gap:* {escape(incident.documentation_gap)} — update the runbook taxonomy"
+        )
     if incident.multi_prefix:
-        flags.append("🧩 *Multi-prefix run:* failures span several scenario classes — likely harness or shared service")
+        flags.append(
+            "🧩 *Multi-prefix run:* failures span several scenario classes — likely harness or shared service"
+        )
     if flags:
         blocks.append(_section("\n".join(flags)))
 
@@ -157,7 +161,11 @@ def render_card(view: CardView, runbook: Runbook) -> tuple[str, list[dict[str, A
         fields.append(f"*Defect bead:*\n{bead}")
     blocks.append(SectionBlock(fields=[_md(truncate(f, FIELD_LIMIT)) for f in fields[:10]]))
 
-    blocks.append(_section(_entry_text("Scenario", incident.scenario_id, taxonomy.scenario(_prefix(incident.scenario_id)))))
+    blocks.append(
+        _section(
+            _entry_text("Scenario", incident.scenario_id, taxonomy.scenario(_prefix(incident.scenario_id)))
+        )
+    )
     invariant = taxonomy.invariant(_prefix(incident.invariant_id))
     text = _entry_text("Invariant", incident.invariant_id, invariant)
     if invariant is not None:
@@ -176,7 +184,9 @@ def render_card(view: CardView, runbook: Runbook) -> tuple[str, list[dict[str, A
     blocks.append(_section(_evidence_text(view.evidence)))
 
     commands = (
-        "*Download artifacts:*\n```" + escape(_fill(policy.commands.artifact_download, incident, run)) + "```\n"
+        "*Download artifacts:*\n```"
+        + escape(_fill(policy.commands.artifact_download, incident, run))
+        + "```\n"
         "*Reproduce this scenario locally:*\n```"
         + "\n".join(escape(f"export {v.name}={v.value}") for v in policy.environment if not v.secret)
         + "\n"
@@ -221,9 +231,7 @@ def _evidence_text(evidence: list[dict[str, Any]]) -> str:
 
 def _actions(incident: Incident, runbook: Runbook) -> ActionsBlock:
     value = str(incident.id)
-    class_options = [
-        Option(value=c.value, label=route.label) for c, route in runbook.routing.classes.items()
-    ]
+    class_options = [Option(value=c.value, label=route.label) for c, route in runbook.routing.classes.items()]
     severity_options = [Option(value=s.value, label=s.value) for s in Severity]
     current_class = next((o for o in class_options if o.value == incident.failure_class), None)
     current_severity = next((o for o in severity_options if o.value == incident.severity), None)
@@ -232,12 +240,18 @@ def _actions(incident: Incident, runbook: Runbook) -> ActionsBlock:
         elements.append(ButtonElement(text="Acknowledge", action_id=ACTION_ACK, value=value, style="primary"))
     elements.append(
         StaticSelectElement(
-            placeholder="Classify…", action_id=ACTION_CLASSIFY, options=class_options, initial_option=current_class
+            placeholder="Classify…",
+            action_id=ACTION_CLASSIFY,
+            options=class_options,
+            initial_option=current_class,
         )
     )
     elements.append(
         StaticSelectElement(
-            placeholder="Severity…", action_id=ACTION_SEVERITY, options=severity_options, initial_option=current_severity
+            placeholder="Severity…",
+            action_id=ACTION_SEVERITY,
+            options=severity_options,
+            initial_option=current_severity,
         )
     )
     elements.append(

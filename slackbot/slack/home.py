@@ -26,10 +26,18 @@ def _list(title: str, incidents: Sequence[Incident], runbook: Runbook) -> list[A
     lines = [incident_line(i, runbook) for i in incidents[:MAX_LINES]]
     if len(incidents) > MAX_LINES:
         lines.append(f"…and {len(incidents) - MAX_LINES} more (`/triage list`)")
-    return [SectionBlock(text=MarkdownTextObject(text=truncate(f"*{title} ({len(incidents)}):*\n" + "\n".join(lines), 3000)))]
+    return [
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=truncate(f"*{title} ({len(incidents)}):*\n" + "\n".join(lines), 3000)
+            )
+        )
+    ]
 
 
-def render_home(user_id: str, open_incidents: Sequence[Incident], runbook: Runbook, now: datetime) -> dict[str, Any]:
+def render_home(
+    user_id: str, open_incidents: Sequence[Incident], runbook: Runbook, now: datetime
+) -> dict[str, Any]:
     oldest_first = sorted(open_incidents, key=lambda i: (i.created_at, i.id or 0))
     mine = [i for i in oldest_first if i.assignee == user_id]
     overdue = [i for i in oldest_first if not i.failure_class and as_utc(i.classify_deadline) <= now]
@@ -42,6 +50,10 @@ def render_home(user_id: str, open_incidents: Sequence[Incident], runbook: Runbo
         *_list("Assigned to you", mine, runbook),
         *_list("Overdue for classification", overdue, runbook),
         *_list("Open, oldest first", oldest_first, runbook),
-        ContextBlock(elements=[MarkdownTextObject(text="`/triage help` for commands · cards live in the suite channels")]),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(text="`/triage help` for commands · cards live in the suite channels")
+            ]
+        ),
     ]
     return View(type="home", blocks=blocks).to_dict()

@@ -56,7 +56,9 @@ def incident_detail(incident: Incident, runbook: Runbook, pending: Sequence[tupl
         f"Occurrences: {incident.occurrence_count} (first {slack_date(incident.first_seen)}, last {slack_date(incident.last_seen)})",
     ]
     if incident.suggested_class:
-        lines.append(f"Suggested owner: {escape(class_label(runbook, incident.suggested_class))} ({escape(incident.suggested_reason)})")
+        lines.append(
+            f"Suggested owner: {escape(class_label(runbook, incident.suggested_class))} ({escape(incident.suggested_reason)})"
+        )
     if incident.contract_violation:
         lines.append("⚠️ Contract violation: no scenarioId/invariantId")
     if incident.documentation_gap:
@@ -70,10 +72,13 @@ def incident_detail(incident: Incident, runbook: Runbook, pending: Sequence[tupl
 
 def timeline_text(incident: Incident, events: Sequence[TimelineEvent], limit: int = 40) -> str:
     rows = [
-        f"• {slack_date(e.at)} — {escape(e.message)} _({escape(e.source)}, {escape(e.actor)})_" for e in events[-limit:]
+        f"• {slack_date(e.at)} — {escape(e.message)} _({escape(e.source)}, {escape(e.actor)})_"
+        for e in events[-limit:]
     ]
     skipped = len(events) - limit
-    head = f"*Timeline of {incident.key}* ({len(events)} events)" + (f", latest {limit}" if skipped > 0 else "")
+    head = f"*Timeline of {incident.key}* ({len(events)} events)" + (
+        f", latest {limit}" if skipped > 0 else ""
+    )
     return head + ":\n" + "\n".join(rows)
 
 

@@ -40,7 +40,9 @@ def base_url(core: Core) -> Iterator[str]:
         yield url
 
 
-def post(base_url: str, path: str, body: bytes, *, signature: str | None = "auto", **kwargs: object) -> httpx.Response:
+def post(
+    base_url: str, path: str, body: bytes, *, signature: str | None = "auto", **kwargs: object
+) -> httpx.Response:
     headers = {"Content-Type": "application/json"}
     if signature == "auto":
         headers["X-Triage-Signature"] = sign(body, SECRET)
@@ -51,11 +53,15 @@ def post(base_url: str, path: str, body: bytes, *, signature: str | None = "auto
 
 def row_counts(core: Core) -> tuple[int, int, int]:
     with Session(core.engine) as session:
-        return tuple(session.scalar(select(func.count()).select_from(t)) or 0 for t in (Run, Incident, Occurrence))  # type: ignore[return-value]
+        return tuple(
+            session.scalar(select(func.count()).select_from(t)) or 0 for t in (Run, Incident, Occurrence)
+        )  # type: ignore[return-value]
 
 
 def test_a_signed_report_is_accepted_and_grouped(base_url: str, core: Core) -> None:
-    body = json.dumps(report(result("BID-001", "TENANT-001"), result("BID-001", "TENANT-001", test_name="other"))).encode()
+    body = json.dumps(
+        report(result("BID-001", "TENANT-001"), result("BID-001", "TENANT-001", test_name="other"))
+    ).encode()
     response = post(base_url, "/ingest/report", body)
     assert response.status_code == 202, response.text
     data = response.json()
@@ -69,7 +75,11 @@ def test_a_signed_report_is_accepted_and_grouped(base_url: str, core: Core) -> N
 
 @pytest.mark.parametrize(
     ("signature", "expected"),
-    [(None, "missing X-Triage-Signature"), ("sha256=" + "0" * 64, "does not match"), ("garbage", "does not match")],
+    [
+        (None, "missing X-Triage-Signature"),
+        ("sha256=" + "0" * 64, "does not match"),
+        ("garbage", "does not match"),
+    ],
 )
 def test_wrong_or_missing_signature_is_401_and_stores_nothing(
     base_url: str, core: Core, signature: str | None, expected: str
@@ -118,7 +128,12 @@ def test_bodies_over_the_cap_are_413(base_url: str, core: Core) -> None:
 
 def test_junit_is_ingested_with_run_metadata_from_the_query(base_url: str, core: Core) -> None:
     xml = (FIXTURES / "vitest-junit-snapshot-hook-failures.xml").read_bytes()
-    params = {"repository": "acme/dispatch", "runId": "77", "suite": "smoke", "url": "https://github.com/acme/dispatch/actions/runs/77"}
+    params = {
+        "repository": "acme/dispatch",
+        "runId": "77",
+        "suite": "smoke",
+        "url": "https://github.com/acme/dispatch/actions/runs/77",
+    }
     response = post(base_url, "/ingest/junit", xml, params=params)
     assert response.status_code == 202, response.text
     assert response.json()["failures"] >= 1
@@ -146,7 +161,9 @@ def test_junit_without_run_metadata_names_the_missing_parameter(base_url: str) -
 def test_ingest_is_refused_when_the_server_has_no_secret(tmp_path: Path) -> None:
     settings = Settings(TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", TRIAGE_RUNBOOKS_DIR=RUNBOOKS)
     with serve(build_asgi(build_core(settings))) as url:
-        response = httpx.post(url + "/ingest/report", content=b"{}", headers={"X-Triage-Signature": "sha256=00"})
+        response = httpx.post(
+            url + "/ingest/report", content=b"{}", headers={"X-Triage-Signature": "sha256=00"}
+        )
     assert response.status_code == 503
     assert "TRIAGE_INGEST_SECRET" in response.json()["error"]
 

@@ -34,7 +34,9 @@ def incidents(engine: Engine) -> list[Incident]:
         return list(session.exec(select(Incident).order_by(Incident.id)))  # type: ignore[arg-type]
 
 
-def test_failures_group_into_one_incident_per_fingerprint(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_failures_group_into_one_incident_per_fingerprint(
+    engine: Engine, runbook: Runbook, clock: FakeClock
+) -> None:
     service = IngestService(runbook, clock)
     report = parsed(
         result("BID-001", "TENANT-001"),
@@ -54,7 +56,7 @@ def test_failures_group_into_one_incident_per_fingerprint(engine: Engine, runboo
     first = rows[0]
     assert first.status == "open" and first.failure_class is None
     assert first.channel == runbook.routing.channel_for_suite("nightly")
-    assert first.classify_deadline == (clock.now() + runbook.policy.classify_within).replace(tzinfo=None)
+    assert first.classify_deadline == clock.now() + runbook.policy.classify_within
     # one card each, and a classification timer each: the 20-minute rule is armed at ingest
     assert len(outbox(engine, "card")) == 2
     with Session(engine) as session:
@@ -63,7 +65,9 @@ def test_failures_group_into_one_incident_per_fingerprint(engine: Engine, runboo
     assert all(t.kind == "classify" and t.state == "pending" for t in timers)
 
 
-def test_sending_the_same_report_twice_changes_nothing(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_sending_the_same_report_twice_changes_nothing(
+    engine: Engine, runbook: Runbook, clock: FakeClock
+) -> None:
     service = IngestService(runbook, clock)
     report = parsed(result("BID-001", "TENANT-001"), result("NOS-002", "ASSIGN-001"))
     service.ingest_report(engine, report)
@@ -88,15 +92,20 @@ def test_a_new_run_of_an_open_failure_is_a_thread_reply_not_a_new_card(
     assert incident.occurrence_count == 2
     assert len(outbox(engine, "thread_post")) == 1
     # the card is redrawn (a second card row with a newer revision), never posted twice
-    assert sorted(o.dedup_key for o in outbox(engine, "card")) == [f"card:{incident.id}:0", f"card:{incident.id}:1"]
+    assert sorted(o.dedup_key for o in outbox(engine, "card")) == [
+        f"card:{incident.id}:0",
+        f"card:{incident.id}:1",
+    ]
 
 
-def test_a_resolved_incident_does_not_absorb_a_new_failure(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_a_resolved_incident_does_not_absorb_a_new_failure(
+    engine: Engine, runbook: Runbook, clock: FakeClock
+) -> None:
     service = IngestService(runbook, clock)
     service.ingest_report(engine, parsed(result("BID-001", "TENANT-001")))
     with session_scope(engine) as session:
         incident = session.exec(select(Incident)).one()
-        incident.status, incident.open_key, incident.resolved_at = "resolved", None, clock.now().replace(tzinfo=None)
+        incident.status, incident.open_key, incident.resolved_at = "resolved", None, clock.now()
         incident.failure_class = "algorithm_regression"
         session.add(incident)
     second = service.ingest_report(engine, parsed(result("BID-001", "TENANT-001"), run_id="9200"))
@@ -104,12 +113,14 @@ def test_a_resolved_incident_does_not_absorb_a_new_failure(engine: Engine, runbo
     assert len(incidents(engine)) == 2
 
 
-def test_a_resolved_flake_that_recurs_reopens_and_escalates(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_a_resolved_flake_that_recurs_reopens_and_escalates(
+    engine: Engine, runbook: Runbook, clock: FakeClock
+) -> None:
     service = IngestService(runbook, clock)
     service.ingest_report(engine, parsed(result("ADV-003", "IDEMP-002")))
     with session_scope(engine) as session:
         incident = session.exec(select(Incident)).one()
-        incident.status, incident.open_key, incident.resolved_at = "resolved", None, clock.now().replace(tzinfo=None)
+        incident.status, incident.open_key, incident.resolved_at = "resolved", None, clock.now()
         incident.failure_class = "flake_concurrency"
         session.add(incident)
     clock.advance(timedelta(days=2))
@@ -118,14 +129,25 @@ def test_a_resolved_flake_that_recurs_reopens_and_escalates(engine: Engine, runb
     assert again.incidents[0].created is False
     (incident,) = incidents(engine)
     assert incident.status == "open" and incident.occurrence_count == 2
-    assert {o.payload["reason"] for o in outbox(engine, "thread_post") if o.payload.get("template") == "paged"} == {"flake_recurred"}
+    assert {
+        o.payload["reason"] for o in outbox(engine, "thread_post") if o.payload.get("template") == "paged"
+    } == {"flake_recurred"}
 
 
-def test_missing_ids_are_a_harness_contract_violation(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_missing_ids_are_a_harness_contract_violation(
+    engine: Engine, runbook: Runbook, clock: FakeClock
+) -> None:
     service = IngestService(runbook, clock)
     outcome = service.ingest_report(
         engine,
-        parsed(result(None, None, test_file="tests/integration/harness/reset.test.ts", test_name="reset db between runs")),
+        parsed(
+            result(
+                None,
+                None,
+                test_file="tests/integration/harness/reset.test.ts",
+                test_name="reset db between runs",
+            )
+        ),
     )
     (item,) = outcome.incidents
     assert item.contract_violation is True
@@ -134,11 +156,16 @@ def test_missing_ids_are_a_harness_contract_violation(engine: Engine, runbook: R
     assert [o.kind for o in outbox(engine, "bead_file")] == ["bead_file"]
     with Session(engine) as session:
         assert session.exec(select(Timer)).all() == []  # classified by rule: no 20-minute timer
-        kinds = {e.kind for e in session.exec(select(TimelineEvent).where(TimelineEvent.incident_id == incident.id))}
+        kinds = {
+            e.kind
+            for e in session.exec(select(TimelineEvent).where(TimelineEvent.incident_id == incident.id))
+        }
     assert {"created", "classified"} <= kinds
 
 
-def test_unknown_prefix_is_flagged_as_a_documentation_gap(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_unknown_prefix_is_flagged_as_a_documentation_gap(
+    engine: Engine, runbook: Runbook, clock: FakeClock
+) -> None:
     service = IngestService(runbook, clock)
     outcome = service.ingest_report(engine, parsed(result("PAY-001", "TENANT-001")))
     assert outcome.incidents[0].documentation_gap == "scenario prefix PAY is not in the taxonomy"
@@ -163,7 +190,9 @@ def test_a_run_spanning_several_prefixes_escalates_once_for_the_run(
     assert len(outbox(engine, "run_escalation")) == 1
 
 
-def test_owner_is_suggested_from_the_test_file_and_recorded(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_owner_is_suggested_from_the_test_file_and_recorded(
+    engine: Engine, runbook: Runbook, clock: FakeClock
+) -> None:
     service = IngestService(runbook, clock)
     service.ingest_report(
         engine, parsed(result("API-002", "TENANT-003", test_file="tests/integration/harness/clock.test.ts"))
@@ -176,7 +205,9 @@ def test_owner_is_suggested_from_the_test_file_and_recorded(engine: Engine, runb
     assert routed.data["class"] == "harness_diagnostics"
 
 
-def test_concurrent_ingests_of_one_failure_open_one_incident(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_concurrent_ingests_of_one_failure_open_one_incident(
+    engine: Engine, runbook: Runbook, clock: FakeClock
+) -> None:
     service = IngestService(runbook, clock)
     errors: list[BaseException] = []
 
