@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
-import httpx
 
 from slackbot.settings import Settings
 
@@ -19,7 +17,7 @@ def _settings() -> Settings:
     return Settings()
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -143,8 +141,8 @@ def send(
     retries: int,
 ) -> None:
     """Sign and send a report (JSON v1 or JUnit XML) to a running bot. For CI jobs."""
+    from slackbot.client import SendError, send_report
     from slackbot.junit import looks_like_junit
-    from slackbot.signing import sign
 
     if not secret_value:
         _fail("no secret: pass --secret or set TRIAGE_INGEST_SECRET (the same value as on the server)", 2)
@@ -152,70 +150,38 @@ def send(
     body = file.read_bytes()
     params: dict[str, Any] = {}
     if looks_like_junit(body):
-        path = "/ingest/junit"
-        given = {
-            "repository": repository,
-            "runId": run_id,
-            "runAttempt": run_attempt,
-            "branch": branch,
-            "sha": sha,
-            "suite": suite,
-            "url": run_url,
-        }
-        for key, env in _GITHUB_ENV.items():
-            if given.get(key) is None and os.environ.get(env):
-                given[key] = os.environ[env]
-        if (
-            given.get("url") is None
-            and os.environ.get("GITHUB_RUN_ID")
-            and os.environ.get("GITHUB_REPOSITORY")
-        ):
-            base = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
-            given["url"] = (
-                f"{base}/{os.environ['GITHUB_REPOSITORY']}/actions/runs/{os.environ['GITHUB_RUN_ID']}"
-            )
-        params = {k: v for k, v in given.items() if v is not None}
-        missing = [k for k in ("repository", "runId") if k not in params]
-        if missing:
-            _fail(
-                f"JUnit needs run metadata: pass --{'/--'.join(m.replace('runId', 'run-id') for m in missing)}",
-                2,
-            )
-    else:
-        path = "/ingest/report"
-    headers = {
-        "X-Triage-Signature": sign(body, secret_value),
-        "Content-Type": "application/xml" if path.endswith("junit") else "application/json",
-    }
-    url = server.rstrip("/") + path
-    for attempt in range(retries + 1):
-        try:
-            response = httpx.post(url, content=body, headers=headers, params=params, timeout=30)
-        except httpx.HTTPError as exc:
-            if attempt == retries:
-                _fail(f"could not reach {url}: {exc}", 3)
-            time.sleep(min(2**attempt, 10))
-            continue
-        if response.status_code >= 500 and attempt < retries:
-            time.sleep(min(2**attempt, 10))
-            continue
-        break
-    if response.status_code >= 400:
-        try:
-            message = response.json().get("error", response.text)
-        except ValueError:
-            message = response.text
-        _fail(f"{response.status_code}: {message}", 1)
-    result = response.json()
+        params = _junit_run_params(
+            {"repository": repository, "runId": run_id, "runAttempt": run_attempt, "branch": branch, "sha": sha,
+             "suite": suite, "url": run_url}
+        )
+    try:
+        result = send_report(body, server, secret_value, params=params, retries=retries)
+    except SendError as exc:
+        _fail(str(exc), 1 if exc.status else 3)
+        return
+    duplicate = " (duplicate; nothing changed)" if result.get("duplicate") else ""
     click.echo(
         f"sent {file.name}: {result['failures']} failing of {result['results']} results -> "
-        f"{len(result['incidents'])} incident(s)"
-        + (" (duplicate; nothing changed)" if result.get("duplicate") else "")
+        f"{len(result['incidents'])} incident(s){duplicate}"
     )
     for item in result["incidents"]:
-        click.echo(
-            f"  {item['id']} {'new' if item['created'] else 'seen again'}: {item['scenarioId']} / {item['invariantId']}"
-        )
+        state = "new" if item["created"] else "seen again"
+        click.echo(f"  {item['id']} {state}: {item['scenarioId']} / {item['invariantId']}")
+
+
+def _junit_run_params(given: dict[str, Any]) -> dict[str, Any]:
+    """JUnit has no run metadata: take it from flags, else from the GitHub Actions environment."""
+    for key, env in _GITHUB_ENV.items():
+        if given.get(key) is None and os.environ.get(env):
+            given[key] = os.environ[env]
+    if given.get("url") is None and os.environ.get("GITHUB_RUN_ID") and os.environ.get("GITHUB_REPOSITORY"):
+        base = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+        given["url"] = f"{base}/{os.environ['GITHUB_REPOSITORY']}/actions/runs/{os.environ['GITHUB_RUN_ID']}"
+    params = {k: v for k, v in given.items() if v is not None}
+    missing = [flag for key, flag in (("repository", "--repository"), ("runId", "--run-id")) if key not in params]
+    if missing:
+        _fail(f"JUnit needs run metadata: pass {' and '.join(missing)} (or run inside GitHub Actions)", 2)
+    return params
 
 
 # -- incidents ------------------------------------------------------------------------------------

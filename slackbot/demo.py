@@ -1,29 +1,133 @@
-"""``triagebot demo``: the main job on embedded defaults, printed as a responder would see it."""
+"""``triagebot demo``: the main job on embedded defaults, shown as a responder would see it.
+
+The local Slack emulator plays the workspace, the bot runs in HTTP mode on SQLite, the sample
+report is sent the way CI sends it, and a scripted responder classifies one card. Nothing here is
+faked inside the bot: it talks to the emulator over HTTP exactly as it would talk to Slack.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import click
 
-from slackbot.clock import SystemClock
-from slackbot.config import load_runbook
-from slackbot.db.engine import make_engine, session_scope
-from slackbot.db.migrate import upgrade
-from slackbot.presenters import incident_table
-from slackbot.report import Report
-from slackbot.services.ingest import IngestService
-from slackbot.services.queries import incident_json, list_incidents
-from slackbot.settings import DEFAULT_RUNBOOKS
+from slackbot.app import build_asgi, slack_client_for
+from slackbot.client import send_report
+from slackbot.config import Runbook
+from slackbot.config.models import Owner, Target
+from slackbot.core import build_core
+from slackbot.emulator import SlackEmulator
+from slackbot.serving import serve
+from slackbot.settings import DEFAULT_RUNBOOKS, Settings
 
 SAMPLE = DEFAULT_RUNBOOKS / "examples" / "nightly-report.json"
+RESPONDER = "U0CAROL"
+
+
+def seed_workspace(emulator: SlackEmulator, runbook: Runbook) -> None:
+    """Create every user, group and channel that routing.yml names, so the demo workspace matches
+    the routing table. Group membership: the people the routing table pairs with each group, and
+    every on-call person in the responder groups."""
+    routing = runbook.routing
+    channels = {routing.default_channel: "integration-triage", routing.ops_channel: "triagebot-ops"}
+    for suite, route in routing.suites.items():
+        channels.setdefault(route.channel, f"integration-{suite}")
+    members: dict[str, set[str]] = {}
+    users: set[str] = set()
+
+    def visit(target: Target) -> None:
+        person = target.oncall_user if isinstance(target, Owner) and target.oncall_user else target.user
+        if person:
+            users.add(person)
+        if target.usergroup:
+            members.setdefault(target.usergroup, set())
+            if person:
+                members[target.usergroup].add(person)
+        if target.channel:
+            channels.setdefault(target.channel, (target.handle or target.channel).lstrip("@#"))
+
+    for route in routing.classes.values():
+        for target in (route.owner, route.fallback, route.escalation):
+            visit(target)
+    visit(routing.release_maintainer)
+    for group in routing.responders:
+        if not members.get(group):  # a responder group nobody routes to: the on-call people
+            members[group] = {u for u in users if u != routing.release_maintainer.user}
+    for user in sorted(users):
+        emulator.add_user(user, user.removeprefix("U0").lower())
+    for channel_id, name in channels.items():
+        emulator.add_channel(channel_id, name)
+    for group_id, people in members.items():
+        emulator.add_usergroup(group_id, group_id.removeprefix("S0").lower(), sorted(people))
+
+
+def _wait(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"demo: timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def running_demo(database_url: str, *, port: int | None = None, emulator_port: int = 0) -> Iterator[dict[str, Any]]:
+    emulator = SlackEmulator(port=emulator_port).start()
+    try:
+        ingest_secret = secrets.token_hex(16)
+        settings = Settings(
+            SLACK_BOT_TOKEN=emulator.bot_token,
+            SLACK_SIGNING_SECRET=emulator.signing_secret,
+            SLACK_API_URL=emulator.base_url,
+            TRIAGE_DATABASE_URL=database_url,
+            TRIAGE_RUNBOOKS_DIR=DEFAULT_RUNBOOKS,
+            TRIAGE_INGEST_SECRET=ingest_secret,
+        )
+        core = build_core(settings, slack=slack_client_for(settings))
+        seed_workspace(emulator, core.runbook)
+        with serve(build_asgi(core), port=port) as bot_url:
+            emulator.bot_url = bot_url + "/slack/events"
+            yield {"emulator": emulator, "core": core, "bot_url": bot_url, "secret": ingest_secret}
+    finally:
+        emulator.stop()
 
 
 def run_demo(*, database_url: str, keep_serving: bool = False) -> None:
-    runbook = load_runbook(DEFAULT_RUNBOOKS)
-    engine = make_engine(database_url)
-    upgrade(engine)
-    report = Report.model_validate_json(SAMPLE.read_bytes())
-    result = IngestService(runbook, SystemClock()).ingest_report(engine, report, source="demo")
-    click.echo(f"Ingested {SAMPLE.name}: {result.failures} failing of {result.results} results")
-    with session_scope(engine) as session:
-        rows = [incident_json(i) for i in list_incidents(session, status="open")]
-    click.echo(incident_table(rows))
+    if database_url.startswith("sqlite:///"):
+        for suffix in ("", "-wal", "-shm"):
+            Path(database_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    with running_demo(database_url, port=3000 if keep_serving else None, emulator_port=8099 if keep_serving else 0) as demo:
+        emulator: SlackEmulator = demo["emulator"]
+        core = demo["core"]
+        click.echo(f"Slack emulator: {emulator.web_url}   bot: {demo['bot_url']}")
+        result = send_report(SAMPLE.read_bytes(), demo["bot_url"], demo["secret"])
+        click.echo(
+            f"CI sent {SAMPLE.name}: {result['failures']} failing of {result['results']} results -> "
+            f"{len(result['incidents'])} incident(s)\n"
+        )
+        channel = core.runbook.routing.channel_for_suite("nightly")
+        expected = len(result["incidents"])
+        click.echo(f"Posting {expected} cards (Slack allows about one post per second per channel)…")
+        _wait(lambda: len(emulator.messages(channel)) >= expected + (1 if result["multiPrefix"] else 0), 120, "cards")
+        card = next(m for m in emulator.messages(channel) if any(b.get("type") == "actions" for b in m.blocks))
+        incident = next(i for i in result["incidents"] if not i["contractViolation"])
+        card = next(
+            m for m in emulator.messages(channel)
+            if m.blocks and incident["id"] in str(m.blocks[0].get("text", {}).get("text", ""))
+        )
+        click.echo(f"Responder <@{RESPONDER}> classifies {incident['id']} as Algorithm regression…")
+        emulator.select_option(RESPONDER, channel, card.ts, "incident_classify", "algorithm_regression")
+        _wait(lambda: len(emulator.replies(channel, card.ts)) >= 1, 30, "the classification thread post")
+        _wait(lambda: emulator.messages(channel)[[m.ts for m in emulator.messages(channel)].index(card.ts)].edited >= 1,
+              30, "the card redraw")
+        click.echo("\n" + emulator.transcript(channel))
+        click.echo(f"\nOpen the channel in a browser: {emulator.web_url}channels/{channel}")
+        if keep_serving:
+            click.echo("Serving until Ctrl-C. Try /triage from the emulator or send more reports.")
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(1)

@@ -188,7 +188,10 @@ def render_card(view: CardView, runbook: Runbook) -> tuple[str, list[dict[str, A
         + escape(_fill(policy.commands.artifact_download, incident, run))
         + "```\n"
         "*Reproduce this scenario locally:*\n```"
-        + "\n".join(escape(f"export {v.name}={v.value}") for v in policy.environment if not v.secret)
+        + "\n".join(
+            escape(f"export {v.name}=" + (f"<{v.name.lower()} from your local secrets>" if v.secret else v.value))
+            for v in policy.environment
+        )
         + "\n"
         + escape(_fill(policy.commands.single_scenario, incident, run))
         + "```"

@@ -18,7 +18,7 @@ from slackbot.settings import Settings
 from slackbot.signing import sign
 from tests.conftest import FIXTURES, RUNBOOKS
 from tests.factories import report, result
-from tests.servers import serve
+from slackbot.serving import serve
 
 SECRET = "test-ingest-secret"
 

@@ -1,4 +1,5 @@
-"""Serving an ASGI app over real HTTP (uvicorn on a thread, ephemeral port) for tests."""
+"""Serving an ASGI app over real HTTP on a background thread: the demo, the simulation and the
+tests run the real server this way (uvicorn, loopback, an ephemeral port by default)."""
 
 from __future__ import annotations
 
@@ -19,19 +20,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, *, port: int | None = None) -> Iterator[str]:
+def serve(app: Any, *, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
+            raise RuntimeError(f"server on {host}:{port} did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
