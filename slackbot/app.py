@@ -25,9 +25,9 @@ from handlers.slack import actions, commands, events
 from slackbot.core import Core
 from slackbot.outbox.paging_deliveries import PagingDeliveries
 from slackbot.outbox.slack_deliveries import SlackDeliveries
+from slackbot.outbox.worker import OutboxWorker
 from slackbot.scheduler import TimerScheduler
 from slackbot.services.timers import TimerService
-from slackbot.outbox.worker import OutboxWorker
 from slackbot.settings import Settings, secret
 from slackbot.slack.posts import PostRenderer
 

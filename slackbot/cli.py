@@ -31,9 +31,7 @@ def main() -> None:
 
 
 @main.command()
-@click.option(
-    "--runbooks", "runbooks_dir", type=click.Path(path_type=Path), help="default: TRIAGE_RUNBOOKS_DIR"
-)
+@click.option("--runbooks", "runbooks_dir", type=click.Path(path_type=Path), help="default: TRIAGE_RUNBOOKS_DIR")
 @click.option(
     "--manifest", type=click.Path(path_type=Path), default=None, help="default: manifest.yml at the repo root"
 )
@@ -151,8 +149,15 @@ def send(
     params: dict[str, Any] = {}
     if looks_like_junit(body):
         params = _junit_run_params(
-            {"repository": repository, "runId": run_id, "runAttempt": run_attempt, "branch": branch, "sha": sha,
-             "suite": suite, "url": run_url}
+            {
+                "repository": repository,
+                "runId": run_id,
+                "runAttempt": run_attempt,
+                "branch": branch,
+                "sha": sha,
+                "suite": suite,
+                "url": run_url,
+            }
         )
     try:
         result = send_report(body, server, secret_value, params=params, retries=retries)
@@ -244,9 +249,7 @@ def runbook() -> None:
 
 
 @runbook.command("render")
-@click.option(
-    "--out", type=click.Path(path_type=Path), default=None, help="default docs/integration-triage-runbook.md"
-)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="default docs/integration-triage-runbook.md")
 def runbook_render(out: Path | None) -> None:
     """Render the triage runbook document from runbooks/."""
     from slackbot.runbook_doc import render_runbook

@@ -51,8 +51,8 @@ def seed_workspace(emulator: SlackEmulator, runbook: Runbook) -> None:
         if target.channel:
             channels.setdefault(target.channel, (target.handle or target.channel).lstrip("@#"))
 
-    for route in routing.classes.values():
-        for target in (route.owner, route.fallback, route.escalation):
+    for class_route in routing.classes.values():
+        for target in (class_route.owner, class_route.fallback, class_route.escalation):
             visit(target)
     visit(routing.release_maintainer)
     for group in routing.responders:
@@ -100,7 +100,9 @@ def run_demo(*, database_url: str, keep_serving: bool = False) -> None:
     if database_url.startswith("sqlite:///"):
         for suffix in ("", "-wal", "-shm"):
             Path(database_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
-    with running_demo(database_url, port=3000 if keep_serving else None, emulator_port=8099 if keep_serving else 0) as demo:
+    with running_demo(
+        database_url, port=3000 if keep_serving else None, emulator_port=8099 if keep_serving else 0
+    ) as demo:
         emulator: SlackEmulator = demo["emulator"]
         core = demo["core"]
         click.echo(f"Slack emulator: {emulator.web_url}   bot: {demo['bot_url']}")
@@ -116,14 +118,18 @@ def run_demo(*, database_url: str, keep_serving: bool = False) -> None:
         card = next(m for m in emulator.messages(channel) if any(b.get("type") == "actions" for b in m.blocks))
         incident = next(i for i in result["incidents"] if not i["contractViolation"])
         card = next(
-            m for m in emulator.messages(channel)
+            m
+            for m in emulator.messages(channel)
             if m.blocks and incident["id"] in str(m.blocks[0].get("text", {}).get("text", ""))
         )
         click.echo(f"Responder <@{RESPONDER}> classifies {incident['id']} as Algorithm regression…")
         emulator.select_option(RESPONDER, channel, card.ts, "incident_classify", "algorithm_regression")
         _wait(lambda: len(emulator.replies(channel, card.ts)) >= 1, 30, "the classification thread post")
-        _wait(lambda: emulator.messages(channel)[[m.ts for m in emulator.messages(channel)].index(card.ts)].edited >= 1,
-              30, "the card redraw")
+        _wait(
+            lambda: emulator.messages(channel)[[m.ts for m in emulator.messages(channel)].index(card.ts)].edited >= 1,
+            30,
+            "the card redraw",
+        )
         click.echo("\n" + emulator.transcript(channel))
         click.echo(f"\nOpen the channel in a browser: {emulator.web_url}channels/{channel}")
         if keep_serving:

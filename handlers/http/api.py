@@ -31,22 +31,15 @@ def routes(core: Core) -> list[Route]:
             token = secret(core.settings.api_token)
             given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
             if not token or not hmac.compare_digest(given, token):
-                return problem(
-                    401, "a bearer token (TRIAGE_API_TOKEN) is required from non-loopback addresses"
-                )
+                return problem(401, "a bearer token (TRIAGE_API_TOKEN) is required from non-loopback addresses")
         status = request.query_params.get("status")
         failure_class = request.query_params.get("class")
         if failure_class and failure_class not in {c.value for c in core.runbook.routing.classes}:
-            return problem(
-                400, f"class must be one of {', '.join(c.value for c in core.runbook.routing.classes)}"
-            )
+            return problem(400, f"class must be one of {', '.join(c.value for c in core.runbook.routing.classes)}")
 
         def work() -> list[dict[str, object]]:
             with session_scope(core.engine) as session:
-                return [
-                    incident_json(i)
-                    for i in list_incidents(session, status=status, failure_class=failure_class)
-                ]
+                return [incident_json(i) for i in list_incidents(session, status=status, failure_class=failure_class)]
 
         try:
             rows = await asyncio.to_thread(work)

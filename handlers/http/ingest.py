@@ -7,13 +7,13 @@ import json
 from collections.abc import Callable
 
 from pydantic import ValidationError
-from slackbot.junit import JUnitError, parse_junit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from handlers.http.body import BodyTooLarge, problem, read_capped, too_large
 from slackbot.core import Core
+from slackbot.junit import JUnitError, parse_junit
 from slackbot.report import Report, RunInfo
 from slackbot.settings import secret
 from slackbot.signing import verify
@@ -42,9 +42,7 @@ def parse_report_json(body: bytes) -> Report:
     if "schemaVersion" not in data:
         raise ValueError("schemaVersion: required (this server accepts schemaVersion 1)")
     if data["schemaVersion"] != 1:
-        raise ValueError(
-            f"schemaVersion: unsupported version {data['schemaVersion']!r}; this server accepts 1"
-        )
+        raise ValueError(f"schemaVersion: unsupported version {data['schemaVersion']!r}; this server accepts 1")
     try:
         return Report.model_validate(data)
     except ValidationError as exc:

@@ -49,7 +49,7 @@ class TriageCommand:
         self.core = core
         self.routes: dict[str, Callable[[list[str], str], Awaitable[Reply]]] = {
             "help": self.help,
-            "list": self.list,
+            "list": self.list_,
             "show": self.show,
             "ack": self.ack,
             "classify": self.classify,
@@ -87,7 +87,7 @@ class TriageCommand:
     async def help(self, args: list[str], user_id: str) -> Reply:
         return replies.USAGE, False
 
-    async def list(self, args: list[str], user_id: str) -> Reply:
+    async def list_(self, args: list[str], user_id: str) -> Reply:
         which = args[0].lower() if args else "open"
         if which not in ("open", "mine", "overdue"):
             raise UsageError("usage: `/triage list [open|mine|overdue]`")
@@ -137,8 +137,8 @@ class TriageCommand:
 
     # -- changes ----------------------------------------------------------------------------------
 
-    async def _change(self, user_id: str, operation: str, key: str, **kwargs: Any) -> Reply:
-        if not await self.core.responders.allowed(user_id):
+    async def _change(self, actor_id: str, operation: str, key: str, **kwargs: Any) -> Reply:
+        if not await self.core.responders.allowed(actor_id):
             return (
                 f"⛔ Only responders ({self.core.responders.describe()}) can change incidents. "
                 "Ask one of them, or a lead to add you to the group.",
@@ -150,13 +150,13 @@ class TriageCommand:
             self.core.engine,
             operation,
             incident_id,
-            Actor(user_id, "command"),
+            Actor(actor_id, "command"),
             **kwargs,
         )
         self.core.notify_committed()
         if not outcome.changed:
             return replies.escape(outcome.message), False
-        return f"<@{user_id}>: {replies.escape(outcome.message)}", True
+        return f"<@{actor_id}>: {replies.escape(outcome.message)}", True
 
     async def ack(self, args: list[str], user_id: str) -> Reply:
         _need(args, 1, "ack ID")
@@ -183,9 +183,7 @@ class TriageCommand:
 
     async def status(self, args: list[str], user_id: str) -> Reply:
         _need(args, 2, "status ID MILESTONE [note]")
-        return await self._change(
-            user_id, "set_milestone", args[0], milestone=args[1], note=" ".join(args[2:])
-        )
+        return await self._change(user_id, "set_milestone", args[0], milestone=args[1], note=" ".join(args[2:]))
 
     async def resolve(self, args: list[str], user_id: str) -> Reply:
         _need(args, 1, "resolve ID root cause…")

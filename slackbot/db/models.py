@@ -80,9 +80,7 @@ class Incident(SQLModel, table=True):
     resolved_at: datetime | None = None
     resolution_note: str | None = None
     escalation_level: int = 0
-    card_ts: str | None = Field(
-        default=None, description="set once by compare-and-set; later changes update it"
-    )
+    card_ts: str | None = Field(default=None, description="set once by compare-and-set; later changes update it")
     bead_id: str | None = None
     bead_state: str = Field(default="none", description="none | pending | filed | failed")
     revision: int = Field(default=0, description="bumped on every change; the card shows the latest")

@@ -159,9 +159,7 @@ class PagingDeliveries:
         message = response.text[:300]
         if response.status_code == 429 or response.status_code >= 500:
             raise PagerDutyError(f"PagerDuty HTTP {response.status_code}: {message}", retryable=True)
-        raise PagerDutyError(
-            f"PagerDuty rejected the event (HTTP {response.status_code}): {message}", retryable=False
-        )
+        raise PagerDutyError(f"PagerDuty rejected the event (HTTP {response.status_code}): {message}", retryable=False)
 
     @staticmethod
     def _dedup(incident: Incident | None, payload: dict[str, Any]) -> str:
@@ -174,9 +172,7 @@ class PagingDeliveries:
         key = self._target(item.payload).target.pagerduty_routing_key
         if not key:
             raise PermanentFailure("the routing entry no longer has a PagerDuty routing key")
-        return await self._send_pd(
-            self._pd_body(key, "trigger", incident, run, self._dedup(incident, item.payload))
-        )
+        return await self._send_pd(self._pd_body(key, "trigger", incident, run, self._dedup(incident, item.payload)))
 
     async def pagerduty_follow(self, item: OutboxItem) -> dict[str, Any]:
         """Acknowledge/resolve every PagerDuty service we triggered for this incident."""
@@ -191,7 +187,7 @@ class PagingDeliveries:
                         OutboxItem.state == "done",
                     )
                 )
-                return list(rows)
+                return [dict(row) for row in rows]
 
         sent: dict[str, Any] = {}
         for payload in await asyncio.to_thread(triggered):
@@ -233,6 +229,4 @@ class PagingDeliveries:
         fallback = resolve_target(self.runbook, "fallback", item.payload.get("class"))
         channel = "DM" if item.kind == "dm" else "PagerDuty"
         note = f"paging {failed.target.describe()} by {channel} failed ({error})"
-        enqueue_page(
-            effects, self.runbook, incident, [fallback], reason="fallback", step=f"{item.id}", note=note
-        )
+        enqueue_page(effects, self.runbook, incident, [fallback], reason="fallback", step=f"{item.id}", note=note)

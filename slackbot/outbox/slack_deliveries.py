@@ -79,9 +79,7 @@ class SlackDeliveries:
         text, blocks = render_card(view, self.runbook)
         incident = view.incident
         if is_posted(incident.card_ts):
-            await self.client.chat_update(
-                channel=incident.channel, ts=str(incident.card_ts), text=text, blocks=blocks
-            )
+            await self.client.chat_update(channel=incident.channel, ts=str(incident.card_ts), text=text, blocks=blocks)
             return {"updated": incident.card_ts, "revision": incident.revision}
         claim = await asyncio.to_thread(self._claim_card_slot, incident_id)
         if claim is None:
@@ -150,10 +148,9 @@ class SlackDeliveries:
             )
 
     async def _find_card(self, channel: str, incident_id: int) -> str | None:
-        response = await self.client.conversations_history(
-            channel=channel, limit=200, include_all_metadata=True
-        )
-        for message in response.get("messages", []):
+        response = await self.client.conversations_history(channel=channel, limit=200, include_all_metadata=True)
+        messages: list[dict[str, Any]] = response.get("messages", [])
+        for message in messages:
             metadata = message.get("metadata") or {}
             if (
                 metadata.get("event_type") == CARD_EVENT
@@ -189,7 +186,8 @@ class SlackDeliveries:
         response = await self.client.conversations_replies(
             channel=channel, ts=thread_ts, limit=200, include_all_metadata=True
         )
-        for message in response.get("messages", []):
+        messages: list[dict[str, Any]] = response.get("messages", [])
+        for message in messages:
             metadata = message.get("metadata") or {}
             if (
                 metadata.get("event_type") == POST_EVENT

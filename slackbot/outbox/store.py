@@ -88,7 +88,7 @@ def settle(
     if next_attempt_at is not None:
         values["next_attempt_at"] = utc(next_attempt_at)
     if attempts_delta:
-        values["attempts"] = OutboxItem.attempts + attempts_delta  # type: ignore[operator]
+        values["attempts"] = OutboxItem.attempts + attempts_delta
     if error is not None:
         values["last_error"] = error[:2000]
     if result is not None:
@@ -111,8 +111,6 @@ def depth(session: Session) -> tuple[int, datetime | None]:
     from sqlalchemy import func
 
     row = session.execute(
-        select(func.count(), func.min(OutboxItem.created_at)).where(
-            col(OutboxItem.state).in_(["pending", "sending"])
-        )
+        select(func.count(), func.min(OutboxItem.created_at)).where(col(OutboxItem.state).in_(["pending", "sending"]))
     ).one()
     return int(row[0]), row[1]

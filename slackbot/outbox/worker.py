@@ -8,6 +8,7 @@ directly under a virtual clock, so the same code is exercised in both worlds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import socket
@@ -142,17 +143,15 @@ class OutboxWorker:
 
     async def run(self, stop: asyncio.Event, *, idle: float = 0.5) -> None:
         while not stop.is_set():
+            self._wake.clear()  # before the step, so a wake-up during the step is not lost
             try:
                 delivered = await self.step()
             except Exception:  # the loop must outlive a bad step (DB blip); the row stays claimable
                 log.exception("outbox step failed")
                 delivered = 0
             if delivered == 0:
-                self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=idle)
-                except TimeoutError:
-                    pass
 
     async def step(self) -> int:
         now = self.clock.now()
@@ -215,9 +214,7 @@ class OutboxWorker:
             self.stats.rate_limited += 1
             if bucket is not None:
                 bucket.paused_until = self.clock.now() + timedelta(seconds=retry_after)
-            await self._settle(
-                item, "pending", after=retry_after, error=f"rate limited ({retry_after}s)", count=False
-            )
+            await self._settle(item, "pending", after=retry_after, error=f"rate limited ({retry_after}s)", count=False)
         elif status >= 500:
             await self._failed(item, f"Slack HTTP {status}")
         elif error in PERMANENT_SLACK_ERRORS:

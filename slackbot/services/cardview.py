@@ -50,16 +50,12 @@ def _evidence(session: Session, incident_id: int) -> list[dict[str, Any]]:
 def pending_actions(session: Session, runbook: Runbook, incident: Incident) -> list[PendingAction]:
     """What the bot will do unless someone acts first: PagerDuty's ``pending_actions``, shown."""
     timers = session.exec(
-        select(Timer)
-        .where(Timer.incident_id == incident.id, Timer.state == "pending")
-        .order_by(col(Timer.due_at))
+        select(Timer).where(Timer.incident_id == incident.id, Timer.state == "pending").order_by(col(Timer.due_at))
     )
     actions = []
     for timer in timers:
         if timer.kind == "classify":
-            actions.append(
-                PendingAction(f"escalates to {escalation_target(runbook, incident)}", timer.due_at)
-            )
+            actions.append(PendingAction(f"escalates to {escalation_target(runbook, incident)}", timer.due_at))
         elif timer.kind == "escalation":
             actions.append(PendingAction(f"escalation level {timer.step + 1}", timer.due_at))
         elif timer.kind == "reminder":

@@ -67,9 +67,7 @@ def parse_class(text: str) -> FailureClass:
     if value in CLASS_ALIASES:
         return CLASS_ALIASES[value]
     choices = ", ".join(c.value for c in FailureClass)
-    raise IncidentError(
-        f"unknown class '{text}'; use one of: {choices} (or infra, harness, algorithm, schema, flake)"
-    )
+    raise IncidentError(f"unknown class '{text}'; use one of: {choices} (or infra, harness, algorithm, schema, flake)")
 
 
 def parse_severity(text: str) -> Severity:

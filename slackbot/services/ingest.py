@@ -101,9 +101,7 @@ class IngestService:
 
     # -- public ---------------------------------------------------------------------------------
 
-    def ingest_report(
-        self, engine: Engine, report: Report, *, source: str = "api", attempts: int = 5
-    ) -> IngestResult:
+    def ingest_report(self, engine: Engine, report: Report, *, source: str = "api", attempts: int = 5) -> IngestResult:
         """Ingest in its own transaction. Two replicas ingesting the same failure at once collide
         on a unique key (run identity, open incident fingerprint); the loser retries and then
         sees the winner's rows, so the outcome is the same as if they had taken turns."""
@@ -135,9 +133,7 @@ class IngestService:
             session.add(run)
 
         open_incidents = self._open_incidents(session, list(fresh_groups))
-        reopenable = self._recent_flakes(
-            session, [fp for fp in fresh_groups if fp not in open_incidents], now
-        )
+        reopenable = self._recent_flakes(session, [fp for fp in fresh_groups if fp not in open_incidents], now)
         ingested: list[IngestedIncident] = []
         occurrence_rows: list[dict[str, Any]] = []
         new_incidents: list[tuple[Incident, _Group]] = []
@@ -401,9 +397,7 @@ class IngestService:
         session.add_all(incidents)
         session.flush()
 
-    def _announce_new(
-        self, session: Session, incident: Incident, group: _Group, run: Run, effects: Effects
-    ) -> None:
+    def _announce_new(self, session: Session, incident: Incident, group: _Group, run: Run, effects: Effects) -> None:
         assert incident.id is not None
         iid = incident.id
         effects.record(
@@ -436,9 +430,7 @@ class IngestService:
                 source="rule",
                 data={"class": incident.failure_class, "rule": "contract"},
             )
-            effects.enqueue(
-                "bead_file", f"bead:{iid}", {"reason": "contract_violation"}, incident_id=iid, lane="beads"
-            )
+            effects.enqueue("bead_file", f"bead:{iid}", {"reason": "contract_violation"}, incident_id=iid, lane="beads")
         if incident.documentation_gap:
             effects.record("documentation_gap", incident.documentation_gap, incident_id=iid, source="ingest")
         effects.enqueue("card", f"card:{iid}:{incident.revision}", incident_id=iid, lane=incident.channel)
@@ -451,9 +443,7 @@ class IngestService:
                 incident_id=iid,
             )
 
-    def _absorb(
-        self, incident: Incident, run: Run, added: int, now: datetime, multi: bool, effects: Effects
-    ) -> None:
+    def _absorb(self, incident: Incident, run: Run, added: int, now: datetime, multi: bool, effects: Effects) -> None:
         assert incident.id is not None
         incident.occurrence_count += added
         incident.last_seen = utc(run.finished_at or now)
@@ -510,9 +500,7 @@ class IngestService:
                 lane="beads",
             )
 
-    def _flag_multi_prefix(
-        self, run: Run, prefixes: list[str], incidents: list[Incident], effects: Effects
-    ) -> None:
+    def _flag_multi_prefix(self, run: Run, prefixes: list[str], incidents: list[Incident], effects: Effects) -> None:
         """Seed 001: failures across several scenario classes point at the harness or a shared
         service. One run-level escalation, not one per incident."""
         for incident in incidents:

@@ -91,9 +91,7 @@ class TimerService:
             self._classification_overdue(session, timer, incident, now)
         return True
 
-    def _classification_overdue(
-        self, session: Session, timer: Timer, incident: Incident, now: datetime
-    ) -> None:
+    def _classification_overdue(self, session: Session, timer: Timer, incident: Incident, now: datetime) -> None:
         """The 20-minute rule: nobody classified in time, so escalate and arm the next level."""
         if incident.status != "open" or incident.failure_class is not None:
             return  # classified or resolved meanwhile: a late timer does nothing

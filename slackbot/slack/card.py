@@ -121,13 +121,9 @@ def render_card(view: CardView, runbook: Runbook) -> tuple[str, list[dict[str, A
     if incident.contract_violation:
         flags.append("⚠️ *Contract violation:* no scenarioId/invariantId emitted — harness/diagnostics defect")
     if incident.documentation_gap:
-        flags.append(
-            f"📘 *Documentation gap:* {escape(incident.documentation_gap)} — update the runbook taxonomy"
-        )
+        flags.append(f"📘 *Documentation gap:* {escape(incident.documentation_gap)} — update the runbook taxonomy")
     if incident.multi_prefix:
-        flags.append(
-            "🧩 *Multi-prefix run:* failures span several scenario classes — likely harness or shared service"
-        )
+        flags.append("🧩 *Multi-prefix run:* failures span several scenario classes — likely harness or shared service")
     if flags:
         blocks.append(_section("\n".join(flags)))
 
@@ -162,9 +158,7 @@ def render_card(view: CardView, runbook: Runbook) -> tuple[str, list[dict[str, A
     blocks.append(SectionBlock(fields=[_md(truncate(f, FIELD_LIMIT)) for f in fields[:10]]))
 
     blocks.append(
-        _section(
-            _entry_text("Scenario", incident.scenario_id, taxonomy.scenario(_prefix(incident.scenario_id)))
-        )
+        _section(_entry_text("Scenario", incident.scenario_id, taxonomy.scenario(_prefix(incident.scenario_id))))
     )
     invariant = taxonomy.invariant(_prefix(incident.invariant_id))
     text = _entry_text("Invariant", incident.invariant_id, invariant)
@@ -184,9 +178,7 @@ def render_card(view: CardView, runbook: Runbook) -> tuple[str, list[dict[str, A
     blocks.append(_section(_evidence_text(view.evidence)))
 
     commands = (
-        "*Download artifacts:*\n```"
-        + escape(_fill(policy.commands.artifact_download, incident, run))
-        + "```\n"
+        "*Download artifacts:*\n```" + escape(_fill(policy.commands.artifact_download, incident, run)) + "```\n"
         "*Reproduce this scenario locally:*\n```"
         + "\n".join(
             escape(f"export {v.name}=" + (f"<{v.name.lower()} from your local secrets>" if v.secret else v.value))

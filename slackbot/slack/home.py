@@ -28,16 +28,12 @@ def _list(title: str, incidents: Sequence[Incident], runbook: Runbook) -> list[A
         lines.append(f"…and {len(incidents) - MAX_LINES} more (`/triage list`)")
     return [
         SectionBlock(
-            text=MarkdownTextObject(
-                text=truncate(f"*{title} ({len(incidents)}):*\n" + "\n".join(lines), 3000)
-            )
+            text=MarkdownTextObject(text=truncate(f"*{title} ({len(incidents)}):*\n" + "\n".join(lines), 3000))
         )
     ]
 
 
-def render_home(
-    user_id: str, open_incidents: Sequence[Incident], runbook: Runbook, now: datetime
-) -> dict[str, Any]:
+def render_home(user_id: str, open_incidents: Sequence[Incident], runbook: Runbook, now: datetime) -> dict[str, Any]:
     oldest_first = sorted(open_incidents, key=lambda i: (i.created_at, i.id or 0))
     mine = [i for i in oldest_first if i.assignee == user_id]
     overdue = [i for i in oldest_first if not i.failure_class and as_utc(i.classify_deadline) <= now]
@@ -51,9 +47,7 @@ def render_home(
         *_list("Overdue for classification", overdue, runbook),
         *_list("Open, oldest first", oldest_first, runbook),
         ContextBlock(
-            elements=[
-                MarkdownTextObject(text="`/triage help` for commands · cards live in the suite channels")
-            ]
+            elements=[MarkdownTextObject(text="`/triage help` for commands · cards live in the suite channels")]
         ),
     ]
     return View(type="home", blocks=blocks).to_dict()

@@ -56,9 +56,7 @@ class PostRenderer:
     def render_named(self, name: str, **context: Any) -> str:
         return self.env.get_template(f"{name}.j2").render(**context).strip()
 
-    def _context(
-        self, name: str, payload: dict[str, Any], incident: Incident, run: Run | None
-    ) -> dict[str, Any]:
+    def _context(self, name: str, payload: dict[str, Any], incident: Incident, run: Run | None) -> dict[str, Any]:
         ctx: dict[str, Any] = {"actor": _mention(payload.get("actor")), "incident": incident.key}
         if name == "classified":
             chosen = FailureClass(payload["class"])
@@ -91,9 +89,7 @@ class PostRenderer:
         elif name == "paged":
             from slackbot.services.paging import resolve_target
 
-            targets = [
-                resolve_target(self.runbook, t["role"], t.get("class")) for t in payload.get("targets", [])
-            ]
+            targets = [resolve_target(self.runbook, t["role"], t.get("class")) for t in payload.get("targets", [])]
             minutes = int(self.runbook.policy.classify_within.total_seconds() // 60)
             ctx |= {
                 "reason": payload.get("reason", "manual"),

@@ -32,7 +32,8 @@ def incident_line(incident: Incident, runbook: Runbook) -> str:
     ids = f"{incident.scenario_id or '—'} / {incident.invariant_id or '—'}"
     owner = f" · <@{incident.assignee}>" if incident.assignee else ""
     return (
-        f"• *{incident.key}* {code(ids)} — {escape(incident.symptom)} · {escape(class_label(runbook, incident.failure_class))}"
+        f"• *{incident.key}* {code(ids)} — {escape(incident.symptom)}"
+        f" · {escape(class_label(runbook, incident.failure_class))}"
         f" · {incident.severity}{owner} · ×{incident.occurrence_count}"
     )
 
@@ -53,11 +54,13 @@ def incident_detail(incident: Incident, runbook: Runbook, pending: Sequence[tupl
         f"Status: {incident.status}{f' ({incident.milestone})' if incident.milestone else ''} · "
         f"Class: {escape(class_label(runbook, incident.failure_class))} · Severity: {incident.severity} · "
         f"Assignee: {f'<@{incident.assignee}>' if incident.assignee else 'nobody'}",
-        f"Occurrences: {incident.occurrence_count} (first {slack_date(incident.first_seen)}, last {slack_date(incident.last_seen)})",
+        f"Occurrences: {incident.occurrence_count} "
+        f"(first {slack_date(incident.first_seen)}, last {slack_date(incident.last_seen)})",
     ]
     if incident.suggested_class:
         lines.append(
-            f"Suggested owner: {escape(class_label(runbook, incident.suggested_class))} ({escape(incident.suggested_reason)})"
+            f"Suggested owner: {escape(class_label(runbook, incident.suggested_class))} "
+            f"({escape(incident.suggested_reason)})"
         )
     if incident.contract_violation:
         lines.append("⚠️ Contract violation: no scenarioId/invariantId")
@@ -72,13 +75,10 @@ def incident_detail(incident: Incident, runbook: Runbook, pending: Sequence[tupl
 
 def timeline_text(incident: Incident, events: Sequence[TimelineEvent], limit: int = 40) -> str:
     rows = [
-        f"• {slack_date(e.at)} — {escape(e.message)} _({escape(e.source)}, {escape(e.actor)})_"
-        for e in events[-limit:]
+        f"• {slack_date(e.at)} — {escape(e.message)} _({escape(e.source)}, {escape(e.actor)})_" for e in events[-limit:]
     ]
     skipped = len(events) - limit
-    head = f"*Timeline of {incident.key}* ({len(events)} events)" + (
-        f", latest {limit}" if skipped > 0 else ""
-    )
+    head = f"*Timeline of {incident.key}* ({len(events)} events)" + (f", latest {limit}" if skipped > 0 else "")
     return head + ":\n" + "\n".join(rows)
 
 
@@ -88,13 +88,17 @@ def runbook_text(runbook: Runbook, topic: str | None) -> str:
         scen = ", ".join(f"`{s.prefix}-*` {escape(s.meaning)}" for s in taxonomy.scenarios)
         inv = ", ".join(f"`{i.prefix}-*` {escape(i.meaning)}" for i in taxonomy.invariants)
         steps = "\n".join(f"{n}. {escape(s.text)}" for n, s in enumerate(runbook.policy.response_steps, 1))
-        return f"*Scenarios:* {scen}\n*Invariants:* {inv}\n*Response:*\n{steps}\nAsk `/triage runbook BID` or `/triage runbook flake` for details."
+        return (
+            f"*Scenarios:* {scen}\n*Invariants:* {inv}\n*Response:*\n{steps}\n"
+            "Ask `/triage runbook BID` or `/triage runbook flake` for details."
+        )
     key = topic.strip().upper().rstrip("-*")
     entry = taxonomy.scenario(key) or taxonomy.invariant(key)
     if entry is not None:
         evidence = "\n".join(f"• {escape(e)}" for e in entry.evidence)
         return (
-            f"*`{entry.prefix}-*`* — {escape(entry.meaning)}\n*Typical failure surface:* {escape(entry.failure_surface)}\n"
+            f"*`{entry.prefix}-*`* — {escape(entry.meaning)}\n"
+            f"*Typical failure surface:* {escape(entry.failure_surface)}\n"
             f"*Evidence to capture:*\n{evidence}"
         )
     from slackbot.services.incidents import IncidentError, parse_class
@@ -102,7 +106,10 @@ def runbook_text(runbook: Runbook, topic: str | None) -> str:
     try:
         chosen = parse_class(topic)
     except IncidentError:
-        return f"Nothing in the runbook called '{escape(topic)}'. Try a prefix (BID, TENANT, …) or a class (flake, infra, …)."
+        return (
+            f"Nothing in the runbook called '{escape(topic)}'. "
+            "Try a prefix (BID, TENANT, …) or a class (flake, infra, …)."
+        )
     route = routing.route(chosen)
     steps = "\n".join(f"{n}. {escape(s)}" for n, s in enumerate(route.first_response, 1))
     return f"*{escape(route.label)}* — {escape(route.description)}\n*First response:*\n{steps}"

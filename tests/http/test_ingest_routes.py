@@ -14,11 +14,11 @@ from sqlmodel import Session, select
 from slackbot.app import build_asgi
 from slackbot.core import Core, build_core
 from slackbot.db.models import Incident, Occurrence, Run
+from slackbot.serving import serve
 from slackbot.settings import Settings
 from slackbot.signing import sign
 from tests.conftest import FIXTURES, RUNBOOKS
 from tests.factories import report, result
-from slackbot.serving import serve
 
 SECRET = "test-ingest-secret"
 
@@ -40,9 +40,7 @@ def base_url(core: Core) -> Iterator[str]:
         yield url
 
 
-def post(
-    base_url: str, path: str, body: bytes, *, signature: str | None = "auto", **kwargs: object
-) -> httpx.Response:
+def post(base_url: str, path: str, body: bytes, *, signature: str | None = "auto", **kwargs: object) -> httpx.Response:
     headers = {"Content-Type": "application/json"}
     if signature == "auto":
         headers["X-Triage-Signature"] = sign(body, SECRET)
@@ -53,9 +51,7 @@ def post(
 
 def row_counts(core: Core) -> tuple[int, int, int]:
     with Session(core.engine) as session:
-        return tuple(
-            session.scalar(select(func.count()).select_from(t)) or 0 for t in (Run, Incident, Occurrence)
-        )  # type: ignore[return-value]
+        return tuple(session.scalar(select(func.count()).select_from(t)) or 0 for t in (Run, Incident, Occurrence))  # type: ignore[return-value]
 
 
 def test_a_signed_report_is_accepted_and_grouped(base_url: str, core: Core) -> None:
@@ -161,9 +157,7 @@ def test_junit_without_run_metadata_names_the_missing_parameter(base_url: str) -
 def test_ingest_is_refused_when_the_server_has_no_secret(tmp_path: Path) -> None:
     settings = Settings(TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", TRIAGE_RUNBOOKS_DIR=RUNBOOKS)
     with serve(build_asgi(build_core(settings))) as url:
-        response = httpx.post(
-            url + "/ingest/report", content=b"{}", headers={"X-Triage-Signature": "sha256=00"}
-        )
+        response = httpx.post(url + "/ingest/report", content=b"{}", headers={"X-Triage-Signature": "sha256=00"})
     assert response.status_code == 503
     assert "TRIAGE_INGEST_SECRET" in response.json()["error"]
 

@@ -1,0 +1,131 @@
+"""A running bot (real HTTP) wired to the local Slack emulator and a fake PagerDuty."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slackbot.app import build_asgi, slack_client_for
+from slackbot.client import send_report
+from slackbot.core import Core, build_core
+from slackbot.demo import seed_workspace
+from slackbot.emulator import SlackEmulator
+from slackbot.emulator.state import Message
+from slackbot.serving import serve
+from slackbot.settings import Settings
+from tests.conftest import RUNBOOKS
+from tests.fakes.pagerduty import FakePagerDuty, running_pagerduty
+
+SECRET = "slack-test-ingest-secret"
+NIGHTLY = "C0NIGHTLY"
+RESPONDER = "U0CAROL"
+OUTSIDER = "U0OUTSIDER"
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class ShiftClock:
+    """Real time plus an offset: the server keeps running normally while a test jumps ahead."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def shift(self, **delta: float) -> None:
+        self.offset += timedelta(**delta)
+
+
+@dataclass
+class Bot:
+    core: Core
+    clock: ShiftClock
+    emulator: SlackEmulator
+    pagerduty: FakePagerDuty
+    url: str
+
+    def send(self, report: dict[str, Any]) -> dict[str, Any]:
+        return send_report(json.dumps(report).encode(), self.url, SECRET)
+
+    def cards(self, channel: str = NIGHTLY) -> list[Message]:
+        return [m for m in self.emulator.messages(channel) if m.blocks and m.blocks[0].get("type") == "header"]
+
+    def card(self, key: str, channel: str = NIGHTLY) -> Message:
+        def find() -> Message | None:
+            return next((m for m in self.cards(channel) if f"{key} " in m.blocks[0]["text"]["text"]), None)
+
+        found: Message = wait_for(find, what=f"the card of {key}")
+        return found
+
+    def card_text(self, key: str, channel: str = NIGHTLY) -> str:
+        return json.dumps(self.card(key, channel).blocks)
+
+    def thread(self, key: str, channel: str = NIGHTLY) -> list[Message]:
+        return self.emulator.replies(channel, self.card(key, channel).ts)
+
+    def wait_thread(self, key: str, count: int, channel: str = NIGHTLY) -> list[Message]:
+        result: list[Message] = wait_for(
+            lambda: len(r := self.thread(key, channel)) >= count and r, what=f"{count} replies"
+        )
+        return result
+
+    def wait_edits(self, key: str, edits: int, channel: str = NIGHTLY) -> Message:
+        found: Message = wait_for(lambda: (m := self.card(key, channel)).edited >= edits and m, what=f"{edits} edits")
+        return found
+
+    def triage(self, text: str, user: str = RESPONDER, channel: str = NIGHTLY) -> str:
+        """Run a slash command and return what the bot answered (ephemeral, or in the channel)."""
+        ephemeral_before = len(self.emulator.ephemerals(user))
+        channel_before = len(self.emulator.messages(channel))
+        response = self.emulator.slash_command(user, channel, text)
+        assert response.status == 200, response.body
+
+        def answer() -> str | None:
+            ephemeral = self.emulator.ephemerals(user)
+            if len(ephemeral) > ephemeral_before:
+                return str(ephemeral[-1].get("text", ""))
+            fresh = [m for m in self.emulator.messages(channel)[channel_before:] if not m.blocks]
+            return fresh[-1].text if fresh else None
+
+        found: str = wait_for(answer, what=f"an answer to /triage {text}")
+        return found
+
+
+@pytest.fixture
+def bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    with SlackEmulator() as emulator, running_pagerduty() as pagerduty:
+        settings = Settings(
+            SLACK_BOT_TOKEN=emulator.bot_token,
+            SLACK_SIGNING_SECRET=emulator.signing_secret,
+            SLACK_API_URL=emulator.base_url,
+            TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'triage.db'}",
+            TRIAGE_RUNBOOKS_DIR=RUNBOOKS,
+            TRIAGE_INGEST_SECRET=SECRET,
+            PAGERDUTY_EVENTS_URL=pagerduty.url,
+        )
+        clock = ShiftClock()
+        core = build_core(settings, slack=slack_client_for(settings), clock=clock)
+        seed_workspace(emulator, core.runbook)
+        emulator.add_user(OUTSIDER, "outsider")
+        with serve(build_asgi(core)) as url:
+            emulator.bot_url = url + "/slack/events"
+            yield Bot(core=core, clock=clock, emulator=emulator, pagerduty=pagerduty, url=url)
