@@ -24,8 +24,8 @@ from slackbot.services.incidents import IncidentService
 from slackbot.services.ingest import IngestService
 from slackbot.services.permissions import Responders
 from slackbot.services.queries import QueryError
-from slackbot.slack.card import CardView
 from slackbot.settings import Settings
+from slackbot.slack.card import CardView
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,7 @@ class Core:
         try:
             with session_scope(self.engine) as session:
                 session.add(
-                    ProcessedDelivery(
-                        source=source, delivery_id=delivery_id, received_at=utc(self.clock.now())
-                    )
+                    ProcessedDelivery(source=source, delivery_id=delivery_id, received_at=utc(self.clock.now()))
                 )
         except IntegrityError:
             return False

@@ -111,9 +111,7 @@ def parse_junit(
 def _parse_xml(xml: bytes) -> Element:
     if not xml.removeprefix(b"\xef\xbb\xbf").strip():
         raise JUnitError("JUnit XML body is empty")
-    parser = DefusedXMLParser(
-        target=TreeBuilder(), forbid_dtd=False, forbid_entities=True, forbid_external=True
-    )
+    parser = DefusedXMLParser(target=TreeBuilder(), forbid_dtd=False, forbid_entities=True, forbid_external=True)
     # Entity declarations are refused one by one (with a message that names them) before a DTD is;
     # any DTD left is refused when its declaration ends — before the document body is read.
     parser.parser.EndDoctypeDeclHandler = _refuse_doctype

@@ -59,7 +59,5 @@ def check_manifest(path: Path) -> list[ConfigProblem]:
     scopes = ((data.get("oauth_config") or {}).get("scopes") or {}).get("bot") or []
     for scope in REQUIRED_SCOPES:
         if scope not in scopes:
-            problems.append(
-                ConfigProblem(name, line_of("bot:"), "oauth_config.scopes.bot", f"missing scope {scope}")
-            )
+            problems.append(ConfigProblem(name, line_of("bot:"), "oauth_config.scopes.bot", f"missing scope {scope}"))
     return problems

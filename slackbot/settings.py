@@ -31,9 +31,7 @@ class Settings(BaseSettings):
     )
     bd_bin: str = Field(default="bd", alias="TRIAGE_BD_BIN")
     beads_dir: Path | None = Field(default=None, alias="BEADS_DIR")
-    pagerduty_events_url: str = Field(
-        default="https://events.pagerduty.com/v2/enqueue", alias="PAGERDUTY_EVENTS_URL"
-    )
+    pagerduty_events_url: str = Field(default="https://events.pagerduty.com/v2/enqueue", alias="PAGERDUTY_EVENTS_URL")
     github_api_url: str = Field(default="https://api.github.com", alias="GITHUB_API_URL")
     github_token: SecretStr | None = Field(default=None, alias="GITHUB_TOKEN")
     github_webhook_secret: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET")

@@ -55,9 +55,7 @@ def _duplicate_keys(node: yaml.Node | None, file: str) -> list[ConfigProblem]:
             name = str(key.value)
             if name in seen:
                 problems.append(
-                    ConfigProblem(
-                        file, key.start_mark.line + 1, name, f"duplicate key (first on line {seen[name]})"
-                    )
+                    ConfigProblem(file, key.start_mark.line + 1, name, f"duplicate key (first on line {seen[name]})")
                 )
             seen[name] = key.start_mark.line + 1
             problems += _duplicate_keys(value, file)

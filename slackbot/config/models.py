@@ -38,9 +38,7 @@ def parse_duration(value: object) -> timedelta:
         raise ValueError("expected a duration such as '20m', '90s' or '1h'")
     match = _DURATION.match(value)
     if not match:
-        raise ValueError(
-            f"'{value}' is not a duration; use a number and one unit: ms, s, m, h or d (e.g. '20m')"
-        )
+        raise ValueError(f"'{value}' is not a duration; use a number and one unit: ms, s, m, h or d (e.g. '20m')")
     amount, unit = match.groups()
     seconds = int(amount) * _UNITS[unit]
     if seconds <= 0:
@@ -57,18 +55,10 @@ def format_duration(value: timedelta) -> str:
     return f"{int(seconds * 1000)}ms"
 
 
-Duration = Annotated[
-    timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
-]
-SlackUserId = Annotated[
-    str, Field(pattern=r"^[UW][A-Z0-9]{2,20}$", description="Slack user id, e.g. U04ONCALL")
-]
-SlackGroupId = Annotated[
-    str, Field(pattern=r"^S[A-Z0-9]{2,20}$", description="Slack user group id, e.g. S04HARNESS")
-]
-SlackChannelId = Annotated[
-    str, Field(pattern=r"^[CG][A-Z0-9]{2,20}$", description="Slack channel id, e.g. C04TRIAGE")
-]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
+SlackUserId = Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,20}$", description="Slack user id, e.g. U04ONCALL")]
+SlackGroupId = Annotated[str, Field(pattern=r"^S[A-Z0-9]{2,20}$", description="Slack user group id, e.g. S04HARNESS")]
+SlackChannelId = Annotated[str, Field(pattern=r"^[CG][A-Z0-9]{2,20}$", description="Slack channel id, e.g. C04TRIAGE")]
 Prefix = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9]{1,15}$")]
 
 
@@ -186,9 +176,7 @@ class ClassRoute(Strict):
     owner: Owner
     fallback: Target = Field(description="who gets the page when paging the owner finally fails")
     escalation: Target = Field(description="who is paged when the 20-minute rule fires")
-    scope: list[str] = Field(
-        default_factory=list, description="file globs this class owns (CODEOWNERS style)"
-    )
+    scope: list[str] = Field(default_factory=list, description="file globs this class owns (CODEOWNERS style)")
     raci: Raci
     first_response: list[str] = Field(min_length=1, description="the class's first-response checklist")
     tracker: Literal["beads", "github"] = "beads"
@@ -225,9 +213,7 @@ class Routing(Strict):
     responders: list[SlackGroupId] = Field(
         default_factory=list, description="user groups allowed to act on cards; empty means everyone"
     )
-    triage_reaction: str = Field(
-        default="rotating_light", description="emoji that opens a card from a message"
-    )
+    triage_reaction: str = Field(default="rotating_light", description="emoji that opens a card from a message")
     alert_sources: list[AlertSource] = Field(default_factory=list)
 
     # Field validators (not one model validator) so the error points at the `classes:` or
@@ -334,9 +320,7 @@ class FlakePolicy(Strict):
         default=False, description="never offered: flakes are fixed deterministically"
     )
     file_bead: bool = True
-    recurrence_window: Duration = Field(
-        description="a resolved flake recurring within this reopens and escalates"
-    )
+    recurrence_window: Duration = Field(description="a resolved flake recurring within this reopens and escalates")
     statement: str
 
 
@@ -381,12 +365,8 @@ class Policy(Strict):
     severities: dict[Severity, SeverityRule]
     default_severity: Severity = Severity.SEV3
     flake: FlakePolicy
-    status_update_every: Duration = Field(
-        description="a quiet open incident thread gets a reminder after this"
-    )
-    multi_prefix_threshold: int = Field(
-        default=2, ge=2, description="prefixes in one run that escalate at once"
-    )
+    status_update_every: Duration = Field(description="a quiet open incident thread gets a reminder after this")
+    multi_prefix_threshold: int = Field(default=2, ge=2, description="prefixes in one run that escalate at once")
     commands: Commands
     environment: list[EnvVar] = Field(min_length=1)
     response_steps: list[RunbookStep] = Field(

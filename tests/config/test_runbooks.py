@@ -109,9 +109,7 @@ def test_every_slack_id_is_in_the_documented_scheme() -> None:
 def test_policy_has_the_seed_rules_and_exact_commands(shipped) -> None:
     policy = shipped.policy
     assert policy.classify_within == timedelta(minutes=20)
-    assert (
-        policy.commands.artifact_download == "gh run download {runId} --dir logs/nightly/{date}/ci-artifacts"
-    )
+    assert policy.commands.artifact_download == "gh run download {runId} --dir logs/nightly/{date}/ci-artifacts"
     assert policy.commands.single_scenario == (
         'pnpm exec vitest -c vitest.integration.config.ts tests/integration --run -t "{scenarioId}"'
     )
@@ -391,9 +389,7 @@ def test_glob_match(pattern: str, path: str, expected: bool) -> None:
         (None, None),
     ],
 )
-def test_owner_for_path_in_the_shipped_routing(
-    shipped, path: str | None, expected: FailureClass | None
-) -> None:
+def test_owner_for_path_in_the_shipped_routing(shipped, path: str | None, expected: FailureClass | None) -> None:
     found = shipped.routing.owner_for_path(path)
     assert (found[0] if found else None) is expected
 

@@ -34,9 +34,7 @@ def incidents(engine: Engine) -> list[Incident]:
         return list(session.exec(select(Incident).order_by(Incident.id)))  # type: ignore[arg-type]
 
 
-def test_failures_group_into_one_incident_per_fingerprint(
-    engine: Engine, runbook: Runbook, clock: FakeClock
-) -> None:
+def test_failures_group_into_one_incident_per_fingerprint(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
     service = IngestService(runbook, clock)
     report = parsed(
         result("BID-001", "TENANT-001"),
@@ -65,9 +63,7 @@ def test_failures_group_into_one_incident_per_fingerprint(
     assert all(t.kind == "classify" and t.state == "pending" for t in timers)
 
 
-def test_sending_the_same_report_twice_changes_nothing(
-    engine: Engine, runbook: Runbook, clock: FakeClock
-) -> None:
+def test_sending_the_same_report_twice_changes_nothing(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
     service = IngestService(runbook, clock)
     report = parsed(result("BID-001", "TENANT-001"), result("NOS-002", "ASSIGN-001"))
     service.ingest_report(engine, report)
@@ -98,9 +94,7 @@ def test_a_new_run_of_an_open_failure_is_a_thread_reply_not_a_new_card(
     ]
 
 
-def test_a_resolved_incident_does_not_absorb_a_new_failure(
-    engine: Engine, runbook: Runbook, clock: FakeClock
-) -> None:
+def test_a_resolved_incident_does_not_absorb_a_new_failure(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
     service = IngestService(runbook, clock)
     service.ingest_report(engine, parsed(result("BID-001", "TENANT-001")))
     with session_scope(engine) as session:
@@ -113,9 +107,7 @@ def test_a_resolved_incident_does_not_absorb_a_new_failure(
     assert len(incidents(engine)) == 2
 
 
-def test_a_resolved_flake_that_recurs_reopens_and_escalates(
-    engine: Engine, runbook: Runbook, clock: FakeClock
-) -> None:
+def test_a_resolved_flake_that_recurs_reopens_and_escalates(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
     service = IngestService(runbook, clock)
     service.ingest_report(engine, parsed(result("ADV-003", "IDEMP-002")))
     with session_scope(engine) as session:
@@ -129,14 +121,12 @@ def test_a_resolved_flake_that_recurs_reopens_and_escalates(
     assert again.incidents[0].created is False
     (incident,) = incidents(engine)
     assert incident.status == "open" and incident.occurrence_count == 2
-    assert {
-        o.payload["reason"] for o in outbox(engine, "thread_post") if o.payload.get("template") == "paged"
-    } == {"flake_recurred"}
+    assert {o.payload["reason"] for o in outbox(engine, "thread_post") if o.payload.get("template") == "paged"} == {
+        "flake_recurred"
+    }
 
 
-def test_missing_ids_are_a_harness_contract_violation(
-    engine: Engine, runbook: Runbook, clock: FakeClock
-) -> None:
+def test_missing_ids_are_a_harness_contract_violation(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
     service = IngestService(runbook, clock)
     outcome = service.ingest_report(
         engine,
@@ -156,16 +146,11 @@ def test_missing_ids_are_a_harness_contract_violation(
     assert [o.kind for o in outbox(engine, "bead_file")] == ["bead_file"]
     with Session(engine) as session:
         assert session.exec(select(Timer)).all() == []  # classified by rule: no 20-minute timer
-        kinds = {
-            e.kind
-            for e in session.exec(select(TimelineEvent).where(TimelineEvent.incident_id == incident.id))
-        }
+        kinds = {e.kind for e in session.exec(select(TimelineEvent).where(TimelineEvent.incident_id == incident.id))}
     assert {"created", "classified"} <= kinds
 
 
-def test_unknown_prefix_is_flagged_as_a_documentation_gap(
-    engine: Engine, runbook: Runbook, clock: FakeClock
-) -> None:
+def test_unknown_prefix_is_flagged_as_a_documentation_gap(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
     service = IngestService(runbook, clock)
     outcome = service.ingest_report(engine, parsed(result("PAY-001", "TENANT-001")))
     assert outcome.incidents[0].documentation_gap == "scenario prefix PAY is not in the taxonomy"
@@ -190,9 +175,7 @@ def test_a_run_spanning_several_prefixes_escalates_once_for_the_run(
     assert len(outbox(engine, "run_escalation")) == 1
 
 
-def test_owner_is_suggested_from_the_test_file_and_recorded(
-    engine: Engine, runbook: Runbook, clock: FakeClock
-) -> None:
+def test_owner_is_suggested_from_the_test_file_and_recorded(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
     service = IngestService(runbook, clock)
     service.ingest_report(
         engine, parsed(result("API-002", "TENANT-003", test_file="tests/integration/harness/clock.test.ts"))

@@ -237,10 +237,7 @@ def test_error_then_skipped_statuses() -> None:
 
 
 def test_missing_attributes_and_empty_failure() -> None:
-    doc = (
-        '<testsuites><testsuite><testcase><failure/></testcase><testcase time="abc"/></testsuite>'
-        "</testsuites>"
-    )
+    doc = '<testsuites><testsuite><testcase><failure/></testcase><testcase time="abc"/></testsuite></testsuites>'
     failed, passed = parse(doc).results
     assert (failed.status, failed.message, failed.detail) == ("failed", "", None)
     assert failed.test_name is None and failed.test_file is None
