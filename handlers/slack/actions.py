@@ -46,7 +46,7 @@ def register(app: AsyncApp, core: Core) -> None:
             return
         core.notify_committed()
         if not outcome.changed:
-            await respond(text=escape(outcome.message), response_type="ephemeral", replace_original=False)
+            await respond(text=outcome.message, response_type="ephemeral", replace_original=False)
 
     @app.action(card.ACTION_ACK)
     async def acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:

@@ -154,9 +154,11 @@ class TriageCommand:
             **kwargs,
         )
         self.core.notify_committed()
+        # Outcome messages are built by the services from ids and labels we control (they may
+        # hold real mentions); user-typed text only reaches replies through escaped errors.
         if not outcome.changed:
-            return replies.escape(outcome.message), False
-        return f"<@{actor_id}>: {replies.escape(outcome.message)}", True
+            return outcome.message, False
+        return f"<@{actor_id}>: {outcome.message}", True
 
     async def ack(self, args: list[str], user_id: str) -> Reply:
         _need(args, 1, "ack ID")

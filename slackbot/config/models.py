@@ -7,6 +7,7 @@ These models are the single definition of what the runbook may say. The bot read
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, timedelta
 from enum import StrEnum
@@ -260,7 +261,12 @@ def glob_match(pattern: str, path: str) -> bool:
     path = path.removeprefix("./").lstrip("/")
     if "/" not in pattern.rstrip("/"):
         pattern = "**/" + pattern
-    return re.fullmatch(_glob_regex(pattern.lstrip("/")), path) is not None
+    return _compiled(pattern.lstrip("/")).fullmatch(path) is not None
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(_glob_regex(pattern))
 
 
 def _glob_regex(pattern: str) -> str:

@@ -13,6 +13,7 @@ Every method accepts every encoding and ignores the HTTP verb, as Slack does.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 from collections import deque
@@ -51,7 +52,7 @@ BOT_SCOPES = (
     "reactions:write,app_mentions:read,channels:history,groups:history,im:history,files:write"
 )
 SERVER_ERROR_HTML = (
-    "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Server Error | Slack</title>"
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Server Error | Slack</title>'
     "</head><body><h1>Slack is having trouble</h1><p>Something went wrong on our end. "
     "Status {status}.</p></body></html>"
 )
@@ -145,10 +146,9 @@ def decode_params(content_type: str, raw: bytes, query: str) -> dict[str, Any]:
     for name in JSON_FIELDS:
         value = params.get(name)
         if isinstance(value, str) and value[:1] in ("[", "{"):
-            try:
+            # Unparseable JSON stays a string: the method reports the format error.
+            with contextlib.suppress(ValueError):
                 params[name] = json.loads(value)
-            except ValueError:
-                pass  # left as a string: the method reports the format error
     return params
 
 
@@ -158,7 +158,7 @@ class Params:
     def __init__(self, data: dict[str, Any]) -> None:
         self.data = data
 
-    def str(self, name: str) -> str | None:
+    def get(self, name: str) -> str | None:
         value = self.data.get(name)
         if value is None:
             return None
@@ -169,18 +169,18 @@ class Params:
         return str(value)
 
     def required(self, name: str, error: str = "invalid_arguments") -> str:
-        value = self.str(name)
+        value = self.get(name)
         if not value:
             raise SlackError(error)
         return value
 
-    def bool(self, name: str) -> bool:
+    def flag(self, name: str) -> bool:
         value = self.data.get(name)
         if isinstance(value, str):
             return value.strip().lower() in ("1", "true", "yes")
         return bool(value)
 
-    def int(self, name: str, default: int) -> int:
+    def number(self, name: str, default: int) -> int:
         value = self.data.get(name)
         if value in (None, ""):
             return default
@@ -192,8 +192,8 @@ class Params:
 
 def _page(items: list[Any], params: Params, *, default_limit: int = 100) -> tuple[list[Any], str]:
     """Cursor pagination: an opaque cursor encoding the offset, like Slack's base64 cursors."""
-    limit = max(1, min(params.int("limit", default_limit), 999))
-    cursor = params.str("cursor") or ""
+    limit = max(1, min(params.number("limit", default_limit), 999))
+    cursor = params.get("cursor") or ""
     offset = 0
     if cursor:
         try:
@@ -276,9 +276,7 @@ class WebApi:
             queue.popleft()
         return failure
 
-    def handle(
-        self, method: str, *, content_type: str, raw: bytes, query: str, headers: dict[str, str]
-    ) -> ApiResponse:
+    def handle(self, method: str, *, content_type: str, raw: bytes, query: str, headers: dict[str, str]) -> ApiResponse:
         """Answer one ``POST /api/<method>`` and record it."""
         with self.ws.lock:
             data: dict[str, Any] = {}
@@ -313,7 +311,7 @@ class WebApi:
     def _authenticate(self, params: Params, headers: dict[str, str]) -> None:
         authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
         token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
-        token = token or (params.str("token") or "")
+        token = token or (params.get("token") or "")
         if not token:
             raise SlackError("not_authed")
         if token != self.bot_token:
@@ -322,7 +320,7 @@ class WebApi:
     # -- shared checks ----------------------------------------------------------------------------
 
     def _channel(self, params: Params, name: str = "channel") -> Channel:
-        ref = params.str(name)
+        ref = params.get(name)
         channel = self.ws.resolve_channel(ref) if ref else None
         if channel is None:
             raise SlackError("channel_not_found")
@@ -340,7 +338,7 @@ class WebApi:
             raise SlackError("message_not_found")
         return message
 
-    def _blocks(self, params: Params, *, required: bool = False) -> list[dict[str, Any]] | None:
+    def _blocks(self, params: Params) -> list[dict[str, Any]] | None:
         raw = params.data.get("blocks")
         if raw is None or raw == "":
             return None
@@ -375,7 +373,7 @@ class WebApi:
 
     def _message_json(self, message: Message, params: Params | None = None) -> dict[str, Any]:
         # Slack returns other apps' metadata only with include_all_metadata; our own always.
-        include = message.bot_id == BOT_ID or (params is not None and params.bool("include_all_metadata"))
+        include = message.bot_id == BOT_ID or (params is not None and params.flag("include_all_metadata"))
         return message.to_api(team_id=self.ws.team_id, include_metadata=include)
 
     # -- auth, chat -------------------------------------------------------------------------------
@@ -395,14 +393,14 @@ class WebApi:
         channel = self._channel(params)
         self._writable(channel)
         self._rate_limit(channel.id)
-        text = params.str("text") or ""
+        text = params.get("text") or ""
         blocks = self._blocks(params)
         attachments = params.data.get("attachments")
         if isinstance(attachments, list) and len(attachments) > ATTACHMENTS_MAX:
             raise SlackError("too_many_attachments")
         if not text and not blocks and not attachments:
             raise SlackError("no_text")
-        thread_ts = params.str("thread_ts") or None
+        thread_ts = params.get("thread_ts") or None
         if thread_ts is not None and not TS_RE.match(thread_ts):
             raise SlackError("invalid_thread_ts", messages=[f"[ERROR] {thread_ts} is not a valid thread_ts"])
         metadata = self._metadata(params)
@@ -413,7 +411,7 @@ class WebApi:
                 text=text[:POST_TEXT_MAX],
                 blocks=blocks,
                 thread_ts=thread_ts,
-                broadcast=params.bool("reply_broadcast"),
+                broadcast=params.flag("reply_broadcast"),
                 metadata=metadata,
                 bot_id=BOT_ID,
             )
@@ -423,10 +421,10 @@ class WebApi:
 
     def chat_update(self, params: Params) -> dict[str, Any]:
         channel = self._channel(params)
-        message = self._message(channel, params.str("ts"))
+        message = self._message(channel, params.get("ts"))
         if message.user != BOT_USER_ID:
             raise SlackError("cant_update_message")
-        text = params.str("text")
+        text = params.get("text")
         blocks = self._blocks(params)
         if text is not None and len(text) > UPDATE_TEXT_MAX:
             raise SlackError("msg_too_long")
@@ -450,7 +448,7 @@ class WebApi:
 
     def chat_delete(self, params: Params) -> dict[str, Any]:
         channel = self._channel(params)
-        message = self._message(channel, params.str("ts"))
+        message = self._message(channel, params.get("ts"))
         if message.user != BOT_USER_ID:
             raise SlackError("cant_delete_message")
         self.ws.delete(channel, message)
@@ -458,10 +456,10 @@ class WebApi:
 
     def chat_post_ephemeral(self, params: Params) -> dict[str, Any]:
         channel = self._channel(params)
-        user = params.str("user")
+        user = params.get("user")
         if not user or user not in self.ws.users:
             raise SlackError("user_not_found")
-        text = params.str("text") or ""
+        text = params.get("text") or ""
         blocks = self._blocks(params)
         if not text and not blocks and not params.data.get("attachments"):
             raise SlackError("no_text")
@@ -472,7 +470,7 @@ class WebApi:
                 "channel": channel.id,
                 "text": text,
                 "blocks": blocks or [],
-                "thread_ts": params.str("thread_ts"),
+                "thread_ts": params.get("thread_ts"),
                 "ts": ts,
                 "source": "chat.postEphemeral",
             }
@@ -481,7 +479,7 @@ class WebApi:
 
     def chat_get_permalink(self, params: Params) -> dict[str, Any]:
         channel = self._channel(params)
-        message = self._message(channel, params.str("message_ts"))
+        message = self._message(channel, params.get("message_ts"))
         link = f"{self.root_url()}archives/{channel.id}/p{message.ts.replace('.', '')}"
         if message.is_reply:
             link += f"?thread_ts={message.thread_ts}&cid={channel.id}"
@@ -490,10 +488,10 @@ class WebApi:
     # -- conversations ----------------------------------------------------------------------------
 
     def conversations_open(self, params: Params) -> dict[str, Any]:
-        if params.str("channel"):
+        if params.get("channel"):
             channel = self._channel(params)
-            return {"channel": channel.to_api() if params.bool("return_im") else {"id": channel.id}}
-        users = [u.strip() for u in (params.str("users") or "").split(",") if u.strip()]
+            return {"channel": channel.to_api() if params.flag("return_im") else {"id": channel.id}}
+        users = [u.strip() for u in (params.get("users") or "").split(",") if u.strip()]
         if not users:
             raise SlackError("users_list_not_supplied")
         for user in users:
@@ -503,7 +501,7 @@ class WebApi:
             raise SlackError("not_supported")  # group DMs are not emulated
         existed = f"D{users[0]}" in self.ws.channels
         channel = self.ws.dm_channel(users[0])
-        data: dict[str, Any] = {"channel": channel.to_api() if params.bool("return_im") else {"id": channel.id}}
+        data: dict[str, Any] = {"channel": channel.to_api() if params.flag("return_im") else {"id": channel.id}}
         if existed:
             data.update({"no_op": True, "already_open": True})
         return data
@@ -522,8 +520,8 @@ class WebApi:
 
     def _window(self, messages: list[Message], params: Params) -> list[Message]:
         """Apply ``oldest``/``latest``/``inclusive`` the way Slack does (exclusive by default)."""
-        inclusive = params.bool("inclusive")
-        oldest, latest = params.str("oldest"), params.str("latest")
+        inclusive = params.flag("inclusive")
+        oldest, latest = params.get("oldest"), params.get("latest")
         kept = []
         for message in messages:
             key = ts_key(message.ts)
@@ -564,7 +562,7 @@ class WebApi:
     # -- users and groups -------------------------------------------------------------------------
 
     def users_info(self, params: Params) -> dict[str, Any]:
-        user = self.ws.users.get(params.str("user") or "")
+        user = self.ws.users.get(params.get("user") or "")
         if user is None:
             raise SlackError("user_not_found")
         return {"user": user.to_api(self.ws.team_id)}
@@ -575,18 +573,18 @@ class WebApi:
         return {"members": page, "cache_ts": int(self.ws.now()), "response_metadata": {"next_cursor": cursor}}
 
     def users_lookup_by_email(self, params: Params) -> dict[str, Any]:
-        email = (params.str("email") or "").lower()
+        email = (params.get("email") or "").lower()
         for user in self.ws.users.values():
             if user.email and user.email.lower() == email:
                 return {"user": user.to_api(self.ws.team_id)}
         raise SlackError("users_not_found")
 
     def usergroups_list(self, params: Params) -> dict[str, Any]:
-        include = params.bool("include_users")
+        include = params.flag("include_users")
         return {"usergroups": [g.to_api(self.ws.team_id, include_users=include) for g in self.ws.usergroups.values()]}
 
     def usergroups_users_list(self, params: Params) -> dict[str, Any]:
-        group = self.ws.usergroups.get(params.str("usergroup") or "")
+        group = self.ws.usergroups.get(params.get("usergroup") or "")
         if group is None:
             raise SlackError("no_such_subteam")
         return {"users": list(group.user_ids)}
@@ -606,7 +604,7 @@ class WebApi:
 
     def _exchange_trigger(self, params: Params) -> str:
         """A trigger id is good once, within 3 seconds of the interaction (reference section 4)."""
-        trigger = self.ws.triggers.get(params.str("trigger_id") or "")
+        trigger = self.ws.triggers.get(params.get("trigger_id") or "")
         if trigger is None:
             raise SlackError("invalid_trigger_id")
         if trigger.used:
@@ -630,7 +628,7 @@ class WebApi:
 
     def views_push(self, params: Params) -> dict[str, Any]:
         spec = self._view_spec(params, expected="modal")
-        trigger = self.ws.triggers.get(params.str("trigger_id") or "")
+        trigger = self.ws.triggers.get(params.get("trigger_id") or "")
         stack = self.ws.modal_stacks.get(trigger.user_id, []) if trigger else []
         if len(stack) >= PUSH_STACK_MAX:
             raise SlackError("push_limit_reached")
@@ -640,7 +638,7 @@ class WebApi:
         return self._view_response(view)
 
     def views_update(self, params: Params) -> dict[str, Any]:
-        view_id, external_id = params.str("view_id"), params.str("external_id")
+        view_id, external_id = params.get("view_id"), params.get("external_id")
         view: View | None = None
         if view_id:
             view = self.ws.views.get(view_id)
@@ -651,7 +649,7 @@ class WebApi:
         if view is None or view.closed:
             raise SlackError("not_found")
         spec = self._view_spec(params, expected=view.type)
-        expected_hash = params.str("hash")
+        expected_hash = params.get("hash")
         if expected_hash and expected_hash != view.hash:
             raise SlackError("hash_conflict")
         view.spec = spec
@@ -659,12 +657,12 @@ class WebApi:
         return self._view_response(view)
 
     def views_publish(self, params: Params) -> dict[str, Any]:
-        user_id = params.str("user_id") or ""
+        user_id = params.get("user_id") or ""
         if user_id not in self.ws.users:
             raise SlackError("user_not_found")
         spec = self._view_spec(params, expected="home")
         current = self.ws.views.get(self.ws.home_views.get(user_id, ""))
-        expected_hash = params.str("hash")
+        expected_hash = params.get("hash")
         if current is not None and expected_hash and expected_hash != current.hash:
             raise SlackError("hash_conflict")
         if current is None:
@@ -679,8 +677,8 @@ class WebApi:
 
     def _reaction_target(self, params: Params) -> tuple[Message, str]:
         channel = self._channel(params)
-        message = self._message(channel, params.str("timestamp"))
-        name = params.str("name") or ""
+        message = self._message(channel, params.get("timestamp"))
+        name = params.get("name") or ""
         if not REACTION_RE.match(name):
             raise SlackError("invalid_name")
         return message, name
@@ -711,7 +709,7 @@ class WebApi:
 
     def files_get_upload_url_external(self, params: Params) -> dict[str, Any]:
         filename = params.required("filename")
-        length = params.int("length", -1)
+        length = params.number("length", -1)
         if length < 0:
             raise SlackError("invalid_arguments")
         upload = UploadedFile(
@@ -720,7 +718,7 @@ class WebApi:
             length=length,
             created=int(self.ws.now()),
             user=BOT_USER_ID,
-            snippet_type=params.str("snippet_type"),
+            snippet_type=params.get("snippet_type"),
         )
         self.ws.files[upload.id] = upload
         return {"upload_url": f"{self.root_url()}upload/v1/{upload.id}", "file_id": upload.id}
@@ -745,19 +743,19 @@ class WebApi:
                 raise SlackError("file_not_found")
             upload.title = item.get("title") or upload.title
             uploads.append(upload)
-        if params.str("channel_id") or params.str("channels"):
-            ref = params.str("channel_id") or (params.str("channels") or "").split(",")[0]
+        if params.get("channel_id") or params.get("channels"):
+            ref = params.get("channel_id") or (params.get("channels") or "").split(",")[0]
             channel = self.ws.resolve_channel(ref)
             if channel is None:
                 raise SlackError("channel_not_found")
             self._writable(channel)
-            thread_ts = params.str("thread_ts") or None
+            thread_ts = params.get("thread_ts") or None
             root = self.root_url()
             try:
                 message = self.ws.post(
                     channel,
                     user=BOT_USER_ID,
-                    text=params.str("initial_comment") or "",
+                    text=params.get("initial_comment") or "",
                     thread_ts=thread_ts,
                     bot_id=BOT_ID,
                 )
@@ -769,7 +767,7 @@ class WebApi:
         return {"files": [upload.to_api(self.root_url()) for upload in uploads]}
 
     def files_info(self, params: Params) -> dict[str, Any]:
-        upload = self.ws.files.get(params.str("file") or "")
+        upload = self.ws.files.get(params.get("file") or "")
         if upload is None or upload.content is None:
             raise SlackError("file_not_found")
         return {"file": upload.to_api(self.root_url()), "content": upload.text}
@@ -794,14 +792,7 @@ class WebApi:
             elif len(record.uses) >= RESPONSE_URL_MAX_USES:
                 response = ApiResponse.json({"ok": False, "error": "used_url"}, status=404)
             else:
-                try:
-                    parsed = json.loads(raw or b"{}")
-                    body = parsed if isinstance(parsed, dict) else {}
-                    response = self._apply_response(record.id, body) if isinstance(parsed, dict) else None
-                except ValueError:
-                    response = None
-                if response is None:
-                    response = ApiResponse.text("invalid_payload", status=400)
+                response = self._parse_and_apply(record.id, raw, body)
             self.ws.calls.append(
                 RecordedCall(
                     method="response_url",
@@ -813,6 +804,17 @@ class WebApi:
                 )
             )
             return response
+
+    def _parse_and_apply(self, url_id: str, raw: bytes, body: dict[str, Any]) -> ApiResponse:
+        """Decode the JSON body into ``body`` (kept for the call record) and act on it."""
+        try:
+            parsed = json.loads(raw or b"{}")
+        except ValueError:
+            return ApiResponse.text("invalid_payload", status=400)
+        if not isinstance(parsed, dict):
+            return ApiResponse.text("invalid_payload", status=400)
+        body.update(parsed)
+        return self._apply_response(url_id, body)
 
     def _apply_response(self, url_id: str, body: dict[str, Any]) -> ApiResponse:
         record = self.ws.response_urls[url_id]
@@ -845,9 +847,7 @@ class WebApi:
         if channel is not None and body.get("response_type") == "in_channel":
             thread_ts = body.get("thread_ts")
             try:
-                self.ws.post(
-                    channel, user=BOT_USER_ID, text=text, blocks=blocks, thread_ts=thread_ts, bot_id=BOT_ID
-                )
+                self.ws.post(channel, user=BOT_USER_ID, text=text, blocks=blocks, thread_ts=thread_ts, bot_id=BOT_ID)
             except LookupError:
                 return ApiResponse.text("thread_not_found", status=404)
             return ApiResponse.text("ok")

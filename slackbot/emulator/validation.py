@@ -15,7 +15,7 @@ or element type is refused, as Slack refuses it, so a typo cannot slip through.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeGuard
 
 MESSAGE_MAX_BLOCKS = 50
 SURFACE_MAX_BLOCKS = 100  # modals and the Home tab
@@ -97,9 +97,7 @@ def _missing(field: str, pointer: str) -> str:
     return _error(f"missing required field: {field}", pointer)
 
 
-def check_text_object(
-    obj: Any, pointer: str, *, max_length: int = TEXT_MAX, plain_only: bool = False
-) -> Iterator[str]:
+def check_text_object(obj: Any, pointer: str, *, max_length: int = TEXT_MAX, plain_only: bool = False) -> Iterator[str]:
     """A ``plain_text``/``mrkdwn`` composition object: 1 to ``max_length`` characters."""
     if not isinstance(obj, dict):
         yield _error("must be an object", pointer)
@@ -147,9 +145,7 @@ def _check_confirm(confirm: Any, pointer: str) -> Iterator[str]:
         if field not in confirm:
             yield _missing(field, pointer)
             continue
-        yield from check_text_object(
-            confirm[field], f"{pointer}/{field}", max_length=limit, plain_only=field != "text"
-        )
+        yield from check_text_object(confirm[field], f"{pointer}/{field}", max_length=limit, plain_only=field != "text")
 
 
 def _check_option(option: Any, pointer: str) -> Iterator[str]:
@@ -195,9 +191,7 @@ def check_element(element: Any, pointer: str) -> Iterator[str]:
     yield from _check_id(element, "action_id", pointer)
     yield from _check_confirm(element.get("confirm"), f"{pointer}/confirm")
     if "placeholder" in element:
-        yield from check_text_object(
-            element["placeholder"], f"{pointer}/placeholder", max_length=PLACEHOLDER_MAX
-        )
+        yield from check_text_object(element["placeholder"], f"{pointer}/placeholder", max_length=PLACEHOLDER_MAX)
     if kind == "button":
         if "text" not in element:
             yield _missing("text", pointer)
@@ -240,13 +234,10 @@ def _check_image_fields(obj: dict[str, Any], pointer: str) -> Iterator[str]:
         yield from _check_str(obj, "alt_text", IMAGE_ALT_MAX, pointer)
 
 
-def _check_elements(elements: Any, pointer: str, limit: int) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Shape of an ``elements`` list; yields the well-formed items for per-type checks."""
-    if not isinstance(elements, list):
-        return
-    for index, element in enumerate(elements[:limit]):
-        if isinstance(element, dict):
-            yield index, element
+def _indexed(elements: Any) -> Iterator[tuple[int, Any]]:
+    """The items of an ``elements`` list with their index (nothing when it is not a list)."""
+    if isinstance(elements, list):
+        yield from enumerate(elements)
 
 
 def _check_section(block: dict[str, Any], pointer: str) -> Iterator[str]:
@@ -262,9 +253,7 @@ def _check_section(block: dict[str, Any], pointer: str) -> Iterator[str]:
             if len(fields) > SECTION_FIELDS_MAX:
                 yield _too_many(SECTION_FIELDS_MAX, f"{pointer}/fields")
             for index, field in enumerate(fields):
-                yield from check_text_object(
-                    field, f"{pointer}/fields/{index}", max_length=SECTION_FIELD_TEXT_MAX
-                )
+                yield from check_text_object(field, f"{pointer}/fields/{index}", max_length=SECTION_FIELD_TEXT_MAX)
     if "accessory" in block:
         yield from check_element(block["accessory"], f"{pointer}/accessory")
 
@@ -273,9 +262,7 @@ def _check_header(block: dict[str, Any], pointer: str) -> Iterator[str]:
     if "text" not in block:
         yield _missing("text", pointer)
         return
-    yield from check_text_object(
-        block["text"], f"{pointer}/text", max_length=HEADER_TEXT_MAX, plain_only=True
-    )
+    yield from check_text_object(block["text"], f"{pointer}/text", max_length=HEADER_TEXT_MAX, plain_only=True)
 
 
 def _check_list(block: dict[str, Any], pointer: str, limit: int) -> Iterator[str]:
@@ -292,10 +279,10 @@ def _check_list(block: dict[str, Any], pointer: str, limit: int) -> Iterator[str
 def _check_actions(block: dict[str, Any], pointer: str) -> Iterator[str]:
     yield from _check_list(block, pointer, ACTIONS_MAX_ELEMENTS)
     seen: set[str] = set()
-    for index, element in _check_elements(block.get("elements"), pointer, ACTIONS_MAX_ELEMENTS):
+    for index, element in _indexed(block.get("elements")):
         element_ptr = f"{pointer}/elements/{index}"
         yield from check_element(element, element_ptr)
-        action_id = element.get("action_id")
+        action_id = element.get("action_id") if isinstance(element, dict) else None
         if isinstance(action_id, str):
             if action_id in seen:
                 yield _error(f"duplicate action_id: {action_id}", f"{element_ptr}/action_id")
@@ -304,9 +291,9 @@ def _check_actions(block: dict[str, Any], pointer: str) -> Iterator[str]:
 
 def _check_context(block: dict[str, Any], pointer: str) -> Iterator[str]:
     yield from _check_list(block, pointer, CONTEXT_MAX_ELEMENTS)
-    for index, element in _check_elements(block.get("elements"), pointer, CONTEXT_MAX_ELEMENTS):
+    for index, element in _indexed(block.get("elements")):
         element_ptr = f"{pointer}/elements/{index}"
-        if element.get("type") == "image":
+        if isinstance(element, dict) and element.get("type") == "image":
             yield from _check_image_fields(element, element_ptr)
         else:
             yield from check_text_object(element, element_ptr)
@@ -316,17 +303,13 @@ def _check_input(block: dict[str, Any], pointer: str) -> Iterator[str]:
     if "label" not in block:
         yield _missing("label", pointer)
     else:
-        yield from check_text_object(
-            block["label"], f"{pointer}/label", max_length=INPUT_LABEL_MAX, plain_only=True
-        )
+        yield from check_text_object(block["label"], f"{pointer}/label", max_length=INPUT_LABEL_MAX, plain_only=True)
     if "element" not in block:
         yield _missing("element", pointer)
     else:
         yield from check_element(block["element"], f"{pointer}/element")
     if "hint" in block:
-        yield from check_text_object(
-            block["hint"], f"{pointer}/hint", max_length=INPUT_LABEL_MAX, plain_only=True
-        )
+        yield from check_text_object(block["hint"], f"{pointer}/hint", max_length=INPUT_LABEL_MAX, plain_only=True)
 
 
 def _check_block(block: Any, pointer: str) -> Iterator[str]:
@@ -362,9 +345,7 @@ def _check_block(block: Any, pointer: str) -> Iterator[str]:
         yield _missing("elements", pointer)
 
 
-def check_blocks(
-    blocks: list[Any], *, pointer: str = "/blocks", max_blocks: int = MESSAGE_MAX_BLOCKS
-) -> list[str]:
+def check_blocks(blocks: list[Any], *, pointer: str = "/blocks", max_blocks: int = MESSAGE_MAX_BLOCKS) -> list[str]:
     """Every problem with a list of blocks, as Slack-style ``[ERROR] ... [json-pointer:...]`` lines.
 
     An empty list means the blocks are acceptable.
@@ -384,7 +365,7 @@ def check_blocks(
     return problems
 
 
-def is_block_list(value: Any) -> bool:
+def is_block_list(value: Any) -> TypeGuard[list[dict[str, Any]]]:
     """Whether ``value`` has the outer shape of ``blocks``: a list of objects (else ``invalid_blocks_format``)."""
     return isinstance(value, list) and all(isinstance(block, dict) for block in value)
 
@@ -409,9 +390,7 @@ def check_view(view: Any, *, pointer: str = "/view") -> list[str]:
         for field in ("title", "submit", "close"):
             if view.get(field) is not None:
                 problems.extend(
-                    check_text_object(
-                        view[field], f"{pointer}/{field}", max_length=VIEW_TITLE_MAX, plain_only=True
-                    )
+                    check_text_object(view[field], f"{pointer}/{field}", max_length=VIEW_TITLE_MAX, plain_only=True)
                 )
         has_input = any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
         if has_input and view.get("submit") is None:

@@ -15,6 +15,7 @@ import asyncio
 import time
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
@@ -87,14 +88,20 @@ class SlackDeliveries:
         token, took_over = claim
         ts = await self._find_card(incident.channel, incident_id) if took_over else None
         if ts is None:
-            response = await self.client.chat_postMessage(
-                channel=incident.channel,
-                text=text,
-                blocks=blocks,
-                metadata={"event_type": CARD_EVENT, "event_payload": {"incident": incident_id}},
-                unfurl_links=False,
-                unfurl_media=False,
-            )
+            try:
+                response = await self.client.chat_postMessage(
+                    channel=incident.channel,
+                    text=text,
+                    blocks=blocks,
+                    metadata={"event_type": CARD_EVENT, "event_payload": {"incident": incident_id}},
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+            except SlackApiError:
+                # Slack answered, so nothing was posted: free the slot for the retry. (A timeout
+                # or dropped connection keeps the claim; the retry then searches the channel.)
+                await asyncio.to_thread(self._release_card_slot, incident_id, token)
+                raise
             ts = str(response["ts"])
         await asyncio.to_thread(self._record_card_ts, incident_id, token, ts)
         return {"posted": ts}
@@ -123,13 +130,16 @@ class SlackDeliveries:
             current = session.get(Incident, incident_id)
             if current is None:
                 raise PermanentFailure(f"incident {incident_id} no longer exists")
-            took_over = bool(current.card_ts and str(current.card_ts).startswith("claim:"))
+            held = str(current.card_ts or "")
+            took_over = held.startswith("claim:")
+            ours = took_over and held.endswith(f":{self.worker_id}")
             result = session.execute(
                 update(Incident)
                 .where(
                     col(Incident.id) == incident_id,
                     or_(
                         col(Incident.card_ts).is_(None),
+                        col(Incident.card_ts) == (held if ours else None),
                         (col(Incident.card_ts).startswith("claim:")) & (col(Incident.card_ts) < expired),
                     ),
                 )
@@ -138,6 +148,14 @@ class SlackDeliveries:
             if getattr(result, "rowcount", 0) != 1:
                 return None
             return token, took_over
+
+    def _release_card_slot(self, incident_id: int, token: str) -> None:
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(Incident)
+                .where(col(Incident.id) == incident_id, col(Incident.card_ts) == token)
+                .values(card_ts=None)
+            )
 
     def _record_card_ts(self, incident_id: int, token: str, ts: str) -> None:
         with session_scope(self.engine) as session:

@@ -12,12 +12,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, update
-from sqlmodel import Session, select
+from sqlalchemy import Table, update
+from sqlmodel import Session, SQLModel, select
 
 from slackbot.db.models import OutboxItem, TimelineEvent, Timer
 
 BOT_ACTOR = "triagebot"
+
+
+def table(model: type[SQLModel]) -> Table:
+    """Core table for bulk inserts. The ORM's bulk insert splits a batch wherever rows differ in
+    which columns are None, which turns thousands of rows into thousands of statements; Core
+    renders every column for every row and sends one executemany."""
+    result: Table = model.__table__  # type: ignore[attr-defined]
+    return result
 
 
 def utc(value: datetime) -> datetime:
@@ -33,6 +41,7 @@ class Effects:
     now: datetime
     timeline: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
+    timers: list[dict[str, Any]] = field(default_factory=list)
 
     def record(
         self,
@@ -83,15 +92,32 @@ class Effects:
             }
         )
 
+    def new_timer(self, *, subject: str, kind: str, due_at: datetime, incident_id: int | None = None) -> None:
+        """A timer for a subject that has none yet (a new incident): inserted in bulk on flush."""
+        self.timers.append(
+            {
+                "subject": subject,
+                "kind": kind,
+                "incident_id": incident_id,
+                "due_at": utc(due_at),
+                "token": uuid.uuid4().hex,
+                "state": "pending",
+                "step": 0,
+            }
+        )
+
     def flush(self, session: Session) -> None:
+        if self.timers:
+            session.execute(table(Timer).insert(), self.timers)
+            self.timers = []
         if self.timeline:
-            session.execute(insert(TimelineEvent), self.timeline)
+            session.execute(table(TimelineEvent).insert(), self.timeline)
             self.timeline = []
         if self.outbox:
             existing = _existing_keys(session, [row["dedup_key"] for row in self.outbox])
             fresh = {row["dedup_key"]: row for row in self.outbox if row["dedup_key"] not in existing}
             if fresh:
-                session.execute(insert(OutboxItem), list(fresh.values()))
+                session.execute(table(OutboxItem).insert(), list(fresh.values()))
             self.outbox = []
 
 

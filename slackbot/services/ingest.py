@@ -13,17 +13,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
-from slackbot.clock import Clock, as_utc
+from slackbot.clock import Clock
 from slackbot.config.models import FailureClass, Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, Occurrence, Run
 from slackbot.report import Report, Result
-from slackbot.services.effects import Effects, arm_timer, utc
+from slackbot.services.effects import Effects, table, utc
 from slackbot.services.fingerprint import fingerprint, prefix_of, short_symptom
 from slackbot.services.paging import enqueue_page, resolve_target, targets_for
 
@@ -49,6 +48,17 @@ class IngestedIncident:
     failure_class: str | None
     contract_violation: bool
     documentation_gap: str | None
+
+    @classmethod
+    def pending(cls, fp: str, first: Result, *, created: bool, added: int) -> IngestedIncident:
+        """Known before the incident row has an id; ``resolve`` fills in the rest."""
+        return cls("", 0, fp, created, added, first.scenario_id, first.invariant_id, None, False, None)
+
+    def resolve(self, ref: _Ref) -> None:
+        self.id, self.key = ref.id, ref.key
+        self.failure_class = ref.failure_class
+        self.contract_violation = ref.contract_violation
+        self.documentation_gap = ref.documentation_gap
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +92,33 @@ class IngestResult:
             "multiPrefix": self.multi_prefix,
             "incidents": [i.as_json() for i in self.incidents],
         }
+
+
+@dataclass(frozen=True)
+class _Ref:
+    """What the rest of an ingest needs to know about an incident, new (a bulk-inserted row) or
+    existing (an ORM object): building ORM objects for thousands of new incidents is the slow part."""
+
+    id: int
+    channel: str
+    failure_class: str | None
+    contract_violation: bool
+    documentation_gap: str | None
+
+    @property
+    def key(self) -> str:
+        return f"INC-{self.id}"
+
+    @classmethod
+    def of(cls, incident: Incident) -> _Ref:
+        assert incident.id is not None
+        return cls(
+            incident.id,
+            incident.channel,
+            incident.failure_class,
+            incident.contract_violation,
+            incident.documentation_gap,
+        )
 
 
 @dataclass
@@ -136,62 +173,42 @@ class IngestService:
         reopenable = self._recent_flakes(session, [fp for fp in fresh_groups if fp not in open_incidents], now)
         ingested: list[IngestedIncident] = []
         occurrence_rows: list[dict[str, Any]] = []
-        new_incidents: list[tuple[Incident, _Group]] = []
+        new_rows: list[tuple[dict[str, Any], _Group]] = []
+        refs: dict[str, _Ref] = {}
 
         for fp, fresh in fresh_groups.items():
             group = groups[fp]
             incident = open_incidents.get(fp)
-            created = False
             if incident is None and fresh:
                 incident = reopenable.get(fp)
                 if incident is not None:
                     self._reopen_flake(incident, effects, now)
+            if incident is None and not fresh:
+                continue
             if incident is None:
-                if not fresh:
-                    continue
-                incident = self._new_incident(report, run, group, now)
-                new_incidents.append((incident, group))
-                created = True
-            if not created and fresh:
-                self._absorb(incident, run, len(fresh), now, multi_prefix, effects)
-            ingested.append(
-                IngestedIncident(
-                    key="",
-                    id=0,
-                    fingerprint=fp,
-                    created=created,
-                    occurrences_added=len(fresh),
-                    scenario_id=group.first.scenario_id,
-                    invariant_id=group.first.invariant_id,
-                    failure_class=None,
-                    contract_violation=False,
-                    documentation_gap=None,
-                )
-            )
+                new_rows.append((self._new_incident_row(report, run, group, now), group))
+            else:
+                if fresh:
+                    self._absorb(incident, run, len(fresh), now, effects)
+                refs[fp] = _Ref.of(incident)
+            ingested.append(IngestedIncident.pending(fp, group.first, created=incident is None, added=len(fresh)))
             occurrence_rows.extend(self._occurrence_row(fp, run, r, k, now) for r, k in fresh)
 
-        self._insert_incidents(session, [i for i, _ in new_incidents])
-        by_fp = {i.fingerprint: i for i, _ in new_incidents} | open_incidents | reopenable
-        for incident, group in new_incidents:
-            self._announce_new(session, incident, group, run, effects)
+        inserted = self._insert_incidents(session, [row for row, _ in new_rows])
+        for (row, group), ref in zip(new_rows, inserted, strict=True):
+            refs[row["fingerprint"]] = ref
+            self._announce_new(ref, row, len(group.results), run, effects)
         for row in occurrence_rows:
-            row["incident_id"] = by_fp[row.pop("fingerprint")].id
+            row["incident_id"] = refs[row.pop("fingerprint")].id
         for start in range(0, len(occurrence_rows), _CHUNK * 4):
-            session.execute(insert(Occurrence), occurrence_rows[start : start + _CHUNK * 4])
-
+            session.execute(table(Occurrence).insert(), occurrence_rows[start : start + _CHUNK * 4])
         for item in ingested:
-            incident = by_fp[item.fingerprint]
-            assert incident.id is not None
-            item.id = incident.id
-            item.key = incident.key
-            item.failure_class = incident.failure_class
-            item.contract_violation = incident.contract_violation
-            item.documentation_gap = incident.documentation_gap
+            item.resolve(refs[item.fingerprint])
 
         if not duplicate:
             if run.multi_prefix:
-                touched = [by_fp[i.fingerprint] for i in ingested]
-                self._flag_multi_prefix(run, run.scenario_prefixes, touched, effects)
+                existing = [i for fp, i in (open_incidents | reopenable).items() if fp in refs]
+                self._flag_multi_prefix(run, run.scenario_prefixes, existing, [r.id for r in refs.values()], effects)
             effects.record(
                 "run_ingested",
                 f"Run {report.run.repository}#{report.run.run_id} attempt {report.run.run_attempt}: "
@@ -323,46 +340,55 @@ class IngestService:
 
     # -- incidents ------------------------------------------------------------------------------
 
-    def _new_incident(self, report: Report, run: Run, group: _Group, now: datetime) -> Incident:
+    def _new_incident_row(self, report: Report, run: Run, group: _Group, now: datetime) -> dict[str, Any]:
         first = group.first
         policy = self.runbook.policy
         contract_violation = not (first.scenario_id and first.invariant_id)
         occurred = utc(report.run.finished_at or now)
-        incident = Incident(
-            fingerprint=group.fingerprint,
-            open_key=group.fingerprint,
-            repository=report.run.repository,
-            scenario_id=first.scenario_id,
-            invariant_id=first.invariant_id,
-            test_identity=first.test_identity,
-            test_file=first.test_file,
-            symptom=short_symptom(first.message),
-            organization_under_test=first.organization_under_test,
-            key_entity_ids=dict(first.key_entity_ids),
-            suite=report.run.suite,
-            channel=self.runbook.routing.channel_for_suite(report.run.suite),
-            severity=policy.default_severity.value,
-            contract_violation=contract_violation,
-            documentation_gap=self._documentation_gap(first),
-            multi_prefix=False,
-            occurrence_count=len(group.results),
-            first_seen=occurred,
-            last_seen=occurred,
-            first_run_pk=run.id,
-            last_run_pk=run.id,
-            classify_deadline=utc(now + policy.classify_within),
-            created_at=utc(now),
-            updated_at=utc(now),
-        )
         suggestion = self.suggest_owner(first)
-        if suggestion:
-            incident.suggested_class, incident.suggested_reason = suggestion
+        row: dict[str, Any] = {
+            "fingerprint": group.fingerprint,
+            "open_key": group.fingerprint,
+            "repository": report.run.repository,
+            "scenario_id": first.scenario_id,
+            "invariant_id": first.invariant_id,
+            "test_identity": first.test_identity,
+            "test_file": first.test_file,
+            "symptom": short_symptom(first.message),
+            "organization_under_test": first.organization_under_test,
+            "key_entity_ids": dict(first.key_entity_ids),
+            "suite": report.run.suite,
+            "channel": self.runbook.routing.channel_for_suite(report.run.suite),
+            "status": "open",
+            "severity": policy.default_severity.value,
+            "contract_violation": contract_violation,
+            "documentation_gap": self._documentation_gap(first),
+            "multi_prefix": run.multi_prefix,
+            "occurrence_count": len(group.results),
+            "first_seen": occurred,
+            "last_seen": occurred,
+            "first_run_pk": run.id,
+            "last_run_pk": run.id,
+            "classify_deadline": utc(now + policy.classify_within),
+            "suggested_class": suggestion[0] if suggestion else None,
+            "suggested_reason": suggestion[1] if suggestion else None,
+            "failure_class": None,
+            "class_source": None,
+            "classified_at": None,
+            "escalation_level": 0,
+            "bead_state": "none",
+            "revision": 0,
+            "created_at": utc(now),
+            "updated_at": utc(now),
+        }
         if contract_violation:
             # Seed 001: a failure without both ids is a harness/diagnostics defect, filed as such.
-            incident.failure_class = FailureClass.HARNESS_DIAGNOSTICS.value
-            incident.class_source = "contract"
-            incident.classified_at = utc(now)
-        return incident
+            row |= {
+                "failure_class": FailureClass.HARNESS_DIAGNOSTICS.value,
+                "class_source": "contract",
+                "classified_at": utc(now),
+            }
+        return row
 
     def suggest_owner(self, result: Result) -> tuple[str, str] | None:
         routing, taxonomy = self.runbook.routing, self.runbook.taxonomy
@@ -391,59 +417,60 @@ class IngestService:
         return "; ".join(gaps) or None
 
     @staticmethod
-    def _insert_incidents(session: Session, incidents: list[Incident]) -> None:
-        if not incidents:
-            return
-        session.add_all(incidents)
-        session.flush()
+    def _insert_incidents(session: Session, rows: list[dict[str, Any]]) -> list[_Ref]:
+        refs: list[_Ref] = []
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            incidents = table(Incident)
+            ids = session.execute(
+                incidents.insert().returning(incidents.c.id, sort_by_parameter_order=True), chunk
+            ).scalars().all()
+            refs.extend(
+                _Ref(int(i), r["channel"], r["failure_class"], r["contract_violation"], r["documentation_gap"])
+                for i, r in zip(ids, chunk, strict=True)
+            )
+        return refs
 
-    def _announce_new(self, session: Session, incident: Incident, group: _Group, run: Run, effects: Effects) -> None:
-        assert incident.id is not None
-        iid = incident.id
+    def _announce_new(self, ref: _Ref, row: dict[str, Any], occurrences: int, run: Run, effects: Effects) -> None:
+        iid = ref.id
         effects.record(
             "created",
-            f"{incident.key} opened from run {run.repository}#{run.run_id} "
-            f"({incident.scenario_id or 'no scenarioId'} / {incident.invariant_id or 'no invariantId'})",
+            f"{ref.key} opened from run {run.repository}#{run.run_id} "
+            f"({row['scenario_id'] or 'no scenarioId'} / {row['invariant_id'] or 'no invariantId'})",
             incident_id=iid,
             run_pk=run.id,
             source="ingest",
-            data={"fingerprint": incident.fingerprint, "occurrences": len(group.results)},
+            data={"fingerprint": row["fingerprint"], "occurrences": occurrences},
         )
-        if incident.suggested_class:
+        if row["suggested_class"]:
             effects.record(
                 "routed",
-                f"Suggested owner: {incident.suggested_class} because {incident.suggested_reason}",
+                f"Suggested owner: {row['suggested_class']} because {row['suggested_reason']}",
                 incident_id=iid,
                 source="ingest",
-                data={"class": incident.suggested_class, "reason": incident.suggested_reason},
+                data={"class": row["suggested_class"], "reason": row["suggested_reason"]},
             )
-        if incident.contract_violation:
+        if ref.contract_violation:
+            missing = [
+                n for n, v in (("scenarioId", row["scenario_id"]), ("invariantId", row["invariant_id"])) if not v
+            ]
             effects.record(
                 "classified",
-                "Classified harness_diagnostics by the contract check: the failure lacks "
-                + " and ".join(
-                    n
-                    for n, v in (("scenarioId", incident.scenario_id), ("invariantId", incident.invariant_id))
-                    if not v
-                ),
+                "Classified harness_diagnostics by the contract check: the failure lacks " + " and ".join(missing),
                 incident_id=iid,
                 source="rule",
-                data={"class": incident.failure_class, "rule": "contract"},
+                data={"class": ref.failure_class, "rule": "contract"},
             )
             effects.enqueue("bead_file", f"bead:{iid}", {"reason": "contract_violation"}, incident_id=iid, lane="beads")
-        if incident.documentation_gap:
-            effects.record("documentation_gap", incident.documentation_gap, incident_id=iid, source="ingest")
-        effects.enqueue("card", f"card:{iid}:{incident.revision}", incident_id=iid, lane=incident.channel)
-        if incident.failure_class is None:
-            arm_timer(
-                session,
-                subject=f"incident:{iid}",
-                kind="classify",
-                due_at=as_utc(incident.classify_deadline),
-                incident_id=iid,
+        if ref.documentation_gap:
+            effects.record("documentation_gap", ref.documentation_gap, incident_id=iid, source="ingest")
+        effects.enqueue("card", f"card:{iid}:0", incident_id=iid, lane=ref.channel)
+        if ref.failure_class is None:
+            effects.new_timer(
+                subject=f"incident:{iid}", kind="classify", due_at=row["classify_deadline"], incident_id=iid
             )
 
-    def _absorb(self, incident: Incident, run: Run, added: int, now: datetime, multi: bool, effects: Effects) -> None:
+    def _absorb(self, incident: Incident, run: Run, added: int, now: datetime, effects: Effects) -> None:
         assert incident.id is not None
         incident.occurrence_count += added
         incident.last_seen = utc(run.finished_at or now)
@@ -500,10 +527,12 @@ class IngestService:
                 lane="beads",
             )
 
-    def _flag_multi_prefix(self, run: Run, prefixes: list[str], incidents: list[Incident], effects: Effects) -> None:
+    def _flag_multi_prefix(
+        self, run: Run, prefixes: list[str], existing: list[Incident], incident_ids: list[int], effects: Effects
+    ) -> None:
         """Seed 001: failures across several scenario classes point at the harness or a shared
         service. One run-level escalation, not one per incident."""
-        for incident in incidents:
+        for incident in existing:
             incident.multi_prefix = True
         effects.record(
             "multi_prefix",
@@ -511,7 +540,7 @@ class IngestService:
             "shared-service regression; escalating once for the run",
             run_pk=run.id,
             source="rule",
-            data={"prefixes": prefixes, "incidents": [i.id for i in incidents]},
+            data={"prefixes": prefixes, "incidents": incident_ids},
         )
         harness = resolve_target(self.runbook, "escalation", FailureClass.HARNESS_DIAGNOSTICS.value)
         ref = {
@@ -523,7 +552,7 @@ class IngestService:
         effects.enqueue(
             "run_escalation",
             f"run-escalation:{run.id}",
-            {"run_pk": run.id, "prefixes": prefixes, "incident_ids": [i.id for i in incidents]},
+            {"run_pk": run.id, "prefixes": prefixes, "incident_ids": incident_ids},
             lane=self.runbook.routing.channel_for_suite(run.suite),
         )
         if harness.dm_user:

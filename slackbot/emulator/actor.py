@@ -1,0 +1,464 @@
+"""Acting as a person toward the bot: slash commands, clicks, modal submissions and Events API events.
+
+Each request is built in the shape Slack really sends (the bolt-python fixtures in
+``shared/fixtures/external`` and the field order of public captures, reference section 7), signed
+with the v0 scheme and POSTed to the bot's ``/slack/events`` over real HTTP. Because the bot under
+test runs Bolt's own signature check, a payload that only looks right but is signed wrong fails here
+the way it would against Slack.
+
+Interactions carry a fresh ``trigger_id`` and ``response_url`` issued by the workspace, so the bot's
+``views.open`` and ``respond()`` go back to the emulator and are checked there (3-second trigger,
+five uses per URL). Signatures use wall-clock time, not the emulator's clock: Bolt rejects
+timestamps more than five minutes from its own ``time.time()``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+from slack_sdk.signature import SignatureVerifier
+
+from slackbot.emulator import validation
+from slackbot.emulator.state import APP_ID, BOT_ID, BOT_USER_ID, Channel, Message, View, Workspace
+
+SLACK_USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
+VERIFICATION_TOKEN = "emulator-verification-token"  # deprecated by Slack; sent because Slack sends it
+FORM = "application/x-www-form-urlencoded"
+
+
+@dataclass
+class ActorResponse:
+    """What the bot answered: HTTP status, raw body and the body as JSON when it is JSON."""
+
+    status: int
+    body: str
+    json: dict[str, Any] | None
+    headers: dict[str, str] = field(default_factory=dict)
+    sent: dict[str, Any] = field(default_factory=dict)  # the payload we delivered, for debugging
+
+
+class Actor:
+    """Builds, signs and delivers user-originated requests for one workspace."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        signing_secret: str,
+        bot_url: Callable[[], str | None],
+        root_url: Callable[[], str],
+        signing_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ws = workspace
+        self.verifier = SignatureVerifier(signing_secret)
+        self.bot_url = bot_url
+        self.root_url = root_url
+        self.signing_clock = signing_clock
+        self._http: httpx.Client | None = None
+        self._http_lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._http_lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
+
+    def _client(self) -> httpx.Client:
+        with self._http_lock:
+            if self._http is None:
+                # trust_env=False: a proxy from the environment must never see loopback test traffic.
+                self._http = httpx.Client(timeout=10.0, trust_env=False)
+            return self._http
+
+    # -- transport --------------------------------------------------------------------------------
+
+    def _target(self) -> str:
+        url = self.bot_url()
+        if not url:
+            raise RuntimeError("bot_url is not set: assign emulator.bot_url = 'http://host:port/slack/events'")
+        return url
+
+    def deliver(
+        self, body: bytes, *, content_type: str, sent: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> ActorResponse:
+        """POST a signed body to the bot (never under the workspace lock: the bot calls back in)."""
+        timestamp = str(int(self.signing_clock()))
+        signature = self.verifier.generate_signature(timestamp=timestamp, body=body) or ""
+        all_headers = {
+            "content-type": content_type,
+            "x-slack-request-timestamp": timestamp,
+            "x-slack-signature": signature,
+            "user-agent": SLACK_USER_AGENT,
+            **(headers or {}),
+        }
+        response = self._client().post(self._target(), content=body, headers=all_headers)
+        parsed: dict[str, Any] | None = None
+        if response.content:
+            try:
+                value = response.json()
+                parsed = value if isinstance(value, dict) else None
+            except ValueError:
+                parsed = None
+        return ActorResponse(
+            status=response.status_code,
+            body=response.text,
+            json=parsed,
+            headers=dict(response.headers),
+            sent=sent,
+        )
+
+    def _deliver_interaction(self, payload: dict[str, Any]) -> ActorResponse:
+        body = f"payload={quote(json.dumps(payload))}".encode()
+        return self.deliver(body, content_type=FORM, sent=payload)
+
+    # -- pieces of payloads -----------------------------------------------------------------------
+
+    def _user(self, user_id: str) -> dict[str, Any]:
+        name = self.ws.user_name(user_id)
+        return {"id": user_id, "username": name, "name": name, "team_id": self.ws.team_id}
+
+    def _team(self) -> dict[str, Any]:
+        return {"id": self.ws.team_id, "domain": self.ws.team_domain}
+
+    def _channel(self, channel_id: str) -> Channel:
+        """A known channel; ``D<user id>`` names the bot's DM with that user, opened on demand."""
+        channel = self.ws.channels.get(channel_id)
+        if channel is None and channel_id.startswith("D") and channel_id[1:] in self.ws.users:
+            channel = self.ws.dm_channel(channel_id[1:])
+        if channel is None:
+            raise LookupError(f"no channel {channel_id}")
+        return channel
+
+    def _channel_name(self, channel: Channel) -> str:
+        return "directmessage" if channel.is_im else channel.name
+
+    def _channel_type(self, channel: Channel) -> str:
+        if channel.is_im:
+            return "im"
+        if channel.is_mpim:
+            return "mpim"
+        return "group" if channel.is_private else "channel"
+
+    # -- slash commands ---------------------------------------------------------------------------
+
+    def slash_command(self, user_id: str, channel_id: str, text: str, command: str = "/triage") -> ActorResponse:
+        with self.ws.lock:
+            channel = self._channel(channel_id)
+            trigger_id = self.ws.issue_trigger(user_id)
+            response_url = self.ws.issue_response_url(
+                self.root_url(), kind="slash_command", user_id=user_id, channel_id=channel_id
+            )
+            fields = {  # the order real Slack uses
+                "token": VERIFICATION_TOKEN,
+                "team_id": self.ws.team_id,
+                "team_domain": self.ws.team_domain,
+                "channel_id": channel_id,
+                "channel_name": self._channel_name(channel),
+                "user_id": user_id,
+                "user_name": self.ws.user_name(user_id),
+                "command": command,
+                "text": text,
+                "api_app_id": APP_ID,
+                "is_enterprise_install": "false",
+                "response_url": response_url.url,
+                "trigger_id": trigger_id,
+            }
+        response = self.deliver(urlencode(fields).encode(), content_type=FORM, sent=fields)
+        self._show_command_reply(user_id, channel_id, response)
+        return response
+
+    def _show_command_reply(self, user_id: str, channel_id: str, response: ActorResponse) -> None:
+        """An ack body (``ack("text")``) is shown to the user, like a response_url answer."""
+        if response.status != 200 or not response.body.strip():
+            return
+        reply = response.json if response.json is not None else {"text": response.body}
+        text, blocks = str(reply.get("text") or ""), reply.get("blocks")
+        if not text and not blocks:
+            return
+        with self.ws.lock:
+            blocks_list: list[dict[str, Any]] = blocks if validation.is_block_list(blocks) else []
+            channel = self.ws.channels.get(channel_id)
+            if reply.get("response_type") == "in_channel" and channel is not None:
+                self.ws.post(channel, user=BOT_USER_ID, text=text, blocks=blocks_list, bot_id=BOT_ID)
+                return
+            self.ws.ephemerals.append(
+                {
+                    "user": user_id,
+                    "channel": channel_id,
+                    "text": text,
+                    "blocks": blocks_list,
+                    "thread_ts": None,
+                    "ts": self.ws.next_ts(),
+                    "source": "command_response",
+                }
+            )
+
+    # -- block actions ----------------------------------------------------------------------------
+
+    def _find_element(self, message: Message, action_id: str, kinds: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+        """The element with ``action_id`` (and one of ``kinds``) in a message, with its block id."""
+        for block in message.blocks:
+            candidates: list[Any] = []
+            if block.get("type") == "actions":
+                candidates = list(block.get("elements", []))
+            elif isinstance(block.get("accessory"), dict):
+                candidates = [block["accessory"]]
+            elif block.get("type") == "input" and isinstance(block.get("element"), dict):
+                candidates = [block["element"]]
+            for element in candidates:
+                if isinstance(element, dict) and element.get("action_id") == action_id and element.get("type") in kinds:
+                    return str(block.get("block_id", "")), element
+        raise LookupError(f"no {'/'.join(kinds)} with action_id {action_id!r} in message {message.ts}")
+
+    def _block_actions(
+        self, user_id: str, channel_id: str, message_ts: str, action_id: str, kinds: tuple[str, ...]
+    ) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """The common part of a ``block_actions`` payload and the element acted on."""
+        channel = self._channel(channel_id)
+        message = channel.find(message_ts)
+        if message is None:
+            raise LookupError(f"no message {message_ts} in {channel_id}")
+        block_id, element = self._find_element(message, action_id, kinds)
+        response_url = self.ws.issue_response_url(
+            self.root_url(), kind="block_actions", user_id=user_id, channel_id=channel_id, message_ts=message.ts
+        )
+        container: dict[str, Any] = {
+            "type": "message",
+            "message_ts": message.ts,
+            "channel_id": channel_id,
+            "is_ephemeral": False,
+        }
+        if message.is_reply:
+            container["thread_ts"] = message.thread_ts
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": self._user(user_id),
+            "api_app_id": APP_ID,
+            "token": VERIFICATION_TOKEN,
+            "container": container,
+            "trigger_id": self.ws.issue_trigger(user_id),
+            "team": self._team(),
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel_id, "name": self._channel_name(channel)},
+            "message": message.to_api(team_id=self.ws.team_id),
+            "state": {"values": {}},
+            "response_url": response_url.url,
+            "actions": [],
+        }
+        return payload, element, block_id
+
+    def click_button(
+        self, user_id: str, channel_id: str, message_ts: str, action_id: str, value: str | None = None
+    ) -> ActorResponse:
+        with self.ws.lock:
+            payload, button, block_id = self._block_actions(user_id, channel_id, message_ts, action_id, ("button",))
+            action: dict[str, Any] = {
+                "action_id": action_id,
+                "block_id": block_id,
+                "text": button.get("text"),
+                "value": value if value is not None else button.get("value"),
+                "type": "button",
+                "action_ts": self.ws.next_ts(),
+            }
+            if button.get("style"):
+                action["style"] = button["style"]
+            payload["actions"] = [action]
+        return self._deliver_interaction(payload)
+
+    def select_option(
+        self, user_id: str, channel_id: str, message_ts: str, action_id: str, option_value: str
+    ) -> ActorResponse:
+        with self.ws.lock:
+            payload, select, block_id = self._block_actions(
+                user_id, channel_id, message_ts, action_id, ("static_select",)
+            )
+            options = list(select.get("options", []))
+            for group in select.get("option_groups", []):
+                options.extend(group.get("options", []))
+            option = next((o for o in options if o.get("value") == option_value), None)
+            if option is None:
+                raise LookupError(f"no option {option_value!r} in select {action_id!r}")
+            action = {
+                "type": "static_select",
+                "action_id": action_id,
+                "block_id": block_id,
+                "selected_option": {"text": option.get("text"), "value": option_value},
+                "action_ts": self.ws.next_ts(),
+            }
+            if select.get("placeholder"):
+                action["placeholder"] = select["placeholder"]
+            payload["actions"] = [action]
+            payload["state"] = {"values": {block_id: {action_id: {"type": "static_select", "selected_option": option}}}}
+        return self._deliver_interaction(payload)
+
+    # -- modals -----------------------------------------------------------------------------------
+
+    def submit_view(self, user_id: str, view_id: str, values: dict[str, dict[str, Any]]) -> ActorResponse:
+        """Submit an open modal, then do what the bot's ack said (close, errors, update, push, clear)."""
+        with self.ws.lock:
+            view = self.ws.views.get(view_id)
+            if view is None or view.type != "modal" or view_id not in self.ws.modal_stacks.get(user_id, []):
+                raise LookupError(f"no open modal {view_id} for {user_id}")
+            view.state_values = values
+            payload = {
+                "type": "view_submission",
+                "team": self._team(),
+                "user": self._user(user_id),
+                "api_app_id": APP_ID,
+                "token": VERIFICATION_TOKEN,
+                "trigger_id": self.ws.issue_trigger(user_id, view_id=view_id),
+                "view": view.to_api(team_id=self.ws.team_id),
+                "response_urls": [],
+                "is_enterprise_install": False,
+                "enterprise": None,
+            }
+        response = self._deliver_interaction(payload)
+        if response.status == 200:
+            with self.ws.lock:
+                self._apply_view_ack(user_id, view, response.json or {})
+        return response
+
+    def _apply_view_ack(self, user_id: str, view: View, ack: dict[str, Any]) -> None:
+        action = ack.get("response_action")
+        if action == "errors":
+            return  # the modal stays open showing the errors
+        if action == "clear":
+            self.ws.close_modal(user_id, view.id, all_views=True)
+        elif action == "update" and not validation.check_view(ack.get("view")):
+            view.spec = ack["view"]
+            view.hash = self.ws.new_hash()
+        elif action == "push" and not validation.check_view(ack.get("view")):
+            pushed = self.ws.new_view("modal", user_id, ack["view"], previous=view.id)
+            self.ws.modal_stacks.setdefault(user_id, []).append(pushed.id)
+        elif action is None:
+            self.ws.close_modal(user_id, view.id)
+
+    # -- Events API -------------------------------------------------------------------------------
+
+    def send_event(
+        self,
+        event: dict[str, Any],
+        *,
+        retry_num: int | None = None,
+        event_id: str | None = None,
+        retry_reason: str = "http_timeout",
+    ) -> ActorResponse:
+        with self.ws.lock:
+            inner = dict(event)
+            inner.setdefault("event_ts", inner.get("ts") or self.ws.next_ts())
+            envelope = {
+                "token": VERIFICATION_TOKEN,
+                "team_id": self.ws.team_id,
+                "api_app_id": APP_ID,
+                "event": inner,
+                "type": "event_callback",
+                "event_id": event_id or self.ws.new_id("Ev"),
+                "event_time": int(self.ws.now()),
+                "authorizations": [
+                    {
+                        "enterprise_id": None,
+                        "team_id": self.ws.team_id,
+                        "user_id": BOT_USER_ID,
+                        "is_bot": True,
+                        "is_enterprise_install": False,
+                    }
+                ],
+                "is_ext_shared_channel": False,
+                "event_context": f"4-{self.ws.new_id('ctx')}",
+            }
+        headers: dict[str, str] = {}
+        if retry_num is not None:
+            headers = {"x-slack-retry-num": str(retry_num), "x-slack-retry-reason": retry_reason}
+        body = json.dumps(envelope).encode()
+        return self.deliver(body, content_type="application/json", sent=envelope, headers=headers)
+
+    def _store_user_message(
+        self, user_id: str, channel_id: str, text: str, thread_ts: str | None, bot_id: str | None
+    ) -> tuple[Message, dict[str, Any]]:
+        """Store a message a person (or another bot) wrote and build its ``message`` event."""
+        channel = self._channel(channel_id)
+        message = self.ws.post(channel, user=user_id, text=text, thread_ts=thread_ts, bot_id=bot_id)
+        event: dict[str, Any] = {
+            "type": "message",
+            "channel": channel_id,
+            "user": user_id,
+            "text": text,
+            "ts": message.ts,
+            "event_ts": message.ts,
+            "channel_type": self._channel_type(channel),
+            "team": self.ws.team_id,
+        }
+        if message.is_reply:
+            event["thread_ts"] = message.thread_ts
+            event["parent_user_id"] = message.parent_user_id
+        if bot_id:
+            event["bot_id"] = bot_id
+        return message, event
+
+    def post_as_user(
+        self,
+        user_id: str,
+        channel_id: str,
+        text: str,
+        thread_ts: str | None = None,
+        *,
+        bot_id: str | None = None,
+    ) -> tuple[str, ActorResponse | None]:
+        with self.ws.lock:
+            message, event = self._store_user_message(user_id, channel_id, text, thread_ts, bot_id)
+        if not self.bot_url():
+            return message.ts, None
+        return message.ts, self.send_event(event)
+
+    def mention_bot(self, user_id: str, channel_id: str, text: str, thread_ts: str | None = None) -> ActorResponse:
+        self._target()
+        mention = f"<@{BOT_USER_ID}>"
+        full_text = text if mention in text else f"{mention} {text}"
+        with self.ws.lock:
+            _message, event = self._store_user_message(user_id, channel_id, full_text, thread_ts, None)
+            event = {k: v for k, v in event.items() if k != "channel_type"}
+            event["type"] = "app_mention"
+        return self.send_event(event)
+
+    def add_reaction(self, user_id: str, channel_id: str, ts: str, name: str) -> ActorResponse:
+        self._target()
+        with self.ws.lock:
+            message = self._channel(channel_id).find(ts)
+            if message is None:
+                raise LookupError(f"no message {ts} in {channel_id}")
+            users = message.reactions.setdefault(name, [])
+            if user_id not in users:
+                users.append(user_id)
+            event = {
+                "type": "reaction_added",
+                "user": user_id,
+                "reaction": name,
+                "item_user": message.user,
+                "item": {"type": "message", "channel": channel_id, "ts": ts},
+                "event_ts": self.ws.next_ts(),
+            }
+        return self.send_event(event)
+
+    def open_home(self, user_id: str) -> ActorResponse:
+        self._target()
+        with self.ws.lock:
+            channel = self.ws.dm_channel(user_id)
+            event: dict[str, Any] = {
+                "type": "app_home_opened",
+                "user": user_id,
+                "channel": channel.id,
+                "tab": "home",
+                "event_ts": self.ws.next_ts(),
+            }
+            home = self.ws.views.get(self.ws.home_views.get(user_id, ""))
+            if home is not None:
+                event["view"] = home.to_api(team_id=self.ws.team_id)
+        return self.send_event(event)
