@@ -130,7 +130,9 @@ def run_demo(*, database_url: str, keep_serving: bool = False) -> None:
             30,
             "the card redraw",
         )
-        click.echo("\n" + emulator.transcript(channel))
+        click.echo("\nThe channel, one line per message:\n" + emulator.summary(channel))
+        click.echo(f"The card of {incident['id']} after the classification, with its status thread:\n")
+        click.echo(emulator.thread_transcript(channel, card.ts))
         click.echo(f"\nOpen the channel in a browser: {emulator.web_url}channels/{channel}")
         if keep_serving:
             click.echo("Serving until Ctrl-C. Try /triage from the emulator or send more reports.")

@@ -214,6 +214,16 @@ def transcript(ws: Workspace, channel_id: str | None = None) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def thread_transcript(ws: Workspace, channel_id: str, ts: str) -> str:
+    """One message and its thread, as a person reads them."""
+    channel = ws.channels[channel_id]
+    message = next(m for m in channel.timeline if m.ts == ts)
+    lines = _message_block(message, ws, "  ")
+    for reply in channel.threads.get(ts, []):
+        lines.extend(_message_block(reply, ws, "    > "))
+    return "\n".join(lines) + "\n"
+
+
 # -- HTML -----------------------------------------------------------------------------------------
 
 STYLE = """

@@ -306,6 +306,25 @@ class SlackEmulator:
         with self.workspace.lock:
             return html.transcript(self.workspace, channel_id)
 
+    def thread_transcript(self, channel_id: str, ts: str) -> str:
+        """One message and its thread as a person reads them."""
+        with self.workspace.lock:
+            return html.thread_transcript(self.workspace, channel_id, ts)
+
+    def summary(self, channel_id: str) -> str:
+        """One line per top-level message: the first line a reader sees."""
+        with self.workspace.lock:
+            channel = self.workspace.channels[channel_id]
+            out = [f"#{channel.name} ({channel.id})"]
+            for message in channel.timeline:
+                if message.is_reply:
+                    continue
+                body = html.message_lines(message, self.workspace)
+                replies = len(channel.threads.get(message.ts, []))
+                thread = f"  [{replies} in thread]" if replies else ""
+                out.append(f"  • {(body[0] if body else '').strip()}{thread}")
+            return "\n".join(out) + "\n"
+
     # -- fault injection --------------------------------------------------------------------------
 
     def fail_next(
