@@ -15,14 +15,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.benchdoc import update_section  # noqa: E402
-from slackbot.clock import SystemClock  # noqa: E402
-from slackbot.config import load_runbook  # noqa: E402
-from slackbot.db.engine import make_engine  # noqa: E402
-from slackbot.db.migrate import upgrade  # noqa: E402
-from slackbot.report import Report  # noqa: E402
-from slackbot.services.ingest import IngestService  # noqa: E402
-from slackbot.settings import DEFAULT_RUNBOOKS  # noqa: E402
+from bench.benchdoc import update_section
+from slackbot.clock import SystemClock
+from slackbot.config import load_runbook
+from slackbot.db.engine import make_engine
+from slackbot.db.migrate import upgrade
+from slackbot.report import Report
+from slackbot.services.ingest import IngestService
+from slackbot.settings import DEFAULT_RUNBOOKS
 
 SCENARIOS = ["SCH", "BID", "NOS", "HLT", "API", "UI", "ADV"]
 INVARIANTS = ["TENANT", "IDEMP", "NOTIF", "ASSIGN", "STATE"]

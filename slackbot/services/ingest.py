@@ -422,9 +422,11 @@ class IngestService:
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
             incidents = table(Incident)
-            ids = session.execute(
-                incidents.insert().returning(incidents.c.id, sort_by_parameter_order=True), chunk
-            ).scalars().all()
+            ids = (
+                session.execute(incidents.insert().returning(incidents.c.id, sort_by_parameter_order=True), chunk)
+                .scalars()
+                .all()
+            )
             refs.extend(
                 _Ref(int(i), r["channel"], r["failure_class"], r["contract_violation"], r["documentation_gap"])
                 for i, r in zip(ids, chunk, strict=True)

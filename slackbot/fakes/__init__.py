@@ -1,0 +1,1 @@
+"""Test doubles shipped with the product: ``triagebot simulate`` runs the bot against them."""
