@@ -21,8 +21,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from handlers.http import api, health, ingest
-from handlers.slack import actions, commands, events
+from handlers.slack import actions, beads, commands, events
+from slackbot.beads import TrackerError, check_bd_version
 from slackbot.core import Core
+from slackbot.outbox.bead_deliveries import BeadDeliveries, TrackerPool
 from slackbot.outbox.paging_deliveries import PagingDeliveries
 from slackbot.outbox.slack_deliveries import SlackDeliveries
 from slackbot.outbox.worker import OutboxWorker
@@ -52,18 +54,21 @@ def build_bolt(core: Core) -> AsyncApp | None:
     events.register(app, core)  # first: its middleware drops retried events before any listener
     commands.register(app, core)
     actions.register(app, core)
+    beads.register(app, core)
     return app
 
 
 @dataclass
 class Workers:
-    outbox: OutboxWorker | None
+    outbox: OutboxWorker
     timers: TimerScheduler
+    trackers: TrackerPool
 
 
 def build_workers(core: Core, *, worker_id: str | None = None, timer_interval: float = 0.25) -> Workers:
-    """The outbox worker delivers effects; the scheduler fires due timers. Without a Slack token
-    effects stay queued (nothing is lost) until a process with Slack delivers them."""
+    """The outbox worker delivers effects; the scheduler fires due timers. Bead filing works
+    without Slack; Slack effects wait in the outbox (nothing is lost) until a process with a
+    Slack token delivers them."""
     worker = OutboxWorker(
         core.engine, core.clock, {}, worker_id=worker_id, ops_channel=core.runbook.routing.ops_channel
     )
@@ -74,23 +79,38 @@ def build_workers(core: Core, *, worker_id: str | None = None, timer_interval: f
         interval=timer_interval,
         on_fired=worker.wake,
     )
-    if core.slack is None:
-        return Workers(outbox=None, timers=scheduler)
-    renderer = PostRenderer(core.runbook, core.runbooks_dir / "templates")
-    slack = SlackDeliveries(core.engine, core.slack, core.runbook, renderer, core.clock, worker.worker_id)
-    paging = PagingDeliveries(
-        core.engine,
-        core.slack,
-        core.runbook,
-        renderer,
-        pagerduty_url=core.settings.pagerduty_events_url,
-        public_url=core.settings.public_url,
-    )
-    worker.handlers.update(slack.handlers())
-    worker.handlers.update(paging.handlers())
-    worker.dead_hooks.update(paging.dead_hooks())
+    trackers = TrackerPool(core.settings)
+    bead_deliveries = BeadDeliveries(core.engine, core.beads, trackers)
+    worker.handlers.update(bead_deliveries.handlers())
+    worker.dead_hooks.update(bead_deliveries.dead_hooks())
+    if core.slack is not None:
+        renderer = PostRenderer(core.runbook, core.runbooks_dir / "templates")
+        slack = SlackDeliveries(core.engine, core.slack, core.runbook, renderer, core.clock, worker.worker_id)
+        paging = PagingDeliveries(
+            core.engine,
+            core.slack,
+            core.runbook,
+            renderer,
+            pagerduty_url=core.settings.pagerduty_events_url,
+            public_url=core.settings.public_url,
+        )
+        worker.handlers.update(slack.handlers())
+        worker.handlers.update(paging.handlers())
+        worker.dead_hooks.update(paging.dead_hooks())
     core.on_commit(worker.wake)
-    return Workers(outbox=worker, timers=scheduler)
+    return Workers(outbox=worker, timers=scheduler, trackers=trackers)
+
+
+async def check_bd(core: Core, trackers: TrackerPool) -> None:
+    """Say at start which bd we drive (shown by /readyz); a missing bd never stops the bot."""
+    try:
+        version = await trackers.bd.version()
+    except TrackerError as exc:
+        core.status["bd"] = f"unavailable: {exc.message}"
+        log.warning("bd is unavailable (%s): beads stay pending until it works", exc.message)
+        return
+    warning = check_bd_version(version)
+    core.status["bd"] = version if warning is None else f"{version} ({warning})"
 
 
 def build_asgi(core: Core, *, workers: Workers | None = None, bolt: AsyncApp | None = None) -> Starlette:
@@ -109,8 +129,8 @@ def build_asgi(core: Core, *, workers: Workers | None = None, bolt: AsyncApp | N
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
         tasks = []
-        if workers.outbox is not None:
-            tasks.append(asyncio.create_task(workers.outbox.run(stop), name="outbox"))
+        tasks.append(asyncio.create_task(workers.outbox.run(stop), name="outbox"))
+        tasks.append(asyncio.create_task(check_bd(core, workers.trackers), name="bd-version"))
         workers.timers.start()
         try:
             yield

@@ -19,6 +19,7 @@ from slackbot.config import Runbook, load_runbook
 from slackbot.db.engine import make_engine, session_scope
 from slackbot.db.migrate import upgrade
 from slackbot.db.models import TimelineEvent
+from slackbot.services.beads import BeadService
 from slackbot.services.cardview import load_card_view
 from slackbot.services.incidents import IncidentService
 from slackbot.services.ingest import IngestService
@@ -45,8 +46,11 @@ class Core:
     incidents: IncidentService = field(init=False)
     responders: Responders = field(init=False)
 
+    beads: BeadService = field(init=False)
+
     def __post_init__(self) -> None:
         self.ingest = IngestService(self.runbook, self.clock)
+        self.beads = BeadService(self.runbook, self.clock, self.runbooks_dir / "templates")
         self.incidents = IncidentService(self.runbook, self.clock)
         self.responders = Responders(self.runbook.routing.responders, self.slack, self.clock)
 

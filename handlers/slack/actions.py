@@ -70,11 +70,6 @@ def register(app: AsyncApp, core: Core) -> None:
         await ack()
         await change(body, respond, "escalate", reason="escalated from the card")
 
-    @app.action(card.ACTION_BEAD)
-    async def file_bead(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
-        await change(body, respond, "request_bead")
-
     @app.action(card.ACTION_RUNBOOK)
     async def runbook(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()

@@ -225,7 +225,7 @@ class BdTracker:
     def _key(self) -> str:
         if self.beads_dir is not None:
             return os.path.realpath(self.beads_dir)
-        inherited = os.environ.get("BEADS_DIR")
+        inherited = self.extra_env.get("BEADS_DIR") or os.environ.get("BEADS_DIR")
         return os.path.realpath(inherited) if inherited else f"cwd:{os.getcwd()}"
 
     def _env(self) -> dict[str, str]:

@@ -132,9 +132,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of printing argparse's own usage text and exiting 2."""
 
     def error(self, message: str) -> NoReturn:
-        match = re.match(r"argument (\S+?)(?:/(\S+))?: expected one argument", message)
+        match = re.match(r"argument (\S+): expected one argument", message)
         if match:
-            flag = match.group(2) or match.group(1)
+            names = match.group(1).split("/")
+            flag = next((n for n in names if n.startswith("--")), names[0])
             raise BdError(f"flag needs an argument: {flag}", plain=True)
         raise BdError(message, plain=True)
 
@@ -547,7 +548,25 @@ def parse(command: str, argv: list[str]) -> argparse.Namespace:
     if "--" in argv:
         cut = argv.index("--")
         argv, tail = argv[:cut], argv[cut + 1 :]
-    ns, extras = _parser(command).parse_known_intermixed_args(argv)
+    parser = _parser(command)
+    # pflag gives a value flag the next token even when it starts with '-'; argparse would not.
+    takes_value = {
+        option
+        for action in parser._actions
+        if action.nargs is None and action.option_strings and not isinstance(action.const, bool)
+        for option in action.option_strings
+    }
+    joined: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in takes_value and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            joined.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        joined.append(token)
+        i += 1
+    ns, extras = parser.parse_known_intermixed_args(joined)
     for extra in extras:
         if extra.startswith("--"):
             raise BdError(f"unknown flag: {extra.split('=', 1)[0]}", plain=True)

@@ -131,6 +131,17 @@ class IncidentService:
         effects.flush(session)
 
     @staticmethod
+    def _auto_bead(incident: Incident, effects: Effects, reason: str) -> None:
+        """Beads the policy files by itself (flake, SEV-1): once per incident, never blocking."""
+        if incident.bead_id or incident.bead_state == "pending":
+            return
+        incident.bead_state = "pending"
+        effects.enqueue(
+            "bead_file", f"bead:{incident.id}:{incident.revision + 1}", {"reason": reason},
+            incident_id=incident.id, lane="beads",
+        )
+
+    @staticmethod
     def _require_open(incident: Incident) -> None:
         if incident.status == "resolved":
             raise IncidentError(f"{incident.key} is resolved; a new failure opens a new incident")
@@ -170,9 +181,7 @@ class IncidentService:
             data={"class": chosen.value, "owner": route.owner.describe()},
         )
         if chosen is FailureClass.FLAKE_CONCURRENCY and self.runbook.policy.flake.file_bead:
-            effects.enqueue(
-                "bead_file", f"bead:{incident_id}", {"reason": "flake"}, incident_id=incident_id, lane="beads"
-            )
+            self._auto_bead(incident, effects, "flake")
         self._changed(
             session,
             incident,
@@ -267,13 +276,7 @@ class IncidentService:
                 step=chosen.value,
             )
         if rule.file_bead:
-            effects.enqueue(
-                "bead_file",
-                f"bead:{incident_id}",
-                {"reason": "severity"},
-                incident_id=incident_id,
-                lane="beads",
-            )
+            self._auto_bead(incident, effects, "severity")
         self._changed(
             session,
             incident,
@@ -343,7 +346,7 @@ class IncidentService:
             source=actor.source,
             data={"note": note.strip()},
         )
-        if incident.bead_id:
+        if incident.bead_id or incident.bead_state == "pending":
             effects.enqueue(
                 "bead_close",
                 f"bead-close:{incident_id}:{incident.revision + 1}",
@@ -396,7 +399,15 @@ class IncidentService:
         )
         return Outcome(incident_id, f"{incident.key}: {value.replace('_', ' ')}")
 
-    def request_bead(self, session: Session, incident_id: int, actor: Actor, *, note: str = "") -> Outcome:
+    def request_bead(
+        self,
+        session: Session,
+        incident_id: int,
+        actor: Actor,
+        *,
+        expected: str | None = None,
+        observed: str | None = None,
+    ) -> Outcome:
         """Queue the defect bead; the tracker is called after commit, so a slow or broken bd never
         blocks triage (the card shows "bead pending" until it is filed)."""
         incident = self._load(session, incident_id)
@@ -412,12 +423,11 @@ class IncidentService:
             incident_id=incident_id,
             actor=actor.user_id,
             source=actor.source,
-            data={"note": note},
         )
         effects.enqueue(
             "bead_file",
-            f"bead:{incident_id}",
-            {"reason": "requested", "actor": actor.user_id, "note": note},
+            f"bead:{incident_id}:{incident.revision + 1}",  # a new request after a failed filing is a new row
+            {"reason": "requested", "actor": actor.user_id, "expected": expected, "observed": observed},
             incident_id=incident_id,
             lane="beads",
         )

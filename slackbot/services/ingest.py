@@ -387,6 +387,7 @@ class IngestService:
                 "failure_class": FailureClass.HARNESS_DIAGNOSTICS.value,
                 "class_source": "contract",
                 "classified_at": utc(now),
+                "bead_state": "pending",
             }
         return row
 
@@ -488,6 +489,15 @@ class IngestService:
             source="ingest",
             data={"added": added, "total": incident.occurrence_count},
         )
+        if incident.bead_id or incident.bead_state == "pending":
+            effects.enqueue(
+                "bead_comment",
+                f"bead-comment:{incident.id}:{run.id}",
+                {"text": f"Seen again in {run.url or run.repository + '#' + run.run_id} (+{added}, "
+                 f"{incident.occurrence_count} occurrences in all)."},
+                incident_id=incident.id,
+                lane="beads",
+            )
         effects.enqueue(
             "thread_post",
             f"recur:{incident.id}:{run.id}",

@@ -77,6 +77,11 @@ class PostRenderer:
                 "total": incident.occurrence_count,
                 "last_seen": Mrkdwn(slack_date(incident.last_seen)),
             }
+        elif name == "bead_filed":
+            bead = str(payload.get("bead", ""))
+            ctx["bead_link"] = Mrkdwn(link(payload.get("url"), bead) if payload.get("url") else f"`{escape(bead)}`")
+        elif name == "bead_failed":
+            ctx["error"] = str(payload.get("error", ""))[:1500]
         elif name == "assigned":
             ctx["assignee"] = _mention(payload.get("assignee"))
         elif name == "severity":

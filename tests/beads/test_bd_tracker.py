@@ -99,12 +99,16 @@ async def test_roundtrip_create_find_comment_update_close_reopen_show(beads_dir:
     assert closed.status == "closed"
     assert await bd.find_by_fingerprint("fp-0001") == closed  # closed beads are found too
 
+    dashed = await bd.create(request("fp-dash", title="-leading dash", labels=("-odd",)))
+    assert (dashed.title, dashed.labels) == ("-leading dash", ("-odd",))
+    assert (await bd.close(dashed.id, "--not a flag")).status == "closed"
+
     reopened = await bd.reopen(bead.id, "failed again")
     assert reopened.status == "open"
     shown = await bd.show(bead.id)
     assert (shown.id, shown.title, shown.status) == (bead.id, bead.title, "open")
 
-    final = export(beads_dir)[0]
+    final = next(i for i in export(beads_dir) if i["id"] == bead.id)
     comments = final["comments"]
     assert isinstance(comments, list)
     assert [c["text"] for c in comments] == [

@@ -64,6 +64,10 @@ def ok(done: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(done.stdout)
 
 
+def export_lines(beads_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (beads_dir / "issues.jsonl").read_text().splitlines()]
+
+
 def create(beads_dir: Path, title: str, *extra: str) -> dict[str, Any]:
     value = ok(run_bd("create", title, *extra, "--json", beads_dir=beads_dir))
     assert isinstance(value, dict)
@@ -155,9 +159,15 @@ def test_validation_errors_are_json_on_stderr_with_exit_1(beads_dir: Path) -> No
         assert done.returncode == 1
         assert message in json.loads(done.stderr)["error"]
 
+    # pflag hands a value flag the next token even when it starts with '-'
+    dashed = ok(run_bd("create", "--title", "-dash", "-p", "P0", "--json", beads_dir=beads_dir))
+    assert (dashed["title"], dashed["priority"]) == ("-dash", 0)
+    missing = run_bd("create", "x", "-p", beads_dir=beads_dir)
+    assert (missing.returncode, missing.stderr.strip()) == (1, "Error: flag needs an argument: --priority")
+
     plain = run_bd("create", "x", "-p", "9", beads_dir=beads_dir)
     assert plain.returncode == 1 and plain.stderr.startswith("Error: invalid priority")
-    assert (beads_dir / "issues.jsonl").read_text() == ""
+    assert [i["title"] for i in export_lines(beads_dir)] == ["-dash"]  # nothing else was stored
 
 
 def test_list_filters_default_excludes_closed_and_limit(beads_dir: Path) -> None:

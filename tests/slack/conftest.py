@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,9 +24,26 @@ from slackbot.emulator.state import Message
 from slackbot.serving import serve
 from slackbot.settings import Settings
 from tests.conftest import RUNBOOKS
+from tests.fakes.github_api import FakeGitHub
 from tests.fakes.pagerduty import FakePagerDuty, running_pagerduty
 
 SECRET = "slack-test-ingest-secret"
+FAKE_BD = str(Path(sys.executable).parent / "triagebot-fake-bd")
+
+
+def init_beads(tmp_path: Path) -> Path:
+    """A real beads workspace, initialised the way a server would (git-free, non-interactive)."""
+    beads_dir = tmp_path / ".beads"
+    env = {**os.environ, "BEADS_DIR": str(beads_dir)}
+    subprocess.run(
+        [FAKE_BD, "init", "--prefix", "tb", "--quiet", "--non-interactive", "--skip-hooks", "--skip-agents"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    return beads_dir
+
+
 NIGHTLY = "C0NIGHTLY"
 RESPONDER = "U0CAROL"
 OUTSIDER = "U0OUTSIDER"
@@ -59,6 +79,7 @@ class Bot:
     clock: ShiftClock
     emulator: SlackEmulator
     pagerduty: FakePagerDuty
+    github: FakeGitHub
     url: str
 
     def send(self, report: dict[str, Any]) -> dict[str, Any]:
@@ -112,7 +133,7 @@ class Bot:
 def bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    with SlackEmulator() as emulator, running_pagerduty() as pagerduty:
+    with SlackEmulator() as emulator, running_pagerduty() as pagerduty, FakeGitHub(repos=("acme/dispatch",)) as github:
         settings = Settings(
             SLACK_BOT_TOKEN=emulator.bot_token,
             SLACK_SIGNING_SECRET=emulator.signing_secret,
@@ -121,6 +142,10 @@ def bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
             TRIAGE_RUNBOOKS_DIR=RUNBOOKS,
             TRIAGE_INGEST_SECRET=SECRET,
             PAGERDUTY_EVENTS_URL=pagerduty.url,
+            TRIAGE_BD_BIN=FAKE_BD,
+            BEADS_DIR=init_beads(tmp_path),
+            GITHUB_API_URL=github.url,
+            GITHUB_TOKEN=github.token,
         )
         clock = ShiftClock()
         core = build_core(settings, slack=slack_client_for(settings), clock=clock)
@@ -128,4 +153,4 @@ def bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
         emulator.add_user(OUTSIDER, "outsider")
         with serve(build_asgi(core)) as url:
             emulator.bot_url = url + "/slack/events"
-            yield Bot(core=core, clock=clock, emulator=emulator, pagerduty=pagerduty, url=url)
+            yield Bot(core=core, clock=clock, emulator=emulator, pagerduty=pagerduty, github=github, url=url)

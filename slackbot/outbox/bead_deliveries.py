@@ -1,0 +1,159 @@
+"""Outbox handlers that talk to the bead trackers (bd, GitHub Issues).
+
+One bead per incident: filing first asks the tracker for a bead carrying the incident's
+fingerprint (so a crash after the tracker succeeded and before we recorded the id cannot file a
+second one), recurrences become comments, resolving closes it with the resolution note, and a
+flake that recurs reopens it. Tracker errors marked retryable are retried by the outbox; a
+permanent failure is said in the incident thread with the tracker's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from slackbot.beads import BdTracker, BeadRequest, BeadTracker, GitHubIssuesTracker
+from slackbot.db.engine import session_scope
+from slackbot.db.models import Incident, OutboxItem
+from slackbot.outbox.worker import Handler, PermanentFailure, RetryLater
+from slackbot.services.beads import BeadService, TrackerChoice, title_for
+from slackbot.services.effects import Effects
+from slackbot.settings import Settings, secret
+
+
+class TrackerPool:
+    """Builds each tracker once per process (one bd writer queue per BEADS_DIR lives in bd.py)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._bd: BdTracker | None = None
+        self._github: dict[str, GitHubIssuesTracker] = {}
+
+    def get(self, choice: TrackerChoice) -> BeadTracker:
+        if choice.name == "github" and choice.repository:
+            if choice.repository not in self._github:
+                self._github[choice.repository] = GitHubIssuesTracker(
+                    self.settings.github_api_url, secret(self.settings.github_token), choice.repository
+                )
+            return self._github[choice.repository]
+        if self._bd is None:
+            self._bd = BdTracker(self.settings.bd_bin, self.settings.beads_dir)
+        return self._bd
+
+    @property
+    def bd(self) -> BdTracker:
+        tracker = self.get(TrackerChoice("beads"))
+        assert isinstance(tracker, BdTracker)
+        return tracker
+
+
+class BeadDeliveries:
+    def __init__(self, engine: Engine, service: BeadService, trackers: TrackerPool) -> None:
+        self.engine = engine
+        self.service = service
+        self.trackers = trackers
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "bead_file": self.file,
+            "bead_comment": self.comment,
+            "bead_close": self.close,
+            "bead_reopen": self.reopen,
+        }
+
+    def dead_hooks(self) -> dict[str, Any]:
+        return {"bead_file": self._file_failed}
+
+    def _incident(self, item: OutboxItem) -> Incident:
+        with session_scope(self.engine) as session:
+            incident = session.get(Incident, item.incident_id)
+            if incident is None:
+                raise PermanentFailure(f"incident {item.incident_id} no longer exists")
+            return incident
+
+    async def file(self, item: OutboxItem) -> dict[str, Any]:
+        def prepare() -> tuple[Incident, BeadRequest | None]:
+            with session_scope(self.engine) as session:
+                incident = session.get(Incident, item.incident_id)
+                if incident is None:
+                    raise PermanentFailure(f"incident {item.incident_id} no longer exists")
+                if incident.bead_id:
+                    return incident, None
+                body = self.service.render_body(
+                    session, incident, expected=item.payload.get("expected"), observed=item.payload.get("observed")
+                )
+                request = BeadRequest(
+                    title=title_for(incident),
+                    body=body,
+                    priority=self.service.priority(incident),
+                    labels=self.service.labels(incident),
+                    external_ref=self._run_url(session, incident),
+                    fingerprint=incident.fingerprint,
+                )
+                return incident, request
+
+        incident, request = await asyncio.to_thread(prepare)
+        if request is None:
+            return {"already": incident.bead_id}
+        choice = self.service.tracker_for(incident)
+        tracker = self.trackers.get(choice)
+        bead = await tracker.create(request)
+
+        def record() -> None:
+            with session_scope(self.engine) as session:
+                current = session.get(Incident, incident.id)
+                if current is not None and not current.bead_id:
+                    self.service.record_filed(session, current, bead.id, bead.url, tracker.name)
+
+        await asyncio.to_thread(record)
+        return {"bead": bead.id, "tracker": tracker.name, "url": bead.url}
+
+    @staticmethod
+    def _run_url(session: Session, incident: Incident) -> str | None:
+        from slackbot.db.models import Run
+
+        run = session.get(Run, incident.last_run_pk) if incident.last_run_pk else None
+        return run.url if run else None
+
+    async def _with_bead(self, item: OutboxItem) -> tuple[Incident, BeadTracker] | None:
+        incident = await asyncio.to_thread(self._incident, item)
+        if not incident.bead_id:
+            if incident.bead_state == "pending":
+                raise RetryLater("the bead is still being filed", after=5.0)
+            return None  # no bead to follow
+        return incident, self.trackers.get(self.service.tracker_for(incident))
+
+    async def comment(self, item: OutboxItem) -> dict[str, Any]:
+        found = await self._with_bead(item)
+        if found is None:
+            return {"skipped": "no bead"}
+        incident, tracker = found
+        assert incident.bead_id is not None
+        await tracker.comment(incident.bead_id, item.payload.get("text", "Seen again."))
+        return {"bead": incident.bead_id}
+
+    async def close(self, item: OutboxItem) -> dict[str, Any]:
+        found = await self._with_bead(item)
+        if found is None:
+            return {"skipped": "no bead"}
+        incident, tracker = found
+        assert incident.bead_id is not None
+        await tracker.close(incident.bead_id, incident.resolution_note or "Resolved in triagebot")
+        return {"closed": incident.bead_id}
+
+    async def reopen(self, item: OutboxItem) -> dict[str, Any]:
+        found = await self._with_bead(item)
+        if found is None:
+            return {"skipped": "no bead"}
+        incident, tracker = found
+        assert incident.bead_id is not None
+        await tracker.reopen(incident.bead_id, "The flake recurred after it was resolved (triagebot)")
+        return {"reopened": incident.bead_id}
+
+    def _file_failed(self, session: Session, item: OutboxItem, effects: Effects, error: str) -> None:
+        incident = session.get(Incident, item.incident_id)
+        if incident is not None and not incident.bead_id:
+            self.service.record_failed(session, incident, error)
