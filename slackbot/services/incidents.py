@@ -137,8 +137,11 @@ class IncidentService:
             return
         incident.bead_state = "pending"
         effects.enqueue(
-            "bead_file", f"bead:{incident.id}:{incident.revision + 1}", {"reason": reason},
-            incident_id=incident.id, lane="beads",
+            "bead_file",
+            f"bead:{incident.id}:{incident.revision + 1}",
+            {"reason": reason},
+            incident_id=incident.id,
+            lane="beads",
         )
 
     @staticmethod

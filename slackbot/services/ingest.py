@@ -493,8 +493,10 @@ class IngestService:
             effects.enqueue(
                 "bead_comment",
                 f"bead-comment:{incident.id}:{run.id}",
-                {"text": f"Seen again in {run.url or run.repository + '#' + run.run_id} (+{added}, "
-                 f"{incident.occurrence_count} occurrences in all)."},
+                {
+                    "text": f"Seen again in {run.url or run.repository + '#' + run.run_id} (+{added}, "
+                    f"{incident.occurrence_count} occurrences in all)."
+                },
                 incident_id=incident.id,
                 lane="beads",
             )
