@@ -309,12 +309,16 @@ class OutboxWorker:
 
 
 def _retry_after(exc: SlackApiError) -> float:
-    headers = exc.response.headers if exc.response is not None else {}
+    """Slack's ``Retry-After`` in seconds. The async client hands headers back as a multidict
+    (any case, possibly a list of values), so read it through ``get`` in both spellings."""
+    headers = getattr(exc.response, "headers", None) or {}
     for key in ("Retry-After", "retry-after"):
-        value = headers.get(key) if isinstance(headers, dict) else None
+        value = headers.get(key)
+        if isinstance(value, list):
+            value = value[0] if value else None
         if value:
             try:
-                return max(0.0, float(value[0] if isinstance(value, list) else value))
-            except ValueError:
+                return max(0.0, float(value))
+            except (TypeError, ValueError):
                 break
     return 1.0

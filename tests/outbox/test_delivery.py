@@ -1,0 +1,167 @@
+"""Outbox delivery against the emulator under a virtual clock: retries, dead letters, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from slackbot.clock import FakeClock
+from slackbot.config import Runbook
+from slackbot.db.models import OutboxItem, TimelineEvent
+from slackbot.demo import seed_workspace
+from slackbot.emulator import SlackEmulator
+from slackbot.outbox import store
+from slackbot.outbox.slack_deliveries import SlackDeliveries
+from slackbot.outbox.worker import OutboxWorker
+from slackbot.services.ingest import IngestService
+from slackbot.slack.posts import PostRenderer
+from tests.conftest import RUNBOOKS
+from tests.factories import parsed, result
+
+NIGHTLY = "C0NIGHTLY"
+OPS = "C0OPS"
+
+
+@dataclass
+class Rig:
+    engine: Engine
+    clock: FakeClock
+    emulator: SlackEmulator
+    runbook: Runbook
+
+    def worker(self, name: str, max_attempts: int = 8) -> OutboxWorker:
+        client = AsyncWebClient(token=self.emulator.bot_token, base_url=self.emulator.base_url)
+        worker = OutboxWorker(self.engine, self.clock, {}, worker_id=name, ops_channel=OPS, max_attempts=max_attempts)
+        renderer = PostRenderer(self.runbook, RUNBOOKS / "templates")
+        worker.handlers.update(
+            SlackDeliveries(self.engine, client, self.runbook, renderer, self.clock, name).handlers()
+        )
+        return worker
+
+    def rows(self) -> list[OutboxItem]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(OutboxItem).order_by(OutboxItem.id)))  # type: ignore[arg-type]
+
+    def drain(self, worker: OutboxWorker, *, seconds: float = 600, tick: float = 1.0) -> None:
+        """Step the worker while moving virtual time forward, like the running loop would."""
+
+        async def go() -> None:
+            elapsed = 0.0
+            while elapsed < seconds and any(r.state in ("pending", "sending") for r in self.rows()):
+                await worker.step()
+                self.clock.advance(tick)
+                elapsed += tick
+
+        asyncio.run(go())
+
+
+@pytest.fixture
+def rig(sqlite_engine: Engine, runbook: Runbook) -> Iterator[Rig]:
+    clock = FakeClock()
+    with SlackEmulator(clock=lambda: clock.now().timestamp()) as emulator:
+        seed_workspace(emulator, runbook)
+        yield Rig(sqlite_engine, clock, emulator, runbook)
+
+
+def ingest(rig: Rig, *results: dict[str, object], run_id: str = "9187") -> None:
+    IngestService(rig.runbook, rig.clock).ingest_report(rig.engine, parsed(*results, run_id=run_id))
+
+
+def test_server_errors_are_retried_with_backoff_and_counted(rig: Rig) -> None:
+    rig.emulator.fail_next("chat.postMessage", status=500, count=2)
+    ingest(rig, result("BID-001", "TENANT-001"))
+    worker = rig.worker("w1")
+    asyncio.run(worker.step())
+    (row,) = rig.rows()
+    assert row.state == "pending" and row.attempts == 1 and "HTTP 500" in (row.last_error or "")
+    assert row.next_attempt_at > rig.clock.now()  # backs off instead of hammering Slack
+    rig.drain(worker)
+    (row,) = rig.rows()
+    assert row.state == "done" and row.attempts == 3
+    assert len(rig.emulator.messages(NIGHTLY)) == 1
+
+
+def test_a_429_waits_for_retry_after_and_does_not_count_as_a_failure(rig: Rig) -> None:
+    rig.emulator.fail_next("chat.postMessage", status=429, count=1, retry_after=30)
+    ingest(rig, result("BID-001", "TENANT-001"))
+    worker = rig.worker("w1")
+    asyncio.run(worker.step())
+    (row,) = rig.rows()
+    assert row.attempts == 0 and row.next_attempt_at >= rig.clock.now() + timedelta(seconds=29)
+    rig.clock.advance(10)
+    asyncio.run(worker.step())
+    assert rig.emulator.messages(NIGHTLY) == []  # still honouring Retry-After
+    rig.drain(worker)
+    assert len(rig.emulator.messages(NIGHTLY)) == 1
+
+
+def test_permanent_errors_are_dead_lettered_with_a_notice_in_the_ops_channel(rig: Rig) -> None:
+    ingest(rig, result("BID-001", "TENANT-001"))
+    with Session(rig.engine) as session:  # the channel was archived/deleted on Slack's side
+        rig.emulator.archive_channel(NIGHTLY)
+        session.commit()
+    worker = rig.worker("w1")
+    rig.drain(worker)
+    card, notice = rig.rows()
+    assert card.kind == "card" and card.state == "dead" and "is_archived" in (card.last_error or "")
+    assert notice.kind == "ops_notice" and notice.state == "done"
+    (posted,) = rig.emulator.messages(OPS)
+    assert "dead-lettered" in posted.text and "is_archived" in posted.text
+    with Session(rig.engine) as session:
+        failed = session.exec(select(TimelineEvent).where(TimelineEvent.kind == "delivery_failed")).one()
+    assert "is_archived" in failed.message
+
+
+def test_repeated_failures_stop_after_the_attempt_limit(rig: Rig) -> None:
+    rig.emulator.fail_next("chat.postMessage", status=503, count=50)
+    ingest(rig, result("BID-001", "TENANT-001"))
+    worker = rig.worker("w1", max_attempts=3)
+    rig.drain(worker, seconds=3600)
+    card = rig.rows()[0]
+    assert card.state == "dead" and card.attempts == 3 and "after 3 attempts" in (card.last_error or "")
+
+
+def test_a_restart_resumes_delivery_and_posts_each_card_once(rig: Rig) -> None:
+    ingest(rig, *(result(f"API-00{n}", "TENANT-002") for n in range(1, 4)))
+    # a worker claims the channel's next row and dies before delivering it (its lease stays behind)
+    (claimed,) = store.claim(rig.engine, now=rig.clock.now(), worker="dead-worker", kinds={"card"}, skip_lanes=set())
+    survivor = rig.worker("w2")
+    rig.drain(survivor, seconds=30)
+    assert len(rig.emulator.messages(NIGHTLY)) == 2  # the others go out; the claimed one waits for its lease
+    assert next(r for r in rig.rows() if r.id == claimed.id).state == "sending"
+    rig.clock.advance(store.LEASE)
+    rig.drain(survivor)
+    assert all(r.state == "done" for r in rig.rows())
+    titles = sorted(m.blocks[0]["text"]["text"] for m in rig.emulator.messages(NIGHTLY))
+    assert len(titles) == 3 and len(set(titles)) == 3
+
+
+def test_a_card_posted_by_a_worker_that_died_before_recording_it_is_found_not_reposted(rig: Rig) -> None:
+    ingest(rig, result("BID-001", "TENANT-001"))
+    worker = rig.worker("w1")
+
+    async def crash_after_post() -> None:
+        deliveries = SlackDeliveries(
+            rig.engine,
+            AsyncWebClient(token=rig.emulator.bot_token, base_url=rig.emulator.base_url),
+            rig.runbook,
+            PostRenderer(rig.runbook, RUNBOOKS / "templates"),
+            rig.clock,
+            "w0",
+        )
+        (item,) = store.claim(rig.engine, now=rig.clock.now(), worker="w0", kinds={"card"}, skip_lanes=set())
+        deliveries._record_card_ts = lambda *args: None  # type: ignore[method-assign]  # dies here
+        await deliveries.card(item)
+
+    asyncio.run(crash_after_post())
+    assert len(rig.emulator.messages(NIGHTLY)) == 1
+    rig.clock.advance(timedelta(minutes=5))
+    rig.drain(worker)
+    assert len(rig.emulator.messages(NIGHTLY)) == 1  # recovered from the channel, not posted again
