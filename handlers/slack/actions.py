@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from handlers.slack.guard import ensure_responder
 from slackbot.core import Core
 from slackbot.services.incidents import Actor, IncidentError
 from slackbot.slack import card, replies
@@ -25,12 +26,7 @@ def register(app: AsyncApp, core: Core) -> None:
     async def change(body: dict[str, Any], respond: AsyncRespond, operation: str, **kwargs: Any) -> None:
         user = body["user"]["id"]
         action = body["actions"][0]
-        if not await core.responders.allowed(user):
-            await respond(
-                text=f"⛔ Only responders ({core.responders.describe()}) can change incidents; nothing was changed.",
-                response_type="ephemeral",
-                replace_original=False,
-            )
+        if not await ensure_responder(core, user, respond):
             return
         try:
             outcome = await asyncio.to_thread(

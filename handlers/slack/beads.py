@@ -11,6 +11,7 @@ from slack_sdk.models.blocks import InputBlock, PlainTextInputElement, SectionBl
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
+from handlers.slack.guard import ensure_responder
 from slackbot.core import Core
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident
@@ -55,12 +56,7 @@ def register(app: AsyncApp, core: Core) -> None:
     async def open_modal(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
         await ack()
         user = body["user"]["id"]
-        if not await core.responders.allowed(user):
-            await respond(
-                text=f"⛔ Only responders ({core.responders.describe()}) can file beads; nothing was changed.",
-                response_type="ephemeral",
-                replace_original=False,
-            )
+        if not await ensure_responder(core, user, respond, "file beads"):
             return
         incident_id = int(body["actions"][0]["value"])
 

@@ -19,6 +19,7 @@ from slackbot.config.models import FailureClass, Runbook, Severity
 from slackbot.db.models import Incident, Occurrence, Run, TimelineEvent
 from slackbot.services.effects import Effects, utc
 from slackbot.services.fingerprint import short_symptom
+from slackbot.services.repro import command_values, fill_command
 
 TIMELINE_EXCERPT = 15
 
@@ -90,20 +91,10 @@ class BeadService:
         default_expected, default_observed = self.defaults(session, incident)
         run = session.get(Run, incident.last_run_pk) if incident.last_run_pk else None
         policy = self.runbook.policy
-        when = (run.finished_at or run.received_at) if run else incident.first_seen
-        fill = {
-            "runId": run.run_id if run else "<run-id>",
-            "date": when.strftime("%Y-%m-%d"),
-            "scenarioId": incident.scenario_id or incident.test_identity,
-            "invariantId": incident.invariant_id or "",
-            "testFile": incident.test_file or "",
-            "repository": incident.repository,
-        }
+        date = command_values(incident, run)["date"]
 
         def command(template: str) -> str:
-            for key, value in fill.items():
-                template = template.replace("{" + key + "}", value)
-            return template
+            return fill_command(template, incident, run)
 
         timeline = session.exec(
             select(TimelineEvent)
@@ -119,7 +110,7 @@ class BeadService:
             scenario_id=incident.scenario_id,
             invariant_id=incident.invariant_id,
             run_url=run.url if run else None,
-            date=fill["date"],
+            date=date,
             artifact_command=command(policy.commands.artifact_download),
             expected=expected or default_expected,
             observed=observed or default_observed,

@@ -27,6 +27,7 @@ from slack_sdk.models.blocks import (
 
 from slackbot.config.models import FailureClass, Runbook, Severity, TaxonomyEntry
 from slackbot.db.models import Incident, Run
+from slackbot.services.repro import fill_command
 from slackbot.slack.escape import code, escape, link, slack_date, truncate
 
 SECTION_LIMIT = 3000
@@ -79,22 +80,6 @@ def _entry_text(kind: str, ident: str | None, entry: TaxonomyEntry | None) -> st
     if entry is None:
         return f"*{kind}:* {code(ident)} — _prefix not in the taxonomy (documentation gap)_"
     return f"*{kind}:* {code(ident)} — {escape(entry.meaning)}\n_Typical surface:_ {escape(entry.failure_surface)}"
-
-
-def _fill(template: str, incident: Incident, run: Run | None) -> str:
-    when = run.finished_at or run.received_at if run else incident.first_seen
-    values = {
-        "runId": run.run_id if run else "<run-id>",
-        "date": when.strftime("%Y-%m-%d"),
-        "scenarioId": incident.scenario_id or incident.test_identity,
-        "invariantId": incident.invariant_id or "",
-        "testFile": incident.test_file or "",
-        "repository": incident.repository,
-    }
-    out = template
-    for key, value in values.items():
-        out = out.replace("{" + key + "}", value)
-    return out
 
 
 def class_label(runbook: Runbook, value: str | None) -> str:
@@ -178,14 +163,14 @@ def render_card(view: CardView, runbook: Runbook) -> tuple[str, list[dict[str, A
     blocks.append(_section(_evidence_text(view.evidence)))
 
     commands = (
-        "*Download artifacts:*\n```" + escape(_fill(policy.commands.artifact_download, incident, run)) + "```\n"
+        "*Download artifacts:*\n```" + escape(fill_command(policy.commands.artifact_download, incident, run)) + "```\n"
         "*Reproduce this scenario locally:*\n```"
         + "\n".join(
             escape(f"export {v.name}=" + (f"<{v.name.lower()} from your local secrets>" if v.secret else v.value))
             for v in policy.environment
         )
         + "\n"
-        + escape(_fill(policy.commands.single_scenario, incident, run))
+        + escape(fill_command(policy.commands.single_scenario, incident, run))
         + "```"
     )
     blocks.append(_section(commands))

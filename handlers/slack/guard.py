@@ -1,0 +1,19 @@
+"""The one permission check every changing listener runs after ``ack()``."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncRespond
+
+from slackbot.core import Core
+
+
+async def ensure_responder(core: Core, user_id: str, respond: AsyncRespond, what: str = "change incidents") -> bool:
+    """True when the user may act; otherwise tells them so, ephemerally, and nothing changes."""
+    if await core.responders.allowed(user_id):
+        return True
+    await respond(
+        text=f"⛔ Only responders ({core.responders.describe()}) can {what}; nothing was changed.",
+        response_type="ephemeral",
+        replace_original=False,
+    )
+    return False
