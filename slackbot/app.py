@@ -11,7 +11,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
+import aiohttp
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -20,15 +23,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from handlers.http import api, health, ingest
-from handlers.slack import actions, beads, commands, events
+from handlers.http import alertmanager, api, github, health, ingest, metrics
+from handlers.slack import actions, alerts, beads, commands, events, respond, status
 from slackbot.beads import TrackerError, check_bd_version
 from slackbot.core import Core
 from slackbot.outbox.bead_deliveries import BeadDeliveries, TrackerPool
+from slackbot.outbox.checklist_deliveries import ChecklistDeliveries
+from slackbot.outbox.file_deliveries import FileDeliveries
+from slackbot.outbox.integration_deliveries import GitHubRunJobs, IntegrationPosts
 from slackbot.outbox.paging_deliveries import PagingDeliveries
 from slackbot.outbox.slack_deliveries import SlackDeliveries
-from slackbot.outbox.worker import OutboxWorker
+from slackbot.outbox.worker import OUTAGE_RETRY_POLICIES, OutboxWorker
 from slackbot.scheduler import TimerScheduler
+from slackbot.services.github_runs import GitHubActions, GitHubRunService
 from slackbot.services.timers import TimerService
 from slackbot.settings import Settings, secret
 from slackbot.slack.posts import PostRenderer
@@ -45,16 +52,27 @@ def slack_client_for(settings: Settings) -> AsyncWebClient | None:
     return AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=15)
 
 
-def build_bolt(core: Core) -> AsyncApp | None:
+def build_bolt(core: Core, *, socket_mode: bool = False) -> AsyncApp | None:
+    """The one Bolt app, for HTTP and Socket Mode alike. Over Socket Mode nothing is signed (the
+    socket itself is authenticated by the app token), so no signing secret is needed there."""
     signing_secret = secret(core.settings.slack_signing_secret)
-    if core.slack is None or not signing_secret:
+    if core.slack is None or not (signing_secret or socket_mode):
         log.warning("SLACK_BOT_TOKEN or SLACK_SIGNING_SECRET unset: Slack is disabled, ingest still works")
         return None
-    app = AsyncApp(client=core.slack, signing_secret=signing_secret, process_before_response=False)
+    app = AsyncApp(
+        client=core.slack,
+        signing_secret=signing_secret or "",
+        # Socket Mode serves no /slack/events route, so no unsigned request can reach Bolt.
+        request_verification_enabled=not socket_mode,
+        process_before_response=False,
+    )
     events.register(app, core)  # first: its middleware drops retried events before any listener
+    respond.register(app)  # respond() over the pooled session the lifespan opens
     commands.register(app, core)
     actions.register(app, core)
     beads.register(app, core)
+    alerts.register(app, core)
+    status.register(app, core)
     return app
 
 
@@ -65,27 +83,50 @@ class Workers:
     trackers: TrackerPool
 
 
-def build_workers(core: Core, *, worker_id: str | None = None, timer_interval: float = 0.25) -> Workers:
+def build_workers(core: Core, *, worker_id: str | None = None, timer_interval: float | None = None) -> Workers:
     """The outbox worker delivers effects; the scheduler fires due timers. Bead filing works
     without Slack; Slack effects wait in the outbox (nothing is lost) until a process with a
-    Slack token delivers them."""
+    Slack token delivers them. Pacing, lease and timer cadence come from the settings."""
     worker = OutboxWorker(
-        core.engine, core.clock, {}, worker_id=worker_id, ops_channel=core.runbook.routing.ops_channel
+        core.engine,
+        core.clock,
+        {},
+        worker_id=worker_id,
+        ops_channel=core.runbook.routing.ops_channel,
+        lane_rate=core.settings.lane_rate,
+        lease=timedelta(seconds=core.settings.outbox_lease_seconds),
+        retry_policies=OUTAGE_RETRY_POLICIES,  # beads and posts outlive hours of bd or Slack outage
     )
+    core.status["worker"] = worker.worker_id  # /readyz names the replica (outbox claimed_by)
     scheduler = TimerScheduler(
         core.engine,
         TimerService(core.runbook, core.clock),
         worker.worker_id,
-        interval=timer_interval,
+        interval=timer_interval if timer_interval is not None else core.settings.timer_interval,
         on_fired=worker.wake,
     )
     trackers = TrackerPool(core.settings)
     bead_deliveries = BeadDeliveries(core.engine, core.beads, trackers)
     worker.handlers.update(bead_deliveries.handlers())
     worker.dead_hooks.update(bead_deliveries.dead_hooks())
+    # GitHub run jobs need GitHub and the database, not Slack: registered whether or not Slack is.
+    github_jobs = GitHubRunJobs(
+        core.engine,
+        GitHubRunService(core.runbook, core.clock, core.ingest, report_artifact=core.settings.github_report_artifact),
+        GitHubActions(core.settings.github_api_url, secret(core.settings.github_token), core.clock),
+    )
+    worker.handlers.update(github_jobs.handlers())
     if core.slack is not None:
         renderer = PostRenderer(core.runbook, core.runbooks_dir / "templates")
-        slack = SlackDeliveries(core.engine, core.slack, core.runbook, renderer, core.clock, worker.worker_id)
+        slack = SlackDeliveries(
+            core.engine,
+            core.slack,
+            core.runbook,
+            renderer,
+            core.clock,
+            worker.worker_id,
+            claim_seconds=core.settings.outbox_lease_seconds,  # a taken-over card need not wait longer
+        )
         paging = PagingDeliveries(
             core.engine,
             core.slack,
@@ -95,8 +136,12 @@ def build_workers(core: Core, *, worker_id: str | None = None, timer_interval: f
             public_url=core.settings.public_url,
         )
         worker.handlers.update(slack.handlers())
+        worker.handlers.update(ChecklistDeliveries(core.engine, core.slack, core.runbook).handlers())
         worker.handlers.update(paging.handlers())
+        worker.handlers.update(IntegrationPosts(core.engine, core.slack, renderer, core.clock).handlers())
         worker.dead_hooks.update(paging.dead_hooks())
+        worker.handlers.update(FileDeliveries(core.engine, core.slack, core.postmortems).handlers())
+    core.metrics.instrument_worker(worker)  # last: wraps the page handlers registered above
     core.on_commit(worker.wake)
     return Workers(outbox=worker, timers=scheduler, trackers=trackers)
 
@@ -113,11 +158,39 @@ async def check_bd(core: Core, trackers: TrackerPool) -> None:
     core.status["bd"] = version if warning is None else f"{version} ({warning})"
 
 
-def build_asgi(core: Core, *, workers: Workers | None = None, bolt: AsyncApp | None = None) -> Starlette:
-    bolt = bolt if bolt is not None else build_bolt(core)
+async def open_pooled_session(client: AsyncWebClient | None) -> aiohttp.ClientSession | None:
+    """One kept-alive connection pool for every Web API call and ``respond()`` of this process.
+
+    Without it slack_sdk opens and closes a session (and a TCP connection) per call, on the loop
+    that acks Slack: bench/ack_latency.py measured that as the bot's main extra cost under load.
+    Opened in the lifespan because a session belongs to the running loop.
+    """
+    if client is None or client.session is not None:
+        return None
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=client.timeout), trust_env=False)
+    client.session = session
+    return session
+
+
+def build_asgi(
+    core: Core,
+    *,
+    workers: Workers | None = None,
+    bolt: AsyncApp | None = None,
+    socket_mode: bool = False,
+    app_token: str | None = None,
+) -> Starlette:
+    """HTTP mode serves Slack at ``/slack/events``; ``socket_mode`` instead connects the same Bolt
+    app over Socket Mode from the lifespan (needs the ``xapp-`` app token), beside the other routes."""
+    if socket_mode:
+        app_token = app_token or secret(core.settings.slack_app_token)
+        if not app_token:
+            raise ValueError("Socket Mode needs SLACK_APP_TOKEN (an app-level token, xapp-…)")
+    bolt = bolt if bolt is not None else build_bolt(core, socket_mode=socket_mode)
     workers = workers if workers is not None else build_workers(core)
-    routes = [*health.routes(core), *ingest.routes(core), *api.routes(core)]
-    if bolt is not None:
+    routes = [*health.routes(core), *metrics.routes(core), *ingest.routes(core), *api.routes(core)]
+    routes += [*github.routes(core), *alertmanager.routes(core)]
+    if bolt is not None and not socket_mode:
         handler = AsyncSlackRequestHandler(bolt)
 
         async def slack_events(request: Request) -> Response:
@@ -132,13 +205,31 @@ def build_asgi(core: Core, *, workers: Workers | None = None, bolt: AsyncApp | N
         tasks.append(asyncio.create_task(workers.outbox.run(stop), name="outbox"))
         tasks.append(asyncio.create_task(check_bd(core, workers.trackers), name="bd-version"))
         workers.timers.start()
+        pooled = await open_pooled_session(core.slack)
+        socket: AsyncSocketModeHandler | None = None
+        connecting: asyncio.Task[None] | None = None
+        if socket_mode and bolt is not None and app_token:
+            # Built here: the Socket Mode client binds to the running loop (uvicorn's) on creation.
+            socket = AsyncSocketModeHandler(bolt, app_token=app_token, web_client=core.slack)
+            # Connecting runs beside startup: an unreachable Slack must not keep ingest down, and
+            # the client retries on its own (apps.connections.open is Tier 1, it never spins).
+            connecting = asyncio.create_task(socket.connect_async(), name="slack-socket-mode")
         try:
             yield
         finally:
+            if connecting is not None and socket is not None:
+                connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await connecting
+                with contextlib.suppress(Exception):  # closing never blocks the rest of shutdown
+                    await socket.close_async()
             workers.timers.stop()
             stop.set()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=5)
+            if pooled is not None and core.slack is not None:
+                core.slack.session = None  # later calls (another loop, a test) get their own again
+                await pooled.close()
 
     return Starlette(routes=routes, lifespan=lifespan)

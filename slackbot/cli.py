@@ -250,15 +250,88 @@ def runbook() -> None:
 
 @runbook.command("render")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="default docs/integration-triage-runbook.md")
-def runbook_render(out: Path | None) -> None:
+@click.option("--runbooks", "runbooks_dir", type=click.Path(path_type=Path), help="default: TRIAGE_RUNBOOKS_DIR")
+def runbook_render(out: Path | None, runbooks_dir: Path | None) -> None:
     """Render the triage runbook document from runbooks/."""
+    from slackbot.config import RunbookError
     from slackbot.runbook_doc import render_runbook
     from slackbot.settings import REPO_ROOT
 
-    settings = _settings()
+    directory = runbooks_dir or _settings().runbooks_dir
     target = out or REPO_ROOT / "docs" / "integration-triage-runbook.md"
-    target.write_text(render_runbook(settings.runbooks_dir))
+    try:
+        text = render_runbook(directory)
+    except RunbookError as exc:
+        # The same file:line: field messages as `triagebot check`; the old document stays as it was.
+        for problem in exc.problems:
+            click.echo(str(problem))
+        _fail(f"{len(exc.problems)} problem(s) in {directory}; {target.name} was not written")
+    target.write_text(text, encoding="utf-8")
     click.echo(f"wrote {target}")
+
+
+# -- simulate -------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--days", default=14, show_default=True, type=click.IntRange(1, 120), help="simulated days of CI")
+@click.option("--seed", default=7, show_default=True, type=int, help="the same seed tells the same story")
+@click.option("--runbooks", "runbooks_dir", type=click.Path(path_type=Path), help="default: TRIAGE_RUNBOOKS_DIR")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), help="write the Markdown report here")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="write the JSON report here")
+@click.option("--responders", is_flag=True, help="also simulate people who work the cards")
+@click.option("--no-faults", is_flag=True, help="no outages and no crashes")
+@click.option("--database", default=None, help="SQLAlchemy URL (default: SQLite in the work directory)")
+@click.option("--workdir", type=click.Path(path_type=Path), help="keep the database and bd workspace here")
+@click.option("--inject-bug", type=click.Choice(["duplicate-card"]), hidden=True, help="prove a broken bot fails")
+def simulate(
+    days: int,
+    seed: int,
+    runbooks_dir: Path | None,
+    report_path: Path | None,
+    json_path: Path | None,
+    responders: bool,
+    no_faults: bool,
+    database: str | None,
+    workdir: Path | None,
+    inject_bug: str | None,
+) -> None:
+    """The founder-absence simulation: DAYS of CI failures, outages and crashes through the real bot
+    in virtual time, nobody answering (or --responders), then its promises checked. Exit 1 when any
+    promise is broken; the report says which, where and when."""
+    from slackbot.config import RunbookError
+    from slackbot.simulation import SimulationConfig
+    from slackbot.simulation import simulate as run_simulation
+    from slackbot.simulation.report import write_reports
+
+    directory = runbooks_dir or _settings().runbooks_dir
+    config = SimulationConfig(
+        days=days,
+        seed=seed,
+        runbooks_dir=directory,
+        responders=responders,
+        faults=not no_faults,
+        database_url=database,
+        workdir=workdir,
+        inject_bug=inject_bug,
+    )
+    click.echo(f"simulating {days} days (seed {seed}, runbooks {directory})…", err=True)
+    try:
+        result = run_simulation(config)
+    except RunbookError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem))
+        _fail(f"{len(exc.problems)} problem(s) in {directory}")
+    if report_path is not None and json_path is None:
+        json_path = report_path.with_suffix(".json")
+    text, _ = write_reports(result, report_path, json_path)
+    click.echo(text)
+    for path in (report_path, json_path):
+        if path is not None:
+            click.echo(f"wrote {path}", err=True)
+    if not result.passed:
+        broken = [c.key for c in result.checks if not c.passed]
+        _fail(f"{len(broken)} invariant(s) broken: {', '.join(broken)}")
 
 
 if __name__ == "__main__":

@@ -19,11 +19,14 @@ from slackbot.config import Runbook, load_runbook
 from slackbot.db.engine import make_engine, session_scope
 from slackbot.db.migrate import upgrade
 from slackbot.db.models import TimelineEvent
+from slackbot.metrics import AppMetrics
 from slackbot.services.beads import BeadService
 from slackbot.services.cardview import load_card_view
+from slackbot.services.checklists import ChecklistService
 from slackbot.services.incidents import IncidentService
 from slackbot.services.ingest import IngestService
 from slackbot.services.permissions import Responders
+from slackbot.services.postmortem import PostmortemService
 from slackbot.services.queries import QueryError
 from slackbot.settings import Settings
 from slackbot.slack.card import CardView
@@ -47,11 +50,20 @@ class Core:
     responders: Responders = field(init=False)
 
     beads: BeadService = field(init=False)
+    checklists: ChecklistService = field(init=False)
+    postmortems: PostmortemService = field(init=False)
+    metrics: AppMetrics = field(init=False)
 
     def __post_init__(self) -> None:
         self.ingest = IngestService(self.runbook, self.clock)
         self.beads = BeadService(self.runbook, self.clock, self.runbooks_dir / "templates")
         self.incidents = IncidentService(self.runbook, self.clock)
+        self.checklists = ChecklistService(self.runbook, self.clock)
+        self.postmortems = PostmortemService(self.runbook, self.clock, self.runbooks_dir / "templates")
+        # One registry per app (not the process-global default), so several apps can coexist.
+        self.metrics = AppMetrics(self.engine, self.clock)
+        if self.slack is not None:
+            self.metrics.instrument_slack(self.slack)
         self.responders = Responders(self.runbook.routing.responders, self.slack, self.clock)
 
     def card_view(self, incident_id: int) -> CardView:

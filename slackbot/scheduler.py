@@ -3,7 +3,8 @@
 APScheduler gives the cadence; the database gives the truth. Every tick asks the database for due
 timers and fires them through ``TimerService`` (which claims each one atomically), so a restart,
 a second replica or a missed tick can delay a timer by one tick but never lose or repeat it. The
-first tick runs at start, so timers that came due while the process was down fire at once.
+first tick runs at start, so timers that came due while the process was down fire at once, and a
+tick keeps firing batches until nothing is due (a backlog of thousands is one tick, not many).
 """
 
 from __future__ import annotations
@@ -18,6 +19,19 @@ from sqlalchemy.engine import Engine
 from slackbot.services.timers import FireResult, TimerService
 
 log = logging.getLogger(__name__)
+# APScheduler logs every run of every job at INFO: four lines a second per replica at our cadence.
+logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+
+
+class _QuietOverlap(logging.Filter):
+    """A tick still draining a backlog makes APScheduler skip the next ticks (one at a time is the
+    design, ``max_instances=1``) and warn about each; that is expected, so it is not logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_QuietOverlap())
 
 
 class TimerScheduler:
@@ -46,6 +60,10 @@ class TimerScheduler:
     async def _safe_tick(self) -> None:
         try:
             await self.tick()
+        except asyncio.CancelledError:
+            # Shutting down mid-tick: the firing thread finishes its transaction (or rolls it back)
+            # on its own, and whatever it did not fire is still due for the next process.
+            log.debug("timer tick cancelled by shutdown")
         except Exception:  # a database blip must not stop the scheduler; the timers stay due
             log.exception("timer tick failed")
 

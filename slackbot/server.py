@@ -10,11 +10,17 @@ import uvicorn
 from slackbot.app import build_asgi, slack_client_for
 from slackbot.config import RunbookError
 from slackbot.core import build_core
-from slackbot.settings import Settings
+from slackbot.settings import Settings, secret
 
 
 def run_server(settings: Settings, *, host: str, port: int, socket_mode: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if socket_mode and not (secret(settings.slack_app_token) and secret(settings.slack_bot_token)):
+        print(
+            "triagebot: Socket Mode needs SLACK_APP_TOKEN (xapp-…, scope connections:write) and SLACK_BOT_TOKEN",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     try:
         core = build_core(settings, slack=slack_client_for(settings))
     except RunbookError as exc:
@@ -26,7 +32,6 @@ def run_server(settings: Settings, *, host: str, port: int, socket_mode: bool = 
             file=sys.stderr,
         )
         sys.exit(2)
-    if socket_mode:
-        print("triagebot: Socket Mode arrives with the Slack surface; use HTTP mode for now", file=sys.stderr)
-        sys.exit(2)
-    uvicorn.run(build_asgi(core), host=host, port=port, log_level="info")
+    # One uvicorn server either way: in Socket Mode the lifespan connects Bolt over the socket and
+    # the HTTP routes (ingest, webhooks, health, metrics) stay on host:port.
+    uvicorn.run(build_asgi(core, socket_mode=socket_mode), host=host, port=port, log_level="info")

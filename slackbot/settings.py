@@ -35,10 +35,38 @@ class Settings(BaseSettings):
     github_api_url: str = Field(default="https://api.github.com", alias="GITHUB_API_URL")
     github_token: SecretStr | None = Field(default=None, alias="GITHUB_TOKEN")
     github_webhook_secret: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET")
+    github_report_artifact: str | None = Field(
+        default=None,
+        alias="TRIAGE_GITHUB_REPORT_ARTIFACT",
+        description="glob of the artifact that holds the report; default: names containing report or junit",
+    )
+    alertmanager_token: SecretStr | None = Field(
+        default=None,
+        alias="TRIAGE_ALERTMANAGER_TOKEN",
+        description="bearer token Alertmanager sends to /webhooks/alertmanager (refused when unset)",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:3000", alias="TRIAGE_PUBLIC_URL", description="links to this bot in pages"
     )
     max_body_bytes: int = Field(default=5 * 1024 * 1024, alias="TRIAGE_MAX_BODY_BYTES")
+    timer_interval: float = Field(
+        default=0.25,
+        gt=0,
+        alias="TRIAGE_TIMER_INTERVAL",
+        description="seconds between looks for due timers (the most a timer fires late, plus the firing)",
+    )
+    lane_rate: float = Field(
+        default=1.0,
+        gt=0,
+        alias="TRIAGE_LANE_RATE",
+        description="posts per second per Slack channel (Slack allows about 1; raise only for a local emulator)",
+    )
+    outbox_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        alias="TRIAGE_OUTBOX_LEASE_SECONDS",
+        description="how long a claimed delivery is reserved; a crashed replica's work is taken over after it",
+    )
 
 
 def secret(value: SecretStr | None) -> str | None:

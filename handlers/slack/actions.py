@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from handlers.slack.background import AfterAck
 from handlers.slack.guard import ensure_responder
 from slackbot.core import Core
 from slackbot.services.incidents import Actor, IncidentError
@@ -23,11 +24,20 @@ def _incident_id(action: dict[str, Any]) -> int:
 
 
 def register(app: AsyncApp, core: Core) -> None:
+    after_ack = AfterAck()
+
     async def change(body: dict[str, Any], respond: AsyncRespond, operation: str, **kwargs: Any) -> None:
+        """Queue the change with only the ids it needs, so Bolt can drop the request (see background)."""
         user = body["user"]["id"]
         action = body["actions"][0]
-        if not await ensure_responder(core, user, respond):
+        ids = {"value": action.get("value"), "block_id": action.get("block_id")}
+        if not await ensure_responder(core, user, respond):  # cached: no I/O on the usual path
             return
+        after_ack.submit(apply, user, ids, respond, operation, kwargs)
+
+    async def apply(
+        user: str, action: dict[str, Any], respond: AsyncRespond, operation: str, kwargs: dict[str, Any]
+    ) -> None:
         try:
             outcome = await asyncio.to_thread(
                 core.incidents.run,
@@ -38,11 +48,11 @@ def register(app: AsyncApp, core: Core) -> None:
                 **kwargs,
             )
         except IncidentError as exc:
-            await respond(text=f"⚠️ {escape(str(exc))}", response_type="ephemeral", replace_original=False)
+            after_ack.spawn(respond(text=f"⚠️ {escape(str(exc))}", response_type="ephemeral", replace_original=False))
             return
         core.notify_committed()
         if not outcome.changed:
-            await respond(text=outcome.message, response_type="ephemeral", replace_original=False)
+            after_ack.spawn(respond(text=outcome.message, response_type="ephemeral", replace_original=False))
 
     @app.action(card.ACTION_ACK)
     async def acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:

@@ -18,6 +18,7 @@ from slackbot.core import Core
 from slackbot.db.engine import session_scope
 from slackbot.services.incidents import Actor, IncidentError
 from slackbot.services.queries import QueryError, get_incident, list_incidents, parse_incident_key
+from slackbot.services.stats import StatsService, stats_text
 from slackbot.slack import replies
 
 _USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9]{2,})$")
@@ -62,6 +63,8 @@ class TriageCommand:
             "timeline": self.timeline,
             "runbook": self.runbook,
             "owners": self.owners,
+            "postmortem": self.postmortem,
+            "stats": self.stats,
         }
 
     async def dispatch(self, text: str, user_id: str) -> Reply:
@@ -194,3 +197,23 @@ class TriageCommand:
     async def bead(self, args: list[str], user_id: str) -> Reply:
         _need(args, 1, "bead ID")
         return await self._change(user_id, "request_bead", args[0])
+
+    async def postmortem(self, args: list[str], user_id: str) -> Reply:
+        """Uploads the postmortem into the thread (a draft while the incident is open)."""
+        _need(args, 1, "postmortem ID")
+        if not await self.core.responders.allowed(user_id):
+            return f"⛔ Only responders ({self.core.responders.describe()}) can post postmortems.", False
+        incident_id = parse_incident_key(args[0])
+
+        def work() -> str:
+            with session_scope(self.core.engine) as session:
+                return self.core.postmortems.request(session, incident_id, Actor(user_id, "command")).message
+
+        message = await asyncio.to_thread(work)
+        self.core.notify_committed()
+        return f"📝 {message}.", False
+
+    async def stats(self, args: list[str], user_id: str) -> Reply:
+        service = StatsService(self.core.runbook, self.core.clock)
+        windows = await asyncio.to_thread(service.report, self.core.engine)
+        return stats_text(windows, self.core.runbook.policy.classify_within), False

@@ -12,7 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -24,16 +25,30 @@ from slackbot.slack.home import render_home
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, core: Core) -> None:
-    @app.middleware
-    async def drop_duplicate_events(
-        body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]
-    ) -> BoltResponse | None:
+class DropDuplicateEvents(AsyncMiddleware):
+    """Answers a repeated ``event_id`` with 200 and runs no listener for it.
+
+    A middleware class, not a decorated function: Bolt builds every injectable argument for a
+    function middleware on each request, commands and clicks included, before their ``ack()``;
+    this one reads the body and, for anything but an event, only passes the request on.
+    """
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        body = req.body
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and not await asyncio.to_thread(core.first_delivery, "slack_event", str(event_id)):
+        if event_id and not await asyncio.to_thread(self.core.first_delivery, "slack_event", str(event_id)):
             log.info("dropping duplicate Slack event %s", event_id)
             return BoltResponse(status=200, body="")
         return await next()
+
+
+def register(app: AsyncApp, core: Core) -> None:
+    app.use(DropDuplicateEvents(core))
 
     @app.event("app_home_opened")
     async def home(event: dict[str, Any], client: AsyncWebClient) -> None:

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -44,8 +44,23 @@ class ActorResponse:
     sent: dict[str, Any] = field(default_factory=dict)  # the payload we delivered, for debugging
 
 
+class SocketLink(Protocol):
+    """Slack's end of a Socket Mode connection (``socket_mode.SocketModeServer``)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def deliver(
+        self, type: str, payload: dict[str, Any], *, retry_attempt: int = 0, retry_reason: str = ""
+    ) -> ActorResponse: ...
+
+
 class Actor:
-    """Builds, signs and delivers user-originated requests for one workspace."""
+    """Builds, signs and delivers user-originated requests for one workspace.
+
+    When the bot holds a Socket Mode connection (``socket`` set and connected), requests travel as
+    envelopes over that socket instead of signed HTTP POSTs; the payloads are the same.
+    """
 
     def __init__(
         self,
@@ -63,6 +78,7 @@ class Actor:
         self.signing_clock = signing_clock
         self._http: httpx.Client | None = None
         self._http_lock = threading.Lock()
+        self.socket: SocketLink | None = None
 
     def close(self) -> None:
         with self._http_lock:
@@ -79,16 +95,44 @@ class Actor:
 
     # -- transport --------------------------------------------------------------------------------
 
+    def _over_socket(self) -> bool:
+        return self.socket is not None and self.socket.connected
+
+    def _has_target(self) -> bool:
+        return self._over_socket() or bool(self.bot_url())
+
     def _target(self) -> str:
+        if self._over_socket():
+            return "socket"
         url = self.bot_url()
         if not url:
-            raise RuntimeError("bot_url is not set: assign emulator.bot_url = 'http://host:port/slack/events'")
+            raise RuntimeError(
+                "no bot to deliver to: assign emulator.bot_url = 'http://host:port/slack/events',"
+                " or connect the bot over Socket Mode"
+            )
         return url
 
     def deliver(
-        self, body: bytes, *, content_type: str, sent: dict[str, Any], headers: dict[str, str] | None = None
+        self,
+        body: bytes,
+        *,
+        content_type: str,
+        sent: dict[str, Any],
+        headers: dict[str, str] | None = None,
+        envelope: str | None = None,
     ) -> ActorResponse:
-        """POST a signed body to the bot (never under the workspace lock: the bot calls back in)."""
+        """POST a signed body to the bot (never under the workspace lock: the bot calls back in).
+
+        With a Socket Mode connection, ``sent`` goes as an ``envelope`` of that type instead.
+        """
+        if envelope is not None and self.socket is not None and self.socket.connected:
+            retry = (headers or {}).get("x-slack-retry-num")
+            return self.socket.deliver(
+                envelope,
+                sent,
+                retry_attempt=int(retry) if retry else 0,
+                retry_reason=(headers or {}).get("x-slack-retry-reason", "") if retry else "",
+            )
         timestamp = str(int(self.signing_clock()))
         signature = self.verifier.generate_signature(timestamp=timestamp, body=body) or ""
         all_headers = {
@@ -116,7 +160,7 @@ class Actor:
 
     def _deliver_interaction(self, payload: dict[str, Any]) -> ActorResponse:
         body = f"payload={quote(json.dumps(payload))}".encode()
-        return self.deliver(body, content_type=FORM, sent=payload)
+        return self.deliver(body, content_type=FORM, sent=payload, envelope="interactive")
 
     # -- pieces of payloads -----------------------------------------------------------------------
 
@@ -170,7 +214,7 @@ class Actor:
                 "response_url": response_url.url,
                 "trigger_id": trigger_id,
             }
-        response = self.deliver(urlencode(fields).encode(), content_type=FORM, sent=fields)
+        response = self.deliver(urlencode(fields).encode(), content_type=FORM, sent=fields, envelope="slash_commands")
         self._show_command_reply(user_id, channel_id, response)
         return response
 
@@ -378,7 +422,9 @@ class Actor:
         if retry_num is not None:
             headers = {"x-slack-retry-num": str(retry_num), "x-slack-retry-reason": retry_reason}
         body = json.dumps(envelope).encode()
-        return self.deliver(body, content_type="application/json", sent=envelope, headers=headers)
+        return self.deliver(
+            body, content_type="application/json", sent=envelope, headers=headers, envelope="events_api"
+        )
 
     def _store_user_message(
         self, user_id: str, channel_id: str, text: str, thread_ts: str | None, bot_id: str | None
@@ -414,7 +460,7 @@ class Actor:
     ) -> tuple[str, ActorResponse | None]:
         with self.ws.lock:
             message, event = self._store_user_message(user_id, channel_id, text, thread_ts, bot_id)
-        if not self.bot_url():
+        if not self._has_target():
             return message.ts, None
         return message.ts, self.send_event(event)
 

@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from slackbot.config.models import Runbook, Severity
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, OutboxItem, Run
+from slackbot.outbox.slack_deliveries import find_posted, post_metadata
 from slackbot.outbox.worker import Handler, PermanentFailure
 from slackbot.services.effects import Effects
 from slackbot.services.paging import PageTarget, enqueue_page, resolve_target
@@ -91,6 +92,11 @@ class PagingDeliveries:
         user = item.payload["user"]
         opened = await self.slack.conversations_open(users=user)
         channel = opened["channel"]["id"]
+        if item.result.get("takeover"):
+            # a worker died delivering this page: it may have reached the person already
+            existing = await find_posted(self.slack, channel, item.id or 0)
+            if existing:
+                return {"channel": channel, "ts": existing, "recovered": True}
         if incident is not None:
             where = f" in <#{incident.channel}>" if incident.channel else ""
             ids = f"{incident.scenario_id or '—'} / {incident.invariant_id or '—'}"
@@ -105,7 +111,7 @@ class PagingDeliveries:
                 f"📟 You are paged: {link(run.url if run else None, label)} failed across several scenario classes "
                 "(likely harness or shared-service regression)."
             )
-        response = await self.slack.chat_postMessage(channel=channel, text=text)
+        response = await self.slack.chat_postMessage(channel=channel, text=text, metadata=post_metadata(item))
         return {"channel": channel, "ts": str(response["ts"])}
 
     # -- PagerDuty --------------------------------------------------------------------------------
@@ -201,6 +207,10 @@ class PagingDeliveries:
     # -- run-level escalation ---------------------------------------------------------------------
 
     async def run_escalation(self, item: OutboxItem) -> dict[str, Any]:
+        if item.result.get("takeover"):
+            existing = await find_posted(self.slack, item.lane, item.id or 0)
+            if existing:
+                return {"posted": existing, "recovered": True}
         _, run = await asyncio.to_thread(self._load, item)
         harness = resolve_target(self.runbook, "escalation", "harness_diagnostics")
         prefixes = item.payload.get("prefixes", [])
@@ -213,7 +223,9 @@ class PagingDeliveries:
             mentions=Mrkdwn(harness.target.mention()),
             incidents=", ".join(f"INC-{i}" for i in item.payload.get("incident_ids", [])),
         )
-        response = await self.slack.chat_postMessage(channel=item.lane, text=text, unfurl_links=False)
+        response = await self.slack.chat_postMessage(
+            channel=item.lane, text=text, unfurl_links=False, metadata=post_metadata(item)
+        )
         return {"posted": str(response["ts"])}
 
     # -- when a page finally fails ----------------------------------------------------------------

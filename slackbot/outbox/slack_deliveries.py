@@ -26,6 +26,7 @@ from slackbot.config.models import Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, OutboxItem
 from slackbot.outbox.worker import Handler, PermanentFailure, RetryLater
+from slackbot.services import reminders
 from slackbot.services.cardview import load_card_view
 from slackbot.slack.card import CardView, render_card
 from slackbot.slack.posts import PostRenderer
@@ -35,8 +36,8 @@ POST_EVENT = "triagebot_post"
 CLAIM_SECONDS = 120
 
 
-def _claim_token(now: float, worker: str) -> str:
-    return f"claim:{int(now) + CLAIM_SECONDS:012d}:{worker}"
+def _claim_token(now: float, worker: str, seconds: float = CLAIM_SECONDS) -> str:
+    return f"claim:{int(now + seconds):012d}:{worker}"
 
 
 def is_posted(card_ts: str | None) -> bool:
@@ -52,6 +53,8 @@ class SlackDeliveries:
         renderer: PostRenderer,
         clock: Clock,
         worker_id: str,
+        *,
+        claim_seconds: float = CLAIM_SECONDS,
     ) -> None:
         self.engine = engine
         self.client = client
@@ -59,6 +62,10 @@ class SlackDeliveries:
         self.renderer = renderer
         self.clock = clock
         self.worker_id = worker_id
+        # How long a card slot stays claimed by a worker that may have died mid-post. It should
+        # not outlast the outbox lease: the worker that takes the row over must not then wait
+        # for the slot (with a 3 s lease and a 120 s slot, a crash held cards back two minutes).
+        self.claim_seconds = claim_seconds
 
     def handlers(self) -> dict[str, Handler]:
         return {"card": self.card, "thread_post": self.thread_post, "ops_notice": self.ops_notice}
@@ -124,7 +131,7 @@ class SlackDeliveries:
 
     def _claim_card_slot(self, incident_id: int) -> tuple[str, bool] | None:
         now = self.clock.now().timestamp()
-        token = _claim_token(now, self.worker_id)
+        token = _claim_token(now, self.worker_id, self.claim_seconds)
         expired = f"claim:{int(now):012d}"
         with session_scope(self.engine) as session:
             current = session.get(Incident, incident_id)
@@ -159,11 +166,14 @@ class SlackDeliveries:
 
     def _record_card_ts(self, incident_id: int, token: str, ts: str) -> None:
         with session_scope(self.engine) as session:
-            session.execute(
+            recorded = session.execute(
                 update(Incident)
                 .where(col(Incident.id) == incident_id, col(Incident.card_ts) == token)
                 .values(card_ts=ts)
             )
+            if getattr(recorded, "rowcount", 0) == 1:
+                # The thread exists from now on: start measuring its silence (status reminders).
+                reminders.arm_first(session, incident_id, self.clock.now(), self.runbook.policy.status_update_every)
 
     async def _find_card(self, channel: str, incident_id: int) -> str | None:
         response = await self.client.conversations_history(channel=channel, limit=200, include_all_metadata=True)
@@ -201,23 +211,58 @@ class SlackDeliveries:
         return {"posted": str(response["ts"])}
 
     async def _find_post(self, channel: str, thread_ts: str, outbox_id: int) -> str | None:
-        response = await self.client.conversations_replies(
-            channel=channel, ts=thread_ts, limit=200, include_all_metadata=True
+        return await find_posted(self.client, channel, outbox_id, thread_ts=thread_ts)
+
+    async def ops_notice(self, item: OutboxItem) -> dict[str, Any]:
+        from slackbot.slack.escape import escape
+
+        if item.result.get("takeover"):
+            existing = await find_posted(self.client, item.lane, item.id or 0)
+            if existing:
+                return {"posted": existing, "recovered": True}
+        response = await self.client.chat_postMessage(
+            channel=item.lane,
+            text=f":warning: {escape(item.payload.get('text', 'triagebot notice'))}",
+            metadata=post_metadata(item),
         )
-        messages: list[dict[str, Any]] = response.get("messages", [])
-        for message in messages:
+        return {"posted": str(response["ts"]), "at": time.time()}
+
+
+def post_metadata(item: OutboxItem) -> dict[str, Any]:
+    """Message metadata naming the outbox row that posts it, so a retry can find the post."""
+    return {"event_type": POST_EVENT, "event_payload": {"outbox": item.id}}
+
+
+async def find_posted(
+    client: AsyncWebClient, channel: str, outbox_id: int, *, thread_ts: str | None = None, pages: int = 50
+) -> str | None:
+    """The ts of the message an outbox row already posted (its metadata names the row), if any.
+
+    A row taken over from a crashed worker may have reached Slack before the worker died; posting
+    again would say it twice. A thread is read to its end: a quiet incident's thread collects a
+    reminder an hour and outgrows one page of 200 within days, after which a post on the second
+    page would not be found and would be posted again. Channel history is read newest first,
+    where a post from the last lease period is.
+    """
+    cursor: str | None = None
+    for _ in range(pages):
+        if thread_ts is not None:
+            response = await client.conversations_replies(
+                channel=channel, ts=thread_ts, limit=200, cursor=cursor, include_all_metadata=True
+            )
+        else:
+            response = await client.conversations_history(
+                channel=channel, limit=200, cursor=cursor, include_all_metadata=True
+            )
+        page: list[dict[str, Any]] = response.get("messages", [])
+        for message in page:
             metadata = message.get("metadata") or {}
             if (
                 metadata.get("event_type") == POST_EVENT
                 and (metadata.get("event_payload") or {}).get("outbox") == outbox_id
             ):
                 return str(message["ts"])
-        return None
-
-    async def ops_notice(self, item: OutboxItem) -> dict[str, Any]:
-        from slackbot.slack.escape import escape
-
-        response = await self.client.chat_postMessage(
-            channel=item.lane, text=f":warning: {escape(item.payload.get('text', 'triagebot notice'))}"
-        )
-        return {"posted": str(response["ts"]), "at": time.time()}
+        cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+        if not cursor:
+            return None
+    return None

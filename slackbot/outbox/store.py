@@ -19,7 +19,7 @@ from slackbot.db.engine import session_scope
 from slackbot.db.models import OutboxItem
 from slackbot.services.effects import utc
 
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=60)  # the default; TRIAGE_OUTBOX_LEASE_SECONDS sets it per process
 
 
 def _due(now: datetime) -> Any:
@@ -37,12 +37,17 @@ def claim(
     kinds: set[str],
     skip_lanes: set[str],
     limit: int = 50,
+    lease: timedelta = LEASE,
 ) -> list[OutboxItem]:
-    """Claim at most one due row per lane (oldest first), so each lane is delivered in order."""
+    """Claim at most one due row per lane (oldest first), so each lane is delivered in order.
+    ``lease`` is how long the claim holds: longer than any delivery takes, and as short as we
+    can afford to wait for another replica to take over the rows of a worker that crashed."""
     moment = utc(now)
     with session_scope(engine) as session:
+        # Only ids, lanes, states and attempts are read for the candidates: loading a few hundred rows
+        # (payloads and all) to deliver a dozen made claiming the slowest part of a busy outbox.
         query = (
-            select(OutboxItem)
+            select(OutboxItem.id, OutboxItem.lane, OutboxItem.state, OutboxItem.attempts)
             .where(_due(moment), col(OutboxItem.kind).in_(sorted(kinds)))
             .order_by(col(OutboxItem.id))
             .limit(limit * 4)
@@ -51,23 +56,31 @@ def claim(
             query = query.where(col(OutboxItem.lane).not_in(sorted(skip_lanes)))
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        candidates = list(session.exec(query))
-        chosen: dict[str, OutboxItem] = {}
-        for item in candidates:
-            if item.lane not in chosen and len(chosen) < limit:
-                chosen[item.lane] = item
-        claimed = []
-        for item in chosen.values():
-            result = session.execute(
-                update(OutboxItem)
-                .where(col(OutboxItem.id) == item.id, _due(moment))
-                .values(state="sending", claimed_by=worker, lease_until=moment + LEASE)
-            )
-            if getattr(result, "rowcount", 0) == 1:
-                # a row taken over from a dead worker may already have reached Slack: say so
-                item.result = {**item.result, "takeover": item.state == "sending"}
-                claimed.append(item)
-        return claimed
+        chosen: dict[str, tuple[int, bool]] = {}
+        for row_id, lane, state, attempts in session.exec(query):
+            if lane not in chosen and len(chosen) < limit and row_id is not None:
+                # An earlier attempt may have reached Slack if a worker died holding the row
+                # (its lease ran out) or an attempt failed without an answer (timeout, 5xx).
+                chosen[lane] = (row_id, state == "sending" or attempts > 0)
+        if not chosen:
+            return []
+        won = session.execute(
+            update(OutboxItem)
+            .where(col(OutboxItem.id).in_(sorted(i for i, _ in chosen.values())), _due(moment))
+            .values(state="sending", claimed_by=worker, lease_until=moment + lease)
+            .returning(col(OutboxItem.id))
+            .execution_options(synchronize_session=False)
+        )
+        claimed_ids = sorted(int(row[0]) for row in won)
+        claimed = list(
+            session.exec(select(OutboxItem).where(col(OutboxItem.id).in_(claimed_ids)).order_by(col(OutboxItem.id)))
+        )
+    maybe_delivered = dict(chosen.values())
+    for item in claimed:
+        # Set after the session closed, so the flag travels with this claim only (not stored):
+        # handlers look for an earlier copy before posting again (e.g. SlackDeliveries._find_post).
+        item.result = {**item.result, "takeover": maybe_delivered[item.id or 0]}
+    return claimed
 
 
 def settle(

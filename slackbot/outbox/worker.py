@@ -24,7 +24,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from slackbot.clock import Clock
+from slackbot.clock import Clock, as_utc
 from slackbot.db.engine import session_scope
 from slackbot.db.models import OutboxItem
 from slackbot.outbox import store
@@ -70,6 +70,41 @@ class PermanentFailure(Exception):
 
 
 Handler = Callable[[OutboxItem], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long one kind of effect keeps retrying before it is dead-lettered.
+
+    The default (``max_attempts`` tries, backoff doubling up to 300 s) gives up after about two
+    minutes: right for a hiccup, wrong for an outage. bd unreachable for hours or PagerDuty down
+    for an hour would dead-letter a bead or a page that would have worked later. A policy gives a
+    kind a time budget instead (``give_up_after``, counted from when the effect was enqueued) and
+    its own backoff cap, so the effect is retried through the outage and delivered once it ends.
+    """
+
+    max_backoff: float = 300.0
+    give_up_after: timedelta | None = None
+    max_attempts: int | None = None
+
+
+_DAY = timedelta(hours=24)
+_HOUR = timedelta(hours=1)
+
+# The budgets the app runs with (``build_workers``). Beads and Slack posts outlive a day-long bd or
+# Slack outage; a page (DM, PagerDuty trigger) gives up after an hour, so the dead-letter hook pages
+# the fallback target rather than waiting on a channel that is down. ``triagebot simulate`` injects
+# exactly these outages and checks that nothing is lost.
+OUTAGE_RETRY_POLICIES: dict[str, RetryPolicy] = {
+    **{kind: RetryPolicy(300.0, _DAY) for kind in ("bead_file", "bead_comment", "bead_close", "bead_reopen")},
+    **{
+        kind: RetryPolicy(120.0, _DAY)
+        for kind in ("card", "thread_post", "ops_notice", "run_escalation", "checklist", "checklist_update")
+    },
+    "dm": RetryPolicy(60.0, _HOUR),
+    "pagerduty": RetryPolicy(60.0, _HOUR),
+    "pagerduty_follow": RetryPolicy(300.0, _DAY),
+}
 
 
 @dataclass
@@ -119,6 +154,9 @@ class OutboxWorker:
         ops_channel: str | None = None,
         paced: Callable[[str], bool] = lambda lane: lane[:1] in ("C", "D", "G"),
         on_result: Callable[[OutboxItem, str, str | None], None] | None = None,
+        lease: timedelta = store.LEASE,
+        retry_policies: dict[str, RetryPolicy] | None = None,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -129,7 +167,11 @@ class OutboxWorker:
         self.ops_channel = ops_channel
         self.paced = paced
         self.on_result = on_result
+        self.lease = lease
         self.stats = OutboxStats()
+        # kind -> its retry budget; kinds without one use max_attempts (see RetryPolicy)
+        self.retry_policies: dict[str, RetryPolicy] = dict(retry_policies or {})
+        self.jitter = jitter  # in [0, 1): spreads retries; the simulation passes its seeded RNG
         # kind -> hook(session, item, effects, error), run in the transaction that dead-letters the row
         self.dead_hooks: dict[str, Callable[[Session, OutboxItem, Effects, str], None]] = {}
         self._buckets: dict[str, _Bucket] = {}
@@ -163,6 +205,7 @@ class OutboxWorker:
             worker=self.worker_id,
             kinds=set(self.handlers),
             skip_lanes=blocked,
+            lease=self.lease,
         )
         if not items:
             return 0
@@ -223,13 +266,25 @@ class OutboxWorker:
             await self._failed(item, f"Slack error: {error or status}")
 
     async def _failed(self, item: OutboxItem, error: str) -> None:
-        if item.attempts + 1 >= self.max_attempts:
+        policy = self.retry_policies.get(item.kind)
+        if self._exhausted(item, policy):
             await self._dead(item, f"{error} (after {item.attempts + 1} attempts)", attempts_delta=1)
             return
         self.stats.retried += 1
-        backoff = min(300.0, 2.0**item.attempts) * (0.75 + random.random() / 2)
+        cap = policy.max_backoff if policy is not None else 300.0
+        backoff = min(cap, 2.0 ** min(item.attempts, 30)) * (0.75 + self.jitter() / 2)
         await self._settle(item, "pending", after=backoff, error=error, count=True)
         self._report(item, "retry", error)
+
+    def _exhausted(self, item: OutboxItem, policy: RetryPolicy | None) -> bool:
+        attempts = item.attempts + 1
+        if policy is None:
+            return attempts >= self.max_attempts
+        if policy.max_attempts is not None and attempts >= policy.max_attempts:
+            return True
+        if policy.give_up_after is not None:
+            return self.clock.now() - as_utc(item.created_at) >= policy.give_up_after
+        return policy.max_attempts is None and attempts >= self.max_attempts
 
     async def _dead(self, item: OutboxItem, error: str, attempts_delta: int = 0) -> None:
         self.stats.dead += 1

@@ -17,6 +17,7 @@ from slackbot.clock import Clock
 from slackbot.config.models import FailureClass, Runbook, Severity
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident
+from slackbot.services import reminders
 from slackbot.services.effects import Effects, cancel_timer, utc
 from slackbot.services.paging import enqueue_page, targets_for
 
@@ -111,12 +112,14 @@ class IncidentService:
         *,
         thread: dict[str, Any] | None = None,
     ) -> None:
-        """Bump the revision, then enqueue the redraw and (optionally) a thread post."""
+        """Bump the revision, then enqueue the redraw and (optionally) a thread post. Every change
+        is activity on the incident, so the quiet-thread reminder moves back one interval."""
         assert incident.id is not None
         incident.revision += 1
         incident.updated_at = utc(effects.now)
         session.add(incident)
         session.flush()
+        reminders.push_back(session, incident, effects.now, self.runbook.policy.status_update_every)
         if thread is not None:
             effects.enqueue(
                 "thread_post",
@@ -196,6 +199,18 @@ class IncidentService:
                 "actor": actor.user_id,
             },
         )
+        # The interactive checklist (Done / Failed / Skip per step) follows the classified post.
+        from slackbot.services.checklists import enqueue_checklist  # that module imports this one
+
+        enqueue_checklist(
+            effects,
+            incident_id=incident_id,
+            channel=incident.channel,
+            revision=incident.revision,
+            failure_class=chosen.value,
+            reclassified=previous is not None,
+        )
+        effects.flush(session)
         return Outcome(incident_id, f"{incident.key} {verb.lower()} {route.label}")
 
     def acknowledge(self, session: Session, incident_id: int, actor: Actor) -> Outcome:

@@ -22,6 +22,8 @@ from slackbot.config.models import FailureClass, Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, Occurrence, Run
 from slackbot.report import Report, Result
+from slackbot.services import reminders
+from slackbot.services.checklists import enqueue_checklist
 from slackbot.services.effects import Effects, table, utc
 from slackbot.services.fingerprint import fingerprint, prefix_of, short_symptom
 from slackbot.services.paging import enqueue_page, resolve_target, targets_for
@@ -175,6 +177,7 @@ class IngestService:
         occurrence_rows: list[dict[str, Any]] = []
         new_rows: list[tuple[dict[str, Any], _Group]] = []
         refs: dict[str, _Ref] = {}
+        absorbed: list[int] = []  # recurrences post in their thread: reminders move back
 
         for fp, fresh in fresh_groups.items():
             group = groups[fp]
@@ -183,6 +186,8 @@ class IngestService:
                 incident = reopenable.get(fp)
                 if incident is not None:
                     self._reopen_flake(incident, effects, now)
+                    # resolving cancelled its reminders; open again, it is reminded again
+                    reminders.push_back(session, incident, now, self.runbook.policy.status_update_every)
             if incident is None and not fresh:
                 continue
             if incident is None:
@@ -190,6 +195,7 @@ class IngestService:
             else:
                 if fresh:
                     self._absorb(incident, run, len(fresh), now, effects)
+                    absorbed.append(incident.id or 0)
                 refs[fp] = _Ref.of(incident)
             ingested.append(IngestedIncident.pending(fp, group.first, created=incident is None, added=len(fresh)))
             occurrence_rows.extend(self._occurrence_row(fp, run, r, k, now) for r, k in fresh)
@@ -204,6 +210,7 @@ class IngestService:
             session.execute(table(Occurrence).insert(), occurrence_rows[start : start + _CHUNK * 4])
         for item in ingested:
             item.resolve(refs[item.fingerprint])
+        reminders.push_back_many(session, absorbed, now, self.runbook.policy.status_update_every)
 
         if not duplicate:
             if run.multi_prefix:
@@ -468,6 +475,15 @@ class IngestService:
         if ref.documentation_gap:
             effects.record("documentation_gap", ref.documentation_gap, incident_id=iid, source="ingest")
         effects.enqueue("card", f"card:{iid}:0", incident_id=iid, lane=ref.channel)
+        if ref.failure_class is not None:  # classified by the contract rule: its checklist applies now
+            enqueue_checklist(
+                effects,
+                incident_id=iid,
+                channel=ref.channel,
+                revision=0,
+                failure_class=ref.failure_class,
+                reclassified=False,
+            )
         if ref.failure_class is None:
             effects.new_timer(
                 subject=f"incident:{iid}", kind="classify", due_at=row["classify_deadline"], incident_id=iid

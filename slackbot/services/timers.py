@@ -1,21 +1,33 @@
 """Firing durable timers exactly once, across restarts and replicas.
 
-The database holds every due time. Firing a timer is one transaction that (1) locks the incident
-row, (2) claims the timer with a conditional UPDATE that checks its state and token, and (3)
-writes the timer's effects (timeline, pages, card redraw, the next level's timer). If any step
-fails, nothing happened and the timer is still due; if two replicas race, exactly one UPDATE
-matches. A cancelled or re-armed timer has a new token, so a stale firing does nothing.
-Locking the incident before the timer gives every transaction the same lock order (classifying
-also locks incident, then timer), so PostgreSQL never deadlocks between them.
+The database holds every due time; the scheduler only asks, every tick, which timers are due. A
+batch of due timers is fired in one transaction that (1) selects them, (2) claims them with one
+conditional UPDATE that matches each row's id *and token* while it is still ``pending``, and (3)
+writes their effects (timeline rows, pages, card redraws, the next level's timer). If anything
+fails, nothing happened and every timer in the batch is still due; if replicas race, each row is
+claimed by exactly one UPDATE. A cancelled or re-armed timer has a new token, so a firing decided
+on an old reading does nothing.
+
+On PostgreSQL the batch is selected ``FOR UPDATE SKIP LOCKED`` and its incidents are locked the
+same way, so replicas split the due timers between them instead of queueing on each other, and a
+firing never waits for a lock while it holds one (no deadlock with a responder classifying the
+same incident: a timer whose incident is busy simply waits for the next tick). On SQLite the
+transaction takes the write lock at BEGIN, which serialises firings just as well.
+
+Batching is what makes a backlog cheap: after a restart thousands of overdue timers fire in a few
+transactions, and ``fire_due`` keeps taking batches until nothing is due.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import select as sa_select
+from sqlalchemy import tuple_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
@@ -24,16 +36,41 @@ from slackbot.clock import Clock
 from slackbot.config.models import Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, Timer
-from slackbot.services.effects import Effects, arm_timer, utc
+from slackbot.services import reminders
+from slackbot.services.effects import Effects, table, utc
 from slackbot.services.paging import enqueue_page, targets_for
 
 log = logging.getLogger(__name__)
 
+BATCH = 500  # timers per transaction: big enough for a backlog, small enough to hold locks briefly
+MAX_BATCHES = 100  # per call, so one call under a flood of due timers still returns
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    """A due timer as read inside the firing transaction (the token is what the claim checks)."""
+
+    id: int
+    token: str
+    kind: str
+    subject: str
+    incident_id: int | None
+    step: int
+    due_at: datetime
+
 
 @dataclass
 class FireResult:
-    fired: int = 0
-    stale: int = 0
+    fired: int = 0  # claimed and applied by this caller
+    stale: int = 0  # read as due, but fired elsewhere, cancelled or re-armed before the claim
+    deferred: int = 0  # its incident was busy (locked by a change in progress): next tick
+    ids: list[int] = field(default_factory=list)
+
+    def add(self, other: FireResult) -> None:
+        self.fired += other.fired
+        self.stale += other.stale
+        self.deferred += other.deferred
+        self.ids.extend(other.ids)
 
 
 class TimerService:
@@ -41,76 +78,191 @@ class TimerService:
         self.runbook = runbook
         self.clock = clock
 
-    def due(self, engine: Engine, now: datetime, limit: int) -> list[tuple[int, str, int | None]]:
-        with session_scope(engine) as session:
-            rows = session.exec(
-                select(Timer.id, Timer.token, Timer.incident_id)
-                .where(Timer.state == "pending", col(Timer.due_at) <= utc(now))
-                .order_by(col(Timer.due_at))
-                .limit(limit)
-            )
-            return [(int(r[0] or 0), str(r[1]), r[2]) for r in rows]
+    # -- firing -----------------------------------------------------------------------------------
 
-    def fire_due(self, engine: Engine, worker: str, *, limit: int = 500) -> FireResult:
-        """Fire every timer that is due now. Safe to call from many replicas at once."""
-        now = self.clock.now()
-        result = FireResult()
-        for timer_id, token, incident_id in self.due(engine, now, limit):
+    def fire_due(
+        self,
+        engine: Engine,
+        worker: str,
+        *,
+        limit: int = BATCH,
+        max_batches: int = MAX_BATCHES,
+        parallel: int | None = None,
+    ) -> FireResult:
+        """Fire every timer that is due now, a batch per transaction, until none is left (or only
+        timers whose incidents are busy). Safe to call from many threads and replicas at once.
+
+        On PostgreSQL two batches run side by side by default (``parallel``): SKIP LOCKED gives
+        them disjoint timers, and while one waits for the server the other builds its effects,
+        which is what brings a restart's backlog of 10,000 under the 5 s target. SQLite writes
+        one transaction at a time, so there it is one."""
+        lanes = parallel or (2 if engine.dialect.name == "postgresql" else 1)
+        if lanes == 1:
+            return self._drain(engine, worker, limit, max_batches)
+        total = FireResult()
+        with ThreadPoolExecutor(lanes, thread_name_prefix="timers") as pool:
+            drains = [pool.submit(self._drain, engine, worker, limit, max_batches) for _ in range(lanes)]
+            for drain in drains:
+                total.add(drain.result())
+        return total
+
+    def _drain(self, engine: Engine, worker: str, limit: int, max_batches: int) -> FireResult:
+        total = FireResult()
+        for _ in range(max_batches):
             try:
-                with session_scope(engine) as session:
-                    fired = self._fire_one(session, timer_id, token, incident_id, now, worker)
-            except OperationalError as exc:  # lock timeout / serialization: another replica has it
-                log.info("timer %s skipped this round: %s", timer_id, exc)
-                fired = False
-            if fired:
-                result.fired += 1
-            else:
-                result.stale += 1
-        return result
+                batch = self.fire_batch(engine, worker, limit=limit)
+            except OperationalError as exc:  # a lock timeout or a dropped connection: still due
+                log.info("firing timers skipped this round: %s", exc)
+                break
+            total.add(batch)
+            if batch.fired == 0 or batch.fired + batch.stale + batch.deferred < limit:
+                break
+        return total
 
-    def _fire_one(
-        self, session: Session, timer_id: int, token: str, incident_id: int | None, now: datetime, worker: str
-    ) -> bool:
-        postgres = session.get_bind().dialect.name == "postgresql"
-        incident = None
-        if incident_id is not None:
-            query = select(Incident).where(Incident.id == incident_id)
-            if postgres:
-                query = query.with_for_update()
-            incident = session.exec(query).first()
-        claimed = session.execute(
-            update(Timer)
-            .where(col(Timer.id) == timer_id, col(Timer.token) == token, col(Timer.state) == "pending")
-            .values(state="fired", fired_at=utc(now), fired_by=worker)
+    def fire_batch(self, engine: Engine, worker: str, *, limit: int = BATCH) -> FireResult:
+        """One transaction: read up to ``limit`` due timers, claim them, apply their effects."""
+        now = self.clock.now()
+        with session_scope(engine) as session:
+            due = self.due(session, now, limit)
+            if not due:
+                return FireResult()
+            incidents = self._lock_incidents(session, {t.incident_id for t in due if t.incident_id is not None})
+            ready = [t for t in due if t.incident_id is None or t.incident_id in incidents]
+            claimed = set(self.claim(session, [(t.id, t.token) for t in ready], now, worker))
+            fired = [t for t in ready if t.id in claimed]
+            self._apply(session, fired, incidents, now)
+            return FireResult(
+                fired=len(fired),
+                stale=len(ready) - len(fired),
+                deferred=len(due) - len(ready),
+                ids=[t.id for t in fired],
+            )
+
+    @staticmethod
+    def due(session: Session, now: datetime, limit: int) -> list[DueTimer]:
+        """Pending timers due by ``now``, oldest first. On PostgreSQL the rows are locked and rows
+        another replica holds are skipped, so concurrent firings take disjoint batches."""
+        timers = table(Timer)
+        query = (
+            sa_select(
+                timers.c.id,
+                timers.c.token,
+                timers.c.kind,
+                timers.c.subject,
+                timers.c.incident_id,
+                timers.c.step,
+                timers.c.due_at,
+            )
+            .where(timers.c.state == "pending", timers.c.due_at <= utc(now))
+            .order_by(timers.c.due_at, timers.c.id)
+            .limit(limit)
         )
-        if getattr(claimed, "rowcount", 0) != 1:
-            return False  # fired elsewhere, cancelled, or re-armed since we looked
-        timer = session.get(Timer, timer_id)
-        assert timer is not None
-        if timer.kind == "classify" and incident is not None:
-            self._classification_overdue(session, timer, incident, now)
-        return True
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return [DueTimer(int(r[0] or 0), r[1], r[2], r[3], r[4], int(r[5]), r[6]) for r in session.execute(query)]
 
-    def _classification_overdue(self, session: Session, timer: Timer, incident: Incident, now: datetime) -> None:
-        """The 20-minute rule: nobody classified in time, so escalate and arm the next level."""
+    @staticmethod
+    def claim(session: Session, timers: list[tuple[int, str]], now: datetime, worker: str) -> list[int]:
+        """Mark timers fired, but only those still pending *with the token we read*; returns the
+        ids this transaction won. Everything else was fired, cancelled or re-armed meanwhile."""
+        if not timers:
+            return []
+        won: list[int] = []
+        for start in range(0, len(timers), BATCH):
+            chunk = timers[start : start + BATCH]
+            result = session.execute(
+                update(Timer)
+                .where(
+                    col(Timer.id).in_([timer_id for timer_id, _ in chunk]),  # the primary key finds the rows
+                    tuple_(col(Timer.id), col(Timer.token)).in_(chunk),
+                    col(Timer.state) == "pending",
+                )
+                .values(state="fired", fired_at=utc(now), fired_by=worker)
+                .returning(col(Timer.id))
+                .execution_options(synchronize_session=False)
+            )
+            won.extend(int(row[0]) for row in result)
+        return won
+
+    @staticmethod
+    def _lock_incidents(session: Session, ids: set[int]) -> dict[int, Incident]:
+        """The incidents the timers act on. On PostgreSQL they are locked, skipping any that a
+        responder's change holds right now (that timer fires on the next tick, after the change,
+        and sees its result: e.g. a classification that cancelled it)."""
+        if not ids:
+            return {}
+        query = select(Incident).where(col(Incident.id).in_(sorted(ids)))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return {incident.id: incident for incident in session.exec(query) if incident.id is not None}
+
+    # -- effects ----------------------------------------------------------------------------------
+
+    def _apply(self, session: Session, fired: list[DueTimer], incidents: dict[int, Incident], now: datetime) -> None:
+        effects = Effects(now=now)
+        rearm: list[int] = []  # classification timers that go on to their next level
+        for timer in fired:
+            incident = incidents.get(timer.incident_id) if timer.incident_id is not None else None
+            if incident is None:
+                continue
+            if timer.kind == "classify":
+                if self._classification_overdue(timer, incident, now, effects):
+                    rearm.append(timer.id)
+            elif timer.kind == reminders.KIND:
+                reminders.remind(session, self.runbook, self._row(timer), incident, now)
+        session.flush()  # the incident changes, before the effects that describe them
+        if rearm:
+            # One statement for the batch. The next level counts from now, not from the missed due
+            # time: after an outage the levels still come repeat_every apart, not all at once. One
+            # fresh token serves the whole batch: what matters is that each differs from the old.
+            timers = table(Timer)
+            for start in range(0, len(rearm), BATCH):
+                session.execute(
+                    update(timers)
+                    .where(timers.c.id.in_(rearm[start : start + BATCH]))
+                    .values(
+                        due_at=utc(now + self.runbook.policy.escalation.repeat_every),
+                        token=uuid.uuid4().hex,
+                        step=timers.c.step + 1,
+                        state="pending",
+                        fired_at=None,
+                        fired_by=None,
+                    )
+                )
+        effects.flush(session)
+
+    @staticmethod
+    def _row(timer: DueTimer) -> Timer:
+        return Timer(
+            id=timer.id,
+            subject=timer.subject,
+            kind=timer.kind,
+            incident_id=timer.incident_id,
+            due_at=timer.due_at,
+            token=timer.token,
+            state="fired",
+            step=timer.step,
+        )
+
+    def _classification_overdue(self, timer: DueTimer, incident: Incident, now: datetime, effects: Effects) -> bool:
+        """The 20-minute rule: nobody classified in time, so escalate. True when a next level is
+        due later (the caller re-arms the timer for it)."""
         if incident.status != "open" or incident.failure_class is not None:
-            return  # classified or resolved meanwhile: a late timer does nothing
+            return False  # classified or resolved meanwhile: a late timer does nothing
         policy = self.runbook.policy.escalation
         step = timer.step
         level = policy.levels[min(step, len(policy.levels) - 1)]
-        effects = Effects(now=now)
         incident.escalation_level = step + 1
         incident.revision += 1
         incident.updated_at = utc(now)
-        session.add(incident)
-        minutes = int(self.runbook.policy.classify_within.total_seconds() // 60)
+        seconds = int(self.runbook.policy.classify_within.total_seconds())
+        within = f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"
         effects.record(
             "escalated",
-            f"Not classified within {minutes} min: escalation level {step + 1}"
-            + (f" ({level.note})" if level.note else ""),
+            f"Not classified within {within}: escalation level {step + 1}" + (f" ({level.note})" if level.note else ""),
             incident_id=incident.id,
             source="timer",
-            data={"level": step + 1, "notify": list(level.notify)},
+            data={"level": step + 1, "notify": list(level.notify), "timer": timer.id},
         )
         enqueue_page(
             effects,
@@ -123,13 +275,4 @@ class TimerService:
         effects.enqueue(
             "card", f"card:{incident.id}:{incident.revision}", incident_id=incident.id, lane=incident.channel
         )
-        if step + 1 < len(policy.levels) + policy.max_repeats:
-            arm_timer(
-                session,
-                subject=timer.subject,
-                kind="classify",
-                due_at=now + policy.repeat_every,
-                incident_id=incident.id,
-                step=step + 1,
-            )
-        effects.flush(session)
+        return step + 1 < len(policy.levels) + policy.max_repeats

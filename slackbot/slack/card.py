@@ -25,7 +25,7 @@ from slack_sdk.models.blocks import (
     StaticSelectElement,
 )
 
-from slackbot.config.models import FailureClass, Runbook, Severity, TaxonomyEntry
+from slackbot.config.models import AlertRunbook, FailureClass, Runbook, Severity, TaxonomyEntry
 from slackbot.db.models import Incident, Run
 from slackbot.services.repro import fill_command
 from slackbot.slack.escape import code, escape, link, slack_date, truncate
@@ -40,6 +40,9 @@ ACTION_SEVERITY = "incident_severity"
 ACTION_ESCALATE = "incident_escalate"
 ACTION_BEAD = "incident_file_bead"
 ACTION_RUNBOOK = "incident_runbook"
+ACTION_STATUS = "incident_status"
+
+ALERTMANAGER_REPOSITORY = "alertmanager"  # incidents opened from Alertmanager (services/alertmanager.py)
 
 MILESTONE_LABELS = {
     "triage_complete": "Triage complete",
@@ -94,7 +97,7 @@ def class_label(runbook: Runbook, value: str | None) -> str:
 def render_card(view: CardView, runbook: Runbook) -> tuple[str, list[dict[str, Any]]]:
     """Returns (fallback text, blocks as dicts). Pure: same view, same card."""
     incident, run = view.incident, view.run
-    taxonomy, routing, policy = runbook.taxonomy, runbook.routing, runbook.policy
+    routing = runbook.routing
     resolved = incident.status == "resolved"
     ids = f"{incident.scenario_id or 'no scenarioId'} / {incident.invariant_id or 'no invariantId'}"
     icon = "✅" if resolved else ("🟠" if incident.failure_class else "🔴")
@@ -142,6 +145,48 @@ def render_card(view: CardView, runbook: Runbook) -> tuple[str, list[dict[str, A
         fields.append(f"*Defect bead:*\n{bead}")
     blocks.append(SectionBlock(fields=[_md(truncate(f, FIELD_LIMIT)) for f in fields[:10]]))
 
+    alert = alert_runbook(incident, runbook)
+    if alert is not None:
+        blocks.extend(_alert_sections(alert, incident, run, view))
+    else:
+        blocks.extend(_failure_sections(incident, run, view, runbook))
+
+    context = [f"Test: {code(incident.test_identity)}"]
+    context += [f"⏰ {escape(p.description)} at {slack_date(p.at, '{time}')}" for p in view.pending]
+    blocks.append(ContextBlock(elements=[_md(truncate(c, SECTION_LIMIT)) for c in context[:10]]))
+
+    if not resolved:
+        blocks.append(DividerBlock())
+        blocks.append(_actions(incident, runbook))
+    blocks = blocks[:MAX_BLOCKS]
+    fallback = truncate(f"{incident.key} {ids}: {escape(incident.symptom)}", 3900)
+    return fallback, [b.to_dict() for b in blocks]
+
+
+def alert_runbook(incident: Incident, runbook: Runbook) -> AlertRunbook | None:
+    """Operational alerts from Alertmanager carry their own runbook (policy.yml ``alerts``)."""
+    if incident.repository != ALERTMANAGER_REPOSITORY:
+        return None
+    return next((a for a in runbook.policy.alerts if a.alertname == incident.scenario_id), None)
+
+
+def _alert_sections(alert: AlertRunbook, incident: Incident, run: Run | None, view: CardView) -> list[Block]:
+    steps = "\n".join(f"{n}. *{s.phase}:* {escape(s.text)}" for n, s in enumerate(alert.steps, 1))
+    blocks: list[Block] = [
+        _section(f"*Alert:* {code(alert.alertname)} — _detected by_ {escape(alert.detection)}"),
+        _section(f"*Runbook (detect → diagnose → recover → verify → document):*\n{steps}"),
+    ]
+    if incident.key_entity_ids:
+        labels = ", ".join(f"{escape(k)}={code(v)}" for k, v in sorted(incident.key_entity_ids.items()))
+        blocks.append(_section(f"*Key entity ids (alert labels):* {labels}"))
+    if run is not None and run.url:
+        blocks.append(_section(f"*Source:* {link(run.url, 'Alertmanager')}"))
+    return blocks
+
+
+def _failure_sections(incident: Incident, run: Run | None, view: CardView, runbook: Runbook) -> list[Block]:
+    taxonomy, policy = runbook.taxonomy, runbook.policy
+    blocks: list[Block] = []
     blocks.append(
         _section(_entry_text("Scenario", incident.scenario_id, taxonomy.scenario(_prefix(incident.scenario_id))))
     )
@@ -161,7 +206,6 @@ def render_card(view: CardView, runbook: Runbook) -> tuple[str, list[dict[str, A
         entities = ", ".join(f"{escape(k)}={code(v)}" for k, v in sorted(incident.key_entity_ids.items()))
         blocks.append(_section(f"*Key entity ids:* {entities}"))
     blocks.append(_section(_evidence_text(view.evidence)))
-
     commands = (
         "*Download artifacts:*\n```" + escape(fill_command(policy.commands.artifact_download, incident, run)) + "```\n"
         "*Reproduce this scenario locally:*\n```"
@@ -175,16 +219,7 @@ def render_card(view: CardView, runbook: Runbook) -> tuple[str, list[dict[str, A
     )
     blocks.append(_section(commands))
 
-    context = [f"Test: {code(incident.test_identity)}"]
-    context += [f"⏰ {escape(p.description)} at {slack_date(p.at, '{time}')}" for p in view.pending]
-    blocks.append(ContextBlock(elements=[_md(truncate(c, SECTION_LIMIT)) for c in context[:10]]))
-
-    if not resolved:
-        blocks.append(DividerBlock())
-        blocks.append(_actions(incident, runbook))
-    blocks = blocks[:MAX_BLOCKS]
-    fallback = truncate(f"{incident.key} {ids}: {escape(incident.symptom)}", 3900)
-    return fallback, [b.to_dict() for b in blocks]
+    return blocks
 
 
 def _prefix(identifier: str | None) -> str | None:
@@ -234,6 +269,7 @@ def _actions(incident: Incident, runbook: Runbook) -> ActionsBlock:
             initial_option=current_severity,
         )
     )
+    elements.append(_status_select(incident))
     elements.append(
         ButtonElement(
             text="Escalate",
@@ -252,3 +288,12 @@ def _actions(incident: Incident, runbook: Runbook) -> ActionsBlock:
         elements.append(ButtonElement(text="File bead", action_id=ACTION_BEAD, value=value))
     elements.append(ButtonElement(text="Runbook", action_id=ACTION_RUNBOOK, value=value))
     return ActionsBlock(block_id=f"incident:{incident.id}", elements=elements)
+
+
+def _status_select(incident: Incident) -> StaticSelectElement:
+    """Seed 003's milestones, forward only: the ones after the current one. Resolved is always
+    offered; choosing it opens a modal that asks for the root cause."""
+    order = list(MILESTONE_LABELS)
+    start = order.index(incident.milestone) + 1 if incident.milestone in order else 0
+    options = [Option(value=m, label=MILESTONE_LABELS[m]) for m in order[start:]]
+    return StaticSelectElement(placeholder="Status…", action_id=ACTION_STATUS, options=options)

@@ -103,6 +103,14 @@ class PostRenderer:
                 "classify_within": f"{minutes} min",
                 "mentions": Mrkdwn(", ".join(t.target.mention() for t in targets) or "nobody configured"),
             }
+        elif name == "reminder":
+            from slackbot.services.reminders import who_to_remind
+
+            ctx |= {
+                "asked": Mrkdwn(who_to_remind(self.runbook, incident)),
+                "quiet": str(payload.get("quiet", "")),
+                "status": MILESTONE_LABELS.get(incident.milestone or "", "Open"),
+            }
         elif name in ("escalated", "milestone", "resolved"):
             ctx["note"] = payload.get("note", "")
             if name == "milestone":

@@ -25,6 +25,8 @@ USAGE = """*Usage:* `/triage <subcommand>`
 • `timeline ID` — the audit trail
 • `runbook [prefix|class]` — taxonomy entry or first-response checklist
 • `owners [class]` — routing table
+• `postmortem ID` — the postmortem as a file in the thread (a draft while open)
+• `stats` — time to classify, MTTA, MTTR and reclassification rate per class, 7 and 30 days
 Incident ids look like `INC-42`."""
 
 

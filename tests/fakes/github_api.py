@@ -133,6 +133,11 @@ class FakeGitHub:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._register_issue_routes()
+        # Actions (workflow runs and their artifacts), for the workflow_run webhook path.
+        self.runs: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (repo, run id) -> attempts
+        self.artifacts: dict[int, dict[str, Any]] = {}  # id -> {"repository", "run_id", "meta", "data"}
+        self.blobs: dict[str, int] = {}  # pre-signed token -> artifact id
+        self._register_actions_routes()
 
     # ---- lifecycle
 
@@ -203,7 +208,8 @@ class FakeGitHub:
         regex = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
 
         def register(handler: Handler) -> Handler:
-            self.routes.append(Route(method.upper(), re.compile(regex), handler, auth))
+            # Newest first: a test's own route overrides a built-in one for the same path.
+            self.routes.insert(0, Route(method.upper(), re.compile(regex), handler, auth))
             return handler
 
         return register
@@ -516,6 +522,102 @@ class FakeGitHub:
                 return found
             repository, stored = found
             return Response(200, list(self.comments.get((repository, stored["number"]), [])))
+
+    # ---- actions: workflow runs and artifacts
+
+    def add_run(self, repository: str, run: dict[str, Any]) -> None:
+        """Serve ``run`` (a workflow_run object, e.g. from a webhook payload) at
+        ``GET …/actions/runs/{id}`` (latest attempt) and ``…/attempts/{n}``."""
+        with self.lock:
+            attempts = self.runs.setdefault((repository, str(run["id"])), [])
+            attempts[:] = [a for a in attempts if a.get("run_attempt") != run.get("run_attempt")] + [run]
+            attempts.sort(key=lambda a: int(a.get("run_attempt") or 1))
+
+    def add_artifact(
+        self, repository: str, run_id: int | str, name: str, data: bytes, *, expired: bool = False
+    ) -> dict[str, Any]:
+        """An artifact of the run whose download is ``data`` (a zip, or anything a test wants)."""
+        with self.lock:
+            artifact_id = next(self._ids)
+            api = f"{self.url}/repos/{repository}/actions/artifacts/{artifact_id}"
+            meta = {
+                "id": artifact_id,
+                "node_id": f"MDg6QXJ0aWZhY3Qx{artifact_id}",
+                "name": name,
+                "size_in_bytes": len(data),
+                "url": api,
+                "archive_download_url": f"{api}/zip",
+                "expired": expired,
+                "created_at": _now(),
+                "expires_at": _now(),
+                "updated_at": _now(),
+                "workflow_run": {"id": int(run_id), "head_branch": "main", "head_sha": "0" * 40},
+            }
+            self.artifacts[artifact_id] = {"repository": repository, "run_id": str(run_id), "meta": meta, "data": data}
+            return meta
+
+    def _register_actions_routes(self) -> None:
+        runs = "/repos/{owner}/{repo}/actions/runs/{run_id}"
+
+        def attempts(request: Request) -> list[dict[str, Any]]:
+            repository = f"{request.params['owner']}/{request.params['repo']}"
+            return self.runs.get((repository, request.params["run_id"]), [])
+
+        @self.route("GET", runs)
+        def get_run(request: Request) -> Response:
+            found = attempts(request)
+            return Response(200, found[-1]) if found else error(404)
+
+        @self.route("GET", runs + "/attempts/{attempt}")
+        def get_run_attempt(request: Request) -> Response:
+            found = [a for a in attempts(request) if str(a.get("run_attempt") or 1) == request.params["attempt"]]
+            return Response(200, found[0]) if found else error(404)
+
+        @self.route("GET", runs + "/artifacts")
+        def list_run_artifacts(request: Request) -> Response:
+            repository = f"{request.params['owner']}/{request.params['repo']}"
+            rows = [
+                a["meta"]
+                for a in self.artifacts.values()
+                if a["repository"] == repository and a["run_id"] == request.params["run_id"]
+            ]
+            if request.arg("name"):
+                rows = [r for r in rows if r["name"] == request.arg("name")]
+            per_page = max(1, min(100, int(request.arg("per_page", "30") or 30)))
+            page = max(1, int(request.arg("page", "1") or 1))
+            headers = {}
+            if page * per_page < len(rows):
+                query = {k: v[0] for k, v in request.query.items()}
+                query.update(page=str(page + 1), per_page=str(per_page))
+                headers["Link"] = f'<{self.url}{request.path}?{urlencode(query)}>; rel="next"'
+            chunk = rows[(page - 1) * per_page : page * per_page]
+            return Response(200, {"total_count": len(rows), "artifacts": chunk}, headers=headers)
+
+        @self.route("GET", "/repos/{owner}/{repo}/actions/artifacts/{artifact_id}/{archive_format}")
+        def download_artifact(request: Request) -> Response:
+            stored = self.artifacts.get(int(request.params["artifact_id"]))
+            if stored is None or request.params["archive_format"] != "zip":
+                return error(404)
+            if stored["meta"]["expired"]:
+                return error(410, "Artifact has expired")
+            token = f"{request.params['artifact_id']}-{next(self._ids)}"
+            self.blobs[token] = int(request.params["artifact_id"])
+            # Like GitHub: a short-lived pre-signed URL on the storage host (here: the same server).
+            return Response(302, None, headers={"Location": f"{self.url}/_blobs/{token}?sig=presigned"})
+
+        @self.route("GET", "/_blobs/{token}", auth=False)
+        def blob(request: Request) -> Response:
+            if "authorization" in request.headers:
+                # Storage hosts reject a second credential next to the signed URL; a client that
+                # forwards the GitHub token there would also leak it.
+                return Response(
+                    400, b"<Error><Code>InvalidAuthenticationInfo</Code></Error>", content_type="application/xml"
+                )
+            artifact_id = self.blobs.get(request.params["token"])
+            if artifact_id is None:
+                denied = b"<Error><Code>AuthenticationFailed</Code></Error>"
+                return Response(403, denied, content_type="application/xml")
+            return Response(200, self.artifacts[artifact_id]["data"], content_type="application/zip")
 
 
 @contextmanager

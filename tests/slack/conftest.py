@@ -122,7 +122,12 @@ class Bot:
             ephemeral = self.emulator.ephemerals(user)
             if len(ephemeral) > ephemeral_before:
                 return str(ephemeral[-1].get("text", ""))
-            fresh = [m for m in self.emulator.messages(channel)[channel_before:] if not m.blocks]
+            # an in-channel answer names who asked; other bot posts (run-level escalations) do not
+            fresh = [
+                m
+                for m in self.emulator.messages(channel)[channel_before:]
+                if not m.blocks and m.text.startswith(f"<@{user}>")
+            ]
             return fresh[-1].text if fresh else None
 
         found: str = wait_for(answer, what=f"an answer to /triage {text}")

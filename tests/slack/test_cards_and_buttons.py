@@ -27,6 +27,7 @@ def test_a_failure_posts_one_card_and_a_recurrence_is_a_thread_reply(bot: Bot) -
         "incident_ack",
         "incident_classify",
         "incident_severity",
+        "incident_status",
         "incident_escalate",
         "incident_file_bead",
         "incident_runbook",
@@ -46,14 +47,15 @@ def test_classify_redraws_the_card_and_posts_the_checklist_with_the_owner_mentio
     card = bot.card("INC-1")
     response = bot.emulator.select_option(RESPONDER, NIGHTLY, card.ts, "incident_classify", "algorithm_regression")
     assert response.status == 200
-    (post,) = bot.wait_thread("INC-1", 1)
+    post, checklist = bot.wait_thread("INC-1", 2)
     assert "<!subteam^S0DOMAIN>" in post.text  # the owner group, by id
-    assert "First response" in post.text and "git bisect" in post.text
+    # the first-response steps follow as the interactive checklist (tests/status covers it)
+    assert "First response" in json.dumps(checklist.blocks) and "git bisect" in json.dumps(checklist.blocks)
     redrawn = bot.wait_edits("INC-1", 1)
     assert "Algorithm regression" in json.dumps(redrawn.blocks)
 
     bot.emulator.select_option(RESPONDER, NIGHTLY, card.ts, "incident_classify", "data_schema_drift")
-    second = bot.wait_thread("INC-1", 2)[-1]
+    second = bot.wait_thread("INC-1", 3)[2]
     assert "reclassified" in second.text and "Algorithm regression" in second.text
     with Session(bot.core.engine) as session:
         kinds = [e.kind for e in session.exec(select(TimelineEvent).where(TimelineEvent.incident_id == 1))]

@@ -1,0 +1,52 @@
+"""``POST /webhooks/alertmanager``: authenticate, parse the v4 payload, hand it to the service.
+
+Alertmanager cannot sign bodies; its ``webhook_config`` sends a bearer token
+(``http_config.authorization.credentials``), so that is the check here
+(``TRIAGE_ALERTMANAGER_TOKEN``). Status codes follow Alertmanager's retry rule: it retries 5xx
+and drops 4xx, so a bad payload or token is a 4xx (retrying cannot fix it) and a database
+failure is a 5xx (it can).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from handlers.http.body import BodyTooLarge, problem, read_capped, too_large
+from handlers.http.ingest import describe_validation_error
+from slackbot.core import Core
+from slackbot.services.alertmanager import AlertmanagerPayload, AlertmanagerService
+from slackbot.settings import secret
+
+
+def routes(core: Core) -> list[Route]:
+    service = AlertmanagerService(core.runbook, core.clock)
+
+    async def webhook(request: Request) -> Response:
+        try:
+            body = await read_capped(request, core.settings.max_body_bytes)
+        except BodyTooLarge as exc:
+            return too_large(exc)
+        token = secret(core.settings.alertmanager_token)
+        if token is None:
+            return problem(503, "the Alertmanager webhook is disabled: set TRIAGE_ALERTMANAGER_TOKEN on the server")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            return problem(401, "missing or wrong bearer token (Authorization: Bearer <TRIAGE_ALERTMANAGER_TOKEN>)")
+        try:
+            payload = AlertmanagerPayload.model_validate(json.loads(body))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return problem(400, f"body is not valid JSON: {exc}")
+        except ValidationError as exc:
+            return problem(400, describe_validation_error(exc))
+        outcome = await asyncio.to_thread(service.handle, core.engine, payload)
+        core.notify_committed()
+        return JSONResponse(outcome.as_json(), status_code=200)
+
+    return [Route("/webhooks/alertmanager", webhook, methods=["POST"])]

@@ -1,0 +1,21 @@
+"""``GET /metrics``: Prometheus text format from the app's own registry (no auth, like /healthz)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from slackbot.core import Core
+
+
+def routes(core: Core) -> list[Route]:
+    async def metrics(_: Request) -> Response:
+        # A scrape reads the database (open incidents, outbox depth): keep it off the event loop.
+        body = await asyncio.to_thread(core.metrics.exposition)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    return [Route("/metrics", metrics, methods=["GET"])]

@@ -1,0 +1,379 @@
+"""Prometheus metrics for one app (``GET /metrics``), in a registry the app owns.
+
+Not the global default registry: tests and the 14-day simulation build several apps in one
+process, and each must report only its own numbers.
+
+Three kinds of numbers, each observed at the one place that knows them, so no service calls a
+metric:
+
+* **State** (open incidents by class, outbox depth and oldest age, dead letters) is read from the
+  database when Prometheus scrapes (``_DatabaseCollector``). It is the same for every replica and
+  can never drift from what ``/triage list`` shows.
+* **Transitions** (time to acknowledge, classify and resolve; escalations) are observed from the
+  writes themselves, after they commit. A SQLAlchemy session listener notices an incident's
+  ``acknowledged_at`` / ``classified_at`` / ``resolved_at`` going from empty to set during a flush
+  (whoever set it: button, command, API, timer), and the audit rows inserted into ``timeline``
+  whose kind is an escalation (the 20-minute rule, a manual escalation, a multi-prefix run, a
+  recurring flake). Both wait in the session until it commits and are dropped on rollback, so a
+  refused or rolled-back change is never counted, and a new code path that writes the same
+  columns or audit rows is counted without touching this module. Each replica counts what it
+  committed itself, the usual Prometheus counter semantics (sum over replicas).
+* **Deliveries** (pages sent and failed, outbox outcomes, Slack API errors by method) come from
+  the outbox worker (page handlers wrapped, ``on_result`` for dead letters) and from a slack_sdk
+  retry handler that never retries but sees every HTTP attempt and its ``ok``/``error``: the
+  client's own interception point, shared by Bolt's per-request clients (Bolt copies the list).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import event, func, inspect
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Session, col, select
+
+from slackbot.clock import Clock, as_utc
+from slackbot.config.models import FailureClass
+from slackbot.db.models import Incident, OutboxItem, TimelineEvent
+from slackbot.outbox.worker import Handler, OutboxWorker
+
+# Seconds. The 20-minute rule sits on a bucket edge; resolution is measured in hours to days.
+BUCKETS = (30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 14400, 28800, 86400, 259200, 604800)
+UNCLASSIFIED = "unclassified"
+CLASS_LABELS = (*(c.value for c in FailureClass), UNCLASSIFIED)
+
+PAGE_KINDS = ("dm", "pagerduty", "run_escalation")
+ESCALATION_REASONS = ("unclassified", "manual", "multi_prefix", "flake_recurred")
+# Timeline kinds that are escalations, and the reason each one counts under.
+_ESCALATION_KINDS = {"escalated", "multi_prefix", "reopened"}
+_TRANSITIONS = (
+    ("acknowledged_at", "acknowledge"),
+    ("classified_at", "classify"),
+    ("resolved_at", "resolve"),
+)
+_PENDING = "triagebot_metrics_pending"
+
+
+class AppMetrics:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine = engine
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.time_to = {
+            "acknowledge": Histogram(
+                "triagebot_time_to_acknowledge_seconds",
+                "From the card being opened to the first acknowledgement (or assignment).",
+                ["failure_class"],
+                buckets=BUCKETS,
+                registry=r,
+            ),
+            "classify": Histogram(
+                "triagebot_time_to_classify_seconds",
+                "From the card being opened to the first human classification (the 20-minute rule).",
+                ["failure_class"],
+                buckets=BUCKETS,
+                registry=r,
+            ),
+            "resolve": Histogram(
+                "triagebot_time_to_resolve_seconds",
+                "From the card being opened to the incident being resolved.",
+                ["failure_class"],
+                buckets=BUCKETS,
+                registry=r,
+            ),
+        }
+        self.escalations = Counter(
+            "triagebot_escalations",
+            "Escalations by reason: unclassified (20-minute rule), manual, multi_prefix, flake_recurred.",
+            ["reason"],
+            registry=r,
+        )
+        self.pages_sent = Counter(
+            "triagebot_pages_sent", "Pages delivered, by channel (dm, pagerduty, run_escalation).", ["kind"], registry=r
+        )
+        self.pages_failed = Counter(
+            "triagebot_pages_failed",
+            "Pages that could not be delivered after all retries (dead-lettered), by channel.",
+            ["kind"],
+            registry=r,
+        )
+        self.outbox_deliveries = Counter(
+            "triagebot_outbox_deliveries",
+            "Outbox delivery attempts by kind and outcome (done, retry, dead).",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.slack_api_errors = Counter(
+            "triagebot_slack_api_errors",
+            "Slack Web API calls answered with an error (or failing to connect), by method and error.",
+            ["method", "error"],
+            registry=r,
+        )
+        # Series a dashboard expects from the start, so "no escalations yet" reads as 0, not as missing.
+        for reason in ESCALATION_REASONS:
+            self.escalations.labels(reason)
+        for kind in PAGE_KINDS:
+            self.pages_sent.labels(kind)
+            self.pages_failed.labels(kind)
+        r.register(_DatabaseCollector(engine, clock))
+        _watch(engine, self)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format. Reads the database: call it off the event loop."""
+        return generate_latest(self.registry)
+
+    # -- transitions (called after commit by the session listener) ------------------------------
+
+    def observe_transition(self, which: str, seconds: float, failure_class: str | None) -> None:
+        self.time_to[which].labels(failure_class or UNCLASSIFIED).observe(max(0.0, seconds))
+
+    def observe_escalation(self, reason: str) -> None:
+        self.escalations.labels(reason).inc()
+
+    # -- deliveries -----------------------------------------------------------------------------
+
+    def instrument_worker(self, worker: OutboxWorker) -> None:
+        """Count pages as they are delivered and every outcome the worker reports."""
+        for kind in PAGE_KINDS:
+            if kind in worker.handlers:
+                worker.handlers[kind] = self._counting_page(kind, worker.handlers[kind])
+        previous = worker.on_result
+
+        def on_result(item: OutboxItem, outcome: str, error: str | None) -> None:
+            self.outbox_deliveries.labels(item.kind, outcome).inc()
+            if outcome == "dead" and item.kind in PAGE_KINDS:
+                self.pages_failed.labels(item.kind).inc()
+            if previous is not None:
+                previous(item, outcome, error)
+
+        worker.on_result = on_result
+
+    def _counting_page(self, kind: str, handler: Handler) -> Handler:
+        async def deliver(item: OutboxItem) -> dict[str, Any]:
+            result = await handler(item)
+            if not result.get("skipped"):  # a page no longer wanted (classified meanwhile) is not sent
+                self.pages_sent.labels(kind).inc()
+            return result
+
+        return deliver
+
+    def instrument_slack(self, client: AsyncWebClient) -> None:
+        if not any(isinstance(h, _SlackErrorCounter) for h in client.retry_handlers):
+            client.retry_handlers.insert(0, _SlackErrorCounter(self.slack_api_errors))
+
+
+class _SlackErrorCounter(AsyncRetryHandler):
+    """Sees every attempt slack_sdk makes and never asks for a retry (retries are the outbox's
+    job); first in the list so it sees attempts another handler then retries, too."""
+
+    def __init__(self, counter: Counter) -> None:
+        super().__init__(max_retry_count=0)
+        self.counter = counter
+
+    async def can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        method = _method(request.url)
+        if error is not None:
+            self.counter.labels(method, type(error).__name__).inc()
+        elif response is not None:
+            body = response.body if isinstance(response.body, dict) else {}
+            if response.status_code >= 400 or body.get("ok") is False:
+                self.counter.labels(method, str(body.get("error") or f"http_{response.status_code}")).inc()
+        return False
+
+    async def _can_retry_async(self, **_: Any) -> bool:  # pragma: no cover - can_retry_async overrides
+        return False
+
+
+def _method(url: str) -> str:
+    """``https://slack.com/api/chat.postMessage`` → ``chat.postMessage``; the upload URL of
+    files_upload_v2 (no API method) → ``files.upload_url``."""
+    path = url.split("?", 1)[0]
+    if "/api/" in path:
+        return path.rsplit("/api/", 1)[1].strip("/") or "unknown"
+    return "files.upload_url"
+
+
+# -- scrape-time state --------------------------------------------------------------------------
+
+
+class _DatabaseCollector(Collector):
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # computed per scrape; nothing to check at registration
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("triagebot_metrics_database_up", "1 when the scrape could read the database.")
+        try:
+            state = self._read()
+        except Exception:  # a scrape reports the database as down rather than failing entirely
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        opened = GaugeMetricFamily(
+            "triagebot_open_incidents",
+            "Open incidents by failure class (unclassified: not yet).",
+            labels=["failure_class"],
+        )
+        for name in CLASS_LABELS:
+            opened.add_metric([name], state["open"].get(name, 0))
+        yield opened
+        depth = GaugeMetricFamily(
+            "triagebot_outbox_depth",
+            "Effects waiting to be delivered (pending or being sent), by kind.",
+            labels=["kind"],
+        )
+        for kind, count in sorted(state["depth"].items()):
+            depth.add_metric([kind], count)
+        yield depth
+        yield GaugeMetricFamily(
+            "triagebot_outbox_oldest_age_seconds",
+            "Age of the oldest effect still waiting to be delivered (0 when none waits).",
+            value=state["oldest_age"],
+        )
+        yield GaugeMetricFamily(
+            "triagebot_outbox_dead_letters",
+            "Effects that could not be delivered and need a person.",
+            value=state["dead"],
+        )
+
+    def _read(self) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            opened: dict[str, int] = {}
+            rows = session.exec(
+                select(Incident.failure_class, func.count())
+                .where(Incident.status == "open")
+                .group_by(col(Incident.failure_class))
+            )
+            for failure_class, count in rows:
+                opened[failure_class or UNCLASSIFIED] = int(count)
+            waiting = col(OutboxItem.state).in_(("pending", "sending"))
+            depth = {
+                str(kind): int(count)
+                for kind, count in session.exec(
+                    select(OutboxItem.kind, func.count()).where(waiting).group_by(col(OutboxItem.kind))
+                )
+            }
+            oldest: datetime | None = session.exec(select(func.min(OutboxItem.created_at)).where(waiting)).one()
+            dead = int(
+                session.exec(select(func.count()).select_from(OutboxItem).where(OutboxItem.state == "dead")).one()
+            )
+        age = max(0.0, (self.clock.now() - as_utc(oldest)).total_seconds()) if oldest else 0.0
+        return {"open": opened, "depth": depth, "oldest_age": age, "dead": dead}
+
+
+# -- observing committed transitions ------------------------------------------------------------
+
+_lock = threading.Lock()
+_watchers: weakref.WeakKeyDictionary[Engine, weakref.WeakSet[AppMetrics]] = weakref.WeakKeyDictionary()
+_installed = False
+
+
+def _watch(engine: Engine, metrics: AppMetrics) -> None:
+    """Route commits on ``engine`` to ``metrics``. Weak on both sides: an app that is dropped
+    (a finished test) stops being notified without anyone unregistering it."""
+    global _installed
+    with _lock:
+        _watchers.setdefault(engine, weakref.WeakSet()).add(metrics)
+        if not _installed:
+            event.listen(OrmSession, "do_orm_execute", _on_execute)
+            event.listen(OrmSession, "after_flush", _on_flush)
+            event.listen(OrmSession, "after_commit", _on_commit)
+            event.listen(OrmSession, "after_rollback", _on_rollback)
+            _installed = True
+
+
+def _metrics_for(session: OrmSession) -> list[AppMetrics]:
+    bind = session.bind
+    if not isinstance(bind, Engine):
+        return []
+    with _lock:
+        found = _watchers.get(bind)
+        return list(found) if found else []
+
+
+def _pending(session: OrmSession) -> list[Callable[[AppMetrics], None]]:
+    pending: list[Callable[[AppMetrics], None]] = session.info.setdefault(_PENDING, [])
+    return pending
+
+
+def _on_execute(state: ORMExecuteState) -> None:
+    """Audit rows are bulk-inserted with Core (``Effects.flush``); pick out the escalations."""
+    if not state.is_insert or getattr(state.statement, "table", None) is not TimelineEvent.__table__:  # type: ignore[attr-defined]
+        return
+    if not _metrics_for(state.session):
+        return
+    params = state.parameters
+    rows: list[Any] = list(params) if isinstance(params, list | tuple) else [params]
+    for row in rows:
+        if not isinstance(row, dict) or row.get("kind") not in _ESCALATION_KINDS:
+            continue
+        _pending(state.session).append(partial(AppMetrics.observe_escalation, reason=_escalation_reason(row)))
+
+
+def _escalation_reason(row: dict[str, Any]) -> str:
+    if row["kind"] == "multi_prefix":
+        return "multi_prefix"
+    if row["kind"] == "reopened":
+        return "flake_recurred"
+    return "unclassified" if row.get("source") == "timer" else "manual"
+
+
+def _on_flush(session: OrmSession, _context: Any) -> None:
+    """An incident's ``*_at`` column going from empty to set is the transition itself."""
+    if not _metrics_for(session):
+        return
+    for obj in session.dirty:
+        if not isinstance(obj, Incident):
+            continue
+        attrs = inspect(obj).attrs
+        for column, which in _TRANSITIONS:
+            history = attrs[column].history
+            added = [v for v in history.added if v is not None]
+            before = [v for v in history.deleted if v is not None]
+            if not added or before:
+                continue
+            seconds = (as_utc(added[0]) - as_utc(obj.created_at)).total_seconds()
+            failure_class = obj.failure_class or (obj.suggested_class if which == "acknowledge" else None)
+            _pending(session).append(
+                partial(AppMetrics.observe_transition, which=which, seconds=seconds, failure_class=failure_class)
+            )
+
+
+def _on_commit(session: OrmSession) -> None:
+    observations = session.info.pop(_PENDING, None)
+    if not observations:
+        return
+    for metrics in _metrics_for(session):
+        for observe in observations:
+            observe(metrics)
+
+
+def _on_rollback(session: OrmSession) -> None:
+    session.info.pop(_PENDING, None)

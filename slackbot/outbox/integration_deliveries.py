@@ -1,0 +1,155 @@
+"""Outbox handlers for the CI and alert integrations.
+
+``GitHubRunJobs`` processes accepted GitHub deliveries (``github_run``): it needs GitHub and the
+database, not Slack, so it is registered even when Slack is not configured. ``IntegrationPosts``
+says things in Slack: notes in an incident's thread (``incident_note``: validation evidence,
+an alert's runbook, alert updates) and answers in the thread of the Slack message that asked
+(``source_reply``). Both carry their outbox id in message metadata, so a worker that takes over
+a half-finished delivery finds the post instead of posting it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from slackbot.clock import Clock
+from slackbot.db.engine import session_scope
+from slackbot.db.models import Incident, OutboxItem
+from slackbot.outbox.slack_deliveries import is_posted
+from slackbot.outbox.worker import Handler, PermanentFailure, RetryLater
+from slackbot.services.github_runs import GITHUB_RUN_KIND, GitHubActions, GitHubApiError, GitHubRunService
+from slackbot.slack.escape import code, link
+from slackbot.slack.posts import Mrkdwn, PostRenderer
+
+NOTE_EVENT = "triagebot_note"
+
+
+class GitHubRunJobs:
+    def __init__(self, engine: Engine, service: GitHubRunService, api: GitHubActions) -> None:
+        self.engine = engine
+        self.service = service
+        self.api = api
+
+    def handlers(self) -> dict[str, Handler]:
+        return {GITHUB_RUN_KIND: self.github_run}
+
+    async def github_run(self, item: OutboxItem) -> dict[str, Any]:
+        try:
+            return await self.service.process(self.engine, self.api, item.payload)
+        except GitHubApiError as exc:
+            if exc.retry_after is not None:
+                # GitHub said when: wait that long without spending one of the row's attempts.
+                raise RetryLater(str(exc), after=exc.retry_after) from exc
+            if not exc.retryable:
+                raise PermanentFailure(str(exc)) from exc
+            raise
+
+
+class IntegrationPosts:
+    def __init__(self, engine: Engine, client: AsyncWebClient, renderer: PostRenderer, clock: Clock) -> None:
+        self.engine = engine
+        self.client = client
+        self.renderer = renderer
+        self.clock = clock
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"incident_note": self.incident_note, "source_reply": self.source_reply}
+
+    # -- shared -----------------------------------------------------------------------------------
+
+    async def _post(self, item: OutboxItem, channel: str, thread_ts: str, text: str) -> dict[str, Any]:
+        if item.result.get("takeover"):
+            existing = await self._find(channel, thread_ts, item.id or 0)
+            if existing:
+                return {"posted": existing, "recovered": True}
+        response = await self.client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread_ts,
+            text=text,
+            metadata={"event_type": NOTE_EVENT, "event_payload": {"outbox": item.id}},
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        return {"posted": str(response["ts"])}
+
+    async def _find(self, channel: str, thread_ts: str, outbox_id: int) -> str | None:
+        response = await self.client.conversations_replies(
+            channel=channel, ts=thread_ts, limit=200, include_all_metadata=True
+        )
+        messages: list[dict[str, Any]] = response.get("messages", [])
+        for message in messages:
+            metadata = message.get("metadata") or {}
+            if (
+                metadata.get("event_type") == NOTE_EVENT
+                and (metadata.get("event_payload") or {}).get("outbox") == outbox_id
+            ):
+                return str(message["ts"])
+        return None
+
+    # -- incident threads -------------------------------------------------------------------------
+
+    def _incident(self, incident_id: int) -> Incident:
+        with session_scope(self.engine) as session:
+            incident = session.get(Incident, incident_id)
+            if incident is None:
+                raise PermanentFailure(f"incident {incident_id} no longer exists")
+            return incident
+
+    async def incident_note(self, item: OutboxItem) -> dict[str, Any]:
+        assert item.incident_id is not None
+        incident = await asyncio.to_thread(self._incident, item.incident_id)
+        if not is_posted(incident.card_ts):
+            raise RetryLater("the card is not posted yet", after=1.0)
+        payload = dict(item.payload)
+        template = str(payload.pop("template"))
+        context: dict[str, Any] = {**payload, "incident": incident.key}
+        if payload.get("label"):
+            context["run_link"] = Mrkdwn(link(payload.get("url"), str(payload["label"])))
+        if payload.get("runbook_url"):
+            context["runbook_link"] = Mrkdwn(link(str(payload["runbook_url"]), "runbook"))
+        text = self.renderer.render_named(template, **context)
+        return await self._post(item, incident.channel, str(incident.card_ts), text)
+
+    # -- answers to Slack messages ----------------------------------------------------------------
+
+    def _reply_context(self, payload: dict[str, Any]) -> dict[str, Any]:
+        wanted = [int(i["id"]) for i in payload.get("incidents", [])] + [int(i) for i in payload.get("validated", [])]
+        with session_scope(self.engine) as session:
+            rows = {i.id: i for i in session.exec(select(Incident).where(col(Incident.id).in_(wanted or [-1]))).all()}
+
+        def describe(incident_id: int) -> dict[str, Any] | None:
+            incident = rows.get(incident_id)
+            if incident is None:
+                return None
+            ids = f"{incident.scenario_id or 'no scenarioId'} / {incident.invariant_id or 'no invariantId'}"
+            return {
+                "key": incident.key,
+                "ids": Mrkdwn(code(ids)),
+                "channel": Mrkdwn(f"<#{incident.channel}>"),
+                "status": incident.status,
+                "class": incident.failure_class or "",
+            }
+
+        incidents = []
+        for entry in payload.get("incidents", []):
+            described = describe(int(entry["id"]))
+            if described is not None:
+                incidents.append({**described, "created": bool(entry.get("created"))})
+        validated = [d for i in payload.get("validated", []) if (d := describe(int(i))) is not None]
+        return {
+            "incidents": incidents,
+            "validated": validated,
+            "duplicate": bool(payload.get("duplicate")),
+            "note": str(payload.get("note", "")),
+        }
+
+    async def source_reply(self, item: OutboxItem) -> dict[str, Any]:
+        payload = item.payload
+        context = await asyncio.to_thread(self._reply_context, payload)
+        text = self.renderer.render_named("alert_reply", **context)
+        return await self._post(item, str(payload["channel"]), str(payload["thread_ts"]), text)

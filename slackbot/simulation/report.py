@@ -1,0 +1,402 @@
+"""The simulation's report, for someone who has never seen the code: Markdown and JSON.
+
+Both carry the same numbers: what was simulated (days, runs, failures by kind), what the bot did
+(cards, escalations, pages, beads, reminders), the faults injected and how the bot weathered them,
+what the simulated people did, and the invariants with every violation spelled out.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slackbot.clock import as_utc
+from slackbot.outbox.slack_deliveries import CARD_EVENT, POST_EVENT
+from slackbot.simulation.faults import BD_OUTAGE, CRASH, PAGERDUTY_OUTAGE
+from slackbot.simulation.invariants import Facts
+from slackbot.simulation.traffic import KIND_LABELS, KINDS
+
+if TYPE_CHECKING:
+    from slackbot.simulation.runner import SimulationResult, SimulationRun
+
+BEAD_KINDS = ("bead_file", "bead_comment", "bead_close", "bead_reopen")
+SHOWN_VIOLATIONS = 25
+
+
+def _when(value: datetime | None) -> str:
+    return as_utc(value).strftime("%a %d %b %H:%M") if value else "—"
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 1:
+        return f"{int(delta.total_seconds())} s"
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def numbers(run: SimulationRun, facts: Facts) -> dict[str, Any]:
+    """Every number the report shows, computed from the database and the outside world."""
+    snapshot = run.snapshot
+    incidents = facts.incidents
+    events = [e for rows in facts.timeline.values() for e in rows]
+    kinds = Counter(e.kind for e in events)
+    cards = [m for m in snapshot.top_level() if (m.metadata or {}).get("event_type") == CARD_EVENT]
+    thread_posts = [m for m in snapshot.replies() if (m.metadata or {}).get("event_type") == POST_EVENT]
+    dm_rows = [r for r in facts.rows("dm") if r.state == "done"]
+    pd = snapshot.pagerduty
+    classified_by_people = [i for i in incidents if i.class_source == "human"]
+    to_classify = [
+        (as_utc(i.classified_at) - as_utc(i.created_at)).total_seconds() / 60
+        for i in classified_by_people
+        if i.classified_at
+    ]
+    people = Counter(d.what.split(" (")[0] for d in run.people.done)
+    return {
+        "simulated": {
+            "days": run.config.days,
+            "from": run.started.isoformat(),
+            "to": run.ended.isoformat(),
+            "drained_at": run.drained_at.isoformat(),
+            "seed": run.config.seed,
+            "runbooks": str(run.runbook_dir),
+            "responders": run.config.responders,
+            "faults": run.config.faults,
+        },
+        "ci": run.traffic.counts(),
+        "bot": {
+            "incidents": len(incidents),
+            "incidents_by_class": dict(Counter(i.failure_class or "unclassified" for i in incidents)),
+            "contract_violations": sum(1 for i in incidents if i.contract_violation),
+            "documentation_gaps": sum(1 for i in incidents if i.documentation_gap),
+            "cards": len(cards),
+            "card_updates": snapshot.calls.get("chat.update", {}).get(200, 0),
+            "thread_posts": len(thread_posts),
+            "escalations": sum(1 for e in events if e.kind == "escalated" and e.source == "timer"),
+            "manual_escalations": sum(1 for e in events if e.kind == "escalated" and e.source != "timer"),
+            "multi_prefix_runs_escalated": sum(1 for r in facts.rows("run_escalation") if r.state == "done"),
+            "page_dms": sum(1 for r in dm_rows if not r.result.get("skipped")),
+            "page_dms_dropped_after_classification": sum(1 for r in dm_rows if r.result.get("skipped")),
+            "pagerduty_triggers": sum(1 for e in pd if e.get("event_action") == "trigger"),
+            "pagerduty_acknowledges": sum(1 for e in pd if e.get("event_action") == "acknowledge"),
+            "pagerduty_resolves": sum(1 for e in pd if e.get("event_action") == "resolve"),
+            "sev1_incidents": sum(1 for i in incidents if i.severity == "SEV-1"),
+            "beads_filed": sum(1 for i in incidents if i.bead_id),
+            "beads_in_bd": len(snapshot.beads),
+            "issues_in_github": len(snapshot.github_issues),
+            "bead_comments": sum(
+                1 for r in facts.rows("bead_comment") if r.state == "done" and not r.result.get("skipped")
+            ),
+            "reminders": kinds["reminded"],
+            "classified_by_people": len(classified_by_people),
+            "median_minutes_to_classification": round(statistics.median(to_classify), 1) if to_classify else None,
+            "resolved": sum(1 for i in incidents if i.status == "resolved"),
+            "reopened": kinds["reopened"],
+            "open_at_end": sum(1 for i in incidents if i.status == "open"),
+            "outbox_rows": len(facts.outbox),
+            "restarts": len(run.restarts),
+        },
+        "people": {"actions": len(run.people.done), "by_action": dict(people)},
+        "faults": _faults(run, facts),
+        "wall_seconds": round(run.wall_seconds, 1),
+    }
+
+
+def _faults(run: SimulationRun, facts: Facts) -> dict[str, Any]:
+    calls = run.snapshot.calls
+    posts_429 = calls.get("chat.postMessage", {}).get(429, 0)
+    updates_429 = calls.get("chat.update", {}).get(429, 0)
+    errors_5xx = sum(n for method in calls.values() for status, n in method.items() if status >= 500)
+    bead_retries = [o for o in run.outcomes if o.kind in BEAD_KINDS and o.outcome == "retry"]
+    late_beads = [r for r in facts.rows("bead_file") if r.state == "done" and r.attempts > 1 and r.done_at is not None]
+    late_pages = [
+        r for r in facts.rows("pagerduty", "pagerduty_follow") if r.state == "done" and r.attempts > 1 and r.done_at
+    ]
+    crashes = []
+    for fault in run.faults.by_kind(CRASH):
+        restart = next((r for r in run.restarts if fault.triggered_at and r.at == fault.triggered_at), None)
+        crashes.append(
+            {
+                **fault.as_json(),
+                "restarted_as": restart.process if restart else None,
+                "in_flight": restart.in_flight if restart else [],
+            }
+        )
+    return {
+        "injected": [f.as_json() for f in run.faults.faults if f.kind != CRASH],
+        "slack_429_posts": posts_429,
+        "slack_429_updates": updates_429,
+        "slack_5xx": errors_5xx,
+        "bd_failed_calls": len(bead_retries),
+        "beads_filed_late": [
+            {
+                "incident": f"INC-{r.incident_id}",
+                "attempts": r.attempts,
+                "late_by": _duration(as_utc(r.done_at) - as_utc(r.created_at)) if r.done_at else None,
+            }
+            for r in late_beads
+        ],
+        "pagerduty_refused": run.snapshot.pagerduty_refused,
+        "pages_delivered_late": [
+            {
+                "incident": f"INC-{r.incident_id}",
+                "kind": r.kind,
+                "attempts": r.attempts,
+                "late_by": _duration(as_utc(r.done_at) - as_utc(r.created_at)),
+                "late_seconds": int((as_utc(r.done_at) - as_utc(r.created_at)).total_seconds()),
+            }
+            for r in late_pages
+            if r.done_at is not None
+        ],
+        "crashes": crashes,
+        "dead_letters": sum(1 for r in facts.outbox if r.state == "dead"),
+    }
+
+
+def report_json(result: SimulationResult, figures: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "passed": result.passed,
+        **figures,
+        "invariants": [c.as_json() for c in result.checks],
+        "sabotage": result.run.sabotage,
+        "people_log": [d.as_json() for d in result.run.people.done],
+        "restarts": [
+            {"at": r.at.isoformat(), "reason": r.reason, "process": r.process, "in_flight": r.in_flight}
+            for r in result.run.restarts
+        ],
+    }
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return lines
+
+
+def report_markdown(result: SimulationResult, figures: dict[str, Any]) -> str:
+    run = result.run
+    sim, ci, bot = figures["simulated"], figures["ci"], figures["bot"]
+    verdict = "PASSED" if result.passed else "FAILED"
+    broken = [c for c in result.checks if not c.passed]
+    who = (
+        "simulated responders who work the cards with realistic delays"
+        if sim["responders"]
+        else "nobody answering: no one acknowledges, classifies or resolves anything"
+    )
+    out = [f"# Founder-absence simulation: {verdict}", ""]
+    out.append(
+        f"{sim['days']} days of CI traffic ({_when(run.started)} to {_when(run.ended)} UTC, simulated) went through "
+        f"the real bot with {who}. Slack, PagerDuty and bd were local stand-ins; "
+        f"{'outages and process crashes were injected on the way' if sim['faults'] else 'no faults were injected'}."
+    )
+    out.append("")
+    if result.passed:
+        out.append(
+            f"**All {len(result.checks)} promises held.** The run took {figures['wall_seconds']} s of real time."
+        )
+    else:
+        out.append(
+            f"**{len(broken)} of {len(result.checks)} promises were broken:** "
+            + "; ".join(f"“{c.promise}”" for c in broken)
+            + ". The violations are listed below."
+        )
+    if run.sabotage:
+        out += ["", "Deliberately broken for this run: " + "; ".join(run.sabotage) + "."]
+
+    out += ["", "## What was simulated", ""]
+    out.append(
+        f"CI ran {ci['runs']} times: {ci['nightly_runs']} nightly full runs and {ci['smoke_runs']} smoke runs "
+        f"({ci['green_runs']} of them green). They reported {ci['results']} test results, {ci['failures']} of them "
+        f"failing. CI uploaded {ci['resent_reports']} reports twice (the bot must ignore the copy)."
+    )
+    out.append("")
+    rows = [(KIND_LABELS[k], str(ci["failures_by_kind"].get(k, 0))) for k in KINDS]
+    out += _table(rows, ("kind of failure", "failing results"))
+    days = ci.get("story_days", {})
+    if days:
+        out += [
+            "",
+            "When the stories began (day 1 is the first day): "
+            + "; ".join(f"{KIND_LABELS[k]} on day {d + 1}" for k, d in sorted(days.items(), key=lambda kv: kv[1]))
+            + ".",
+        ]
+
+    out += ["", "## What the bot did", ""]
+    rows = [
+        ("incidents opened (one per distinct failure)", str(bot["incidents"])),
+        ("cards posted in Slack", str(bot["cards"])),
+        ("card updates (edits in place)", str(bot["card_updates"])),
+        ("posts in incident threads", str(bot["thread_posts"])),
+        ("escalations by the 20-minute rule and its repeats", str(bot["escalations"])),
+        (
+            "runs escalated at once for failing across several scenario prefixes",
+            str(bot["multi_prefix_runs_escalated"]),
+        ),
+        ("pages sent as Slack DMs", str(bot["page_dms"])),
+        (
+            "pages dropped because the incident was classified before their turn",
+            str(bot["page_dms_dropped_after_classification"]),
+        ),
+        (
+            "PagerDuty triggers (acknowledge / resolve)",
+            f"{bot['pagerduty_triggers']} ({bot['pagerduty_acknowledges']} / {bot['pagerduty_resolves']})",
+        ),
+        ("SEV-1 incidents", str(bot["sev1_incidents"])),
+        ("contract violations (missing ids) filed as harness defects", str(bot["contract_violations"])),
+        (
+            "defect beads filed (bd / GitHub issues)",
+            f"{bot['beads_filed']} ({bot['beads_in_bd']} / {bot['issues_in_github']})",
+        ),
+        ("comments added to beads for recurrences", str(bot["bead_comments"])),
+        ("status reminders in quiet threads", str(bot["reminders"])),
+        ("incidents classified by people", str(bot["classified_by_people"])),
+        (
+            "incidents resolved / reopened / still open at the end",
+            f"{bot['resolved']} / {bot['reopened']} / {bot['open_at_end']}",
+        ),
+        ("process restarts after crashes", str(bot["restarts"])),
+    ]
+    if bot["median_minutes_to_classification"] is not None:
+        rows.append(("median time from card to classification", f"{bot['median_minutes_to_classification']} min"))
+    out += _table(rows, ("what", "count"))
+    by_class = ", ".join(f"{k}: {v}" for k, v in sorted(bot["incidents_by_class"].items()))
+    out += ["", f"Incidents by class at the end: {by_class}."]
+
+    out += ["", "## Faults injected and how the bot weathered them", ""]
+    out += _fault_lines(result, figures)
+
+    out += ["", "## What people did", ""]
+    if run.people.done:
+        shown = run.people.done if len(run.people.done) <= 12 else run.people.done[:12]
+        if not sim["responders"]:
+            out.append(
+                "Nobody worked the cards. One passer-by marked the tenant leak SEV-1 with `/triage severity` "
+                "(the report format has no severity field, so a person has to say it); everything after that "
+                "was the bot's."
+            )
+            out.append("")
+        else:
+            counts = ", ".join(f"{v}× {k}" for k, v in figures["people"]["by_action"].items())
+            out.append(f"{figures['people']['actions']} actions through Slack: {counts}. The first few:")
+            out.append("")
+        for done in shown:
+            out.append(f"- {_when(done.at)} <@{done.user}> {done.what} on {done.incident}")
+        if len(run.people.done) > len(shown):
+            out.append(f"- … and {len(run.people.done) - len(shown)} more (see the JSON report)")
+    else:
+        out.append("Nobody touched Slack.")
+
+    out += ["", "## Invariants", ""]
+    verdicts = [
+        (c.promise, str(c.checked), "PASS" if c.passed else f"FAIL ({len(c.violations)})") for c in result.checks
+    ]
+    out += _table(verdicts, ("promise", "checked", "result"))
+    for check in broken:
+        out += ["", f"### {check.promise}: {len(check.violations)} violation(s)", ""]
+        out += [f"- {v}" for v in check.violations[:SHOWN_VIOLATIONS]]
+        if len(check.violations) > SHOWN_VIOLATIONS:
+            out.append(f"- … and {len(check.violations) - SHOWN_VIOLATIONS} more (see the JSON report)")
+
+    out += ["", "## Reproduce", ""]
+    command = f"triagebot simulate --days {sim['days']} --seed {sim['seed']}"
+    if sim["responders"]:
+        command += " --responders"
+    if not sim["faults"]:
+        command += " --no-faults"
+    if run.config.inject_bug:
+        command += f" --inject-bug {run.config.inject_bug}"
+    if Path(sim["runbooks"]).resolve() != Path(__file__).resolve().parents[2] / "runbooks":
+        command += f" --runbooks {sim['runbooks']}"
+    out += ["```", command, "```", ""]
+    out.append(
+        f"The same seed tells the same story. Real time: {figures['wall_seconds']} s; the bot's outbox handled "
+        f"{bot['outbox_rows']} effects."
+    )
+    return "\n".join(out) + "\n"
+
+
+def _fault_lines(result: SimulationResult, figures: dict[str, Any]) -> list[str]:
+    run, faults = result.run, figures["faults"]
+    if not run.config.faults:
+        return ["None (run without `--no-faults` to inject outages and crashes)."]
+    delivered = next((c for c in result.checks if c.key == "outbox"), None)
+    fine = delivered is not None and delivered.passed
+    later = "all of them were delivered later" if fine else "not all of them arrived (see the invariants)"
+    lines = []
+    if faults["slack_429_posts"] or faults["slack_429_updates"]:
+        lines.append(
+            f"- **Slack rate limits.** Slack answered 429 to {faults['slack_429_posts']} posts and "
+            f"{faults['slack_429_updates']} card updates; the bot waited out each Retry-After (other channels "
+            f"kept flowing) and {later}."
+        )
+    if faults["slack_5xx"]:
+        lines.append(f"- **Slack errors.** Slack answered HTTP 5xx to {faults['slack_5xx']} calls; {later}.")
+    outages = [f for f in run.faults.by_kind(BD_OUTAGE)]
+    if outages:
+        windows = "; ".join(f"{_when(f.at)} to {_when(f.until)}" for f in outages)
+        late = faults["beads_filed_late"]
+        detail = (
+            "; ".join(
+                f"{b['incident']}'s bead was filed {b['late_by']} after it was due ({b['attempts']} attempts)"
+                for b in late
+            )
+            if late
+            else "no bead came due while bd was down"
+        )
+        lines.append(
+            f"- **bd unavailable** ({windows}). {faults['bd_failed_calls']} bead calls failed and were retried; "
+            f"{detail}. Triage went on meanwhile (cards said the bead was pending)."
+        )
+    for fault in run.faults.by_kind(PAGERDUTY_OUTAGE):
+        late = faults["pages_delivered_late"]
+        if late:
+            incidents = ", ".join(dict.fromkeys(p["incident"] for p in late))
+            worst = max(late, key=lambda p: p["late_seconds"])
+            detail = (
+                f"{len(late)} PagerDuty events (for {incidents}) were retried until PagerDuty was back and "
+                f"arrived at most {worst['late_by']} late"
+            )
+        else:
+            detail = "no PagerDuty event came due meanwhile"
+        lines.append(
+            f"- **PagerDuty down** ({_when(fault.at)} to {_when(fault.until)}). PagerDuty refused "
+            f"{faults['pagerduty_refused']} requests; {detail}. The Slack half of each page (thread mention "
+            "and DM) does not go through PagerDuty and was not held up."
+        )
+    for crash in faults["crashes"]:
+        if crash["triggered_at"] is None:
+            lines.append(f"- **Crash planned but not reached:** {crash['description']} (no such moment came).")
+            continue
+        at = datetime.fromisoformat(crash["triggered_at"])
+        flight = crash["in_flight"]
+        taken = (
+            f"; the new process took over {len(flight)} deliveries left half-done ({', '.join(flight)})"
+            if flight
+            else ""
+        )
+        lines.append(
+            f"- **Crash** at {_when(at)}: {crash['description']}, while doing: {crash['interrupted']}. "
+            f"Process {crash['restarted_as']} started on the same database{taken}."
+        )
+    if faults["dead_letters"]:
+        lines.append(f"- {faults['dead_letters']} deliveries were given up (dead-lettered); see the invariants.")
+    return lines or ["No fault met any work."]
+
+
+def write_reports(
+    result: SimulationResult, markdown: Path | None = None, json_path: Path | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The Markdown text and the JSON document (written to the paths given)."""
+    text = report_markdown(result, result.figures)
+    data = report_json(result, result.figures)
+    if markdown is not None:
+        markdown.write_text(text, encoding="utf-8")
+    if json_path is not None:
+        json_path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    return text, data

@@ -1,0 +1,311 @@
+"""Simulated people: responders who work the cards (``--responders``) and one passer-by.
+
+Every action goes through Slack the way a person's would: the local emulator signs a slash
+command or a click on the card's buttons and POSTs it to the bot's real Bolt app over HTTP. After
+each action the simulation waits (in wall time) until the bot has handled it, so the change lands
+at the virtual instant the person acted.
+
+Responders follow the runbook: acknowledge and classify the card (from the evidence, which the
+simulation knows), then post the status milestones (triage complete → mitigation active → fix
+merged → validation complete) and resolve with the root cause. Their delays come from the seeded
+RNG in virtual time; about a quarter of first reactions come after the 20-minute rule has fired, so
+escalations happen with responders too. A merged fix stops the story's failures in CI. A flake's
+first fix does not hold: it recurs, the bot reopens the incident, and the second fix sticks.
+
+The passer-by exists in both worlds: a triage lead glances at the channel after the tenant leak
+appears and marks it SEV-1 with ``/triage severity``. The report format has no severity field, so
+a harness cannot say "SEV-1" by itself; someone has to, and that one command is the only human
+action in the unattended run. Everything after it (paging the release maintainer at once, the
+priority-0 bead) is the bot's.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from slackbot.config.models import FailureClass, Runbook
+from slackbot.db.models import Incident, TimelineEvent
+from slackbot.emulator import SlackEmulator
+from slackbot.outbox.slack_deliveries import is_posted
+from slackbot.services.paging import resolve_target
+from slackbot.simulation.traffic import FLAKE, SEV1, Story, Traffic
+from slackbot.slack import card as card_ids
+
+MILESTONE_STEPS = ("triage_complete", "mitigation_active", "fix_merged", "validation_complete")
+
+
+class SimulationError(RuntimeError):
+    """The simulation itself could not go on (not a finding about the bot)."""
+
+
+@dataclass(order=True)
+class Action:
+    at: datetime
+    seq: int
+    incident_id: int = field(compare=False)
+    step: str = field(compare=False)
+    user: str = field(compare=False)
+
+
+@dataclass
+class Plan:
+    incident_id: int
+    story: Story | None
+    user: str
+    rounds: int = 1  # a reopened flake is worked again
+    done: bool = False
+
+
+@dataclass
+class Done:
+    """One thing a simulated person did, for the report."""
+
+    at: datetime
+    user: str
+    incident: str
+    what: str
+    answer: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "user": self.user, "incident": self.incident, "what": self.what}
+
+
+class People:
+    def __init__(
+        self,
+        runbook: Runbook,
+        traffic: Traffic,
+        emulator: SlackEmulator,
+        *,
+        seed: int,
+        responders: bool,
+        engine: Callable[[], Engine],
+    ) -> None:
+        self.runbook = runbook
+        self.traffic = traffic
+        self.emulator = emulator
+        self.rng = random.Random(f"people:{seed}")
+        self.responders = responders
+        self.engine = engine
+        self.queue: list[Action] = []
+        self.plans: dict[int, Plan] = {}
+        self.done: list[Done] = []
+        self._seq = itertools.count()
+        self._sev1_scheduled: set[int] = set()
+        self.open = True  # False once the simulated period is over: nobody starts new work
+
+    # -- who --------------------------------------------------------------------------------------
+
+    def _owner(self, failure_class: FailureClass | str | None) -> str:
+        target = resolve_target(self.runbook, "owner", str(failure_class) if failure_class else None)
+        return target.dm_user or self._lead()
+
+    def _lead(self) -> str:
+        for route in self.runbook.routing.classes.values():
+            if route.escalation.user:
+                return route.escalation.user
+        return self.runbook.routing.release_maintainer.user or "U0LEAD"
+
+    # -- scheduling -------------------------------------------------------------------------------
+
+    def _schedule(self, at: datetime, incident_id: int, step: str, user: str) -> None:
+        heapq.heappush(self.queue, Action(at, next(self._seq), incident_id, step, user))
+
+    def next_at(self) -> datetime | None:
+        return self.queue[0].at if self.queue else None
+
+    def observe(self, now: datetime) -> None:
+        """Look at the channels (the database stands in for reading them) and decide what to do."""
+        if not self.open or (not self.responders and self._sev1_scheduled):
+            return  # nobody is looking (the passer-by has already passed)
+        query = sa_select(
+            col(Incident.id),
+            col(Incident.card_ts),
+            col(Incident.scenario_id),
+            col(Incident.invariant_id),
+            col(Incident.test_identity),
+            col(Incident.suggested_class),
+        ).where(col(Incident.status) == "open")
+        with Session(self.engine()) as session:
+            rows = list(session.execute(query).tuples())
+        for incident_id, card_ts, scenario_id, invariant_id, test_identity, suggested in rows:
+            assert incident_id is not None
+            if not is_posted(card_ts):
+                continue  # nobody can react to a card that is not in Slack yet
+            plan = self.plans.get(incident_id)
+            if plan is not None and not plan.done:
+                continue  # being worked
+            story = self.traffic.story_for(scenario_id, invariant_id, test_identity)
+            if story is not None and story.kind == SEV1 and incident_id not in self._sev1_scheduled:
+                self._sev1_scheduled.add(incident_id)
+                self._schedule(self._noticed(now), incident_id, "sev1", self._lead())
+            if not self.responders:
+                continue
+            if plan is None:
+                truth = story.truth if story else suggested
+                plan = Plan(incident_id, story, self._owner(truth))
+                self.plans[incident_id] = plan
+                self._schedule(now + self._first_reaction(), incident_id, "triage", plan.user)
+            else:  # a resolved flake came back: work it again
+                plan.done = False
+                plan.rounds += 1
+                self._schedule(now + self._first_reaction(), incident_id, "triage", plan.user)
+
+    def _noticed(self, now: datetime) -> datetime:
+        """When the passer-by sees the card: within the hour by day, the next morning by night."""
+        if 8 <= now.hour < 19:
+            return now + timedelta(minutes=self.rng.randint(25, 70))
+        morning = now if now.hour < 8 else now + timedelta(days=1)
+        return morning.replace(hour=8, minute=30, second=0, microsecond=0) + timedelta(minutes=self.rng.randint(0, 60))
+
+    def _first_reaction(self) -> timedelta:
+        if self.rng.random() < 0.25:
+            return timedelta(minutes=self.rng.randint(22, 55))  # after the 20-minute rule fired
+        return timedelta(minutes=self.rng.randint(3, 17))
+
+    def _later(self, lo: float, hi: float) -> timedelta:
+        return timedelta(minutes=self.rng.uniform(lo, hi))
+
+    # -- acting -----------------------------------------------------------------------------------
+
+    def act(self, now: datetime) -> int:
+        """Carry out every action due at ``now``; returns how many ran."""
+        ran = 0
+        while self.queue and self.queue[0].at <= now:
+            action = heapq.heappop(self.queue)
+            if not self.open and action.step != "sev1":
+                continue
+            self._run(action, now)
+            ran += 1
+        return ran
+
+    def _incident(self, incident_id: int) -> Incident:
+        with Session(self.engine()) as session:
+            found = session.get(Incident, incident_id)
+            if found is None:
+                raise SimulationError(f"INC-{incident_id} vanished from the database")
+            return found
+
+    def _run(self, action: Action, now: datetime) -> None:
+        incident = self._incident(action.incident_id)
+        key, user = incident.key, action.user
+        if action.step == "sev1":
+            answer = self.command(user, incident.channel, f"severity {key} SEV-1")
+            self._log(now, user, key, "marked it SEV-1 (/triage severity)", answer)
+            return
+        plan = self.plans[action.incident_id]
+        if incident.status != "open":
+            plan.done = True
+            return
+        story = plan.story
+        if action.step == "triage":
+            if incident.assignee is None:
+                answer = self.click(user, incident, card_ids.ACTION_ACK)
+                self._log(now, user, key, "acknowledged it (card button)", answer)
+            truth = story.truth.value if story else (incident.suggested_class or FailureClass.INFRA_CI.value)
+            if incident.failure_class is None:
+                answer = self.click(user, incident, card_ids.ACTION_CLASSIFY, option=truth)
+                self._log(now, user, key, f"classified it {truth} (card menu)", answer)
+            elif incident.failure_class != truth and incident.class_source != "contract":
+                answer = self.command(user, incident.channel, f"classify {key} {truth}")
+                self._log(now, user, key, f"reclassified it {truth}", answer)
+            self._schedule(now + self._later(8, 30), incident.id or 0, MILESTONE_STEPS[0], user)
+        elif action.step in MILESTONE_STEPS:
+            note = {
+                "triage_complete": "reproduces locally with the single-scenario command",
+                "mitigation_active": "fix in review",
+                "fix_merged": "merged to main",
+                "validation_complete": "single scenario and smoke green on the fix",
+            }[action.step]
+            answer = self.command(user, incident.channel, f"status {key} {action.step} {note}")
+            self._log(now, user, key, f"posted milestone {action.step}", answer)
+            if action.step == "fix_merged" and story is not None and not (story.kind == FLAKE and plan.rounds < 2):
+                self.traffic.fix(story.key)  # the fix holds: CI stops failing (a flake's first fix does not)
+            index = MILESTONE_STEPS.index(action.step)
+            gaps = {0: (20, 90), 1: (120, 480), 2: (60, 240), 3: (10, 60)}[index]
+            following = MILESTONE_STEPS[index + 1] if index + 1 < len(MILESTONE_STEPS) else "resolve"
+            self._schedule(now + self._later(*gaps), incident.id or 0, following, user)
+        elif action.step == "resolve":
+            cause = story.root_cause if story else "root cause found and fixed"
+            answer = self.command(user, incident.channel, f"resolve {key} {cause}")
+            self._log(now, user, key, "resolved it with the root cause", answer)
+            if "bead" in answer and "resolved" not in answer:
+                # a flake is resolved only once its bead exists (bd may be down): ask, try later
+                if incident.bead_state in ("none", "failed"):
+                    self._log(now, user, key, "asked for the bead", self.command(user, incident.channel, f"bead {key}"))
+                self._schedule(now + timedelta(minutes=30), incident.id or 0, "resolve", user)
+            else:
+                plan.done = True
+
+    def _log(self, now: datetime, user: str, key: str, what: str, answer: str) -> None:
+        self.done.append(Done(now, user, key, what, answer))
+
+    # -- through Slack ----------------------------------------------------------------------------
+
+    def command(self, user: str, channel: str, text: str) -> str:
+        """``/triage …`` as the user; returns what the bot answered (it always answers)."""
+        mark = self._calls()
+        response = self.emulator.slash_command(user, channel, text)
+        if response.status != 200:
+            raise SimulationError(f"/triage {text} by {user}: HTTP {response.status} {response.body[:200]!r}")
+        return self._wait(lambda: self._answer_since(mark), f"an answer to /triage {text}")
+
+    def click(self, user: str, incident: Incident, action_id: str, *, option: str | None = None) -> str:
+        """A click on the card (button, or a select's option); waits until the bot has acted."""
+        assert incident.card_ts is not None
+        mark, rows = self._calls(), self._timeline_rows(user)
+        try:
+            if option is None:
+                response = self.emulator.click_button(user, incident.channel, incident.card_ts, action_id)
+            else:
+                response = self.emulator.select_option(user, incident.channel, incident.card_ts, action_id, option)
+        except LookupError:  # the card no longer offers it (changed meanwhile): use the command
+            verb = "ack" if option is None else "classify"
+            return self.command(user, incident.channel, f"{verb} {incident.key} {option or ''}".strip())
+        if response.status != 200:
+            raise SimulationError(f"click {action_id} by {user}: HTTP {response.status}")
+
+        def handled() -> str | None:
+            if self._timeline_rows(user) > rows:
+                return "done"
+            return self._answer_since(mark)
+
+        return self._wait(handled, f"the bot to handle {action_id}")
+
+    def _calls(self) -> int:
+        with self.emulator.workspace.lock:
+            return len(self.emulator.workspace.calls)
+
+    def _answer_since(self, mark: int) -> str | None:
+        with self.emulator.workspace.lock:
+            for call in self.emulator.workspace.calls[mark:]:
+                if call.method == "response_url":
+                    return str(call.body.get("text", ""))
+        return None
+
+    def _timeline_rows(self, user: str) -> int:
+        with Session(self.engine()) as session:
+            return int(session.exec(select(func.count(col(TimelineEvent.id))).where(TimelineEvent.actor == user)).one())
+
+    @staticmethod
+    def _wait(condition: Callable[[], str | None], what: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = condition()
+            if value is not None:
+                return value
+            if time.monotonic() > deadline:
+                raise SimulationError(f"timed out waiting for {what}")
+            time.sleep(0.002)

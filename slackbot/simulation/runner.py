@@ -1,0 +1,669 @@
+"""The founder-absence simulation's event loop: the real bot, driven through days in virtual time.
+
+One ``FakeClock`` is the time of everything: the bot's services, the outbox worker's pacing and
+backoff, the timer service, the Slack emulator (so its per-channel rate limit counts virtual
+seconds), the fake PagerDuty and the traffic. The loop jumps from one interesting moment to the
+next (a CI run, a due timer, an outbox row's next attempt or lease expiry, a responder's action, a
+fault boundary; at most ``MAX_STEP`` apart) and at each moment does what a running bot would:
+
+1. start or end the faults due now;
+2. CI sends the runs that finished, signed, to the bot's real ``/ingest/report`` route over HTTP;
+3. people act (slash commands and card clicks through the emulator into the real Bolt app);
+4. the bot fires its due timers (``TimerService.fire_due``) and delivers its outbox
+   (``OutboxWorker.step``) until nothing more is due at this instant.
+
+The app's background loops (the lifespan's outbox loop and timer scheduler) are not started: they
+wake on wall-clock intervals, which would make *when* an effect happens depend on the machine's
+speed. Driving ``fire_due`` and ``step`` here runs the same code at exact virtual instants, so a
+seed always produces the same story, and 14 days take seconds.
+
+A crash abandons the whole process mid-delivery: its event loop is closed with tasks in flight,
+its HTTP server stopped, its engine disposed. A fresh process (new Core, new worker id) starts on
+the same database, Slack emulator, bd workspace and PagerDuty, and takes the work over once the
+dead process's leases expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from slackbot.app import Workers, build_asgi, build_workers, open_pooled_session
+from slackbot.beads import BdTracker, BeadRequest
+from slackbot.beads.tracker import Bead
+from slackbot.clock import FakeClock, as_utc
+from slackbot.config import load_runbook
+from slackbot.core import Core, build_core
+from slackbot.db.engine import make_engine
+from slackbot.db.models import OutboxItem, Timer
+from slackbot.demo import seed_workspace
+from slackbot.emulator import SlackEmulator
+from slackbot.outbox.worker import OutboxWorker
+from slackbot.services.timers import TimerService
+from slackbot.serving import serve
+from slackbot.settings import DEFAULT_RUNBOOKS, Settings
+from slackbot.signing import sign
+from slackbot.simulation.faults import FaultPlan, ProcessCrash
+from slackbot.simulation.github import FakeGitHubIssues, running_github_issues
+from slackbot.simulation.invariants import Check, Facts, check_all
+from slackbot.simulation.pagerduty import FakePagerDuty, running_pagerduty
+from slackbot.simulation.report import numbers
+from slackbot.simulation.responders import People, SimulationError
+from slackbot.simulation.traffic import CiRun, Traffic
+
+log = logging.getLogger(__name__)
+
+START = datetime(2026, 11, 23, tzinfo=UTC)  # a Monday
+MAX_STEP = timedelta(minutes=15)  # people look at Slack at least this often
+SETTLE_GRACE = timedelta(minutes=30)  # after the last day: let the 20-minute rule fire on late failures
+DRAIN_LIMIT = timedelta(hours=26)  # the longest retry budget (beads, 24 h) plus slack
+PACE = timedelta(seconds=1)  # a blocked lane refills one post per second
+
+
+@dataclass
+class SimulationConfig:
+    days: int = 14
+    seed: int = 7
+    runbooks_dir: Path = DEFAULT_RUNBOOKS
+    responders: bool = False
+    database_url: str | None = None  # default: SQLite in the work directory
+    workdir: Path | None = None  # default: a temporary directory, removed afterwards
+    faults: bool = True
+    start: datetime = START
+    inject_bug: str | None = None  # "duplicate-card": prove the invariants catch a broken bot
+
+
+@dataclass
+class Outcome:
+    """One delivery outcome the worker reported (retries and dead letters), in virtual time."""
+
+    at: datetime
+    kind: str
+    outbox_id: int
+    outcome: str
+    error: str | None
+
+
+@dataclass
+class Restart:
+    at: datetime
+    reason: str
+    process: int
+    in_flight: list[str] = field(default_factory=list)  # deliveries the dead process left half-done
+
+
+@dataclass
+class SimulationRun:
+    """Everything the invariants and the report need once the bot has stopped."""
+
+    config: SimulationConfig
+    runbook_dir: Path
+    database_url: str
+    traffic: Traffic
+    faults: FaultPlan
+    people: People
+    snapshot: Snapshot
+    outcomes: list[Outcome]
+    restarts: list[Restart]
+    started: datetime
+    ended: datetime
+    drained_at: datetime
+    wall_seconds: float
+    ingest_answers: list[dict[str, Any]] = field(default_factory=list)
+    sabotage: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SnapMessage:
+    channel: str
+    ts: str
+    text: str
+    thread_ts: str | None
+    metadata: dict[str, Any] | None
+    header: str
+    user: str
+    edited: int
+    at: float  # the virtual time the message was posted (its ts)
+
+
+@dataclass
+class Snapshot:
+    """What the outside world saw, captured at the end: Slack, PagerDuty, bd, GitHub."""
+
+    messages: list[SnapMessage]
+    calls: dict[str, dict[int, int]]  # method -> HTTP status -> count
+    pagerduty: list[dict[str, Any]]  # events with "_received_at"
+    pagerduty_refused: int
+    beads: list[dict[str, Any]]
+    github_issues: list[dict[str, Any]]
+
+    def top_level(self, channel: str | None = None) -> list[SnapMessage]:
+        return [m for m in self.messages if m.thread_ts in (None, m.ts) and channel in (None, m.channel)]
+
+    def replies(self) -> list[SnapMessage]:
+        return [m for m in self.messages if m.thread_ts not in (None, m.ts)]
+
+
+# -- the bot's Slack client and bd, with the crash points ------------------------------------------
+
+
+class _SimSlackClient(AsyncWebClient):
+    """The real async Web API client; the fault plan may kill the process around a call. Only
+    calls from the simulation's driver thread crash (the Bolt app's own calls run elsewhere)."""
+
+    def __init__(self, *, faults: FaultPlan, clock: FakeClock, driver: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._faults = faults
+        self._clock = clock
+        self._driver = driver
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
+        on_driver = threading.get_ident() == self._driver
+        if on_driver:
+            self._faults.before_slack_call(api_method, kwargs, self._clock.now)
+        response = await super().api_call(api_method, **kwargs)
+        if on_driver:
+            self._faults.after_slack_call(api_method, kwargs, self._clock.now)
+        return response
+
+
+class _SimBd(BdTracker):
+    def __init__(self, *args: Any, faults: FaultPlan, clock: FakeClock, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._faults = faults
+        self._clock = clock
+
+    async def create(self, req: BeadRequest) -> Bead:
+        bead = await super().create(req)
+        self._faults.after_bead(req.title, self._clock.now)
+        return bead
+
+
+def _without_lifespan(app: Any) -> Any:
+    """The ASGI app with its lifespan answered but not run: no background outbox loop or timer
+    scheduler on wall-clock cadence (the simulation drives both in virtual time)."""
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        else:
+            await app(scope, receive, send)
+
+    return asgi
+
+
+class BotProcess:
+    """One incarnation of the bot: what a crash throws away and a restart builds again."""
+
+    def __init__(self, world: World, number: int) -> None:
+        self.number = number
+        self.worker_id = f"bot-{number}"
+        settings = world.settings
+
+        def client() -> _SimSlackClient:
+            return _SimSlackClient(
+                faults=world.faults,
+                clock=world.clock,
+                driver=world.driver_thread,
+                token=world.emulator.bot_token,
+                base_url=world.emulator.base_url,
+                timeout=15,
+            )
+
+        # Two clients of the same kind: the Bolt app's runs on the HTTP server's event loop, the
+        # outbox's on this process's driver loop with one kept-alive session (as the lifespan
+        # gives the real app); an aiohttp session cannot be shared across event loops.
+        bolt_client, outbox_client = client(), client()
+        self.core: Core = build_core(settings, clock=world.clock, slack=bolt_client)
+        self.core.slack = outbox_client  # what build_workers hands the deliveries
+        self.workers: Workers = build_workers(self.core, worker_id=self.worker_id)
+        self.core.slack = bolt_client
+        outbox: OutboxWorker = self.workers.outbox
+        outbox.jitter = world.rng.random
+        previous = outbox.on_result
+
+        def on_result(item: OutboxItem, outcome: str, error: str | None) -> None:
+            world.outcomes.append(Outcome(world.clock.now(), item.kind, item.id or 0, outcome, error))
+            if previous is not None:
+                previous(item, outcome, error)
+
+        outbox.on_result = on_result
+        self.workers.trackers._bd = _SimBd(  # the pool's bd, with the "crash after filing" point
+            settings.bd_bin, settings.beads_dir, faults=world.faults, clock=world.clock
+        )
+        self.timers = TimerService(self.core.runbook, world.clock)
+        self.loop = asyncio.Runner()
+        self._session = self.loop.run(open_pooled_session(outbox_client))
+        self._stack = ExitStack()
+        self.url = self._stack.enter_context(serve(_without_lifespan(build_asgi(self.core, workers=self.workers))))
+        world.emulator.bot_url = self.url + "/slack/events"
+
+    @property
+    def engine(self) -> Engine:
+        return self.core.engine
+
+    def settle(self, now: datetime) -> tuple[int, Due]:
+        """Fire the due timers, then deliver due effects until nothing more can go at this
+        instant (a row may wait for its lane's pace). Returns the work done and what is due next.
+        Firing never makes another timer due at the same instant (every policy duration is
+        positive), so one round of firing is enough."""
+        due = Due.of(self.engine)
+        work = 0
+        if due.timer is not None and due.timer <= now:
+            work += self.timers.fire_due(self.engine, self.worker_id).fired
+            due = Due.of(self.engine)
+        while due.deliverable(now):
+            delivered = self.loop.run(self.workers.outbox.step())
+            work += delivered
+            due = Due.of(self.engine)
+            if not delivered:
+                break  # due, but its lane is paced or paused: a moment later
+        return work, due
+
+    def stop(self) -> None:
+        """Stop, graceful or not: tasks in flight are cancelled where they stand (a crash), the
+        HTTP server goes away and the database connections close. Work a thread had already
+        handed to the database completes, as it would have before a real process died."""
+        try:
+            for task in asyncio.all_tasks(self.loop.get_loop()):
+                task.cancel()
+            if self._session is not None:
+                self.loop.run(self._session.close())
+            self.loop.close()
+        finally:
+            self._stack.close()
+            self.core.engine.dispose()
+
+
+class World:
+    """Everything outside the bot that outlives its crashes."""
+
+    def __init__(self, config: SimulationConfig, stack: ExitStack, workdir: Path, faults: FaultPlan) -> None:
+        self.config = config
+        self.faults = faults
+        self.workdir = workdir
+        self.clock = FakeClock(config.start)
+        self.rng = random.Random(f"world:{config.seed}")
+        self.driver_thread = threading.get_ident()
+        self.outcomes: list[Outcome] = []
+        self.emulator = SlackEmulator(clock=lambda: self.clock.now().timestamp())
+        stack.enter_context(self.emulator)
+        self.pagerduty: FakePagerDuty = stack.enter_context(running_pagerduty(clock=self.clock.now))
+        self.github: FakeGitHubIssues = stack.enter_context(running_github_issues())
+        self.beads_dir, self.bd_link = _init_beads(workdir)
+        self.database_url = config.database_url or f"sqlite:///{workdir / 'simulation.db'}"
+        self.ingest_secret = secrets.token_hex(16)
+        self.http = stack.enter_context(httpx.Client(timeout=30))  # CI's client
+        self.settings = Settings(
+            SLACK_BOT_TOKEN=self.emulator.bot_token,
+            SLACK_SIGNING_SECRET=self.emulator.signing_secret,
+            SLACK_API_URL=self.emulator.base_url,
+            TRIAGE_DATABASE_URL=self.database_url,
+            TRIAGE_RUNBOOKS_DIR=config.runbooks_dir,
+            TRIAGE_INGEST_SECRET=self.ingest_secret,
+            PAGERDUTY_EVENTS_URL=self.pagerduty.url,
+            TRIAGE_BD_BIN=str(self.bd_link),
+            BEADS_DIR=self.beads_dir,
+            GITHUB_API_URL=self.github.url,
+            GITHUB_TOKEN="simulated-github-token",
+            # the production pacing and lease, whatever this shell's environment says
+            TRIAGE_LANE_RATE=1.0,
+            TRIAGE_OUTBOX_LEASE_SECONDS=60,
+        )
+
+    # -- FaultTargets -----------------------------------------------------------------------------
+
+    def slack_fail_next(self, method: str, *, status: int, count: int, retry_after: int) -> None:
+        self.emulator.fail_next(method, status=status, count=count, retry_after=retry_after)
+
+    def set_bd_available(self, available: bool) -> None:
+        """bd "unavailable" = its executable is gone: the tracker's retryable failure, as when a
+        package upgrade or an unmounted volume takes bd away for hours."""
+        parked = self.bd_link.with_name("bd.unavailable")
+        if available and parked.exists():
+            parked.rename(self.bd_link)
+        elif not available and self.bd_link.exists():
+            self.bd_link.rename(parked)
+
+    def set_pagerduty_down(self, down: bool) -> None:
+        with self.pagerduty.lock:
+            self.pagerduty.down = down
+
+
+def _fake_bd_executable() -> str:
+    beside = Path(sys.executable).parent / "triagebot-fake-bd"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("triagebot-fake-bd")
+    if found:
+        return found
+    raise SimulationError("the bd double (console script triagebot-fake-bd) is not installed: pip install -e .")
+
+
+def _init_beads(workdir: Path) -> tuple[Path, Path]:
+    """A real beads workspace driven by the bd double, reached through ``bin/bd`` (a link the
+    bd outage takes away)."""
+    beads_dir = workdir / ".beads"
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    link = bin_dir / "bd"
+    if not link.exists():
+        link.symlink_to(_fake_bd_executable())
+    env = {**os.environ, "BEADS_DIR": str(beads_dir)}
+    subprocess.run(
+        [str(link), "init", "--prefix", "sim", "--quiet", "--non-interactive", "--skip-hooks", "--skip-agents"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    return beads_dir, link
+
+
+# -- the loop ---------------------------------------------------------------------------------------
+
+
+class Simulation:
+    def __init__(self, config: SimulationConfig) -> None:
+        self.config = config
+
+    def run(self, stack: ExitStack, workdir: Path) -> SimulationRun:
+        """Run the whole period and the drain; the outside world is torn down by ``stack``."""
+        began = time.monotonic()
+        config = self.config
+        runbook = load_runbook(config.runbooks_dir)  # an invalid runbook stops here, with file:line
+        traffic = Traffic(runbook, days=config.days, seed=config.seed, start=config.start)
+        faults = FaultPlan(traffic, seed=config.seed, enabled=config.faults)
+        world = World(config, stack, workdir, faults)
+        seed_workspace(world.emulator, runbook)
+        process = BotProcess(world, 1)
+        engine_holder: list[Engine] = [process.engine]
+        people = People(
+            runbook,
+            traffic,
+            world.emulator,
+            seed=config.seed,
+            responders=config.responders,
+            engine=lambda: engine_holder[0],
+        )
+        restarts: list[Restart] = []
+        answers: list[dict[str, Any]] = []
+        sabotage: list[str] = []
+        end = config.start + timedelta(days=config.days)
+        now = config.start
+        healed = False
+        try:
+            while True:
+                if now >= end and not healed:
+                    faults.heal(world)
+                    people.open = False
+                    healed = True
+                for fault in faults.apply(now, world):
+                    log.info("%s fault %s: %s", now, fault.kind, fault.description)
+                if now < end:
+                    for run in traffic.due(now):
+                        answers.extend(self._ingest(world, process, run))
+                people.act(now)
+                try:
+                    worked, due = process.settle(now)
+                except ProcessCrash as crash:
+                    log.info("%s crash: %s", now, crash)
+                    dead = process.worker_id
+                    process.stop()
+                    process = BotProcess(world, process.number + 1)
+                    engine_holder[0] = process.engine
+                    restarts.append(Restart(now, str(crash), process.number, _in_flight(process.engine, dead)))
+                    worked, due = 1, Due.of(process.engine)
+                if config.inject_bug and not sabotage:
+                    sabotage.extend(_sabotage(config.inject_bug, process.engine, world.emulator))
+                if worked:  # only deliveries change what people can see
+                    people.observe(now)
+                idle = due.attempt is None and due.lease is None  # no outbox row pending or in flight
+                if now >= end + SETTLE_GRACE and (idle or now >= end + DRAIN_LIMIT):
+                    break
+                now = self._next_moment(now, due, traffic, faults, people, end)
+                world.clock.set(now)
+            snapshot = capture(world)
+        finally:
+            process.stop()
+        return SimulationRun(
+            config=config,
+            runbook_dir=config.runbooks_dir,
+            database_url=world.database_url,
+            traffic=traffic,
+            faults=faults,
+            people=people,
+            snapshot=snapshot,
+            outcomes=world.outcomes,
+            restarts=restarts,
+            started=config.start,
+            ended=end,
+            drained_at=now,
+            wall_seconds=time.monotonic() - began,
+            ingest_answers=answers,
+            sabotage=sabotage,
+        )
+
+    @staticmethod
+    def _ingest(world: World, process: BotProcess, run: CiRun) -> list[dict[str, Any]]:
+        """CI's side: the signed report to the real ingest route (``triagebot send``'s request, over
+        one kept-alive client); sometimes CI uploads the same report twice."""
+        body = json.dumps(run.report).encode()
+        headers = {"X-Triage-Signature": sign(body, world.ingest_secret), "Content-Type": "application/json"}
+        answers = []
+        for _ in range(2 if run.resent else 1):
+            response = world.http.post(process.url + "/ingest/report", content=body, headers=headers)
+            if response.status_code != 202:
+                raise SimulationError(f"ingest of run {run.run_id} answered {response.status_code}: {response.text}")
+            answers.append(response.json())
+        return answers
+
+    @staticmethod
+    def _next_moment(
+        now: datetime, due: Due, traffic: Traffic, faults: FaultPlan, people: People, end: datetime
+    ) -> datetime:
+        candidates = [now + MAX_STEP]
+        if now < end:
+            candidates.append(end)
+            if (at := traffic.next_at()) is not None:
+                candidates.append(at)
+        for at in (faults.next_at(), people.next_at()):
+            if at is not None:
+                candidates.append(at)
+        timer, attempt, lease = due.timer, due.attempt, due.lease
+        if timer is not None:
+            candidates.append(timer)
+        if attempt is not None:
+            # due now but not claimed: its lane is paced (or paused by a 429) - look again shortly
+            candidates.append(attempt if attempt > now else now + PACE)
+        if lease is not None:
+            candidates.append(lease + timedelta(milliseconds=1))
+        return max(min(candidates), now + timedelta(milliseconds=1))
+
+
+_DUE = select(
+    select(func.min(col(Timer.due_at))).where(col(Timer.state) == "pending").scalar_subquery(),
+    select(func.min(col(OutboxItem.next_attempt_at))).where(col(OutboxItem.state) == "pending").scalar_subquery(),
+    select(func.min(col(OutboxItem.lease_until))).where(col(OutboxItem.state) == "sending").scalar_subquery(),
+)
+
+
+@dataclass(frozen=True)
+class Due:
+    """What the bot's database says is due next: a timer, an outbox attempt, a lease expiry."""
+
+    timer: datetime | None
+    attempt: datetime | None
+    lease: datetime | None
+
+    @classmethod
+    def of(cls, engine: Engine) -> Due:
+        # asked once or twice per simulated moment: a prebuilt statement on a plain connection
+        with engine.connect() as connection:
+            timer, attempt, lease = connection.execute(_DUE).one()
+        return cls(
+            as_utc(timer) if timer else None,
+            as_utc(attempt) if attempt else None,
+            as_utc(lease) if lease else None,
+        )
+
+    def deliverable(self, now: datetime) -> bool:
+        return (self.attempt is not None and self.attempt <= now) or (self.lease is not None and self.lease < now)
+
+
+def _in_flight(engine: Engine, worker: str) -> list[str]:
+    with Session(engine) as session:
+        rows = session.exec(
+            select(OutboxItem).where(OutboxItem.state == "sending", OutboxItem.claimed_by == worker)
+        ).all()
+    return [f"{r.kind} (outbox {r.id})" for r in rows]
+
+
+def _sabotage(kind: str, engine: Engine, emulator: SlackEmulator) -> list[str]:
+    """A deliberately broken bot, to show the invariants catch it: a second copy of a card is
+    posted straight to Slack (as a replica without the post-once claim would)."""
+    if kind != "duplicate-card":
+        raise SimulationError(f"unknown --inject-bug {kind!r}")
+    from slackbot.db.models import Incident
+    from slackbot.outbox.slack_deliveries import CARD_EVENT, is_posted
+
+    with Session(engine) as session:
+        incident = session.exec(select(Incident).order_by(col(Incident.id))).first()
+    if incident is None or not is_posted(incident.card_ts):
+        return []
+    with emulator.workspace.lock:
+        channel = emulator.workspace.channels[incident.channel]
+        original = channel.find(str(incident.card_ts))
+        assert original is not None
+        copy = emulator.workspace.post(
+            channel,
+            user=original.user,
+            text=original.text,
+            blocks=original.blocks,
+            metadata={"event_type": CARD_EVENT, "event_payload": {"incident": incident.id}},
+            bot_id=original.bot_id,
+        )
+    return [f"posted a second card for {incident.key} at ts {copy.ts} (injected bug)"]
+
+
+def capture(world: World) -> Snapshot:
+    ws = world.emulator.workspace
+    messages: list[SnapMessage] = []
+    calls: dict[str, dict[int, int]] = {}
+    with ws.lock:
+        for channel in ws.channels.values():
+            for message in channel.all_messages():
+                header = ""
+                if message.blocks and message.blocks[0].get("type") == "header":
+                    header = str(message.blocks[0].get("text", {}).get("text", ""))
+                messages.append(
+                    SnapMessage(
+                        channel=channel.id,
+                        ts=message.ts,
+                        text=message.text,
+                        thread_ts=message.thread_ts,
+                        metadata=message.metadata,
+                        header=header,
+                        user=message.user,
+                        edited=message.edited,
+                        at=float(message.ts),
+                    )
+                )
+        for call in ws.calls:
+            by_status = calls.setdefault(call.method, {})
+            by_status[call.status] = by_status.get(call.status, 0) + 1
+    with world.pagerduty.lock:
+        events = [
+            {**event, "_received_at": at.isoformat() if at else None}
+            for event, at in zip(world.pagerduty.events, world.pagerduty.received_at, strict=True)
+        ]
+        refused = world.pagerduty.refused
+    world.set_bd_available(True)
+    listing = subprocess.run(
+        [str(world.bd_link), "list", "--json", "--all", "-n", "0"],
+        env={**os.environ, "BEADS_DIR": str(world.beads_dir)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    from slackbot.beads.bd import parse_bd_json
+
+    beads = parse_bd_json(listing.stdout) or []
+    return Snapshot(
+        messages=messages,
+        calls=calls,
+        pagerduty=events,
+        pagerduty_refused=refused,
+        beads=list(beads),
+        github_issues=world.github.all_issues(),
+    )
+
+
+@contextmanager
+def quiet_logs() -> Iterator[None]:
+    """The bot logs every retry; in a simulation full of injected faults that is noise."""
+    names = ("slackbot", "slack_bolt", "slack_sdk", "uvicorn", "httpx", "apscheduler")
+    previous = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for name, level in previous.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@dataclass
+class SimulationResult:
+    run: SimulationRun
+    checks: list[Check]
+    figures: dict[str, Any]  # every number the report shows
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+
+def simulate(config: SimulationConfig) -> SimulationResult:
+    """Run the simulation, then check the invariants and count, while its database still exists
+    (a temporary work directory is removed on return)."""
+    with quiet_logs(), ExitStack() as stack:
+        workdir = config.workdir
+        if workdir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="triagebot-sim-")))
+        workdir.mkdir(parents=True, exist_ok=True)
+        run = Simulation(config).run(stack, workdir)
+        engine = make_engine(run.database_url)
+        try:
+            facts = Facts.load(engine, load_runbook(run.runbook_dir))
+        finally:
+            engine.dispose()
+        return SimulationResult(run, check_all(run, facts), numbers(run, facts))

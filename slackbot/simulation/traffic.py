@@ -1,0 +1,513 @@
+"""Seeded CI traffic for the founder-absence simulation, shaped by the runbook's own taxonomy.
+
+Every day has one nightly full run (a few failures among many passing results) and several smoke
+runs (mostly green). On top of that noise, a handful of *stories* play out, each the kind of
+failure seed 001 names:
+
+* a **flake** (an ``ADV``-style concurrency scenario) that fails every few nights;
+* a **deterministic regression** that starts on one day and fails every run until it is fixed
+  (responders fix it; without them it fails to the end);
+* **schema drift** after a migration day: failures whose test files lie under the
+  ``data_schema_drift`` scope globs of routing.yml;
+* **contract violations**: results without ``invariantId`` (or without both ids);
+* a **multi-prefix run**: a shared service breaks scenarios of several prefixes at once;
+* a **SEV-1**: a tenant-isolation leak (a ``TENANT`` invariant when the taxonomy has one);
+* **one-off** infrastructure blips that never come back.
+
+Ids, prefixes and test paths come from the runbooks being simulated (``--runbooks DIR``), so the
+same generator exercises someone else's taxonomy and routing. Run contents are built lazily when a
+run is due, so a fix a responder merged in the meantime is reflected; the schedule itself and every
+random choice come from the seed, so a seed always tells the same story.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from slackbot.config.models import FailureClass, Runbook, TaxonomyEntry, glob_match
+
+REPOSITORY = "acme/dispatch"
+
+# story kinds, in the order the report lists them
+FLAKE = "flake"
+REGRESSION = "regression"
+SCHEMA_DRIFT = "schema_drift"
+CONTRACT = "contract_violation"
+MULTI_PREFIX = "multi_prefix"
+SEV1 = "sev1"
+ONE_OFF = "one_off"
+KINDS = (FLAKE, REGRESSION, SCHEMA_DRIFT, CONTRACT, MULTI_PREFIX, SEV1, ONE_OFF)
+
+KIND_LABELS = {
+    FLAKE: "recurring flake",
+    REGRESSION: "deterministic regression",
+    SCHEMA_DRIFT: "schema drift after a migration",
+    CONTRACT: "contract violation (missing ids)",
+    MULTI_PREFIX: "multi-prefix run (shared service)",
+    SEV1: "SEV-1 tenant leak",
+    ONE_OFF: "one-off infrastructure blip",
+}
+
+
+@dataclass
+class Story:
+    """One failure episode: the results it contributes and when it stops."""
+
+    key: str
+    kind: str
+    truth: FailureClass  # the class a responder who read the evidence would choose
+    results: list[dict[str, Any]]
+    root_cause: str
+    fixed: bool = False
+    # the days (0-based) and suites it fails in; smoke_chance: probability per smoke run
+    days: set[int] = field(default_factory=set)
+    nightly: bool = True
+    smoke_chance: float = 0.0
+    persistent_from: int | None = None  # fails every run from this day until fixed
+    only_runs: set[str] = field(default_factory=set)  # one-offs: exactly these run ids
+
+    def active(self, day: int, suite: str, run_id: str, rng: random.Random) -> bool:
+        if self.fixed:
+            return False
+        if self.only_runs:
+            return run_id in self.only_runs
+        if self.persistent_from is not None:
+            return day >= self.persistent_from and (suite == "nightly" or rng.random() < max(self.smoke_chance, 0.0))
+        if day not in self.days:
+            return False
+        return self.nightly if suite == "nightly" else rng.random() < self.smoke_chance
+
+
+@dataclass(frozen=True)
+class SentFailure:
+    story: str
+    kind: str
+    scenario_id: str | None
+    invariant_id: str | None
+    test_identity: str
+
+
+@dataclass
+class CiRun:
+    at: datetime
+    day: int
+    suite: str
+    run_id: str
+    passed: int
+    failures: list[SentFailure] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+    resent: bool = False  # CI uploaded the same report twice (must change nothing)
+
+    @property
+    def prefixes(self) -> set[str]:
+        return {f.scenario_id.split("-", 1)[0] for f in self.failures if f.scenario_id and "-" in f.scenario_id}
+
+
+def concrete_path(runbook: Runbook, failure_class: FailureClass, name: str) -> str:
+    """A test file the routing table assigns to ``failure_class`` (its scope globs), so the bot's
+    owner suggestion is exercised; a plain integration test path when no glob yields one."""
+    for pattern in runbook.routing.route(failure_class).scope:
+        if "**" in pattern:
+            candidate = pattern.split("**", 1)[0].rstrip("/") + "/" + name
+        else:
+            candidate = pattern.replace("*", name.rsplit(".", 1)[0])
+        owner = runbook.routing.owner_for_path(candidate)
+        if glob_match(pattern, candidate) and owner is not None and owner[0] is failure_class:
+            return candidate
+    return f"tests/integration/{name}"
+
+
+def _pick(entries: list[TaxonomyEntry], rng: random.Random, *, likely: FailureClass | None = None) -> TaxonomyEntry:
+    preferred = [e for e in entries if likely is not None and e.likely_class is likely]
+    return rng.choice(preferred or entries)
+
+
+def _invariant(runbook: Runbook, rng: random.Random, prefix: str | None = None) -> TaxonomyEntry:
+    entries = runbook.taxonomy.invariants
+    wanted = [e for e in entries if e.prefix == prefix]
+    return wanted[0] if wanted else rng.choice(entries)
+
+
+def _result(
+    scenario: str | None,
+    invariant: str | None,
+    message: str,
+    test_file: str,
+    test_name: str,
+    *,
+    org: str = "org-a",
+    status: str = "failed",
+    entities: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "scenarioId": scenario,
+        "invariantId": invariant,
+        "status": status,
+        "message": message,
+        "testFile": test_file,
+        "testName": test_name,
+        "organizationUnderTest": org,
+        "keyEntityIds": entities or {"orgId": org},
+        "evidence": [{"kind": "db_snapshot", "path": f"evidence/{scenario or 'harness'}/rows.json"}],
+    }
+
+
+class Traffic:
+    """The CI side of the simulation: which runs happen when, and what each one reports."""
+
+    def __init__(self, runbook: Runbook, *, days: int, seed: int, start: datetime) -> None:
+        self.runbook = runbook
+        self.days = days
+        self.start = start
+        self.seed = seed
+        self.rng = random.Random(f"traffic:{seed}")
+        self.stories: list[Story] = []
+        self.schedule: list[CiRun] = []
+        self.sent: list[CiRun] = []
+        self.milestones: dict[str, int] = {}  # story kind -> the day it starts (for the report)
+        self._build_schedule()
+        self._build_stories()
+
+    # -- schedule ---------------------------------------------------------------------------------
+
+    def _build_schedule(self) -> None:
+        rng = self.rng
+        run_number = 41000
+        for day in range(self.days):
+            midnight = self.start + timedelta(days=day)
+            nightly = midnight + timedelta(hours=2, minutes=rng.randint(5, 50))
+            slots = [(nightly, "nightly", 46)]
+            for hour in (8.5, 11.75, 14.5, 17.25)[: rng.choice((3, 4, 4))]:
+                jitter = rng.randint(-20, 20)
+                slots.append((midnight + timedelta(hours=hour, minutes=jitter), "smoke", 12))
+            for at, suite, total in sorted(slots, key=lambda s: s[0]):
+                run_number += rng.randint(1, 9)
+                self.schedule.append(CiRun(at=at, day=day, suite=suite, run_id=str(run_number), passed=total))
+        # CI sometimes uploads the same report twice (a retried upload step): two random runs
+        for run in rng.sample(self.schedule, k=min(2, len(self.schedule))):
+            run.resent = True
+
+    def _day(self, lo: float, hi: float) -> int:
+        """A day between the fractions lo..hi of the simulated period (at least day 0)."""
+        low = int(lo * self.days)
+        return min(max(self.days - 1, 0), self.rng.randint(low, max(low, int(hi * self.days))))
+
+    # -- stories ----------------------------------------------------------------------------------
+
+    def _build_stories(self) -> None:
+        rb, rng = self.runbook, self.rng
+        scenarios = rb.taxonomy.scenarios
+
+        # a flake that recurs every few nights (and now and then in smoke)
+        flaky = _pick(scenarios, rng, likely=FailureClass.FLAKE_CONCURRENCY)
+        idemp = _invariant(rb, rng, "IDEMP")
+        first = rng.randint(0, 1)
+        period = rng.choice((2, 3, 3, 4))
+        self._add(
+            Story(
+                key=f"{FLAKE}:{flaky.prefix}",
+                kind=FLAKE,
+                truth=FailureClass.FLAKE_CONCURRENCY,
+                results=[
+                    _result(
+                        f"{flaky.prefix}-007",
+                        f"{idemp.prefix}-002",
+                        "expected 1 notification row for bid window bw-88, found 2 (concurrent accept)",
+                        concrete_path(rb, FailureClass.FLAKE_CONCURRENCY, "double-accept.test.ts"),
+                        f"{flaky.prefix}-007 concurrent accepts create one assignment",
+                        entities={"orgId": "org-a", "bidWindowId": "bw-88"},
+                    )
+                ],
+                root_cause="two concurrent accepts raced past the uniqueness check; added a unique "
+                "constraint and an idempotency key on accept",
+                days=set(range(first, self.days, period)),
+                smoke_chance=0.08,
+            )
+        )
+
+        # a deterministic regression from day N on
+        algo = _pick(scenarios, rng, likely=FailureClass.ALGORITHM_REGRESSION)
+        assign = _invariant(rb, rng, "ASSIGN")
+        start = self._day(0.15, 0.3)
+        self._add(
+            Story(
+                key=f"{REGRESSION}:{algo.prefix}",
+                kind=REGRESSION,
+                truth=FailureClass.ALGORITHM_REGRESSION,
+                results=[
+                    _result(
+                        f"{algo.prefix}-014",
+                        f"{assign.prefix}-002",
+                        "driver drv-12 assigned two overlapping shifts in week 48 (cap 1)",
+                        "tests/integration/scheduling.test.ts",
+                        f"{algo.prefix}-014 weekly cap holds across the DST boundary",
+                        entities={"orgId": "org-a", "driverId": "drv-12"},
+                    )
+                ],
+                root_cause="the weekly cap counted shifts in local time and missed the 25-hour DST day; "
+                "reverted the cap refactor",
+                persistent_from=start,
+                smoke_chance=0.7,
+            )
+        )
+
+        # schema drift after a migration day: test files under the data_schema_drift scope
+        migration = self._day(0.35, 0.5)
+        state = _invariant(rb, rng, "STATE")
+        drift_a, drift_b = rng.sample(scenarios, k=2) if len(scenarios) > 1 else (scenarios[0], scenarios[0])
+        self._add(
+            Story(
+                key=f"{SCHEMA_DRIFT}:{drift_a.prefix}",
+                kind=SCHEMA_DRIFT,
+                truth=FailureClass.DATA_SCHEMA_DRIFT,
+                results=[
+                    _result(
+                        f"{drift_a.prefix}-031",
+                        f"{state.prefix}-004",
+                        'column "cap_minutes" of relation "shifts" does not exist',
+                        concrete_path(rb, FailureClass.DATA_SCHEMA_DRIFT, "0042_add_shift_caps.sql"),
+                        f"{drift_a.prefix}-031 seed loads after migration 0042",
+                    ),
+                    _result(
+                        f"{drift_b.prefix}-032",
+                        f"{state.prefix}-005",
+                        'null value in column "cap_minutes" violates not-null constraint',
+                        concrete_path(rb, FailureClass.DATA_SCHEMA_DRIFT, "0042_seed_caps.sql"),
+                        f"{drift_b.prefix}-032 fixtures match the schema after migration 0042",
+                    ),
+                ],
+                root_cause="migration 0042 added shifts.cap_minutes NOT NULL but the seed still inserts "
+                "without it; fixed the seed in the same PR as the migration",
+                persistent_from=migration,
+                smoke_chance=0.5,
+            )
+        )
+
+        # contract violations: one result without invariantId, later one without both ids
+        contract_day = self._day(0.2, 0.45)
+        harness_file = concrete_path(rb, FailureClass.HARNESS_DIAGNOSTICS, "reset.test.ts")
+        self._add(
+            Story(
+                key=f"{CONTRACT}:no-invariant",
+                kind=CONTRACT,
+                truth=FailureClass.HARNESS_DIAGNOSTICS,
+                results=[
+                    _result(
+                        f"{rng.choice(scenarios).prefix}-050",
+                        None,
+                        "reset helper left 3 rows in notifications before the scenario ran",
+                        harness_file,
+                        "resets the database between scenarios",
+                    )
+                ],
+                root_cause="the reset helper skipped the notifications table; it now truncates every table",
+                days={contract_day},
+            )
+        )
+        second = min(self.days - 1, contract_day + rng.randint(2, 4))
+        self._add(
+            Story(
+                key=f"{CONTRACT}:no-ids",
+                kind=CONTRACT,
+                truth=FailureClass.HARNESS_DIAGNOSTICS,
+                results=[
+                    _result(
+                        None,
+                        None,
+                        "TypeError: cannot read properties of undefined (reading 'now') in freezeClock",
+                        concrete_path(rb, FailureClass.HARNESS_DIAGNOSTICS, "clock.test.ts"),
+                        "freezes the clock for the scenario",
+                    )
+                ],
+                root_cause="freezeClock was called before the harness installed the fake timers",
+                days={second, min(self.days - 1, second + 1)},
+            )
+        )
+
+        # one nightly where a shared service breaks three scenario classes at once
+        multi_day = self._day(0.5, 0.65)
+        notif = _invariant(rb, rng, "NOTIF")
+        shared = rng.sample(scenarios, k=min(3, len(scenarios)))
+        self._add(
+            Story(
+                key=f"{MULTI_PREFIX}:day{multi_day}",
+                kind=MULTI_PREFIX,
+                truth=FailureClass.INFRA_CI,
+                results=[
+                    _result(
+                        f"{entry.prefix}-{60 + n:03d}",
+                        f"{notif.prefix}-{n + 1:03d}",
+                        "notification service returned 503 while the scenario asserted fanout",
+                        f"tests/integration/{entry.prefix.lower()}-fanout.test.ts",
+                        f"{entry.prefix}-{60 + n:03d} fanout reaches every recipient",
+                    )
+                    for n, entry in enumerate(shared)
+                ],
+                root_cause="the notification service container ran out of memory in CI; raised its limit",
+                days={multi_day},
+            )
+        )
+
+        # the SEV-1: a tenant-isolation leak
+        sev_day = self._day(0.6, 0.8)
+        tenant = _invariant(rb, rng, "TENANT")
+        bid = _pick(scenarios, rng, likely=FailureClass.ALGORITHM_REGRESSION)
+        self._add(
+            Story(
+                key=f"{SEV1}:{tenant.prefix}",
+                kind=SEV1,
+                truth=FailureClass.ALGORITHM_REGRESSION,
+                results=[
+                    _result(
+                        f"{bid.prefix}-001",
+                        f"{tenant.prefix}-001",
+                        "notification for org-b visible to org-a (cross-tenant read)",
+                        "tests/integration/tenant-isolation.test.ts",
+                        f"{bid.prefix}-001 org-a never sees org-b notifications",
+                        entities={"orgId": "org-a", "foreignOrgId": "org-b", "notificationId": "n-9"},
+                    )
+                ],
+                root_cause="the notification query lost its orgId filter in the pagination refactor; "
+                "restored the filter and added a tenant guard",
+                persistent_from=sev_day,
+                smoke_chance=0.3,
+            )
+        )
+
+        # one-off blips: a random run every other day or so, never seen again
+        for number, run in enumerate(r for r in self.schedule if self.rng.random() < 0.09):
+            entry = rng.choice(scenarios)
+            inv = rng.choice(rb.taxonomy.invariants)
+            self._add(
+                Story(
+                    key=f"{ONE_OFF}:{run.run_id}",
+                    kind=ONE_OFF,
+                    truth=FailureClass.INFRA_CI,
+                    results=[
+                        _result(
+                            f"{entry.prefix}-{200 + number:03d}",
+                            f"{inv.prefix}-{100 + number:03d}",
+                            "connect ECONNREFUSED 127.0.0.1:5432 (Postgres service not healthy)",
+                            f"tests/integration/{entry.prefix.lower()}-journeys.test.ts",
+                            f"{entry.prefix}-{200 + number:03d} journey {number}",
+                            status="error",
+                        )
+                    ],
+                    root_cause="the Postgres service container was not healthy in that CI job",
+                    only_runs={run.run_id},
+                )
+            )
+        for kind, day in (
+            (REGRESSION, start),
+            (SCHEMA_DRIFT, migration),
+            (CONTRACT, contract_day),
+            (MULTI_PREFIX, multi_day),
+            (SEV1, sev_day),
+        ):
+            self.milestones[kind] = day
+
+    def _add(self, story: Story) -> None:
+        self.stories.append(story)
+
+    # -- the simulation's side --------------------------------------------------------------------
+
+    def next_at(self) -> datetime | None:
+        return self.schedule[0].at if self.schedule else None
+
+    def due(self, now: datetime) -> list[CiRun]:
+        """Runs that finished by ``now``, with their reports built from the stories' state now."""
+        due = []
+        while self.schedule and self.schedule[0].at <= now:
+            run = self.schedule.pop(0)
+            self._fill(run)
+            self.sent.append(run)
+            due.append(run)
+        return due
+
+    def _fill(self, run: CiRun) -> None:
+        rng = random.Random(f"run:{self.seed}:{run.run_id}")
+        results: list[dict[str, Any]] = []
+        for story in self.stories:
+            if story.active(run.day, run.suite, run.run_id, rng):
+                for result in story.results:
+                    results.append(dict(result))
+                    run.failures.append(
+                        SentFailure(
+                            story.key,
+                            story.kind,
+                            result["scenarioId"],
+                            result["invariantId"],
+                            "::".join(p for p in (result["testFile"], result["testName"]) if p),
+                        )
+                    )
+        scenarios, invariants = self.runbook.taxonomy.scenarios, self.runbook.taxonomy.invariants
+        for n in range(run.passed - len(results)):
+            entry = scenarios[n % len(scenarios)]
+            results.append(
+                {
+                    "scenarioId": f"{entry.prefix}-{900 + n:03d}",
+                    "invariantId": f"{invariants[n % len(invariants)].prefix}-900",
+                    "status": "passed",
+                    "testFile": f"tests/integration/{entry.prefix.lower()}.test.ts",
+                    "testName": f"{entry.prefix}-{900 + n:03d} passes",
+                }
+            )
+        workflow = "integration-nightly" if run.suite == "nightly" else "integration-smoke"
+        run.report = {
+            "schemaVersion": 1,
+            "run": {
+                "provider": "github",
+                "repository": REPOSITORY,
+                "runId": run.run_id,
+                "runAttempt": 1,
+                "url": f"https://github.com/{REPOSITORY}/actions/runs/{run.run_id}",
+                "workflow": workflow,
+                "suite": run.suite,
+                "branch": "main",
+                "sha": f"{rng.getrandbits(160):040x}",
+                "finishedAt": run.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+            "results": results,
+        }
+
+    def story(self, key: str) -> Story | None:
+        return next((s for s in self.stories if s.key == key), None)
+
+    def story_for(self, scenario_id: str | None, invariant_id: str | None, test_identity: str) -> Story | None:
+        """The story a failure belongs to, matched the way the bot fingerprints (ids, else test)."""
+        for story in self.stories:
+            for result in story.results:
+                if scenario_id and invariant_id:
+                    if (result["scenarioId"], result["invariantId"]) == (scenario_id, invariant_id):
+                        return story
+                elif test_identity == "::".join(p for p in (result["testFile"], result["testName"]) if p):
+                    return story
+        return None
+
+    def fix(self, key: str) -> None:
+        story = self.story(key)
+        if story is not None:
+            story.fixed = True
+
+    # -- numbers for the report -------------------------------------------------------------------
+
+    def counts(self) -> dict[str, Any]:
+        failures_by_kind = {kind: 0 for kind in KINDS}
+        for run in self.sent:
+            for failure in run.failures:
+                failures_by_kind[failure.kind] += 1
+        return {
+            "runs": len(self.sent),
+            "nightly_runs": sum(1 for r in self.sent if r.suite == "nightly"),
+            "smoke_runs": sum(1 for r in self.sent if r.suite == "smoke"),
+            "green_runs": sum(1 for r in self.sent if not r.failures),
+            "results": sum(len(r.report.get("results", [])) for r in self.sent),
+            "failures": sum(len(r.failures) for r in self.sent),
+            "failures_by_kind": failures_by_kind,
+            "resent_reports": sum(1 for r in self.sent if r.resent),
+            "multi_prefix_runs": sum(1 for r in self.sent if len(r.prefixes) >= 2),
+            "story_days": dict(self.milestones),
+        }
