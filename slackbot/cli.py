@@ -303,6 +303,7 @@ def simulate(
     from slackbot.simulation import SimulationConfig
     from slackbot.simulation import simulate as run_simulation
     from slackbot.simulation.report import write_reports
+    from slackbot.simulation.responders import SimulationError
 
     directory = runbooks_dir or _settings().runbooks_dir
     config = SimulationConfig(
@@ -322,6 +323,8 @@ def simulate(
         for problem in exc.problems:
             click.echo(str(problem))
         _fail(f"{len(exc.problems)} problem(s) in {directory}")
+    except SimulationError as exc:
+        _fail(f"the simulation could not run: {exc}", code=2)
     if report_path is not None and json_path is None:
         json_path = report_path.with_suffix(".json")
     text, _ = write_reports(result, report_path, json_path)

@@ -50,6 +50,12 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     emulator: SlackEmulator
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a bot process that crashed mid-call) is not an emulator error."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     """Routes one request to the Web API, the response_url sink, the upload sink or a page."""

@@ -204,11 +204,14 @@ class FaultPlan:
         return changed
 
     def heal(self, world: FaultTargets) -> None:
-        """End every fault window (the simulated period is over; the drain runs without faults)."""
+        """End every fault window and cancel what has not started (the simulated period is over;
+        the drain runs without faults)."""
         for fault in self.faults:
             if fault.started and not fault.ended and fault.until is not None:
                 fault.ended = True
                 self._end(fault, world)
+            elif not fault.started:
+                fault.started = fault.ended = True  # never happened: the report says so
         self._armed = None
 
     def _start(self, fault: Fault, world: FaultTargets, now: datetime) -> None:

@@ -129,6 +129,9 @@ def check_occurrences(run: SimulationRun, facts: Facts) -> Check:
         if stored is None:
             check.violations.append(f"run {sent.run_id} ({sent.suite}, {_when(sent.at)}) is not in the database")
             continue
+        answers = run.ingest_answers.get(sent.run_id, [])
+        if sent.resent and (len(answers) != 2 or not answers[1].get("duplicate")):
+            check.violations.append(f"run {sent.run_id} was sent twice and the second copy was not a duplicate")
         got = facts.occurrences_by_run.get(stored.id or 0, 0)
         if got != len(sent.failures):
             resent = " (CI sent it twice)" if sent.resent else ""

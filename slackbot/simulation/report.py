@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from slackbot.clock import as_utc
 from slackbot.outbox.slack_deliveries import CARD_EVENT, POST_EVENT
+from slackbot.settings import DEFAULT_RUNBOOKS
 from slackbot.simulation.faults import BD_OUTAGE, CRASH, PAGERDUTY_OUTAGE
 from slackbot.simulation.invariants import Facts
 from slackbot.simulation.traffic import KIND_LABELS, KINDS
@@ -311,12 +312,12 @@ def report_markdown(result: SimulationResult, figures: dict[str, Any]) -> str:
         command += " --no-faults"
     if run.config.inject_bug:
         command += f" --inject-bug {run.config.inject_bug}"
-    if Path(sim["runbooks"]).resolve() != Path(__file__).resolve().parents[2] / "runbooks":
+    if Path(sim["runbooks"]).resolve() != DEFAULT_RUNBOOKS.resolve():
         command += f" --runbooks {sim['runbooks']}"
     out += ["```", command, "```", ""]
     out.append(
-        f"The same seed tells the same story. Real time: {figures['wall_seconds']} s; the bot's outbox handled "
-        f"{bot['outbox_rows']} effects."
+        "The same seed replays the same CI traffic, faults and people. "
+        f"Real time: {figures['wall_seconds']} s; the bot's outbox handled {bot['outbox_rows']} effects."
     )
     return "\n".join(out) + "\n"
 

@@ -139,7 +139,7 @@ class People:
             col(Incident.suggested_class),
         ).where(col(Incident.status) == "open")
         with Session(self.engine()) as session:
-            rows = list(session.execute(query).tuples())
+            rows = list(session.execute(query).all())
         for incident_id, card_ts, scenario_id, invariant_id, test_identity, suggested in rows:
             assert incident_id is not None
             if not is_posted(card_ts):

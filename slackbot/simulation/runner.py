@@ -58,7 +58,7 @@ from slackbot.clock import FakeClock, as_utc
 from slackbot.config import load_runbook
 from slackbot.core import Core, build_core
 from slackbot.db.engine import make_engine
-from slackbot.db.models import OutboxItem, Timer
+from slackbot.db.models import OutboxItem, Run, Timer
 from slackbot.demo import seed_workspace
 from slackbot.emulator import SlackEmulator
 from slackbot.outbox.worker import OutboxWorker
@@ -132,7 +132,7 @@ class SimulationRun:
     ended: datetime
     drained_at: datetime
     wall_seconds: float
-    ingest_answers: list[dict[str, Any]] = field(default_factory=list)
+    ingest_answers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # run id -> 202 bodies
     sabotage: list[str] = field(default_factory=list)
 
 
@@ -404,7 +404,11 @@ class Simulation:
         faults = FaultPlan(traffic, seed=config.seed, enabled=config.faults)
         world = World(config, stack, workdir, faults)
         seed_workspace(world.emulator, runbook)
-        process = BotProcess(world, 1)
+        process = BotProcess(world, 1)  # migrates the database
+        with Session(process.engine) as session:
+            if session.exec(select(func.count(col(Run.id)))).one():
+                process.stop()
+                raise SimulationError(f"the simulation needs an empty database; {world.database_url} has runs")
         engine_holder: list[Engine] = [process.engine]
         people = People(
             runbook,
@@ -415,7 +419,7 @@ class Simulation:
             engine=lambda: engine_holder[0],
         )
         restarts: list[Restart] = []
-        answers: list[dict[str, Any]] = []
+        answers: dict[str, list[dict[str, Any]]] = {}
         sabotage: list[str] = []
         end = config.start + timedelta(days=config.days)
         now = config.start
@@ -430,7 +434,7 @@ class Simulation:
                     log.info("%s fault %s: %s", now, fault.kind, fault.description)
                 if now < end:
                     for run in traffic.due(now):
-                        answers.extend(self._ingest(world, process, run))
+                        answers[run.run_id] = self._ingest(world, process, run)
                 people.act(now)
                 try:
                     worked, due = process.settle(now)

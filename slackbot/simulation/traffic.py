@@ -401,6 +401,7 @@ class Traffic:
                 )
             )
         for kind, day in (
+            (FLAKE, first),
             (REGRESSION, start),
             (SCHEMA_DRIFT, migration),
             (CONTRACT, contract_day),

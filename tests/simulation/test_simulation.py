@@ -83,7 +83,17 @@ def test_a_broken_bot_fails_the_command_with_a_precise_account(tmp_path: Path) -
     report = tmp_path / "report.md"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TRIAGE_", "GITHUB_"))}
     done = subprocess.run(
-        [TRIAGEBOT, "simulate", "--days", "2", "--inject-bug", "duplicate-card", "--report", str(report)],
+        [
+            TRIAGEBOT,
+            "simulate",
+            "--days",
+            "1",
+            "--no-faults",
+            "--inject-bug",
+            "duplicate-card",
+            "--report",
+            str(report),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -112,8 +122,10 @@ def test_a_tampered_audit_trail_is_named_incident_by_incident(unattended: Simula
     run = dataclasses.replace(unattended.run, database_url=f"sqlite:///{copy}")
     failed = {c.key: c.violations for c in check_all(run) if not c.passed}
     assert list(failed) == ["timeline"]
-    (violation,) = failed["timeline"]
-    assert violation.startswith(f"INC-{incident}: classified at ") and "without a 'classified' row" in violation
+    assert all(v.startswith(f"INC-{incident}: ") for v in failed["timeline"])
+    assert any(
+        re.fullmatch(rf"INC-{incident}: classified at .+ without a 'classified' row", v) for v in failed["timeline"]
+    )
 
 
 def test_traffic_follows_the_taxonomy_and_the_seed(tmp_path: Path) -> None:
@@ -145,7 +157,7 @@ def test_a_teams_own_runbooks_are_simulated_as_written(tmp_path: Path) -> None:
     end = text.index("  algorithm_regression:")
     section = text[start:end].replace("tracker: beads", "tracker: github\n    github_repository: acme/harness")
     routing.write_text(text[:start] + section + text[end:])
-    result = simulate(SimulationConfig(days=3, seed=11, runbooks_dir=own, faults=False, workdir=tmp_path / "w"))
+    result = simulate(SimulationConfig(days=2, seed=11, runbooks_dir=own, faults=False, workdir=tmp_path / "w"))
     assert broken(result) == {}
     bot = result.figures["bot"]
     assert bot["contract_violations"] >= 1 and bot["issues_in_github"] == bot["contract_violations"]
