@@ -546,7 +546,7 @@ def report_results(
         )
         verdicts.append(
             f"- {scenario.label}: bot p99 = {p99_ratio:.2f}x bare Bolt's ({'meets' if p99_ok else 'MISSES'} "
-            f"≤ {P99_TARGET}x); throughput = {rps_ratio:.2f}x ({'meets' if rps_ok else 'MISSES'} "
+            f"≤ {P99_TARGET}x); throughput = {rps_ratio:.3f}x ({'meets' if rps_ok else 'MISSES'} "
             f"≥ {THROUGHPUT_TARGET}x); non-2xx or socket errors: {failures}. p99 per round, bot/bare (ms): "
             f"{p99s}. While measured, the bot's work after the acks reached the emulator: {answered:,} "
             f"response_url answers, {edits:,} card edits, {posts:,} thread posts; the bot went idle "
@@ -578,10 +578,13 @@ global middlewares are `AsyncMiddleware` classes (no per-request argument buildi
 `ack()`); card clicks queue their change with only the ids it needs and return, applied in order
 by one task (a pending click no longer holds its whole request, which had made full garbage
 collections on the acking loop take 60-200 ms during a burst). Before `ack()` the bot now does
-what bare Bolt does. What is left in the reclassify row is the work itself: each reclassification
-is a SQLite transaction of about 2.7 ms of CPU plus its card edit and thread post, on the same core
-that acks, so under saturating load the bot acks fewer clicks per second than a Bolt app that does
-nothing, and catches up after the burst (the idle time above).
+what bare Bolt does. What is left in the click rows is the work after the ack, on the same core
+that acks: a click on an already chosen class still reads the incident in SQLite (a thread hop) and
+answers through its response URL; each reclassification is a SQLite transaction of about 2.7 ms of
+CPU plus its card edit and thread post. Under saturating load (every connection always waiting)
+the bot therefore acks fewer clicks per second than a Bolt app that does nothing, and catches up
+after the burst (the idle time above; why the later reclassify drains took far longer than the
+first was not investigated).
 """
     if not args.no_doc:
         update_section("ack_latency", body)
