@@ -376,6 +376,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="runs per scenario and target (default 3)")
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--no-pin", action="store_true", help="do not give the servers CPUs of their own")
+    parser.add_argument("--only", choices=("command", "same", "reclassify"), action="append", help="scenario(s) to run")
+    parser.add_argument("--profile", type=Path, help="py-spy the bot's measured runs into this folder (collapsed)")
     args = parser.parse_args()
     if args.serve == "bot":
         serve_bot(args.port)
@@ -455,6 +457,30 @@ def measure(args: argparse.Namespace) -> int:
                 data = tmp / f"{scenario.name}-{role}-{label}.txt"
                 write_requests(slack, scenario, count, slack.signing_secret, data)
                 calls_before = len(slack.calls())
+                spy = None
+                if args.profile and role == "bot" and label != "warm":
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                    out = args.profile / f"{scenario.name}-{label}.txt"
+                    spy_bin = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+                    spy = subprocess.Popen(
+                        [
+                            spy_bin,
+                            "record",
+                            "--pid",
+                            str(servers[role].pid),
+                            "--format",
+                            "raw",
+                            "--rate",
+                            "250",
+                            "--duration",
+                            str(duration),
+                            "--output",
+                            str(out),
+                            "--nonblocking",
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
                 outcome = run_wrk(
                     f"http://127.0.0.1:{ports[role]}",
                     data,
@@ -464,6 +490,8 @@ def measure(args: argparse.Namespace) -> int:
                     threads=args.threads,
                 )
                 during = slack.calls()[calls_before:]
+                if spy is not None:
+                    spy.wait()
                 waited = wait_idle(servers[role].pid)
                 if role == "bot" and label != "warm":
                     counts = background.setdefault(scenario.name, {})
@@ -473,6 +501,7 @@ def measure(args: argparse.Namespace) -> int:
                     drained.setdefault(scenario.name, []).append(waited)
                 return outcome
 
+            scenarios = [s for s in scenarios if not args.only or s.name in args.only]
             for scenario in scenarios:
                 # warm-up: imports, auth.test, connection pools, SQLite page cache, for both
                 for role in ("bare", "bot"):

@@ -50,8 +50,9 @@ def register(app: AsyncApp, core: Core) -> None:
         except IncidentError as exc:
             after_ack.spawn(respond(text=f"⚠️ {escape(str(exc))}", response_type="ephemeral", replace_original=False))
             return
-        core.notify_committed()
-        if not outcome.changed:
+        if outcome.changed:
+            core.notify_committed()  # only a change wrote outbox rows; waking the worker costs a claim
+        else:
             after_ack.spawn(respond(text=outcome.message, response_type="ephemeral", replace_original=False))
 
     @app.action(card.ACTION_ACK)

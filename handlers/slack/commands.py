@@ -156,7 +156,8 @@ class TriageCommand:
             Actor(actor_id, "command"),
             **kwargs,
         )
-        self.core.notify_committed()
+        if outcome.changed:
+            self.core.notify_committed()
         # Outcome messages are built by the services from ids and labels we control (they may
         # hold real mentions); user-typed text only reaches replies through escaped errors.
         if not outcome.changed:

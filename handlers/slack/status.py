@@ -74,8 +74,9 @@ def register(app: AsyncApp, core: Core) -> None:
         await respond(text=text, response_type="ephemeral", replace_original=False)
 
     async def answer(respond: AsyncRespond, outcome: Outcome) -> None:
-        core.notify_committed()
-        if not outcome.changed:
+        if outcome.changed:
+            core.notify_committed()
+        else:
             await refuse(respond, outcome.message)
 
     @app.action(card.ACTION_STATUS)

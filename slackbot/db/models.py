@@ -155,12 +155,16 @@ class OutboxItem(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("dedup_key", name="uq_outbox_dedup_key"),
         Index("ix_outbox_due", "state", "next_attempt_at"),
+        # An incident's rows of one kind in one state: a change looks for a card redraw already
+        # queued (effects._without_queued_cards) and checklists look up their newest; an incident's
+        # busy history (thousands of done rows) must not be scanned for that.
+        Index("ix_outbox_incident_kind_state", "incident_id", "kind", "state"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str
     dedup_key: str
-    incident_id: int | None = Field(default=None, foreign_key="incidents.id", index=True)
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id")
     lane: str = Field(default="default", description="pacing lane, e.g. the Slack channel")
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     state: str = Field(default="pending", description="pending | sending | done | dead")

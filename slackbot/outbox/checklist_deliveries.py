@@ -43,8 +43,8 @@ class ChecklistDeliveries:
         state = checklist_state(self.engine, incident_id)
         if state is None:
             raise PermanentFailure(f"incident {incident_id} no longer exists")
-        incident, results = state
-        return ChecklistView(incident=incident, key=key, failure_class=failure_class, results=results)
+        incident, results, newest = state
+        return ChecklistView(incident=incident, key=key, failure_class=failure_class, results=results, newest=newest)
 
     # -- posting ----------------------------------------------------------------------------------
 
@@ -103,7 +103,7 @@ class ChecklistDeliveries:
     async def update(self, item: OutboxItem) -> dict[str, Any]:
         assert item.incident_id is not None
         if "superseded_by" in item.payload:
-            keys = await asyncio.to_thread(self._others, item.incident_id, str(item.payload["superseded_by"]))
+            keys = await asyncio.to_thread(self._previous, item.incident_id, str(item.payload["superseded_by"]))
         else:
             key = str(item.payload["checklist"])
             if await asyncio.to_thread(self._superseded, item, key):
@@ -114,6 +114,8 @@ class ChecklistDeliveries:
             origin = await asyncio.to_thread(self._origin, key)
             if origin is None:
                 raise PermanentFailure(f"no checklist {key}")
+            if origin.state == "dead":
+                continue  # never posted: nothing to redraw
             if origin.state != "done":
                 raise RetryLater("the checklist is not posted yet", after=1.0)
             view = await asyncio.to_thread(self._view, item.incident_id, key, origin.payload["class"])
@@ -129,18 +131,23 @@ class ChecklistDeliveries:
                 select(OutboxItem).where(OutboxItem.dedup_key == key, OutboxItem.kind == "checklist")
             ).first()
 
-    def _others(self, incident_id: int, newest: str) -> list[str]:
-        """The incident's earlier checklists that were posted (a reclassification supersedes them)."""
+    def _previous(self, incident_id: int, newest: str) -> list[str]:
+        """The checklist that was live until ``newest`` was queued: the only one to redraw. Every
+        older one lost its buttons when it was superseded in turn, so a run of reclassifications
+        costs one redraw each rather than one per earlier checklist (quadratic in Slack calls)."""
         with session_scope(self.engine) as session:
-            rows = session.exec(
-                select(OutboxItem.dedup_key).where(
+            newest_id = select(OutboxItem.id).where(OutboxItem.dedup_key == newest).scalar_subquery()
+            key = session.exec(
+                select(OutboxItem.dedup_key)
+                .where(
                     OutboxItem.incident_id == incident_id,
                     OutboxItem.kind == "checklist",
-                    OutboxItem.state == "done",
-                    OutboxItem.dedup_key != newest,
+                    col(OutboxItem.id) < newest_id,
                 )
-            )
-            return list(rows)
+                .order_by(col(OutboxItem.id).desc())
+                .limit(1)
+            ).first()
+            return [key] if key is not None else []
 
     def _superseded(self, item: OutboxItem, key: str) -> bool:
         """A newer redraw of the same checklist is queued: this one would only be overwritten."""

@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import col
 
 from slackbot.clock import Clock
 from slackbot.config.models import Runbook
@@ -81,8 +81,6 @@ class SlackDeliveries:
     async def card(self, item: OutboxItem) -> dict[str, Any]:
         assert item.incident_id is not None
         incident_id = item.incident_id
-        if await asyncio.to_thread(self._superseded, item):
-            return {"superseded": True}
         view = await asyncio.to_thread(self.load_view, incident_id)
         text, blocks = render_card(view, self.runbook)
         incident = view.incident
@@ -112,22 +110,6 @@ class SlackDeliveries:
             ts = str(response["ts"])
         await asyncio.to_thread(self._record_card_ts, incident_id, token, ts)
         return {"posted": ts}
-
-    def _superseded(self, item: OutboxItem) -> bool:
-        """A newer redraw is queued: this one would only be overwritten, so skip the API call."""
-        with session_scope(self.engine) as session:
-            incident = session.get(Incident, item.incident_id)
-            if incident is None or not is_posted(incident.card_ts):
-                return False
-            newer = session.exec(
-                select(OutboxItem.id).where(
-                    OutboxItem.incident_id == item.incident_id,
-                    OutboxItem.kind == "card",
-                    OutboxItem.state == "pending",
-                    col(OutboxItem.id) > (item.id or 0),
-                )
-            ).first()
-            return newer is not None
 
     def _claim_card_slot(self, incident_id: int) -> tuple[str, bool] | None:
         now = self.clock.now().timestamp()

@@ -8,7 +8,6 @@ directly under a virtual clock, so the same code is exercised in both worlds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import socket
@@ -176,6 +175,7 @@ class OutboxWorker:
         self.dead_hooks: dict[str, Callable[[Session, OutboxItem, Effects, str], None]] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._wake = asyncio.Event()
+        self._waiting_on_pacing = False  # the last claim found nothing while lanes were paced
 
     # -- loop -------------------------------------------------------------------------------------
 
@@ -183,7 +183,7 @@ class OutboxWorker:
         """Called after a commit that wrote outbox rows (thread-safe via the loop when needed)."""
         self._wake.set()
 
-    async def run(self, stop: asyncio.Event, *, idle: float = 0.5) -> None:
+    async def run(self, stop: asyncio.Event, *, idle: float = 0.5, gather: float = 0.02, paced: float = 0.25) -> None:
         while not stop.is_set():
             self._wake.clear()  # before the step, so a wake-up during the step is not lost
             try:
@@ -192,8 +192,17 @@ class OutboxWorker:
                 log.exception("outbox step failed")
                 delivered = 0
             if delivered == 0:
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(self._wake.wait(), timeout=idle)
+                except TimeoutError:
+                    continue
+                # Commits come in bursts (a storm of clicks, one ingest opening many incidents):
+                # let the burst land so one claim takes it, instead of one claim per commit
+                # competing with the acks on the same loop. If the last claim came back empty
+                # because lanes were waiting for their pacing slot, new rows most likely joined
+                # those lanes, so claim at most every ``paced`` seconds rather than rescanning
+                # their backlog after every commit (a new page then waits that long at most).
+                await asyncio.sleep(paced if self._waiting_on_pacing else gather)
 
     async def step(self) -> int:
         now = self.clock.now()
@@ -207,6 +216,7 @@ class OutboxWorker:
             skip_lanes=blocked,
             lease=self.lease,
         )
+        self._waiting_on_pacing = not items and bool(blocked)
         if not items:
             return 0
         await asyncio.gather(*(self._deliver(item) for item in items))

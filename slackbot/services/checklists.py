@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from slackbot.clock import Clock
 from slackbot.config.models import FailureClass, Runbook
 from slackbot.db.engine import session_scope
-from slackbot.db.models import Incident, RunbookExecution
+from slackbot.db.models import Incident, OutboxItem, RunbookExecution
 from slackbot.services import reminders
 from slackbot.services.effects import Effects, utc
 from slackbot.services.incidents import Actor, IncidentError, Outcome
@@ -141,7 +141,7 @@ class ChecklistService:
         if ref.result not in RESULTS:
             raise IncidentError(f"unknown step result '{ref.result}'; use one of: {', '.join(RESULTS)}")
         incident = self._load(session, ref.incident)
-        if incident.failure_class != ref.failure_class:
+        if incident.failure_class != ref.failure_class or newest_checklist(session, ref.incident) != ref.checklist:
             raise IncidentError(
                 f"{incident.key} was reclassified since this checklist was posted; "
                 "use the newer checklist in the thread"
@@ -247,10 +247,21 @@ class ChecklistService:
 Results = dict[tuple[str, int, int], RunbookExecution]
 
 
-def checklist_state(engine: Engine, incident_id: int) -> tuple[Incident, Results] | None:
-    """The incident and its steps' latest results: the input of the checklist renderer."""
+def newest_checklist(session: Session, incident_id: int) -> str | None:
+    """The key of the incident's newest checklist: the live one (older ones are superseded)."""
+    query = (
+        select(OutboxItem.dedup_key)
+        .where(OutboxItem.incident_id == incident_id, OutboxItem.kind == "checklist")
+        .order_by(col(OutboxItem.id).desc())
+        .limit(1)
+    )
+    return session.exec(query).first()
+
+
+def checklist_state(engine: Engine, incident_id: int) -> tuple[Incident, Results, str | None] | None:
+    """The incident, its steps' latest results and its newest checklist: the renderer's input."""
     with session_scope(engine) as session:
         incident = session.get(Incident, incident_id)
         if incident is None:
             return None
-        return incident, latest_results(session, incident_id)
+        return incident, latest_results(session, incident_id), newest_checklist(session, incident_id)

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, update
-from sqlmodel import Session, SQLModel, select
+from sqlalchemy import Insert, Table, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, SQLModel, col, select
 
 from slackbot.db.models import OutboxItem, TimelineEvent, Timer
 
@@ -114,19 +115,51 @@ class Effects:
             session.execute(table(TimelineEvent).insert(), self.timeline)
             self.timeline = []
         if self.outbox:
-            existing = _existing_keys(session, [row["dedup_key"] for row in self.outbox])
-            fresh = {row["dedup_key"]: row for row in self.outbox if row["dedup_key"] not in existing}
-            if fresh:
-                session.execute(table(OutboxItem).insert(), list(fresh.values()))
+            rows = _without_queued_cards(session, list({row["dedup_key"]: row for row in self.outbox}.values()))
+            # An effect already queued under the same key (a retried webhook, a replayed
+            # delivery) is not queued twice: the unique dedup key decides, in one statement.
+            if rows:
+                session.execute(_insert_new(session), rows)
             self.outbox = []
 
 
-def _existing_keys(session: Session, keys: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        found.update(session.scalars(select(OutboxItem.dedup_key).where(OutboxItem.dedup_key.in_(chunk))))  # type: ignore[attr-defined]
-    return found
+def _insert_new(session: Session) -> Insert:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table(OutboxItem)).on_conflict_do_nothing(index_elements=["dedup_key"])
+
+
+def _without_queued_cards(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop card redraws for incidents whose card already has one queued.
+
+    A card is a pure function of the incident, drawn when it is delivered, so the queued redraw
+    will show this change too: a burst of changes costs one card edit, and the queued row keeps
+    its place in the channel's lane (the first one posts the card, which the thread posts behind it
+    wait for). The queued rows are locked on PostgreSQL so a worker cannot claim and draw one
+    before this transaction commits (its claim skips locked rows and takes it next time).
+    """
+    cards = [row for row in rows if row["kind"] == "card" and row["incident_id"] is not None]
+    if not cards:
+        return rows
+    ids = sorted({int(row["incident_id"]) for row in cards})
+    queued: set[int] = set()
+    for start in range(0, len(ids), 500):
+        query = select(OutboxItem.incident_id).where(
+            col(OutboxItem.kind) == "card",
+            col(OutboxItem.state) == "pending",
+            col(OutboxItem.incident_id).in_(ids[start : start + 500]),
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        queued.update(int(i) for i in session.exec(query) if i is not None)
+    kept = []
+    for row in rows:
+        if row["kind"] == "card" and row["incident_id"] is not None:
+            if row["incident_id"] in queued:
+                continue
+            queued.add(row["incident_id"])  # one new redraw per incident per flush
+        kept.append(row)
+    return kept
 
 
 def arm_timer(
@@ -168,5 +201,8 @@ def cancel_timer(session: Session, *, subject: str, kind: str) -> bool:
         update(Timer)
         .where(Timer.subject == subject, Timer.kind == kind, Timer.state == "pending")  # type: ignore[arg-type]
         .values(state="cancelled", token=uuid.uuid4().hex)
+        # A plain UPDATE: matching loaded Timer objects in Python (the ORM default) cost more than
+        # the statement, and no caller reads the timer again in the same transaction.
+        .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))

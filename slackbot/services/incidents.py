@@ -111,9 +111,11 @@ class IncidentService:
         effects: Effects,
         *,
         thread: dict[str, Any] | None = None,
+        flush: bool = True,
     ) -> None:
         """Bump the revision, then enqueue the redraw and (optionally) a thread post. Every change
-        is activity on the incident, so the quiet-thread reminder moves back one interval."""
+        is activity on the incident, so the quiet-thread reminder moves back one interval.
+        ``flush=False`` leaves writing the effects to the caller, who queues more first."""
         assert incident.id is not None
         incident.revision += 1
         incident.updated_at = utc(effects.now)
@@ -131,7 +133,8 @@ class IncidentService:
         effects.enqueue(
             "card", f"card:{incident.id}:{incident.revision}", incident_id=incident.id, lane=incident.channel
         )
-        effects.flush(session)
+        if flush:
+            effects.flush(session)
 
     @staticmethod
     def _auto_bead(incident: Incident, effects: Effects, reason: str) -> None:
@@ -198,6 +201,7 @@ class IncidentService:
                 "previous": previous,
                 "actor": actor.user_id,
             },
+            flush=False,
         )
         # The interactive checklist (Done / Failed / Skip per step) follows the classified post.
         from slackbot.services.checklists import enqueue_checklist  # that module imports this one

@@ -42,11 +42,14 @@ class ChecklistView:
     key: str  # the checklist's identity, carried by its buttons
     failure_class: str  # the class it was posted for
     results: dict[tuple[str, int, int], RunbookExecution]
+    newest: str | None = None  # the incident's newest checklist; None when not known (a preview)
 
     @property
     def superseded(self) -> bool:
-        """Reclassified since: the checklist stays as a record, without buttons."""
-        return self.incident.failure_class != self.failure_class
+        """Reclassified since: the checklist stays as a record, without buttons. Only the newest
+        checklist is live, so going back to an earlier class does not revive its old checklist."""
+        stale = self.newest is not None and self.newest != self.key
+        return stale or self.incident.failure_class != self.failure_class
 
 
 def _md(text: str) -> MarkdownTextObject:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from slackbot.clock import FakeClock
 from slackbot.config import Runbook
@@ -80,6 +80,8 @@ def test_a_new_run_of_an_open_failure_is_a_thread_reply_not_a_new_card(
 ) -> None:
     service = IngestService(runbook, clock)
     service.ingest_report(engine, parsed(result("BID-001", "TENANT-001")))
+    with session_scope(engine) as session:  # the card was posted
+        session.execute(update(OutboxItem).where(col(OutboxItem.kind) == "card").values(state="done"))
     clock.advance(3600)
     second = service.ingest_report(engine, parsed(result("BID-001", "TENANT-001"), run_id="9188"))
 
@@ -88,9 +90,9 @@ def test_a_new_run_of_an_open_failure_is_a_thread_reply_not_a_new_card(
     assert incident.occurrence_count == 2
     assert len(outbox(engine, "thread_post")) == 1
     # the card is redrawn (a second card row with a newer revision), never posted twice
-    assert sorted(o.dedup_key for o in outbox(engine, "card")) == [
-        f"card:{incident.id}:0",
-        f"card:{incident.id}:1",
+    assert sorted((o.dedup_key, o.state) for o in outbox(engine, "card")) == [
+        (f"card:{incident.id}:0", "done"),
+        (f"card:{incident.id}:1", "pending"),
     ]
 
 

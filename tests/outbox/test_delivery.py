@@ -165,3 +165,48 @@ def test_a_card_posted_by_a_worker_that_died_before_recording_it_is_found_not_re
     rig.clock.advance(timedelta(minutes=5))
     rig.drain(worker)
     assert len(rig.emulator.messages(NIGHTLY)) == 1  # recovered from the channel, not posted again
+
+
+def test_a_burst_of_changes_is_one_card_edit_that_shows_the_last_and_every_thread_post(rig: Rig) -> None:
+    from slackbot.services.incidents import Actor, IncidentService
+
+    ingest(rig, result("BID-001", "TENANT-001"))
+    worker = rig.worker("w1")
+    rig.drain(worker)
+    (card,) = rig.emulator.messages(NIGHTLY)
+    edits_before = len(rig.emulator.calls("chat.update"))
+
+    service = IncidentService(rig.runbook, rig.clock)
+    carol = Actor("U0CAROL", "button")
+    for change, kwargs in [
+        ("classify", {"failure_class": "algorithm"}),
+        ("set_severity", {"severity": "SEV-2"}),
+        ("classify", {"failure_class": "schema"}),
+        ("acknowledge", {}),
+    ]:
+        service.run(rig.engine, change, 1, carol, **kwargs)
+    assert len([r for r in rig.rows() if r.kind == "card" and r.state == "pending"]) == 1
+
+    rig.drain(worker)
+    assert len(rig.emulator.calls("chat.update")) == edits_before + 1
+    (card,) = rig.emulator.messages(NIGHTLY)
+    shown = str(card.blocks)
+    assert "data_schema_drift" in shown and "SEV-2" in shown and "<@U0CAROL>" in shown
+    posts = [m.text for m in rig.emulator.replies(NIGHTLY, card.ts) if m.ts != card.ts]
+    # every thread post went out, in order: only the card's redraws were merged
+    assert [p.split()[0] for p in posts] == ["🏷️", "🚨", "🚦", "🔁", "👀"]
+
+
+def test_a_change_while_the_card_is_being_drawn_queues_a_new_redraw(rig: Rig) -> None:
+    from slackbot.services.incidents import Actor, IncidentService
+
+    ingest(rig, result("BID-001", "TENANT-001"))
+    rig.drain(rig.worker("w1"))
+    IncidentService(rig.runbook, rig.clock).run(rig.engine, "acknowledge", 1, Actor("U0CAROL", "button"))
+    (taken,) = store.claim(rig.engine, now=rig.clock.now(), worker="w2", kinds={"card"}, skip_lanes=set())
+    # w2 may already have read the incident: the next change must not count on its redraw
+    IncidentService(rig.runbook, rig.clock).run(
+        rig.engine, "set_severity", 1, Actor("U0CAROL", "button"), severity="SEV-1"
+    )
+    pending = [r for r in rig.rows() if r.kind == "card" and r.state == "pending"]
+    assert len(pending) == 1 and pending[0].id != taken.id

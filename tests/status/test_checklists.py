@@ -373,3 +373,49 @@ def store_release(engine: Engine, item: OutboxItem) -> None:
     """What the worker does with a RetryLater: the row is pending again, nothing counted."""
     with session_scope(engine) as session:
         store.settle(session, item.id or 0, "w0", state="pending", now=FakeClock().now(), error="card not posted")
+
+
+def test_each_reclassification_redraws_only_the_checklist_it_supersedes_and_old_ones_stay_dead(
+    sqlite_engine: Engine, runbook: Runbook
+) -> None:
+    clock = FakeClock()
+    with SlackEmulator(clock=lambda: clock.now().timestamp()) as emulator:
+        seed_workspace(emulator, runbook)
+        client = AsyncWebClient(token=emulator.bot_token, base_url=emulator.base_url)
+        worker = OutboxWorker(sqlite_engine, clock, {}, worker_id="w1")
+        renderer = PostRenderer(runbook, RUNBOOKS / "templates")
+        worker.handlers.update(SlackDeliveries(sqlite_engine, client, runbook, renderer, clock, "w1").handlers())
+        worker.handlers.update(ChecklistDeliveries(sqlite_engine, client, runbook).handlers())
+
+        def drain() -> None:
+            async def go() -> None:
+                for _ in range(200):
+                    with Session(sqlite_engine) as session:
+                        rows = session.exec(select(OutboxItem).where(OutboxItem.state == "pending")).all()
+                    if not rows:
+                        return
+                    await worker.step()
+                    clock.advance(1)
+
+            asyncio.run(go())
+
+        def checklist_edits() -> list[str]:
+            return [str(c.body.get("ts")) for c in emulator.calls("chat.update") if "Runbook checklist" in str(c.body)]
+
+        iid = ingest_one(sqlite_engine, runbook, clock)
+        keys = []
+        for failure_class in ("infra", "schema", "algorithm", "infra", "schema"):
+            keys.append(classify(sqlite_engine, runbook, clock, iid, failure_class))
+            drain()
+        (card,) = emulator.messages(NIGHTLY)
+        posted = [m for m in emulator.replies(NIGHTLY, card.ts) if "Runbook checklist" in m.text]
+        assert len(posted) == 5
+        # four supersessions, one redraw each (not one per earlier checklist: 1 + 2 + 3 + 4)
+        assert len(checklist_edits()) == 4
+        assert sorted(checklist_edits()) == sorted(m.ts for m in posted[:4])
+        # only the newest has buttons; the first infra one did not come back when infra did
+        current = [m for m in emulator.replies(NIGHTLY, card.ts) if "Runbook checklist" in m.text]
+        assert [bool(buttons(m.blocks)) for m in current] == [False, False, False, False, True]
+        with pytest.raises(IncidentError, match="reclassified since"):
+            first_infra = ref(iid, keys[0], "infra_ci", RESPONSE, 1, "done")
+            ChecklistService(runbook, clock).run(sqlite_engine, first_infra, CAROL)
