@@ -66,7 +66,7 @@ def build_bolt(core: Core, *, socket_mode: bool = False) -> AsyncApp | None:
         request_verification_enabled=not socket_mode,
         process_before_response=False,
     )
-    events.register(app, core)  # first: its middleware drops retried events before any listener
+    events.register(app, core)  # first: its middlewares note arrivals and drop retried events
     respond.register(app)  # respond() over the pooled session the lifespan opens
     commands.register(app, core)
     actions.register(app, core)
@@ -217,6 +217,9 @@ def build_asgi(
         try:
             yield
         finally:
+            # Clicks whose change still waits for a quiet moment are applied now, while the
+            # database and the outbox are still there (their effects go out on the next start).
+            await core.after_ack.close(timeout=10)
             if connecting is not None and socket is not None:
                 connecting.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -29,6 +29,7 @@ from slackbot.services.permissions import Responders
 from slackbot.services.postmortem import PostmortemService
 from slackbot.services.queries import QueryError
 from slackbot.settings import Settings
+from slackbot.slack.after_ack import AckFirst, AfterAck
 from slackbot.slack.card import CardView
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Core:
     checklists: ChecklistService = field(init=False)
     postmortems: PostmortemService = field(init=False)
     metrics: AppMetrics = field(init=False)
+    after_ack: AfterAck = field(init=False)
 
     def __post_init__(self) -> None:
         self.ingest = IngestService(self.runbook, self.clock)
@@ -64,6 +66,7 @@ class Core:
         self.metrics = AppMetrics(self.engine, self.clock)
         if self.slack is not None:
             self.metrics.instrument_slack(self.slack)
+        self.after_ack = AfterAck(AckFirst(max_delay=self.settings.after_ack_max_delay))
         self.responders = Responders(self.runbook.routing.responders, self.slack, self.clock)
 
     def card_view(self, incident_id: int) -> CardView:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 
@@ -11,6 +12,14 @@ from slackbot.app import build_asgi, slack_client_for
 from slackbot.config import RunbookError
 from slackbot.core import build_core
 from slackbot.settings import Settings, secret
+
+
+def freeze_startup_objects() -> None:
+    """Move everything built at startup (modules, the runbook, the routes, compiled queries) out of
+    the garbage collector's reach. Full collections otherwise walk them all again and again while
+    the bot serves: bench/ack_latency.py measured that in the p99 of acks under load."""
+    gc.collect()
+    gc.freeze()
 
 
 def run_server(settings: Settings, *, host: str, port: int, socket_mode: bool = False) -> None:
@@ -34,4 +43,6 @@ def run_server(settings: Settings, *, host: str, port: int, socket_mode: bool = 
         sys.exit(2)
     # One uvicorn server either way: in Socket Mode the lifespan connects Bolt over the socket and
     # the HTTP routes (ingest, webhooks, health, metrics) stay on host:port.
-    uvicorn.run(build_asgi(core, socket_mode=socket_mode), host=host, port=port, log_level="info")
+    app = build_asgi(core, socket_mode=socket_mode)
+    freeze_startup_objects()
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         alias="TRIAGE_LANE_RATE",
         description="posts per second per Slack channel (Slack allows about 1; raise only for a local emulator)",
     )
+    after_ack_max_delay: float = Field(
+        default=10.0,
+        ge=0,
+        alias="TRIAGE_AFTER_ACK_MAX_DELAY",
+        description="seconds a click's change may wait while Slack requests keep arriving (acks go first)",
+    )
     outbox_lease_seconds: float = Field(
         default=60.0,
         gt=0,

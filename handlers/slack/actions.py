@@ -7,7 +7,6 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from handlers.slack.background import AfterAck
 from handlers.slack.guard import ensure_responder
 from slackbot.core import Core
 from slackbot.services.incidents import Actor, IncidentError
@@ -24,10 +23,10 @@ def _incident_id(action: dict[str, Any]) -> int:
 
 
 def register(app: AsyncApp, core: Core) -> None:
-    after_ack = AfterAck()
+    after_ack = core.after_ack
 
     async def change(body: dict[str, Any], respond: AsyncRespond, operation: str, **kwargs: Any) -> None:
-        """Queue the change with only the ids it needs, so Bolt can drop the request (see background)."""
+        """Queue the change with only the ids it needs, so Bolt can drop the request (see after_ack)."""
         user = body["user"]["id"]
         action = body["actions"][0]
         ids = {"value": action.get("value"), "block_id": action.get("block_id")}

@@ -148,7 +148,8 @@ class TriageCommand:
                 False,
             )
         incident_id = parse_incident_key(key)
-        outcome = await asyncio.to_thread(
+        outcome = await self.core.after_ack.run(  # in order with the clicks before it
+            asyncio.to_thread,
             self.core.incidents.run,
             self.core.engine,
             operation,

@@ -1,4 +1,4 @@
-"""Events API: de-duplicate Slack's retries, then App Home.
+"""Every Slack request is noted (acks go first); Events API: de-duplicate Slack's retries, App Home.
 
 Slack retries an event (same ``event_id``, ``x-slack-retry-num`` set) when we were slow or it
 could not tell we answered. Bolt leaves de-duplication to us; a unique row per event id does it
@@ -20,9 +20,24 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slackbot.core import Core
 from slackbot.db.engine import session_scope
 from slackbot.services.queries import list_incidents
+from slackbot.slack.after_ack import AckFirst
 from slackbot.slack.home import render_home
 
 log = logging.getLogger(__name__)
+
+
+class NoteArrivals(AsyncMiddleware):
+    """Tells the after-ack scheduler a Slack request came in, so queued work yields to its ack
+    (``slackbot.slack.after_ack``). First of our middlewares, over HTTP and Socket Mode alike."""
+
+    def __init__(self, gate: AckFirst) -> None:
+        self.gate = gate
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        self.gate.arrived()
+        return await next()
 
 
 class DropDuplicateEvents(AsyncMiddleware):
@@ -48,6 +63,7 @@ class DropDuplicateEvents(AsyncMiddleware):
 
 
 def register(app: AsyncApp, core: Core) -> None:
+    app.use(NoteArrivals(core.after_ack.gate))
     app.use(DropDuplicateEvents(core))
 
     @app.event("app_home_opened")

@@ -93,7 +93,8 @@ def register(app: AsyncApp, core: Core) -> None:
                 # the trigger expires 3 s after the click: open the modal before anything slow
                 await client.views_open(trigger_id=body["trigger_id"], view=resolve_modal(incident_id))
                 return
-            outcome = await asyncio.to_thread(
+            outcome = await core.after_ack.run(  # in order with the clicks and commands before it
+                asyncio.to_thread,
                 core.incidents.run,
                 core.engine,
                 "set_milestone",
@@ -141,7 +142,9 @@ def register(app: AsyncApp, core: Core) -> None:
             return
         try:
             ref = StepRef.decode(str(body["actions"][0].get("value", "")))
-            outcome = await asyncio.to_thread(core.checklists.run, core.engine, ref, Actor(user, "button"))
+            outcome = await core.after_ack.run(
+                asyncio.to_thread, core.checklists.run, core.engine, ref, Actor(user, "button")
+            )
         except IncidentError as exc:
             await refuse(respond, f"⚠️ {escape(str(exc))}")
             return

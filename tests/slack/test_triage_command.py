@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from sqlmodel import Session, select
 
 from slackbot.db.models import Incident, TimelineEvent
@@ -53,6 +56,8 @@ def test_show_includes_pending_actions(bot: Bot) -> None:
 
 
 def test_changes_answer_in_channel_and_are_audited(bot: Bot) -> None:
+    faults = Path(str(bot.core.settings.beads_dir)) / "fake-bd-faults.json"
+    faults.write_text(json.dumps({"unavailable": True}))  # bd is down: the flake's bead cannot be filed
     bot.send(report(result("HLT-002", "NOTIF-002")))
     bot.card("INC-1")
     assert "classified" in bot.triage("classify INC-1 flake")
