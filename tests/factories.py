@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from slackbot.db.models import OutboxItem
 from slackbot.report import Report
 
 
@@ -59,3 +63,11 @@ def report(
 
 def parsed(*results: dict[str, Any], **kwargs: Any) -> Report:
     return Report.model_validate(report(*results, **kwargs))
+
+
+def outbox(engine: Engine, kind: str, incident_id: int | None = None) -> list[OutboxItem]:
+    with Session(engine) as session:
+        query = select(OutboxItem).where(OutboxItem.kind == kind)
+        if incident_id is not None:
+            query = query.where(OutboxItem.incident_id == incident_id)
+        return list(session.exec(query.order_by(col(OutboxItem.id))))

@@ -53,8 +53,8 @@ class AckFirst:
 
     def _bind(self) -> None:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a new loop (a new server, in tests) starts quiet
-            self._loop, self._quiet, self._check = loop, asyncio.Event(), None
+        if self._loop is not loop:  # a new loop (a new server, in tests) starts quiet and open
+            self._loop, self._quiet, self._check, self.closing = loop, asyncio.Event(), None, False
             self._quiet.set()
 
     def arrived(self) -> None:
@@ -96,13 +96,14 @@ class AfterAck:
         self.gate = gate
         self._queue: asyncio.Queue[Job] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps weak ones
+        self._tasks: set[asyncio.Task[Any]] = set()  # answers; strong references: the loop keeps weak ones
+        self._drainer: asyncio.Task[None] | None = None
 
     def _queue_for_loop(self) -> asyncio.Queue[Job]:
         loop = asyncio.get_running_loop()
         if self._queue is None or self._loop is not loop:
             self._queue, self._loop, self._tasks = asyncio.Queue(), loop, set()
-            self._keep(loop.create_task(self._drain(self._queue), name="slack-after-ack"))
+            self._drainer = loop.create_task(self._drain(self._queue), name="slack-after-ack")
         return self._queue
 
     def submit(self, job: Callable[..., Awaitable[None]], *args: Any) -> None:
@@ -127,9 +128,8 @@ class AfterAck:
             return
         try:
             await asyncio.wait_for(self._queue.join(), timeout=timeout)
-            pending = [task for task in self._tasks if task.get_name() != "slack-after-ack"]
-            if pending:
-                await asyncio.wait(pending, timeout=timeout)
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=timeout)
         except TimeoutError:
             log.warning("stopping with %d Slack changes not applied", self._queue.qsize())
 

@@ -18,7 +18,7 @@ from slackbot.clock import FakeClock
 from slackbot.config import Runbook
 from slackbot.db.engine import make_engine, session_scope
 from slackbot.db.migrate import upgrade
-from slackbot.db.models import Incident, OutboxItem, TimelineEvent, Timer
+from slackbot.db.models import Incident, TimelineEvent, Timer
 from slackbot.outbox.paging_deliveries import PagingDeliveries
 from slackbot.services.effects import arm_timer, cancel_timer
 from slackbot.services.incidents import Actor, IncidentService
@@ -26,7 +26,7 @@ from slackbot.services.ingest import IngestService
 from slackbot.services.timers import TimerService
 from slackbot.slack.posts import PostRenderer
 from tests.conftest import RUNBOOKS
-from tests.factories import parsed, result
+from tests.factories import outbox, parsed, result
 from tests.pgserver import PostgresServer
 
 RESPONDER = Actor("U0CAROL", "command")
@@ -47,14 +47,6 @@ def timeline(engine: Engine, kind: str, incident_id: int | None = None) -> list[
         if incident_id is not None:
             query = query.where(TimelineEvent.incident_id == incident_id)
         return list(session.exec(query.order_by(col(TimelineEvent.id))))
-
-
-def outbox(engine: Engine, kind: str, incident_id: int | None = None) -> list[OutboxItem]:
-    with Session(engine) as session:
-        query = select(OutboxItem).where(OutboxItem.kind == kind)
-        if incident_id is not None:
-            query = query.where(OutboxItem.incident_id == incident_id)
-        return list(session.exec(query.order_by(col(OutboxItem.id))))
 
 
 def pages(engine: Engine, incident_id: int) -> list[tuple[str, str, str]]:

@@ -8,10 +8,10 @@ from sqlmodel import Session, col, select
 from slackbot.clock import FakeClock
 from slackbot.config import Runbook
 from slackbot.db.engine import session_scope
-from slackbot.db.models import Incident, OutboxItem, RunbookExecution, TimelineEvent, Timer
+from slackbot.db.models import Incident, RunbookExecution, TimelineEvent, Timer
 from slackbot.services import reminders
 from slackbot.services.ingest import IngestService
-from tests.factories import parsed, result
+from tests.factories import outbox, parsed, result
 
 
 def ingest_one(
@@ -47,14 +47,6 @@ def timeline(engine: Engine, incident_id: int, kind: str | None = None) -> list[
         if kind is not None:
             query = query.where(TimelineEvent.kind == kind)
         return list(session.exec(query.order_by(col(TimelineEvent.id))))
-
-
-def outbox(engine: Engine, kind: str, incident_id: int | None = None) -> list[OutboxItem]:
-    with Session(engine) as session:
-        query = select(OutboxItem).where(OutboxItem.kind == kind)
-        if incident_id is not None:
-            query = query.where(OutboxItem.incident_id == incident_id)
-        return list(session.exec(query.order_by(col(OutboxItem.id))))
 
 
 def thread_templates(engine: Engine, incident_id: int) -> list[str]:
