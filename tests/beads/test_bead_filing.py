@@ -113,6 +113,8 @@ def test_lock_errors_are_retried_and_the_bead_is_filed(bot: Bot) -> None:
     faults(bot, locked=2)
     bot.send(report(result(None, None, test_file="tests/integration/harness/seed.test.ts", test_name="seeds")))
     wait_for(lambda: beads(bot), timeout=30, what="the bead after lock errors")
+    # bd has the bead before the delivery records it: wait for the record, then check it
+    wait_for(lambda: incident(bot).bead_state != "pending", timeout=30, what="the bead recorded")
     assert incident(bot).bead_state == "filed"
 
 
