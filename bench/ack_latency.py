@@ -122,12 +122,12 @@ end
 def serve_bot(port: int) -> None:
     """The bot exactly as ``triagebot serve`` builds it, under the shared uvicorn settings."""
     from slackbot.app import build_asgi, slack_client_for
-    from slackbot.core import build_core
+    from slackbot.runtime import build_runtime
     from slackbot.server import freeze_startup_objects
     from slackbot.settings import Settings
 
     settings = Settings()
-    core = build_core(settings, slack=slack_client_for(settings))
+    core = build_runtime(settings, slack=slack_client_for(settings))
     app = build_asgi(core)
     freeze_startup_objects()
     run_uvicorn(app, port)

@@ -20,8 +20,8 @@ from slackbot.clock import SystemClock
 from slackbot.config import load_runbook
 from slackbot.db.engine import make_engine
 from slackbot.db.migrate import upgrade
-from slackbot.report import Report
-from slackbot.services.ingest import IngestService
+from slackbot.sources.report import Report
+from slackbot.sources.ingest import IngestService
 from slackbot.settings import DEFAULT_RUNBOOKS
 
 SCENARIOS = ["SCH", "BID", "NOS", "HLT", "API", "UI", "ADV"]

@@ -41,11 +41,11 @@ from slackbot.config import Runbook, load_runbook
 from slackbot.db.engine import make_engine, session_scope
 from slackbot.db.migrate import upgrade
 from slackbot.db.models import Timer
-from slackbot.report import Report
+from slackbot.sources.report import Report
 from slackbot.scheduler import TimerScheduler
-from slackbot.services.effects import table
-from slackbot.services.ingest import IngestService
-from slackbot.services.timers import BATCH, FireResult, TimerService
+from slackbot.incidents.effects import table
+from slackbot.sources.ingest import IngestService
+from slackbot.incidents.timers import BATCH, FireResult, TimerService
 from slackbot.settings import DEFAULT_RUNBOOKS
 
 LATENESS_P99_TARGET = 1.0

@@ -25,8 +25,10 @@ from starlette.routing import Route
 
 from handlers.http import alertmanager, api, github, health, ingest, metrics
 from handlers.slack import actions, alerts, beads, commands, events, respond, status
-from slackbot.beads import TrackerError, check_bd_version
-from slackbot.core import Core
+from slackbot.clients.bd import check_bd_version
+from slackbot.clients.github_actions import GitHubActions
+from slackbot.clients.tracker import TrackerError
+from slackbot.incidents.timers import TimerService
 from slackbot.outbox.bead_deliveries import BeadDeliveries, TrackerPool
 from slackbot.outbox.checklist_deliveries import ChecklistDeliveries
 from slackbot.outbox.file_deliveries import FileDeliveries
@@ -34,11 +36,10 @@ from slackbot.outbox.integration_deliveries import GitHubRunJobs, IntegrationPos
 from slackbot.outbox.paging_deliveries import PagingDeliveries
 from slackbot.outbox.slack_deliveries import SlackDeliveries
 from slackbot.outbox.worker import OUTAGE_RETRY_POLICIES, OutboxWorker
+from slackbot.runtime import Runtime
 from slackbot.scheduler import TimerScheduler
-from slackbot.services.github_runs import GitHubActions, GitHubRunService
-from slackbot.services.timers import TimerService
 from slackbot.settings import Settings, secret
-from slackbot.slack.posts import PostRenderer
+from slackbot.sources.github import GitHubRunService
 
 log = logging.getLogger(__name__)
 
@@ -52,27 +53,27 @@ def slack_client_for(settings: Settings) -> AsyncWebClient | None:
     return AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=15)
 
 
-def build_bolt(core: Core, *, socket_mode: bool = False) -> AsyncApp | None:
+def build_bolt(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp | None:
     """The one Bolt app, for HTTP and Socket Mode alike. Over Socket Mode nothing is signed (the
     socket itself is authenticated by the app token), so no signing secret is needed there."""
-    signing_secret = secret(core.settings.slack_signing_secret)
-    if core.slack is None or not (signing_secret or socket_mode):
+    signing_secret = secret(runtime.settings.slack_signing_secret)
+    if runtime.slack is None or not (signing_secret or socket_mode):
         log.warning("SLACK_BOT_TOKEN or SLACK_SIGNING_SECRET unset: Slack is disabled, ingest still works")
         return None
     app = AsyncApp(
-        client=core.slack,
+        client=runtime.slack,
         signing_secret=signing_secret or "",
         # Socket Mode serves no /slack/events route, so no unsigned request can reach Bolt.
         request_verification_enabled=not socket_mode,
         process_before_response=False,
     )
-    events.register(app, core)  # first: its middlewares note arrivals and drop retried events
+    events.register(app, runtime)  # first: its middlewares note arrivals and drop retried events
     respond.register(app)  # respond() over the pooled session the lifespan opens
-    commands.register(app, core)
-    actions.register(app, core)
-    beads.register(app, core)
-    alerts.register(app, core)
-    status.register(app, core)
+    commands.register(app, runtime)
+    actions.register(app, runtime)
+    beads.register(app, runtime)
+    alerts.register(app, runtime)
+    status.register(app, runtime)
     return app
 
 
@@ -83,79 +84,82 @@ class Workers:
     trackers: TrackerPool
 
 
-def build_workers(core: Core, *, worker_id: str | None = None, timer_interval: float | None = None) -> Workers:
+def build_workers(runtime: Runtime, *, worker_id: str | None = None, timer_interval: float | None = None) -> Workers:
     """The outbox worker delivers effects; the scheduler fires due timers. Bead filing works
     without Slack; Slack effects wait in the outbox (nothing is lost) until a process with a
     Slack token delivers them. Pacing, lease and timer cadence come from the settings."""
     worker = OutboxWorker(
-        core.engine,
-        core.clock,
+        runtime.engine,
+        runtime.clock,
         {},
         worker_id=worker_id,
-        ops_channel=core.runbook.routing.ops_channel,
-        lane_rate=core.settings.lane_rate,
-        lease=timedelta(seconds=core.settings.outbox_lease_seconds),
+        ops_channel=runtime.playbooks.workspace.ops_channel,
+        lane_rate=runtime.settings.lane_rate,
+        lease=timedelta(seconds=runtime.settings.outbox_lease_seconds),
         retry_policies=OUTAGE_RETRY_POLICIES,  # beads and posts outlive hours of bd or Slack outage
     )
-    core.status["worker"] = worker.worker_id  # /readyz names the replica (outbox claimed_by)
+    runtime.status["worker"] = worker.worker_id  # /readyz names the replica (outbox claimed_by)
     scheduler = TimerScheduler(
-        core.engine,
-        TimerService(core.runbook, core.clock),
+        runtime.engine,
+        TimerService(runtime.playbooks, runtime.clock),
         worker.worker_id,
-        interval=timer_interval if timer_interval is not None else core.settings.timer_interval,
+        interval=timer_interval if timer_interval is not None else runtime.settings.timer_interval,
         on_fired=worker.wake,
     )
-    trackers = TrackerPool(core.settings)
-    bead_deliveries = BeadDeliveries(core.engine, core.beads, trackers)
+    trackers = TrackerPool(runtime.settings)
+    bead_deliveries = BeadDeliveries(runtime.engine, runtime.playbooks, trackers, runtime.clock)
     worker.handlers.update(bead_deliveries.handlers())
     worker.dead_hooks.update(bead_deliveries.dead_hooks())
     # GitHub run jobs need GitHub and the database, not Slack: registered whether or not Slack is.
     github_jobs = GitHubRunJobs(
-        core.engine,
-        GitHubRunService(core.runbook, core.clock, core.ingest, report_artifact=core.settings.github_report_artifact),
-        GitHubActions(core.settings.github_api_url, secret(core.settings.github_token), core.clock),
+        runtime.engine,
+        GitHubRunService(
+            runtime.playbooks, runtime.clock, runtime.ingest, report_artifact=runtime.settings.github_report_artifact
+        ),
+        GitHubActions(runtime.settings.github_api_url, secret(runtime.settings.github_token), runtime.clock),
     )
     worker.handlers.update(github_jobs.handlers())
-    if core.slack is not None:
-        renderer = PostRenderer(core.runbook, core.runbooks_dir / "templates")
+    if runtime.slack is not None:
         slack = SlackDeliveries(
-            core.engine,
-            core.slack,
-            core.runbook,
-            renderer,
-            core.clock,
+            runtime.engine,
+            runtime.slack,
+            runtime.playbooks,
+            runtime.clock,
             worker.worker_id,
-            claim_seconds=core.settings.outbox_lease_seconds,  # a taken-over card need not wait longer
+            claim_seconds=runtime.settings.outbox_lease_seconds,  # a taken-over card need not wait longer
         )
         paging = PagingDeliveries(
-            core.engine,
-            core.slack,
-            core.runbook,
-            renderer,
-            pagerduty_url=core.settings.pagerduty_events_url,
-            public_url=core.settings.public_url,
+            runtime.engine,
+            runtime.slack,
+            runtime.playbooks,
+            pagerduty_url=runtime.settings.pagerduty_events_url,
+            public_url=runtime.settings.public_url,
         )
         worker.handlers.update(slack.handlers())
-        worker.handlers.update(ChecklistDeliveries(core.engine, core.slack, core.runbook).handlers())
+        worker.handlers.update(ChecklistDeliveries(runtime.engine, runtime.slack, runtime.playbooks).handlers())
         worker.handlers.update(paging.handlers())
-        worker.handlers.update(IntegrationPosts(core.engine, core.slack, renderer, core.clock).handlers())
+        worker.handlers.update(
+            IntegrationPosts(runtime.engine, runtime.slack, runtime.playbooks, runtime.clock).handlers()
+        )
         worker.dead_hooks.update(paging.dead_hooks())
-        worker.handlers.update(FileDeliveries(core.engine, core.slack, core.postmortems).handlers())
-    core.metrics.instrument_worker(worker)  # last: wraps the page handlers registered above
-    core.on_commit(worker.wake)
+        worker.handlers.update(
+            FileDeliveries(runtime.engine, runtime.slack, runtime.playbooks, runtime.clock).handlers()
+        )
+    runtime.metrics.instrument_worker(worker)  # last: wraps the page handlers registered above
+    runtime.on_commit(worker.wake)
     return Workers(outbox=worker, timers=scheduler, trackers=trackers)
 
 
-async def check_bd(core: Core, trackers: TrackerPool) -> None:
+async def check_bd(runtime: Runtime, trackers: TrackerPool) -> None:
     """Say at start which bd we drive (shown by /readyz); a missing bd never stops the bot."""
     try:
         version = await trackers.bd.version()
     except TrackerError as exc:
-        core.status["bd"] = f"unavailable: {exc.message}"
+        runtime.status["bd"] = f"unavailable: {exc.message}"
         log.warning("bd is unavailable (%s): beads stay pending until it works", exc.message)
         return
     warning = check_bd_version(version)
-    core.status["bd"] = version if warning is None else f"{version} ({warning})"
+    runtime.status["bd"] = version if warning is None else f"{version} ({warning})"
 
 
 async def open_pooled_session(client: AsyncWebClient | None) -> aiohttp.ClientSession | None:
@@ -173,7 +177,7 @@ async def open_pooled_session(client: AsyncWebClient | None) -> aiohttp.ClientSe
 
 
 def build_asgi(
-    core: Core,
+    runtime: Runtime,
     *,
     workers: Workers | None = None,
     bolt: AsyncApp | None = None,
@@ -183,13 +187,13 @@ def build_asgi(
     """HTTP mode serves Slack at ``/slack/events``; ``socket_mode`` instead connects the same Bolt
     app over Socket Mode from the lifespan (needs the ``xapp-`` app token), beside the other routes."""
     if socket_mode:
-        app_token = app_token or secret(core.settings.slack_app_token)
+        app_token = app_token or secret(runtime.settings.slack_app_token)
         if not app_token:
             raise ValueError("Socket Mode needs SLACK_APP_TOKEN (an app-level token, xapp-…)")
-    bolt = bolt if bolt is not None else build_bolt(core, socket_mode=socket_mode)
-    workers = workers if workers is not None else build_workers(core)
-    routes = [*health.routes(core), *metrics.routes(core), *ingest.routes(core), *api.routes(core)]
-    routes += [*github.routes(core), *alertmanager.routes(core)]
+    bolt = bolt if bolt is not None else build_bolt(runtime, socket_mode=socket_mode)
+    workers = workers if workers is not None else build_workers(runtime)
+    routes = [*health.routes(runtime), *metrics.routes(runtime), *ingest.routes(runtime), *api.routes(runtime)]
+    routes += [*github.routes(runtime), *alertmanager.routes(runtime)]
     if bolt is not None and not socket_mode:
         handler = AsyncSlackRequestHandler(bolt)
 
@@ -203,14 +207,14 @@ def build_asgi(
         stop = asyncio.Event()
         tasks = []
         tasks.append(asyncio.create_task(workers.outbox.run(stop), name="outbox"))
-        tasks.append(asyncio.create_task(check_bd(core, workers.trackers), name="bd-version"))
+        tasks.append(asyncio.create_task(check_bd(runtime, workers.trackers), name="bd-version"))
         workers.timers.start()
-        pooled = await open_pooled_session(core.slack)
+        pooled = await open_pooled_session(runtime.slack)
         socket: AsyncSocketModeHandler | None = None
         connecting: asyncio.Task[None] | None = None
         if socket_mode and bolt is not None and app_token:
             # Built here: the Socket Mode client binds to the running loop (uvicorn's) on creation.
-            socket = AsyncSocketModeHandler(bolt, app_token=app_token, web_client=core.slack)
+            socket = AsyncSocketModeHandler(bolt, app_token=app_token, web_client=runtime.slack)
             # Connecting runs beside startup: an unreachable Slack must not keep ingest down, and
             # the client retries on its own (apps.connections.open is Tier 1, it never spins).
             connecting = asyncio.create_task(socket.connect_async(), name="slack-socket-mode")
@@ -219,7 +223,7 @@ def build_asgi(
         finally:
             # Clicks whose change still waits for a quiet moment are applied now, while the
             # database and the outbox are still there (their effects go out on the next start).
-            await core.after_ack.close(timeout=10)
+            await runtime.after_ack.close(timeout=10)
             if connecting is not None and socket is not None:
                 connecting.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -231,8 +235,8 @@ def build_asgi(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=5)
-            if pooled is not None and core.slack is not None:
-                core.slack.session = None  # later calls (another loop, a test) get their own again
+            if pooled is not None and runtime.slack is not None:
+                runtime.slack.session = None  # later calls (another loop, a test) get their own again
                 await pooled.close()
 
     return Starlette(routes=routes, lifespan=lifespan)

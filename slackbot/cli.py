@@ -36,20 +36,24 @@ def main() -> None:
     "--manifest", type=click.Path(path_type=Path), default=None, help="default: manifest.yml at the repo root"
 )
 def check(runbooks_dir: Path | None, manifest: Path | None) -> None:
-    """Validate runbooks/ and manifest.yml; each error names file, line and field."""
-    from slackbot.config import check_runbook
+    """Validate runbooks/ (every playbook, every template rendered) and manifest.yml; each error
+    names file, line and field."""
     from slackbot.manifest import check_manifest
     from slackbot.settings import REPO_ROOT
+    from slackbot.template_check import check_directory
 
     directory = runbooks_dir or _settings().runbooks_dir
-    problems = [str(p) for p in check_runbook(directory)]
+    problems = [str(p) for p in check_directory(directory)]
     manifest_path = manifest or REPO_ROOT / "manifest.yml"
     problems += [str(p) for p in check_manifest(manifest_path)]
     if problems:
         for line in problems:
             click.echo(line)
         _fail(f"{len(problems)} problem(s) in {directory} / {manifest_path.name}")
-    click.echo(f"ok: {directory} (taxonomy, routing, policy) and {manifest_path.name} are valid")
+    from slackbot.config import load_playbooks
+
+    names = ", ".join(p.name for p in load_playbooks(directory))
+    click.echo(f"ok: {directory} (playbooks: {names}; templates render) and {manifest_path.name} are valid")
 
 
 # -- db -------------------------------------------------------------------------------------------
@@ -84,7 +88,7 @@ def report() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None)
 def report_schema(out: Path | None) -> None:
     """Print (or write) the JSON Schema of report v1, generated from the models."""
-    from slackbot.report import report_json_schema
+    from slackbot.sources.report import report_json_schema
 
     text = report_json_schema()
     if out:
@@ -140,7 +144,7 @@ def send(
 ) -> None:
     """Sign and send a report (JSON v1 or JUnit XML) to a running bot. For CI jobs."""
     from slackbot.client import SendError, send_report
-    from slackbot.junit import looks_like_junit
+    from slackbot.sources.junit import looks_like_junit
 
     if not secret_value:
         _fail("no secret: pass --secret or set TRIAGE_INGEST_SECRET (the same value as on the server)", 2)
@@ -199,7 +203,7 @@ def incidents(status: str | None, as_json: bool) -> None:
     """List incidents from the database."""
     from slackbot.db.engine import make_engine, session_scope
     from slackbot.db.migrate import upgrade
-    from slackbot.services.queries import incident_json, list_incidents
+    from slackbot.reads.queries import incident_json, list_incidents
 
     engine = make_engine(_settings().database_url)
     upgrade(engine)
@@ -233,11 +237,14 @@ def serve(host: str, port: int, socket_mode: bool) -> None:
 @main.command()
 @click.option("--serve", "keep_serving", is_flag=True, help="keep the emulator and the bot running")
 @click.option("--database", default="sqlite:///triage-demo.db", show_default=True)
-def demo(keep_serving: bool, database: str) -> None:
-    """End to end on embedded defaults: SQLite, the local Slack emulator and the sample report."""
+@click.option("--runbooks", "runbooks_dir", type=click.Path(path_type=Path), help="default: TRIAGE_RUNBOOKS_DIR")
+@click.option("--playbook", default=None, help="show only this playbook's card (default: every playbook)")
+def demo(keep_serving: bool, database: str, runbooks_dir: Path | None, playbook: str | None) -> None:
+    """End to end on embedded defaults: SQLite, the local Slack emulator and each playbook's sample."""
     from slackbot.demo import run_demo
 
-    run_demo(database_url=database, keep_serving=keep_serving)
+    directory = runbooks_dir or _settings().runbooks_dir
+    run_demo(database_url=database, runbooks_dir=directory, playbook=playbook, keep_serving=keep_serving)
 
 
 # -- runbook --------------------------------------------------------------------------------------
@@ -245,29 +252,35 @@ def demo(keep_serving: bool, database: str) -> None:
 
 @main.group()
 def runbook() -> None:
-    """The published runbook document."""
+    """The published runbook documents (one per playbook)."""
 
 
 @runbook.command("render")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="default docs/integration-triage-runbook.md")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="directory to write to (default docs/)")
 @click.option("--runbooks", "runbooks_dir", type=click.Path(path_type=Path), help="default: TRIAGE_RUNBOOKS_DIR")
-def runbook_render(out: Path | None, runbooks_dir: Path | None) -> None:
-    """Render the triage runbook document from runbooks/."""
+@click.option("--playbook", "only", default=None, help="render only this playbook's document")
+def runbook_render(out: Path | None, runbooks_dir: Path | None, only: str | None) -> None:
+    """Render each playbook's published document (policy.yml ``document``) from runbooks/."""
     from slackbot.config import RunbookError
-    from slackbot.runbook_doc import render_runbook
+    from slackbot.documents.runbook import render_directory
     from slackbot.settings import REPO_ROOT
+    from slackbot.slack.replies import usage_lines
 
     directory = runbooks_dir or _settings().runbooks_dir
-    target = out or REPO_ROOT / "docs" / "integration-triage-runbook.md"
+    target = out or REPO_ROOT / "docs"
     try:
-        text = render_runbook(directory)
+        documents = render_directory(directory, usage_lines(), only=only)
     except RunbookError as exc:
-        # The same file:line: field messages as `triagebot check`; the old document stays as it was.
+        # The same file:line: field messages as `triagebot check`; the old documents stay as they were.
         for problem in exc.problems:
             click.echo(str(problem))
-        _fail(f"{len(exc.problems)} problem(s) in {directory}; {target.name} was not written")
-    target.write_text(text, encoding="utf-8")
-    click.echo(f"wrote {target}")
+        _fail(f"{len(exc.problems)} problem(s) in {directory}; nothing was written")
+    if not documents:
+        _fail(f"no playbook in {directory} publishes a document" + (f" named {only}" if only else ""))
+    target.mkdir(parents=True, exist_ok=True)
+    for path, text in documents.items():
+        (target / path.name).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {target / path.name}")
 
 
 # -- simulate -------------------------------------------------------------------------------------

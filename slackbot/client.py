@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from slackbot.junit import looks_like_junit
 from slackbot.signing import sign
+from slackbot.sources.junit import looks_like_junit
 
 
 class SendError(Exception):

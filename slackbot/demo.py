@@ -18,10 +18,10 @@ import click
 
 from slackbot.app import build_asgi, slack_client_for
 from slackbot.client import send_report
-from slackbot.config import Runbook
-from slackbot.config.models import Owner, Target
-from slackbot.core import build_core
+from slackbot.config import Playbooks
+from slackbot.config.targets import Target
 from slackbot.emulator import SlackEmulator
+from slackbot.runtime import build_runtime
 from slackbot.serving import serve
 from slackbot.settings import DEFAULT_RUNBOOKS, Settings
 
@@ -29,19 +29,20 @@ SAMPLE = DEFAULT_RUNBOOKS / "examples" / "nightly-report.json"
 RESPONDER = "U0CAROL"
 
 
-def seed_workspace(emulator: SlackEmulator, runbook: Runbook) -> None:
-    """Create every user, group and channel that routing.yml names, so the demo workspace matches
-    the routing table. Group membership: the people the routing table pairs with each group, and
+def seed_workspace(emulator: SlackEmulator, playbooks: Playbooks) -> None:
+    """Create every user, group and channel the playbooks name, so the demo workspace matches the
+    routing tables. Group membership: the people the routing tables pair with each group, and
     every on-call person in the responder groups."""
-    routing = runbook.routing
-    channels = {routing.default_channel: "integration-triage", routing.ops_channel: "triagebot-ops"}
-    for suite, route in routing.suites.items():
-        channels.setdefault(route.channel, f"integration-{suite}")
+    workspace = playbooks.workspace
+    channels = {workspace.default_channel: "integration-triage", workspace.ops_channel: "triagebot-ops"}
     members: dict[str, set[str]] = {}
     users: set[str] = set()
+    maintainers: set[str] = set()
 
-    def visit(target: Target) -> None:
-        person = target.oncall_user if isinstance(target, Owner) and target.oncall_user else target.user
+    def visit(target: Target | None) -> None:
+        if target is None:
+            return
+        person = target.dm_user
         if person:
             users.add(person)
         if target.usergroup:
@@ -51,13 +52,27 @@ def seed_workspace(emulator: SlackEmulator, runbook: Runbook) -> None:
         if target.channel:
             channels.setdefault(target.channel, (target.handle or target.channel).lstrip("@#"))
 
-    for class_route in routing.classes.values():
-        for target in (class_route.owner, class_route.fallback, class_route.escalation):
+    for playbook in playbooks:
+        routing = playbook.routing
+        if routing.default_channel:
+            channels.setdefault(routing.default_channel, playbook.name)
+        for suite, route in routing.suites.items():
+            channels.setdefault(route.channel, f"{playbook.name}-{suite}")
+        for class_route in routing.classes.values():
+            for target in (
+                class_route.owner,
+                class_route.secondary_owner,
+                class_route.fallback,
+                class_route.escalation,
+            ):
+                visit(target)
+        for target in (routing.release_maintainer, routing.unrouted):
             visit(target)
-    visit(routing.release_maintainer)
-    for group in routing.responders:
+        if routing.release_maintainer and routing.release_maintainer.user:
+            maintainers.add(routing.release_maintainer.user)
+    for group in workspace.responders:
         if not members.get(group):  # a responder group nobody routes to: the on-call people
-            members[group] = {u for u in users if u != routing.release_maintainer.user}
+            members[group] = users - maintainers
     for user in sorted(users):
         emulator.add_user(user, user.removeprefix("U0").lower())
     for channel_id, name in channels.items():
@@ -75,7 +90,9 @@ def _wait(condition: Any, timeout: float, what: str) -> None:
 
 
 @contextlib.contextmanager
-def running_demo(database_url: str, *, port: int | None = None, emulator_port: int = 0) -> Iterator[dict[str, Any]]:
+def running_demo(
+    database_url: str, *, runbooks_dir: Path = DEFAULT_RUNBOOKS, port: int | None = None, emulator_port: int = 0
+) -> Iterator[dict[str, Any]]:
     emulator = SlackEmulator(port=emulator_port).start()
     try:
         ingest_secret = secrets.token_hex(16)
@@ -84,34 +101,39 @@ def running_demo(database_url: str, *, port: int | None = None, emulator_port: i
             SLACK_SIGNING_SECRET=emulator.signing_secret,
             SLACK_API_URL=emulator.base_url,
             TRIAGE_DATABASE_URL=database_url,
-            TRIAGE_RUNBOOKS_DIR=DEFAULT_RUNBOOKS,
+            TRIAGE_RUNBOOKS_DIR=runbooks_dir,
             TRIAGE_INGEST_SECRET=ingest_secret,
         )
-        core = build_core(settings, slack=slack_client_for(settings))
-        seed_workspace(emulator, core.runbook)
-        with serve(build_asgi(core), port=port) as bot_url:
+        runtime = build_runtime(settings, slack=slack_client_for(settings))
+        seed_workspace(emulator, runtime.playbooks)
+        with serve(build_asgi(runtime), port=port) as bot_url:
             emulator.bot_url = bot_url + "/slack/events"
-            yield {"emulator": emulator, "core": core, "bot_url": bot_url, "secret": ingest_secret}
+            yield {"emulator": emulator, "runtime": runtime, "bot_url": bot_url, "secret": ingest_secret}
     finally:
         emulator.stop()
 
 
-def run_demo(*, database_url: str, keep_serving: bool = False) -> None:
+def run_demo(
+    *, database_url: str, runbooks_dir: Path = DEFAULT_RUNBOOKS, playbook: str | None = None, keep_serving: bool = False
+) -> None:
     if database_url.startswith("sqlite:///"):
         for suffix in ("", "-wal", "-shm"):
             Path(database_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
     with running_demo(
-        database_url, port=3000 if keep_serving else None, emulator_port=8099 if keep_serving else 0
+        database_url,
+        runbooks_dir=runbooks_dir,
+        port=3000 if keep_serving else None,
+        emulator_port=8099 if keep_serving else 0,
     ) as demo:
         emulator: SlackEmulator = demo["emulator"]
-        core = demo["core"]
+        runtime = demo["runtime"]
         click.echo(f"Slack emulator: {emulator.web_url}   bot: {demo['bot_url']}")
         result = send_report(SAMPLE.read_bytes(), demo["bot_url"], demo["secret"])
         click.echo(
             f"CI sent {SAMPLE.name}: {result['failures']} failing of {result['results']} results -> "
             f"{len(result['incidents'])} incident(s)\n"
         )
-        channel = core.runbook.routing.channel_for_suite("nightly")
+        channel = runtime.playbooks.default.channel_for_suite("nightly")
         expected = len(result["incidents"])
         click.echo(f"Posting {expected} cards (Slack allows about one post per second per channel)…")
         _wait(lambda: len(emulator.messages(channel)) >= expected + (1 if result["multiPrefix"] else 0), 120, "cards")

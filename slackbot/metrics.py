@@ -48,17 +48,15 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from slackbot.clock import Clock, as_utc
-from slackbot.config.models import FailureClass
 from slackbot.db.models import Incident, OutboxItem, TimelineEvent
 from slackbot.outbox.worker import Handler, OutboxWorker
 
 # Seconds. The 20-minute rule sits on a bucket edge; resolution is measured in hours to days.
 BUCKETS = (30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 14400, 28800, 86400, 259200, 604800)
 UNCLASSIFIED = "unclassified"
-CLASS_LABELS = (*(c.value for c in FailureClass), UNCLASSIFIED)
 
 PAGE_KINDS = ("dm", "pagerduty", "run_escalation")
-ESCALATION_REASONS = ("unclassified", "manual", "multi_prefix", "flake_recurred")
+ESCALATION_REASONS = ("unclassified", "manual", "multi_prefix", "recurred")
 # Timeline kinds that are escalations, and the reason each one counts under.
 _ESCALATION_KINDS = {"escalated", "multi_prefix", "reopened"}
 _TRANSITIONS = (
@@ -70,7 +68,9 @@ _PENDING = "triagebot_metrics_pending"
 
 
 class AppMetrics:
-    def __init__(self, engine: Engine, clock: Clock) -> None:
+    def __init__(self, engine: Engine, clock: Clock, classes: Iterable[str] = ()) -> None:
+        """``classes``: every class key of every playbook, so each open-incident gauge exists
+        (at 0) before its first incident."""
         self.engine = engine
         self.registry = CollectorRegistry()
         r = self.registry
@@ -99,7 +99,7 @@ class AppMetrics:
         }
         self.escalations = Counter(
             "triagebot_escalations",
-            "Escalations by reason: unclassified (20-minute rule), manual, multi_prefix, flake_recurred.",
+            "Escalations by reason: unclassified (the timed rule), manual, multi_prefix, recurred (reopened).",
             ["reason"],
             registry=r,
         )
@@ -130,7 +130,7 @@ class AppMetrics:
         for kind in PAGE_KINDS:
             self.pages_sent.labels(kind)
             self.pages_failed.labels(kind)
-        r.register(_DatabaseCollector(engine, clock))
+        r.register(_DatabaseCollector(engine, clock, classes))
         _watch(engine, self)
 
     def exposition(self) -> bytes:
@@ -219,9 +219,10 @@ def _method(url: str) -> str:
 
 
 class _DatabaseCollector(Collector):
-    def __init__(self, engine: Engine, clock: Clock) -> None:
+    def __init__(self, engine: Engine, clock: Clock, classes: Iterable[str]) -> None:
         self.engine = engine
         self.clock = clock
+        self.classes = tuple(dict.fromkeys([*classes, UNCLASSIFIED]))
 
     def describe(self) -> Iterable[Metric]:
         return []  # computed per scrape; nothing to check at registration
@@ -241,7 +242,7 @@ class _DatabaseCollector(Collector):
             "Open incidents by failure class (unclassified: not yet).",
             labels=["failure_class"],
         )
-        for name in CLASS_LABELS:
+        for name in sorted(set(self.classes) | set(state["open"])):
             opened.add_metric([name], state["open"].get(name, 0))
         yield opened
         depth = GaugeMetricFamily(
@@ -341,7 +342,7 @@ def _escalation_reason(row: dict[str, Any]) -> str:
     if row["kind"] == "multi_prefix":
         return "multi_prefix"
     if row["kind"] == "reopened":
-        return "flake_recurred"
+        return "recurred"
     return "unclassified" if row.get("source") == "timer" else "manual"
 
 

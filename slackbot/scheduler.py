@@ -16,7 +16,7 @@ from collections.abc import Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
-from slackbot.services.timers import FireResult, TimerService
+from slackbot.incidents.timers import FireResult, TimerService
 
 log = logging.getLogger(__name__)
 # APScheduler logs every run of every job at INFO: four lines a second per replica at our cadence.

@@ -9,9 +9,9 @@ import sys
 import uvicorn
 
 from slackbot.app import build_asgi, slack_client_for
-from slackbot.config import RunbookError
-from slackbot.core import build_core
+from slackbot.runtime import build_runtime
 from slackbot.settings import Settings, secret
+from slackbot.template_check import check_directory
 
 
 def freeze_startup_objects() -> None:
@@ -30,19 +30,17 @@ def run_server(settings: Settings, *, host: str, port: int, socket_mode: bool = 
             file=sys.stderr,
         )
         sys.exit(2)
-    try:
-        core = build_core(settings, slack=slack_client_for(settings))
-    except RunbookError as exc:
-        # Refuse to start on an invalid runbook, with the same messages as `triagebot check`.
-        for problem in exc.problems:
+    # Refuse to start on an invalid runbook or a template that cannot render, with the same
+    # messages as `triagebot check`.
+    problems = check_directory(settings.runbooks_dir)
+    if problems:
+        for problem in problems:
             print(problem, file=sys.stderr)
-        print(
-            f"triagebot: refusing to start: {len(exc.problems)} problem(s) in {settings.runbooks_dir}",
-            file=sys.stderr,
-        )
+        print(f"triagebot: refusing to start: {len(problems)} problem(s) in {settings.runbooks_dir}", file=sys.stderr)
         sys.exit(2)
+    runtime = build_runtime(settings, slack=slack_client_for(settings))
     # One uvicorn server either way: in Socket Mode the lifespan connects Bolt over the socket and
     # the HTTP routes (ingest, webhooks, health, metrics) stay on host:port.
-    app = build_asgi(core, socket_mode=socket_mode)
+    app = build_asgi(runtime, socket_mode=socket_mode)
     freeze_startup_objects()
     uvicorn.run(app, host=host, port=port, log_level="info")

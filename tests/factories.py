@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from slackbot.db.models import OutboxItem
-from slackbot.report import Report
+from slackbot.sources.report import Report
 
 
 def result(

@@ -20,20 +20,20 @@ from starlette.routing import Route
 
 from handlers.http.body import BodyTooLarge, problem, read_capped, too_large
 from handlers.http.ingest import describe_validation_error
-from slackbot.core import Core
-from slackbot.services.alertmanager import AlertmanagerPayload, AlertmanagerService
+from slackbot.runtime import Runtime
 from slackbot.settings import secret
+from slackbot.sources.alertmanager import AlertmanagerPayload, AlertmanagerService
 
 
-def routes(core: Core) -> list[Route]:
-    service = AlertmanagerService(core.runbook, core.clock)
+def routes(runtime: Runtime) -> list[Route]:
+    service = AlertmanagerService(runtime.playbooks, runtime.clock)
 
     async def webhook(request: Request) -> Response:
         try:
-            body = await read_capped(request, core.settings.max_body_bytes)
+            body = await read_capped(request, runtime.settings.max_body_bytes)
         except BodyTooLarge as exc:
             return too_large(exc)
-        token = secret(core.settings.alertmanager_token)
+        token = secret(runtime.settings.alertmanager_token)
         if token is None:
             return problem(503, "the Alertmanager webhook is disabled: set TRIAGE_ALERTMANAGER_TOKEN on the server")
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -45,8 +45,8 @@ def routes(core: Core) -> list[Route]:
             return problem(400, f"body is not valid JSON: {exc}")
         except ValidationError as exc:
             return problem(400, describe_validation_error(exc))
-        outcome = await asyncio.to_thread(service.handle, core.engine, payload)
-        core.notify_committed()
+        outcome = await asyncio.to_thread(service.handle, runtime.engine, payload)
+        runtime.notify_committed()
         return JSONResponse(outcome.as_json(), status_code=200)
 
     return [Route("/webhooks/alertmanager", webhook, methods=["POST"])]

@@ -11,9 +11,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from handlers.http.body import problem
-from slackbot.core import Core
 from slackbot.db.engine import session_scope
-from slackbot.services.queries import QueryError, incident_json, list_incidents
+from slackbot.reads.queries import QueryError, incident_json, list_incidents
+from slackbot.runtime import Runtime
 from slackbot.settings import secret
 
 
@@ -25,20 +25,21 @@ def _is_loopback(request: Request) -> bool:
         return False
 
 
-def routes(core: Core) -> list[Route]:
+def routes(runtime: Runtime) -> list[Route]:
     async def incidents(request: Request) -> Response:
         if not _is_loopback(request):
-            token = secret(core.settings.api_token)
+            token = secret(runtime.settings.api_token)
             given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
             if not token or not hmac.compare_digest(given, token):
                 return problem(401, "a bearer token (TRIAGE_API_TOKEN) is required from non-loopback addresses")
         status = request.query_params.get("status")
         failure_class = request.query_params.get("class")
-        if failure_class and failure_class not in {c.value for c in core.runbook.routing.classes}:
-            return problem(400, f"class must be one of {', '.join(c.value for c in core.runbook.routing.classes)}")
+        known = sorted({key for playbook in runtime.playbooks for key in playbook.classes})
+        if failure_class and failure_class not in known:
+            return problem(400, f"class must be one of {', '.join(known)}")
 
         def work() -> list[dict[str, object]]:
-            with session_scope(core.engine) as session:
+            with session_scope(runtime.engine) as session:
                 return [incident_json(i) for i in list_incidents(session, status=status, failure_class=failure_class)]
 
         try:

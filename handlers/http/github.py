@@ -4,7 +4,7 @@ GitHub gives a delivery 10 seconds and never redelivers by itself, so this route
 must happen before the answer: check ``X-Hub-Signature-256`` over the raw body, and record the
 ``X-GitHub-Delivery`` id together with a ``github_run`` outbox job in one transaction. A
 redelivery (same id) is answered 200 without a second job. Everything else — artifacts, unzip,
-ingest, validation evidence — runs from the outbox (``slackbot.services.github_runs``).
+ingest, validation evidence — runs from the outbox (``slackbot.sources.github``).
 """
 
 from __future__ import annotations
@@ -17,23 +17,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from handlers.http.body import BodyTooLarge, problem, read_capped, too_large
-from slackbot.core import Core
-from slackbot.services.github_runs import GitHubRunService, WebhookError, WorkflowRun
+from slackbot.runtime import Runtime
 from slackbot.settings import secret
 from slackbot.signing import verify
+from slackbot.sources.github import GitHubRunService, WebhookError, WorkflowRun
 
 
-def routes(core: Core) -> list[Route]:
+def routes(runtime: Runtime) -> list[Route]:
     service = GitHubRunService(
-        core.runbook, core.clock, core.ingest, report_artifact=core.settings.github_report_artifact
+        runtime.playbooks, runtime.clock, runtime.ingest, report_artifact=runtime.settings.github_report_artifact
     )
 
     async def webhook(request: Request) -> Response:
         try:
-            body = await read_capped(request, core.settings.max_body_bytes)
+            body = await read_capped(request, runtime.settings.max_body_bytes)
         except BodyTooLarge as exc:
             return too_large(exc)
-        key = secret(core.settings.github_webhook_secret)
+        key = secret(runtime.settings.github_webhook_secret)
         if key is None:
             return problem(503, "the GitHub webhook is disabled: set GITHUB_WEBHOOK_SECRET on the server")
         signature = request.headers.get("x-hub-signature-256")
@@ -60,9 +60,9 @@ def routes(core: Core) -> list[Route]:
             return problem(400, str(exc))
         if not service.wants(run):
             return JSONResponse({"ignored": f"conclusion {run.conclusion!r}", "run": run.label})
-        if not await asyncio.to_thread(service.accept, core.engine, delivery, run):
+        if not await asyncio.to_thread(service.accept, runtime.engine, delivery, run):
             return JSONResponse({"duplicate": True, "delivery": delivery})
-        core.notify_committed()
+        runtime.notify_committed()
         action = "validate" if run.conclusion == "success" else "ingest"
         return JSONResponse({"accepted": delivery, "run": run.label, "action": action}, status_code=202)
 

@@ -12,11 +12,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from handlers.http.body import BodyTooLarge, problem, read_capped, too_large
-from slackbot.core import Core
-from slackbot.junit import JUnitError, parse_junit
-from slackbot.report import Report, RunInfo
+from slackbot.runtime import Runtime
 from slackbot.settings import secret
 from slackbot.signing import verify
+from slackbot.sources.junit import JUnitError, parse_junit
+from slackbot.sources.report import Report, RunInfo
 
 SIGNATURE_HEADER = "x-triage-signature"
 
@@ -57,13 +57,13 @@ def run_info_from_query(request: Request) -> RunInfo:
         raise ValueError("query parameters: " + describe_validation_error(exc)) from exc
 
 
-def routes(core: Core) -> list[Route]:
+def routes(runtime: Runtime) -> list[Route]:
     async def authenticated_body(request: Request) -> bytes | Response:
         try:
-            body = await read_capped(request, core.settings.max_body_bytes)
+            body = await read_capped(request, runtime.settings.max_body_bytes)
         except BodyTooLarge as exc:
             return too_large(exc)
-        key = secret(core.settings.ingest_secret)
+        key = secret(runtime.settings.ingest_secret)
         if key is None:
             return problem(503, "ingest is disabled: set TRIAGE_INGEST_SECRET on the server")
         if not request.headers.get(SIGNATURE_HEADER):
@@ -81,8 +81,8 @@ def routes(core: Core) -> list[Route]:
         except (ValueError, JUnitError) as exc:
             return problem(400, str(exc))
 
-        result = (await asyncio.to_thread(core.ingest.ingest_report, core.engine, report)).as_json()
-        core.notify_committed()
+        result = (await asyncio.to_thread(runtime.ingest.ingest_report, runtime.engine, report)).as_json()
+        runtime.notify_committed()
         return JSONResponse(result, status_code=202)
 
     async def ingest_report(request: Request) -> Response:
@@ -95,7 +95,7 @@ def routes(core: Core) -> list[Route]:
             return problem(400, str(exc))
         return await accept(
             request,
-            lambda body: parse_junit(body, run, invariant_prefixes=core.invariant_prefixes),
+            lambda body: parse_junit(body, run, invariant_prefixes=runtime.invariant_prefixes),
         )
 
     return [

@@ -9,13 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from slackbot.core import Core
+from slackbot.runtime import Runtime
 
 
-def routes(core: Core) -> list[Route]:
+def routes(runtime: Runtime) -> list[Route]:
     async def metrics(_: Request) -> Response:
         # A scrape reads the database (open incidents, outbox depth): keep it off the event loop.
-        body = await asyncio.to_thread(core.metrics.exposition)
+        body = await asyncio.to_thread(runtime.metrics.exposition)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return [Route("/metrics", metrics, methods=["GET"])]

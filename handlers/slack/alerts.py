@@ -1,7 +1,7 @@
 """Failure alerts already in Slack: CI notifier messages, the triage reaction, ``@triagebot triage``.
 
 Thin: pick the message out of the event (fetching it when the event only points at it), check
-who may ask, and hand it to ``slackbot.services.alerts``. The answer is written by the service as
+who may ask, and hand it to ``slackbot.sources.slack_alerts``. The answer is written by the service as
 an outbox row and posted in the source message's thread. Bolt acks events before these run, and
 Slack's retries were already dropped by the middleware in ``events.py``.
 """
@@ -16,10 +16,10 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from slackbot.core import Core
-from slackbot.services.alerts import AlertService, SlackMessage, Trigger
-from slackbot.services.github_runs import GitHubRunService
+from slackbot.runtime import Runtime
 from slackbot.settings import secret
+from slackbot.sources.github import GitHubRunService
+from slackbot.sources.slack_alerts import AlertService, SlackMessage, Trigger
 
 log = logging.getLogger(__name__)
 
@@ -48,26 +48,26 @@ async def fetch_message(client: AsyncWebClient, channel: str, ts: str) -> dict[s
     return next((dict(m) for m in thread if m.get("ts") == ts), None)
 
 
-def register(app: AsyncApp, core: Core) -> None:
+def register(app: AsyncApp, runtime: Runtime) -> None:
     github = None
-    if secret(core.settings.github_token):
+    if secret(runtime.settings.github_token):
         github = GitHubRunService(
-            core.runbook, core.clock, core.ingest, report_artifact=core.settings.github_report_artifact
+            runtime.playbooks, runtime.clock, runtime.ingest, report_artifact=runtime.settings.github_report_artifact
         )
-    service = AlertService(core.runbook, core.clock, core.ingest, github)
-    reaction = core.runbook.routing.triage_reaction
+    service = AlertService(runtime.playbooks, runtime.clock, runtime.ingest, github)
+    reaction = runtime.playbooks.workspace.triage_reaction
 
     async def handle(message: SlackMessage, trigger: Trigger, actor: str | None) -> None:
-        outcome = await asyncio.to_thread(service.handle, core.engine, message, trigger=trigger, actor=actor)
+        outcome = await asyncio.to_thread(service.handle, runtime.engine, message, trigger=trigger, actor=actor)
         if outcome.action != "ignored":
-            core.notify_committed()
+            runtime.notify_committed()
 
     async def refuse(client: AsyncWebClient, channel: str, user: str, thread_ts: str | None) -> None:
         await client.chat_postEphemeral(
             channel=channel,
             user=user,
             thread_ts=thread_ts,
-            text=f"⛔ Only responders ({core.responders.describe()}) can open triage cards; nothing was changed.",
+            text=f"⛔ Only responders ({runtime.responders.describe()}) can open triage cards; nothing was changed.",
         )
 
     @app.event("message")
@@ -86,7 +86,7 @@ def register(app: AsyncApp, core: Core) -> None:
         if event.get("reaction") != reaction or item.get("type") != "message":
             return
         channel, ts, user = str(item.get("channel", "")), str(item.get("ts", "")), str(event.get("user", ""))
-        if not await core.responders.allowed(user):
+        if not await runtime.responders.allowed(user):
             await refuse(client, channel, user, ts)
             return
         found = await fetch_message(client, channel, ts)
@@ -104,7 +104,7 @@ def register(app: AsyncApp, core: Core) -> None:
                 channel=channel, thread_ts=thread_ts or ts, text=MENTION_HELP.format(reaction=reaction)
             )
             return
-        if not await core.responders.allowed(user):
+        if not await runtime.responders.allowed(user):
             await refuse(client, channel, user, thread_ts or ts)
             return
         if thread_ts and thread_ts != ts:

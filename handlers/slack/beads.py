@@ -12,18 +12,19 @@ from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers.slack.guard import ensure_responder
-from slackbot.core import Core
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident
-from slackbot.services.beads import title_for
-from slackbot.services.incidents import Actor, IncidentError
+from slackbot.documents.record import RecordTemplateError, render_record
+from slackbot.domain.changes import Actor, IncidentError, RequestBead
+from slackbot.reads.record import record_inputs
+from slackbot.runtime import Runtime
 from slackbot.slack import card
 from slackbot.slack.escape import escape, truncate
 
 CALLBACK = "file_bead"
 
 
-def bead_modal(incident: Incident, expected: str, observed: str) -> dict[str, Any]:
+def bead_modal(incident: Incident, title: str, expected: str, observed: str) -> dict[str, Any]:
     return View(
         type="modal",
         callback_id=CALLBACK,
@@ -32,7 +33,7 @@ def bead_modal(incident: Incident, expected: str, observed: str) -> dict[str, An
         submit="File bead",
         close="Cancel",
         blocks=[
-            SectionBlock(text=f"*{escape(title_for(incident))}*\nThe body follows the runbook's defect template."),
+            SectionBlock(text=f"*{escape(title)}*\nThe body follows the playbook's record template."),
             InputBlock(
                 block_id="expected",
                 label="Expected",
@@ -51,22 +52,26 @@ def bead_modal(incident: Incident, expected: str, observed: str) -> dict[str, An
     ).to_dict()
 
 
-def register(app: AsyncApp, core: Core) -> None:
+def register(app: AsyncApp, runtime: Runtime) -> None:
     @app.action(card.ACTION_BEAD)
     async def open_modal(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
         await ack()
         user = body["user"]["id"]
-        if not await ensure_responder(core, user, respond, "file beads"):
+        if not await ensure_responder(runtime, user, respond, "file beads"):
             return
         incident_id = int(body["actions"][0]["value"])
 
         def prefill() -> dict[str, Any]:
-            with session_scope(core.engine) as session:
+            with session_scope(runtime.engine) as session:
                 incident = session.get(Incident, incident_id)
                 if incident is None:
                     raise IncidentError(f"no incident INC-{incident_id}")
-                expected, observed = core.beads.defaults(session, incident)
-                return bead_modal(incident, expected, observed)
+                inputs = record_inputs(session, runtime.playbooks.get(incident.playbook), incident)
+                try:
+                    title = render_record(inputs).title
+                except RecordTemplateError as exc:
+                    raise IncidentError(str(exc)) from exc
+                return bead_modal(incident, title, inputs.expected, inputs.observed)
 
         try:
             view = await asyncio.to_thread(prefill)
@@ -91,16 +96,10 @@ def register(app: AsyncApp, core: Core) -> None:
         incident_id = int(json.loads(view["private_metadata"])["incident"])
         try:
             await asyncio.to_thread(
-                core.incidents.run,
-                core.engine,
-                "request_bead",
-                incident_id,
-                Actor(body["user"]["id"], "button"),
-                expected=expected,
-                observed=observed,
+                runtime.change, incident_id, Actor(body["user"]["id"], "button"), RequestBead(expected, observed)
             )
         except IncidentError as exc:
             await ack(response_action="errors", errors={"expected": str(exc)[:150]})
             return
         await ack()
-        core.notify_committed()
+        runtime.notify_committed()

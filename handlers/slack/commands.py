@@ -14,11 +14,26 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from slackbot.core import Core
+from slackbot.config import ChoiceError, Playbook
 from slackbot.db.engine import session_scope
-from slackbot.services.incidents import Actor, IncidentError
-from slackbot.services.queries import QueryError, get_incident, list_incidents, parse_incident_key
-from slackbot.services.stats import StatsService, stats_text
+from slackbot.domain.changes import (
+    Acknowledge,
+    Actor,
+    Assign,
+    Change,
+    Classify,
+    Escalate,
+    IncidentError,
+    RequestBead,
+    RequestPostmortem,
+    Resolve,
+    SetFlag,
+    SetMilestone,
+    SetSeverity,
+)
+from slackbot.reads.queries import QueryError, get_incident, list_incidents, parse_incident_key
+from slackbot.reads.stats import StatsService, stats_text
+from slackbot.runtime import Runtime
 from slackbot.slack import replies
 
 _USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9]{2,})$")
@@ -35,8 +50,8 @@ def _need(args: list[str], count: int, usage: str) -> None:
         raise UsageError(f"usage: `/triage {usage}`")
 
 
-def register(app: AsyncApp, core: Core) -> None:
-    triage_command = TriageCommand(core)
+def register(app: AsyncApp, runtime: Runtime) -> None:
+    triage_command = TriageCommand(runtime)
 
     @app.command("/triage")
     async def triage(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -46,8 +61,8 @@ def register(app: AsyncApp, core: Core) -> None:
 
 
 class TriageCommand:
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
         self.routes: dict[str, Callable[[list[str], str], Awaitable[Reply]]] = {
             "help": self.help,
             "list": self.list_,
@@ -57,6 +72,8 @@ class TriageCommand:
             "severity": self.severity,
             "assign": self.assign,
             "escalate": self.escalate,
+            "flag": self.flag,
+            "unflag": self.unflag,
             "bead": self.bead,
             "status": self.status,
             "resolve": self.resolve,
@@ -82,13 +99,22 @@ class TriageCommand:
             return await handler(args, user_id)
         except UsageError as exc:
             return str(exc), False
-        except (IncidentError, QueryError) as exc:
+        except (IncidentError, QueryError, ChoiceError) as exc:
             return f"⚠️ {replies.escape(str(exc))}", False
 
     # -- reads ------------------------------------------------------------------------------------
 
     async def help(self, args: list[str], user_id: str) -> Reply:
-        return replies.USAGE, False
+        """The usage in the words of a playbook: an incident's (``help INC-7``) or a named one."""
+        playbooks = self.runtime.playbooks
+        playbook = playbooks.default
+        if args:
+            named = playbooks.named(args[0].lower())
+            if named is not None:
+                playbook = named
+            else:
+                playbook = await asyncio.to_thread(self.runtime.playbook_of, parse_incident_key(args[0]))
+        return replies.usage(playbook, playbooks), False
 
     async def list_(self, args: list[str], user_id: str) -> Reply:
         which = args[0].lower() if args else "open"
@@ -96,17 +122,17 @@ class TriageCommand:
             raise UsageError("usage: `/triage list [open|mine|overdue]`")
 
         def work() -> str:
-            with session_scope(self.core.engine) as session:
+            with session_scope(self.runtime.engine) as session:
                 if which == "mine":
                     rows = list_incidents(session, status="open", assignee=user_id)
                     title = "Open incidents assigned to you"
                 elif which == "overdue":
-                    rows = list_incidents(session, overdue_at=self.core.clock.now())
+                    rows = list_incidents(session, overdue_at=self.runtime.clock.now())
                     title = "Overdue for classification"
                 else:
                     rows = list_incidents(session, status="open")
                     title = "Open incidents"
-                return replies.incident_list(title, rows, self.core.runbook)
+                return replies.incident_list(title, rows, self.runtime.playbooks)
 
         return await asyncio.to_thread(work), False
 
@@ -115,10 +141,8 @@ class TriageCommand:
         incident_id = parse_incident_key(args[0])
 
         def work() -> str:
-            view = self.core.card_view(incident_id)
-            return replies.incident_detail(
-                view.incident, self.core.runbook, [(p.description, p.at) for p in view.pending]
-            )
+            view = self.runtime.card_view(incident_id)
+            return replies.incident_detail(view.incident, view.playbook, [(p.description, p.at) for p in view.pending])
 
         return await asyncio.to_thread(work), False
 
@@ -126,96 +150,125 @@ class TriageCommand:
         _need(args, 1, "timeline ID")
 
         def work() -> str:
-            with session_scope(self.core.engine) as session:
+            with session_scope(self.runtime.engine) as session:
                 incident = get_incident(session, args[0])
-                return replies.timeline_text(incident, self.core.timeline(session, incident.id or 0))
+                return replies.timeline_text(incident, self.runtime.timeline(session, incident.id or 0))
 
         return await asyncio.to_thread(work), False
 
+    async def _playbook_and_topic(self, args: list[str]) -> tuple[Playbook, str | None]:
+        """``[INC-7|playbook] [topic…]``: the first word picks the playbook when it names one."""
+        playbooks = self.runtime.playbooks
+        if args:
+            named = playbooks.named(args[0].lower())
+            if named is not None:
+                return named, " ".join(args[1:]) or None
+            if args[0].upper().startswith("INC-"):
+                playbook = await asyncio.to_thread(self.runtime.playbook_of, parse_incident_key(args[0]))
+                return playbook, " ".join(args[1:]) or None
+        return playbooks.default, " ".join(args) or None
+
     async def runbook(self, args: list[str], user_id: str) -> Reply:
-        return replies.runbook_text(self.core.runbook, args[0] if args else None), False
+        playbook, topic = await self._playbook_and_topic(args)
+        return replies.runbook_text(playbook, topic), False
 
     async def owners(self, args: list[str], user_id: str) -> Reply:
-        return replies.owners_text(self.core.runbook, args[0] if args else None), False
+        playbook, topic = await self._playbook_and_topic(args)
+        return replies.owners_text(playbook, topic), False
 
     # -- changes ----------------------------------------------------------------------------------
 
-    async def _change(self, actor_id: str, operation: str, key: str, **kwargs: Any) -> Reply:
-        if not await self.core.responders.allowed(actor_id):
+    async def _change(self, actor_id: str, key: str, change: Change) -> Reply:
+        if not await self.runtime.responders.allowed(actor_id):
             return (
-                f"⛔ Only responders ({self.core.responders.describe()}) can change incidents. "
+                f"⛔ Only responders ({self.runtime.responders.describe()}) can change incidents. "
                 "Ask one of them, or a lead to add you to the group.",
                 False,
             )
         incident_id = parse_incident_key(key)
-        outcome = await self.core.after_ack.run(  # in order with the clicks before it
-            asyncio.to_thread,
-            self.core.incidents.run,
-            self.core.engine,
-            operation,
-            incident_id,
-            Actor(actor_id, "command"),
-            **kwargs,
+        outcome = await self.runtime.after_ack.run(  # in order with the clicks before it
+            asyncio.to_thread, self.runtime.change, incident_id, Actor(actor_id, "command"), change
         )
         if outcome.changed:
-            self.core.notify_committed()
-        # Outcome messages are built by the services from ids and labels we control (they may
-        # hold real mentions); user-typed text only reaches replies through escaped errors.
+            self.runtime.notify_committed()
+        # Outcome messages are built by the core from ids and labels we control (they may hold
+        # real mentions); user-typed text only reaches replies through escaped errors.
         if not outcome.changed:
             return outcome.message, False
         return f"<@{actor_id}>: {outcome.message}", True
 
     async def ack(self, args: list[str], user_id: str) -> Reply:
         _need(args, 1, "ack ID")
-        return await self._change(user_id, "acknowledge", args[0])
+        return await self._change(user_id, args[0], Acknowledge())
 
     async def classify(self, args: list[str], user_id: str) -> Reply:
         _need(args, 2, "classify ID CLASS")
-        return await self._change(user_id, "classify", args[0], failure_class=args[1])
+        return await self._change(user_id, args[0], Classify(" ".join(args[1:])))
 
     async def severity(self, args: list[str], user_id: str) -> Reply:
-        _need(args, 2, "severity ID SEV-n")
-        return await self._change(user_id, "set_severity", args[0], severity=args[1])
+        _need(args, 2, "severity ID SEVERITY")
+        return await self._change(user_id, args[0], SetSeverity(" ".join(args[1:])))
 
     async def assign(self, args: list[str], user_id: str) -> Reply:
         _need(args, 2, "assign ID @user")
         match = _USER.match(args[1])
         if not match:
             raise UsageError("usage: `/triage assign ID @user` (mention the person so Slack sends their id)")
-        return await self._change(user_id, "assign", args[0], user_id=match.group(1) or match.group(2))
+        return await self._change(user_id, args[0], Assign(match.group(1) or match.group(2)))
 
     async def escalate(self, args: list[str], user_id: str) -> Reply:
         _need(args, 1, "escalate ID [reason]")
-        return await self._change(user_id, "escalate", args[0], reason=" ".join(args[1:]))
+        return await self._change(user_id, args[0], Escalate(" ".join(args[1:])))
+
+    async def flag(self, args: list[str], user_id: str) -> Reply:
+        _need(args, 2, "flag ID FLAG")
+        return await self._change(user_id, args[0], SetFlag(" ".join(args[1:])))
+
+    async def unflag(self, args: list[str], user_id: str) -> Reply:
+        _need(args, 2, "unflag ID FLAG")
+        return await self._change(user_id, args[0], SetFlag(" ".join(args[1:]), on=False))
 
     async def status(self, args: list[str], user_id: str) -> Reply:
+        """``status ID MILESTONE [note]``, ``key=value`` words fill named record fields. A
+        milestone of several words (``fix merged``) is matched greedily from the longest."""
         _need(args, 2, "status ID MILESTONE [note]")
-        return await self._change(user_id, "set_milestone", args[0], milestone=args[1], note=" ".join(args[2:]))
+        playbook = await asyncio.to_thread(self.runtime.playbook_of, parse_incident_key(args[0]))
+        rest = args[1:]
+        for size in range(len(rest), 0, -1):
+            try:
+                milestone = playbook.parse_milestone(" ".join(rest[:size]))
+            except ChoiceError:
+                continue
+            words = rest[size:]
+            break
+        else:
+            playbook.parse_milestone(rest[0])  # raises with the playbook's choices
+            raise AssertionError("unreachable")
+        fields = dict(w.split("=", 1) for w in words if "=" in w and w.split("=", 1)[0].isidentifier())
+        note = " ".join(w for w in words if not ("=" in w and w.split("=", 1)[0].isidentifier()))
+        return await self._change(user_id, args[0], SetMilestone(milestone.key, note, fields))
 
     async def resolve(self, args: list[str], user_id: str) -> Reply:
         _need(args, 1, "resolve ID root cause…")
-        return await self._change(user_id, "resolve", args[0], note=" ".join(args[1:]))
+        return await self._change(user_id, args[0], Resolve(" ".join(args[1:])))
 
     async def bead(self, args: list[str], user_id: str) -> Reply:
         _need(args, 1, "bead ID")
-        return await self._change(user_id, "request_bead", args[0])
+        return await self._change(user_id, args[0], RequestBead())
 
     async def postmortem(self, args: list[str], user_id: str) -> Reply:
         """Uploads the postmortem into the thread (a draft while the incident is open)."""
         _need(args, 1, "postmortem ID")
-        if not await self.core.responders.allowed(user_id):
-            return f"⛔ Only responders ({self.core.responders.describe()}) can post postmortems.", False
+        if not await self.runtime.responders.allowed(user_id):
+            return f"⛔ Only responders ({self.runtime.responders.describe()}) can post postmortems.", False
         incident_id = parse_incident_key(args[0])
-
-        def work() -> str:
-            with session_scope(self.core.engine) as session:
-                return self.core.postmortems.request(session, incident_id, Actor(user_id, "command")).message
-
-        message = await asyncio.to_thread(work)
-        self.core.notify_committed()
-        return f"📝 {message}.", False
+        outcome = await asyncio.to_thread(
+            self.runtime.change, incident_id, Actor(user_id, "command"), RequestPostmortem()
+        )
+        self.runtime.notify_committed()
+        return f"📝 {outcome.message}.", False
 
     async def stats(self, args: list[str], user_id: str) -> Reply:
-        service = StatsService(self.core.runbook, self.core.clock)
-        windows = await asyncio.to_thread(service.report, self.core.engine)
-        return stats_text(windows, self.core.runbook.policy.classify_within), False
+        service = StatsService(self.runtime.playbooks, self.runtime.clock)
+        windows = await asyncio.to_thread(service.report, self.runtime.engine)
+        return stats_text(windows, self.runtime.playbooks.default.policy.classify_within), False

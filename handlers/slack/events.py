@@ -17,10 +17,10 @@ from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from slackbot.core import Core
+from slackbot.after_ack import AckFirst
 from slackbot.db.engine import session_scope
-from slackbot.services.queries import list_incidents
-from slackbot.slack.after_ack import AckFirst
+from slackbot.reads.queries import list_incidents
+from slackbot.runtime import Runtime
 from slackbot.slack.home import render_home
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 class NoteArrivals(AsyncMiddleware):
     """Tells the after-ack scheduler a Slack request came in, so queued work yields to its ack
-    (``slackbot.slack.after_ack``). First of our middlewares, over HTTP and Socket Mode alike."""
+    (``slackbot.after_ack``). First of our middlewares, over HTTP and Socket Mode alike."""
 
     def __init__(self, gate: AckFirst) -> None:
         self.gate = gate
@@ -48,23 +48,23 @@ class DropDuplicateEvents(AsyncMiddleware):
     this one reads the body and, for anything but an event, only passes the request on.
     """
 
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
 
     async def async_process(
         self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
     ) -> BoltResponse:
         body = req.body
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and not await asyncio.to_thread(self.core.first_delivery, "slack_event", str(event_id)):
+        if event_id and not await asyncio.to_thread(self.runtime.first_delivery, "slack_event", str(event_id)):
             log.info("dropping duplicate Slack event %s", event_id)
             return BoltResponse(status=200, body="")
         return await next()
 
 
-def register(app: AsyncApp, core: Core) -> None:
-    app.use(NoteArrivals(core.after_ack.gate))
-    app.use(DropDuplicateEvents(core))
+def register(app: AsyncApp, runtime: Runtime) -> None:
+    app.use(NoteArrivals(runtime.after_ack.gate))
+    app.use(DropDuplicateEvents(runtime))
 
     @app.event("app_home_opened")
     async def home(event: dict[str, Any], client: AsyncWebClient) -> None:
@@ -73,8 +73,8 @@ def register(app: AsyncApp, core: Core) -> None:
         user = event["user"]
 
         def work() -> dict[str, Any]:
-            with session_scope(core.engine) as session:
+            with session_scope(runtime.engine) as session:
                 rows = list_incidents(session, status="open")
-                return render_home(user, rows, core.runbook, core.clock.now())
+                return render_home(user, rows, runtime.playbooks, runtime.clock.now())
 
         await client.views_publish(user_id=user, view=await asyncio.to_thread(work))

@@ -20,45 +20,54 @@ from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers.slack.guard import ensure_responder
-from slackbot.core import Core
+from slackbot.config import Playbook
+from slackbot.config.policy import Milestone
 from slackbot.db.engine import session_scope
-from slackbot.services import reminders
-from slackbot.services.checklists import StepRef
-from slackbot.services.incidents import Actor, IncidentError, Outcome
+from slackbot.domain.changes import Actor, IncidentError, Outcome, RecordStep, SetMilestone
+from slackbot.domain.checklists import StaleButton, StepRef
+from slackbot.incidents import reminders
+from slackbot.runtime import Runtime
 from slackbot.slack import card
 from slackbot.slack.checklist import ACTION_PREFIX
 from slackbot.slack.escape import escape
 
 log = logging.getLogger(__name__)
 
-RESOLVE_CALLBACK = "resolve_incident"
-ROOT_CAUSE = "root_cause"
+MILESTONE_CALLBACK = "incident_milestone"
 
 
-def resolve_modal(incident_id: int) -> dict[str, Any]:
-    return View(
-        type="modal",
-        callback_id=RESOLVE_CALLBACK,
-        private_metadata=json.dumps({"incident": incident_id}),
-        title=f"Resolve INC-{incident_id}"[:24],
-        submit="Resolve",
-        close="Cancel",
-        blocks=[
-            SectionBlock(
-                text=f"Resolving *INC-{incident_id}* closes it, cancels its timers and closes its bead. "
-                "The root cause goes to the timeline and the bead."
-            ),
+def milestone_modal(incident_id: int, playbook: Playbook, milestone: Milestone) -> dict[str, Any]:
+    """One input per record field the milestone asks for (resolving always asks the root cause)."""
+    intro = (
+        f"Resolving *INC-{incident_id}* closes it, cancels its timers and closes its bead. "
+        "What you write goes to the timeline, the incident record and the bead."
+        if milestone.resolves
+        else f"*{escape(milestone.label)}* for *INC-{incident_id}*: what you write goes to the timeline and "
+        "the incident record."
+    )
+    blocks: list[Any] = [SectionBlock(text=intro)]
+    for spec in milestone.asks:
+        blocks.append(
             InputBlock(
-                block_id=ROOT_CAUSE,
-                label="Root cause",
+                block_id=spec.key,
+                label=spec.label[:2000],
+                optional=spec.optional,
                 element=PlainTextInputElement(
                     action_id="value",
-                    multiline=True,
+                    multiline=spec.key == "root_cause" or milestone.resolves,
                     max_length=2000,
-                    placeholder="What failed, why, and what fixed it",
+                    placeholder="What failed, why, and what fixed it" if spec.key == "root_cause" else None,
                 ),
-            ),
-        ],
+            )
+        )
+    return View(
+        type="modal",
+        callback_id=MILESTONE_CALLBACK,
+        private_metadata=json.dumps({"incident": incident_id, "milestone": milestone.key}),
+        title=f"{milestone.label} INC-{incident_id}"[:24],
+        submit="Resolve" if milestone.resolves else "Post",
+        close="Cancel",
+        blocks=blocks,
     ).to_dict()
 
 
@@ -69,13 +78,13 @@ def _incident_id(action: dict[str, Any]) -> int:
     return int(raw)
 
 
-def register(app: AsyncApp, core: Core) -> None:
+def register(app: AsyncApp, runtime: Runtime) -> None:
     async def refuse(respond: AsyncRespond, text: str) -> None:
         await respond(text=text, response_type="ephemeral", replace_original=False)
 
     async def answer(respond: AsyncRespond, outcome: Outcome) -> None:
         if outcome.changed:
-            core.notify_committed()
+            runtime.notify_committed()
         else:
             await refuse(respond, outcome.message)
 
@@ -85,67 +94,65 @@ def register(app: AsyncApp, core: Core) -> None:
         user = body["user"]["id"]
         action = body["actions"][0]
         chosen = action["selected_option"]["value"]
-        if not await ensure_responder(core, user, respond, "post status milestones"):
+        if not await ensure_responder(runtime, user, respond, "post status milestones"):
             return
         try:
             incident_id = _incident_id(action)
-            if chosen == "resolved":
+            playbook = await asyncio.to_thread(runtime.playbook_of, incident_id)
+            milestone = playbook.milestone(chosen)
+            if milestone is None:
+                raise IncidentError("this card's status menu is from an older runbook; use /triage status")
+            if milestone.asks:
                 # the trigger expires 3 s after the click: open the modal before anything slow
-                await client.views_open(trigger_id=body["trigger_id"], view=resolve_modal(incident_id))
+                await client.views_open(
+                    trigger_id=body["trigger_id"], view=milestone_modal(incident_id, playbook, milestone)
+                )
                 return
-            outcome = await core.after_ack.run(  # in order with the clicks and commands before it
-                asyncio.to_thread,
-                core.incidents.run,
-                core.engine,
-                "set_milestone",
-                incident_id,
-                Actor(user, "button"),
-                milestone=chosen,
+            outcome = await runtime.after_ack.run(  # in order with the clicks and commands before it
+                asyncio.to_thread, runtime.change, incident_id, Actor(user, "button"), SetMilestone(milestone.key)
             )
         except IncidentError as exc:
             await refuse(respond, f"⚠️ {escape(str(exc))}")
             return
         await answer(respond, outcome)
 
-    @app.view(RESOLVE_CALLBACK)
-    async def resolve(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        root_cause = (view["state"]["values"][ROOT_CAUSE]["value"].get("value") or "").strip()
-        if not root_cause:
-            await ack(response_action="errors", errors={ROOT_CAUSE: "Say what the root cause was."})
-            return
+    @app.view(MILESTONE_CALLBACK)
+    async def milestone_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        meta = json.loads(view["private_metadata"])
+        fields = {
+            block: (inputs.get("value", {}).get("value") or "").strip()
+            for block, inputs in view["state"]["values"].items()
+        }
+        first = next(iter(fields), "root_cause")
         user = body["user"]["id"]
-        if not await core.responders.allowed(user):
-            await ack(response_action="errors", errors={ROOT_CAUSE: "Only responders can resolve incidents."})
+        if not await runtime.responders.allowed(user):
+            await ack(response_action="errors", errors={first: "Only responders can change incidents."})
             return
-        incident_id = int(json.loads(view["private_metadata"])["incident"])
         try:
             await asyncio.to_thread(
-                core.incidents.run,
-                core.engine,
-                "set_milestone",
-                incident_id,
+                runtime.change,
+                int(meta["incident"]),
                 Actor(user, "button"),
-                milestone="resolved",
-                note=root_cause,
+                SetMilestone(str(meta["milestone"]), "", {k: v for k, v in fields.items() if v}),
             )
-        except IncidentError as exc:  # e.g. a flake without its bead: the modal stays open and says why
-            await ack(response_action="errors", errors={ROOT_CAUSE: str(exc)[:300]})
+        except IncidentError as exc:  # e.g. a class that needs its bead first: the modal stays open, says why
+            await ack(response_action="errors", errors={first: str(exc)[:300]})
             return
         await ack()
-        core.notify_committed()
+        runtime.notify_committed()
 
     @app.action(re.compile(rf"^{ACTION_PREFIX}:"))
     async def checklist_step(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         user = body["user"]["id"]
-        if not await ensure_responder(core, user, respond, "record runbook steps"):
+        if not await ensure_responder(runtime, user, respond, "record runbook steps"):
             return
         try:
             ref = StepRef.decode(str(body["actions"][0].get("value", "")))
-            outcome = await core.after_ack.run(
-                asyncio.to_thread, core.checklists.run, core.engine, ref, Actor(user, "button")
+            outcome = await runtime.after_ack.run(
+                asyncio.to_thread, runtime.change, ref.incident, Actor(user, "button"), RecordStep(ref)
             )
-        except IncidentError as exc:
+        except (IncidentError, StaleButton) as exc:
             await refuse(respond, f"⚠️ {escape(str(exc))}")
             return
         await answer(respond, outcome)
@@ -159,18 +166,18 @@ def register(app: AsyncApp, core: Core) -> None:
         if body.get("type") == "event_callback" and _human_thread_reply(event):
 
             def work() -> bool:
-                with session_scope(core.engine) as session:
+                with session_scope(runtime.engine) as session:
                     return reminders.thread_reply(
                         session,
                         str(event.get("channel", "")),
                         str(event["thread_ts"]),
-                        core.clock.now(),
-                        core.runbook.policy.status_update_every,
+                        runtime.clock.now(),
+                        lambda incident: runtime.playbooks.get(incident.playbook).policy.status_update_every,
                     )
 
             try:
                 if await asyncio.to_thread(work):
-                    core.notify_committed()
+                    runtime.notify_committed()
             except Exception:  # the reminder is a courtesy: never let it drop the event
                 log.exception("could not record thread activity")
         return await next()

@@ -1,12 +1,15 @@
-from slackbot.config.loader import ConfigProblem, RunbookError, check_runbook, load_runbook
-from slackbot.config.models import FailureClass, Runbook, Severity
+from slackbot.config.base import ChoiceError
+from slackbot.config.loader import ConfigProblem, RunbookError, check_playbooks, load_playbooks
+from slackbot.config.playbook import FailureContext, PageTarget, Playbook, Playbooks
 
 __all__ = [
+    "ChoiceError",
     "ConfigProblem",
-    "FailureClass",
-    "Runbook",
+    "FailureContext",
+    "PageTarget",
+    "Playbook",
+    "Playbooks",
     "RunbookError",
-    "Severity",
-    "check_runbook",
-    "load_runbook",
+    "check_playbooks",
+    "load_playbooks",
 ]

@@ -1,21 +1,38 @@
 """Load ``runbooks/`` and report every problem as ``file:line: field: message``.
 
+Two layouts:
+
+* **several playbooks**: ``workspace.yml`` lists them; each is a directory with ``routing.yml``,
+  ``policy.yml``, an optional ``taxonomy.yml`` and optional ``templates/`` (which override the
+  shared ``templates/`` beside ``workspace.yml``);
+* **one playbook** (the layout before playbooks): the three files at the top, workspace settings
+  in ``routing.yml``. It is the ``integration-triage`` playbook.
+
 PyYAML's composed node tree keeps the line of every key and value, so each pydantic error location
-(a path of keys and indexes) is mapped back to the line a person has to edit.
+(a path of keys and indexes) is mapped back to the line a person has to edit. Checks across files
+(a class named in the taxonomy but not declared in routing, a suite claimed by two playbooks) are
+located the same way.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from slackbot.config.models import Policy, Routing, Runbook, Taxonomy
+from slackbot.config import legacy
+from slackbot.config.playbook import Playbook, Playbooks
+from slackbot.config.policy import Policy
+from slackbot.config.routing import Routing
+from slackbot.config.taxonomy import EMPTY_TAXONOMY, Taxonomy
+from slackbot.config.workspace import DEFAULT_PLAYBOOK, Workspace
 
-FILES: dict[str, type[BaseModel]] = {"taxonomy.yml": Taxonomy, "routing.yml": Routing, "policy.yml": Policy}
+M = TypeVar("M", bound=BaseModel)
+
+WORKSPACE_ONLY = ("ops_channel", "responders", "triage_reaction", "alert_sources")
 
 
 @dataclass(frozen=True)
@@ -39,12 +56,20 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML silently keeps the last of two equal keys; in a routing table that hides a mistake."""
 
 
-def _compose(text: str, file: str) -> yaml.Node | None:
-    loader = _UniqueKeyLoader(text)
-    try:
-        return loader.get_single_node()
-    finally:
-        loader.dispose()
+@dataclass
+class Source:
+    """One YAML file: its name as shown in problems, its data and its node tree (for lines)."""
+
+    name: str
+    data: dict[str, Any] | None = None
+    node: yaml.Node | None = None
+    problems: list[ConfigProblem] = field(default_factory=list)
+
+    def line(self, loc: tuple[int | str, ...]) -> int:
+        return _line_of(self.node, loc)
+
+    def problem(self, loc: tuple[int | str, ...], message: str) -> ConfigProblem:
+        return ConfigProblem(self.name, self.line(loc), _field_name(loc), message)
 
 
 def _duplicate_keys(node: yaml.Node | None, file: str) -> list[ConfigProblem]:
@@ -97,50 +122,249 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return out or "(document)"
 
 
-def load_file(path: Path, model: type[BaseModel]) -> tuple[BaseModel | None, list[ConfigProblem]]:
-    name = path.name
+def read_yaml(path: Path, shown: str) -> Source:
+    source = Source(shown)
     if not path.is_file():
-        return None, [ConfigProblem(name, 1, "(file)", f"missing: expected {path}")]
+        source.problems.append(ConfigProblem(shown, 1, "(file)", f"missing: expected {path}"))
+        return source
     text = path.read_text(encoding="utf-8")
     try:
-        node = _compose(text, name)
+        loader = _UniqueKeyLoader(text)
+        try:
+            source.node = loader.get_single_node()
+        finally:
+            loader.dispose()
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         reason = getattr(exc, "problem", None) or str(exc)
-        return None, [ConfigProblem(name, line, "(yaml)", f"not valid YAML: {reason}")]
-    problems = _duplicate_keys(node, name)
+        source.problems.append(ConfigProblem(shown, line, "(yaml)", f"not valid YAML: {reason}"))
+        return source
+    source.problems += _duplicate_keys(source.node, shown)
     if not isinstance(data, dict):
-        return None, [*problems, ConfigProblem(name, 1, "(document)", "expected a mapping at the top level")]
+        source.problems.append(ConfigProblem(shown, 1, "(document)", "expected a mapping at the top level"))
+        return source
+    source.data = data
+    return source
+
+
+def validate(source: Source, model: type[M]) -> M | None:
+    if source.data is None:
+        return None
     try:
-        parsed = model.model_validate(data)
+        parsed = model.model_validate(source.data)
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             message = err["msg"].removeprefix("Value error, ")
-            problems.append(ConfigProblem(name, _line_of(node, loc), _field_name(loc), message))
-        return None, problems
-    return (parsed if not problems else None), problems
+            source.problems.append(source.problem(loc, message))
+        return None
+    return parsed if not source.problems else None
 
 
-def load_runbook(directory: Path) -> Runbook:
-    """Load and validate all three files; raise ``RunbookError`` listing every problem at once."""
-    parsed: dict[str, BaseModel] = {}
+# -- one playbook ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _PlaybookFiles:
+    name: str
+    directory: Path
+    taxonomy: Source | None
+    routing: Source
+    policy: Source
+
+    @property
+    def sources(self) -> list[Source]:
+        return [s for s in (self.taxonomy, self.routing, self.policy) if s is not None]
+
+
+def _read_playbook(name: str, directory: Path, shown_prefix: str) -> _PlaybookFiles:
+    taxonomy_path = directory / "taxonomy.yml"
+    taxonomy = read_yaml(taxonomy_path, f"{shown_prefix}taxonomy.yml") if taxonomy_path.exists() else None
+    routing = read_yaml(directory / "routing.yml", f"{shown_prefix}routing.yml")
+    policy = read_yaml(directory / "policy.yml", f"{shown_prefix}policy.yml")
+    if routing.data is not None and policy.data is not None and legacy.is_legacy(routing.data, policy.data):
+        routing.data, policy.data = legacy.upgrade(routing.data, policy.data)
+    return _PlaybookFiles(name, directory, taxonomy, routing, policy)
+
+
+def _cross_check(files: _PlaybookFiles, taxonomy: Taxonomy, routing: Routing, policy: Policy) -> list[ConfigProblem]:
+    """What one file says about another: classes and severities must be declared where used."""
     problems: list[ConfigProblem] = []
-    for filename, model in FILES.items():
-        value, found = load_file(directory / filename, model)
-        problems += found
-        if value is not None:
-            parsed[filename.removesuffix(".yml")] = value
+    classes, severities = routing.classes, policy.severities
+    choices = ", ".join(classes)
+    for kind in ("scenarios", "invariants"):
+        for index, entry in enumerate(getattr(taxonomy, kind)):
+            if entry.likely_class and entry.likely_class not in classes and files.taxonomy is not None:
+                problems.append(
+                    files.taxonomy.problem(
+                        (kind, index, "likely_class"),
+                        f"class {entry.likely_class} is not declared in routing.yml classes ({choices})",
+                    )
+                )
+            if entry.default_severity and entry.default_severity not in severities and files.taxonomy is not None:
+                problems.append(
+                    files.taxonomy.problem(
+                        (kind, index, "default_severity"),
+                        f"severity {entry.default_severity} is not declared in policy.yml severities "
+                        f"({', '.join(severities)})",
+                    )
+                )
+    for key, route in classes.items():
+        if route.default_severity and route.default_severity not in severities:
+            problems.append(
+                files.routing.problem(
+                    ("classes", key, "default_severity"),
+                    f"severity {route.default_severity} is not declared in policy.yml severities "
+                    f"({', '.join(severities)})",
+                )
+            )
+    for index, alert in enumerate(policy.alerts):
+        if alert.failure_class and alert.failure_class not in classes:
+            problems.append(
+                files.policy.problem(
+                    ("alerts", index, "failure_class"),
+                    f"class {alert.failure_class} is not declared in routing.yml classes ({choices})",
+                )
+            )
+    holder = next((k for k, r in classes.items() if r.takes_missing_ids), None)
+    if policy.id_contract != "none" and holder is None:
+        problems.append(
+            files.routing.problem(
+                ("classes",),
+                f"id_contract is '{policy.id_contract}' but no class sets takes_missing_ids: true "
+                "(where does a failure without its ids go?)",
+            )
+        )
+    return problems
+
+
+def _build(files: _PlaybookFiles, workspace: Workspace | None, template_dirs: tuple[Path, ...]) -> Playbook | None:
+    taxonomy = validate(files.taxonomy, Taxonomy) if files.taxonomy is not None else EMPTY_TAXONOMY
+    routing = validate(files.routing, Routing)
+    policy = validate(files.policy, Policy)
+    if taxonomy is None or routing is None or policy is None:
+        return None
+    problems = _cross_check(files, taxonomy, routing, policy)
+    if workspace is None:
+        # One playbook: its routing.yml is the workspace too.
+        data = files.routing.data or {}
+        missing = [k for k in ("default_channel", "ops_channel") if not data.get(k)]
+        for name in missing:
+            problems.append(files.routing.problem((), f"{name} is required (the channel {name.replace('_', ' ')})"))
+        if not missing:
+            workspace = Workspace(
+                version=routing.version,
+                updated=routing.updated,
+                playbooks=[files.name],
+                default_channel=data["default_channel"],
+                ops_channel=data["ops_channel"],
+                responders=routing.responders or [],
+                triage_reaction=routing.triage_reaction or "rotating_light",
+                alert_sources=routing.alert_sources or [],
+            )
+    else:
+        for key in WORKSPACE_ONLY:
+            if getattr(routing, key) is not None:
+                problems.append(
+                    files.routing.problem((key,), f"{key} belongs in workspace.yml (shared by every playbook)")
+                )
+    files.routing.problems += problems
+    if problems or workspace is None:
+        return None
+    return Playbook(
+        name=files.name,
+        directory=files.directory,
+        taxonomy=taxonomy,
+        routing=routing,
+        policy=policy,
+        workspace=workspace,
+        template_dirs=template_dirs,
+    )
+
+
+# -- the directory --------------------------------------------------------------------------------
+
+
+def load_playbooks(directory: Path) -> Playbooks:
+    """Load and validate every playbook; raise ``RunbookError`` listing every problem at once."""
+    directory = Path(directory)
+    shared_templates = directory / "templates"
+    if not (directory / "workspace.yml").is_file():
+        if not (directory / "routing.yml").is_file():
+            raise RunbookError(
+                [
+                    ConfigProblem(
+                        "workspace.yml", 1, "(file)", f"missing: {directory} has no workspace.yml or routing.yml"
+                    )
+                ]
+            )
+        files = _read_playbook(DEFAULT_PLAYBOOK, directory, "")
+        playbook = _build(files, None, (shared_templates,))
+        problems = [p for s in files.sources for p in s.problems]
+        if problems or playbook is None:
+            raise RunbookError(problems)
+        return Playbooks(playbook.workspace, directory, {playbook.name: playbook})
+
+    ws_source = read_yaml(directory / "workspace.yml", "workspace.yml")
+    workspace = validate(ws_source, Workspace)
+    problems = list(ws_source.problems)
+    if workspace is None:
+        raise RunbookError(problems)
+    read: list[_PlaybookFiles] = []
+    for index, name in enumerate(workspace.playbooks):
+        folder = directory / name
+        if not (folder / "routing.yml").is_file():
+            problems.append(
+                ws_source.problem(("playbooks", index), f"playbook {name}: no {name}/routing.yml in {directory}")
+            )
+            continue
+        read.append(_read_playbook(name, folder, f"{name}/"))
+    built: dict[str, Playbook] = {}
+    for files in read:
+        playbook = _build(files, workspace, (files.directory / "templates", shared_templates))
+        problems += [p for s in files.sources for p in s.problems]
+        if playbook is not None:
+            built[playbook.name] = playbook
+    problems += _across_playbooks(read, built)
     if problems:
         raise RunbookError(problems)
-    return Runbook.model_validate(parsed)
+    return Playbooks(workspace, directory, built)
 
 
-def check_runbook(directory: Path) -> list[ConfigProblem]:
+def _across_playbooks(read: list[_PlaybookFiles], built: dict[str, Playbook]) -> list[ConfigProblem]:
+    """A suite or an alert routed to two playbooks is ambiguous: say where both claims are."""
+    problems: list[ConfigProblem] = []
+    suites: dict[str, str] = {}
+    alerts: dict[str, str] = {}
+    for files in read:
+        playbook = built.get(files.name)
+        if playbook is None:
+            continue
+        for suite in playbook.routing.suites:
+            if suite in suites:
+                problems.append(
+                    files.routing.problem(
+                        ("suites", suite), f"suite {suite} is already routed to the {suites[suite]} playbook"
+                    )
+                )
+            suites.setdefault(suite, playbook.name)
+        for index, alert in enumerate(playbook.policy.alerts):
+            if alert.alertname in alerts:
+                problems.append(
+                    files.policy.problem(
+                        ("alerts", index, "alertname"),
+                        f"alert {alert.alertname} already has a runbook in the {alerts[alert.alertname]} playbook",
+                    )
+                )
+            alerts.setdefault(alert.alertname, playbook.name)
+    return problems
+
+
+def check_playbooks(directory: Path) -> list[ConfigProblem]:
     try:
-        load_runbook(directory)
+        load_playbooks(directory)
     except RunbookError as exc:
         return exc.problems
     return []

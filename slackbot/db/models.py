@@ -48,6 +48,7 @@ class Incident(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     fingerprint: str = Field(index=True)
     open_key: str | None = Field(default=None, description="= fingerprint while open, NULL when resolved")
+    playbook: str = Field(default="integration-triage", description="the playbook it was opened under")
     repository: str
     scenario_id: str | None = None
     invariant_id: str | None = None
@@ -63,6 +64,11 @@ class Incident(SQLModel, table=True):
     failure_class: str | None = None
     class_source: str | None = Field(default=None, description="contract | human | rule")
     severity: str = "SEV-3"
+    severity_source: str | None = Field(default=None, description="default | class | rule | human")
+    flags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    record: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False), description="fields milestones asked for"
+    )
     assignee: str | None = None
     suggested_class: str | None = None
     suggested_reason: str | None = None
@@ -74,7 +80,7 @@ class Incident(SQLModel, table=True):
     last_seen: datetime
     first_run_pk: int | None = Field(default=None, foreign_key="runs.id")
     last_run_pk: int | None = Field(default=None, foreign_key="runs.id")
-    classify_deadline: datetime
+    classify_deadline: datetime | None = Field(default=None, description="None: the playbook has no timed rule")
     classified_at: datetime | None = None
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
@@ -92,6 +98,15 @@ class Incident(SQLModel, table=True):
         """The id people type: ``/triage show INC-42``."""
         return f"INC-{self.id}"
 
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+    @property
+    def owning_class(self) -> str | None:
+        """The class whose people own it: the chosen one, else the suggested one."""
+        return self.failure_class or self.suggested_class
+
 
 class Occurrence(SQLModel, table=True):
     __tablename__ = "occurrences"
@@ -106,6 +121,7 @@ class Occurrence(SQLModel, table=True):
     invariant_id: str | None = None
     test_file: str | None = None
     test_name: str | None = None
+    command: str | None = Field(default=None, sa_column=Column(Text), description="the failing command")
     message: str | None = Field(default=None, sa_column=Column(Text))
     detail: str | None = Field(default=None, sa_column=Column(Text))
     organization_under_test: str | None = None

@@ -15,12 +15,20 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from slackbot.beads import BdTracker, BeadRequest, BeadTracker, GitHubIssuesTracker
+from slackbot.clients.bd import BdTracker
+from slackbot.clients.github_issues import GitHubIssuesTracker
+from slackbot.clients.tracker import BeadRequest, BeadTracker
+from slackbot.clock import Clock
+from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, OutboxItem
+from slackbot.documents.record import RecordTemplateError, TrackerChoice, priority, render_record, tracker_for
+from slackbot.domain.effects import EffectKind
+from slackbot.domain.states import BeadState
+from slackbot.incidents import beads
+from slackbot.incidents.effects import Effects
 from slackbot.outbox.worker import Handler, PermanentFailure, RetryLater
-from slackbot.services.beads import BeadService, TrackerChoice, title_for
-from slackbot.services.effects import Effects
+from slackbot.reads.record import record_inputs
 from slackbot.settings import Settings, secret
 
 
@@ -51,21 +59,22 @@ class TrackerPool:
 
 
 class BeadDeliveries:
-    def __init__(self, engine: Engine, service: BeadService, trackers: TrackerPool) -> None:
+    def __init__(self, engine: Engine, playbooks: Playbooks, trackers: TrackerPool, clock: Clock) -> None:
         self.engine = engine
-        self.service = service
+        self.playbooks = playbooks
         self.trackers = trackers
+        self.clock = clock
 
     def handlers(self) -> dict[str, Handler]:
         return {
-            "bead_file": self.file,
-            "bead_comment": self.comment,
-            "bead_close": self.close,
-            "bead_reopen": self.reopen,
+            EffectKind.BEAD_FILE: self.file,
+            EffectKind.BEAD_COMMENT: self.comment,
+            EffectKind.BEAD_CLOSE: self.close,
+            EffectKind.BEAD_REOPEN: self.reopen,
         }
 
     def dead_hooks(self) -> dict[str, Any]:
-        return {"bead_file": self._file_failed}
+        return {EffectKind.BEAD_FILE: self._file_failed}
 
     def _incident(self, item: OutboxItem) -> Incident:
         with session_scope(self.engine) as session:
@@ -82,15 +91,24 @@ class BeadDeliveries:
                     raise PermanentFailure(f"incident {item.incident_id} no longer exists")
                 if incident.bead_id:
                     return incident, None
-                body = self.service.render_body(
-                    session, incident, expected=item.payload.get("expected"), observed=item.payload.get("observed")
+                playbook = self.playbooks.get(incident.playbook)
+                inputs = record_inputs(
+                    session,
+                    playbook,
+                    incident,
+                    expected=item.payload.get("expected"),
+                    observed=item.payload.get("observed"),
                 )
+                try:
+                    record = render_record(inputs)
+                except RecordTemplateError as exc:
+                    raise PermanentFailure(str(exc)) from exc
                 request = BeadRequest(
-                    title=title_for(incident),
-                    body=body,
-                    priority=self.service.priority(incident),
-                    labels=self.service.labels(incident),
-                    external_ref=self._run_url(session, incident),
+                    title=record.title,
+                    body=record.body,
+                    priority=priority(playbook, incident),
+                    labels=record.labels,
+                    external_ref=inputs.run.url if inputs.run else None,
                     fingerprint=incident.fingerprint,
                 )
                 return incident, request
@@ -98,33 +116,28 @@ class BeadDeliveries:
         incident, request = await asyncio.to_thread(prepare)
         if request is None:
             return {"already": incident.bead_id}
-        choice = self.service.tracker_for(incident)
-        tracker = self.trackers.get(choice)
+        tracker = self.trackers.get(tracker_for(self.playbooks.get(incident.playbook), incident))
         bead = await tracker.create(request)
 
         def record() -> None:
             with session_scope(self.engine) as session:
                 current = session.get(Incident, incident.id)
                 if current is not None and not current.bead_id:
-                    self.service.record_filed(session, current, bead.id, bead.url, tracker.name)
+                    effects = Effects(now=self.clock.now())
+                    playbook = self.playbooks.get(current.playbook)
+                    beads.filed(session, playbook, current, effects, bead.id, bead.url, tracker.name)
+                    effects.flush(session)
 
         await asyncio.to_thread(record)
         return {"bead": bead.id, "tracker": tracker.name, "url": bead.url}
 
-    @staticmethod
-    def _run_url(session: Session, incident: Incident) -> str | None:
-        from slackbot.db.models import Run
-
-        run = session.get(Run, incident.last_run_pk) if incident.last_run_pk else None
-        return run.url if run else None
-
     async def _with_bead(self, item: OutboxItem) -> tuple[Incident, BeadTracker] | None:
         incident = await asyncio.to_thread(self._incident, item)
         if not incident.bead_id:
-            if incident.bead_state == "pending":
+            if incident.bead_state == BeadState.PENDING:
                 raise RetryLater("the bead is still being filed", after=5.0)
             return None  # no bead to follow
-        return incident, self.trackers.get(self.service.tracker_for(incident))
+        return incident, self.trackers.get(tracker_for(self.playbooks.get(incident.playbook), incident))
 
     async def comment(self, item: OutboxItem) -> dict[str, Any]:
         found = await self._with_bead(item)
@@ -150,10 +163,10 @@ class BeadDeliveries:
             return {"skipped": "no bead"}
         incident, tracker = found
         assert incident.bead_id is not None
-        await tracker.reopen(incident.bead_id, "The flake recurred after it was resolved (triagebot)")
+        await tracker.reopen(incident.bead_id, "The failure recurred after it was resolved (triagebot)")
         return {"reopened": incident.bead_id}
 
     def _file_failed(self, session: Session, item: OutboxItem, effects: Effects, error: str) -> None:
         incident = session.get(Incident, item.incident_id)
         if incident is not None and not incident.bead_id:
-            self.service.record_failed(session, incident, error)
+            beads.failed(session, self.playbooks.get(incident.playbook), incident, effects, error)

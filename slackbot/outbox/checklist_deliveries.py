@@ -19,32 +19,38 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from slackbot.config.models import Runbook
+from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import OutboxItem
+from slackbot.domain.effects import EffectKind
+from slackbot.domain.states import DeliveryState
+from slackbot.incidents.checklists import failed_step_roles
 from slackbot.outbox.slack_deliveries import is_posted
 from slackbot.outbox.worker import Handler, PermanentFailure, RetryLater
-from slackbot.services.checklists import checklist_state
+from slackbot.reads.checklists import load_checklist_view
 from slackbot.slack.checklist import ChecklistView, render_checklist
 
 CHECKLIST_EVENT = "triagebot_checklist"
 
 
 class ChecklistDeliveries:
-    def __init__(self, engine: Engine, client: AsyncWebClient, runbook: Runbook) -> None:
+    def __init__(self, engine: Engine, client: AsyncWebClient, playbooks: Playbooks) -> None:
         self.engine = engine
         self.client = client
-        self.runbook = runbook
+        self.playbooks = playbooks
 
     def handlers(self) -> dict[str, Handler]:
-        return {"checklist": self.post, "checklist_update": self.update}
+        return {EffectKind.CHECKLIST: self.post, EffectKind.CHECKLIST_UPDATE: self.update}
 
     def _view(self, incident_id: int, key: str, failure_class: str) -> ChecklistView:
-        state = checklist_state(self.engine, incident_id)
-        if state is None:
+        view = load_checklist_view(self.engine, self.playbooks, incident_id, key, failure_class)
+        if view is None:
             raise PermanentFailure(f"incident {incident_id} no longer exists")
-        incident, results, newest = state
-        return ChecklistView(incident=incident, key=key, failure_class=failure_class, results=results, newest=newest)
+        return view
+
+    @staticmethod
+    def _render(view: ChecklistView) -> list[tuple[str, list[dict[str, Any]]]]:
+        return render_checklist(view, failed_step_roles(view.playbook))
 
     # -- posting ----------------------------------------------------------------------------------
 
@@ -55,7 +61,7 @@ class ChecklistDeliveries:
         if not is_posted(incident.card_ts):
             raise RetryLater("the card is not posted yet", after=1.0)
         thread_ts = str(incident.card_ts)
-        parts = render_checklist(view, self.runbook)
+        parts = self._render(view)
         found: dict[int, str] = {}
         if item.result.get("takeover") or item.last_error:
             found = await self._find_parts(incident.channel, thread_ts, item.dedup_key)
@@ -114,12 +120,12 @@ class ChecklistDeliveries:
             origin = await asyncio.to_thread(self._origin, key)
             if origin is None:
                 raise PermanentFailure(f"no checklist {key}")
-            if origin.state == "dead":
+            if origin.state == DeliveryState.DEAD:
                 continue  # never posted: nothing to redraw
-            if origin.state != "done":
+            if origin.state != DeliveryState.DONE:
                 raise RetryLater("the checklist is not posted yet", after=1.0)
             view = await asyncio.to_thread(self._view, item.incident_id, key, origin.payload["class"])
-            parts = render_checklist(view, self.runbook)
+            parts = self._render(view)
             for ts, (text, blocks) in zip(origin.result.get("posted", []), parts, strict=False):
                 await self.client.chat_update(channel=view.incident.channel, ts=ts, text=text, blocks=blocks)
                 updated.append(ts)
@@ -128,7 +134,7 @@ class ChecklistDeliveries:
     def _origin(self, key: str) -> OutboxItem | None:
         with session_scope(self.engine) as session:
             return session.exec(
-                select(OutboxItem).where(OutboxItem.dedup_key == key, OutboxItem.kind == "checklist")
+                select(OutboxItem).where(OutboxItem.dedup_key == key, OutboxItem.kind == EffectKind.CHECKLIST.value)
             ).first()
 
     def _previous(self, incident_id: int, newest: str) -> list[str]:
@@ -141,7 +147,7 @@ class ChecklistDeliveries:
                 select(OutboxItem.dedup_key)
                 .where(
                     OutboxItem.incident_id == incident_id,
-                    OutboxItem.kind == "checklist",
+                    OutboxItem.kind == EffectKind.CHECKLIST.value,
                     col(OutboxItem.id) < newest_id,
                 )
                 .order_by(col(OutboxItem.id).desc())
@@ -154,8 +160,8 @@ class ChecklistDeliveries:
         with session_scope(self.engine) as session:
             newer = session.exec(
                 select(OutboxItem.id).where(
-                    OutboxItem.kind == "checklist_update",
-                    OutboxItem.state == "pending",
+                    OutboxItem.kind == EffectKind.CHECKLIST_UPDATE.value,
+                    OutboxItem.state == DeliveryState.PENDING.value,
                     col(OutboxItem.dedup_key).startswith(f"checklist-update:{key}:"),
                     col(OutboxItem.id) > (item.id or 0),
                 )

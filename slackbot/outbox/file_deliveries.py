@@ -23,35 +23,38 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from slackbot.clock import Clock
+from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, OutboxItem
+from slackbot.documents.postmortem import Postmortem, render_postmortem
+from slackbot.domain.effects import EffectKind
 from slackbot.outbox.slack_deliveries import is_posted
 from slackbot.outbox.worker import Handler, PermanentFailure, RetryLater
-from slackbot.services.incidents import IncidentError
-from slackbot.services.postmortem import Postmortem, PostmortemService
+from slackbot.reads.postmortem import postmortem_inputs
 from slackbot.slack.escape import escape
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 class FileDeliveries:
-    def __init__(self, engine: Engine, client: AsyncWebClient, postmortems: PostmortemService) -> None:
+    def __init__(self, engine: Engine, client: AsyncWebClient, playbooks: Playbooks, clock: Clock) -> None:
         self.engine = engine
         self.client = client
-        self.postmortems = postmortems
+        self.playbooks = playbooks
+        self.clock = clock
 
     def handlers(self) -> dict[str, Handler]:
-        return {"postmortem": self.postmortem}
+        return {EffectKind.POSTMORTEM: self.postmortem}
 
     def _render(self, incident_id: int) -> tuple[Incident, Postmortem]:
         with session_scope(self.engine) as session:
             incident = session.get(Incident, incident_id)
             if incident is None:
                 raise PermanentFailure(f"incident {incident_id} no longer exists")
-            try:
-                return incident, self.postmortems.render(session, incident_id)
-            except IncidentError as exc:
-                raise PermanentFailure(str(exc)) from exc
+            playbook = self.playbooks.get(incident.playbook)
+            inputs = postmortem_inputs(session, playbook, incident, self.clock.now())
+            return incident, render_postmortem(inputs)
 
     async def postmortem(self, item: OutboxItem) -> dict[str, Any]:
         assert item.incident_id is not None
@@ -94,7 +97,7 @@ class FileDeliveries:
             rows = session.exec(
                 select(OutboxItem.result).where(
                     OutboxItem.incident_id == item.incident_id,
-                    OutboxItem.kind == "postmortem",
+                    OutboxItem.kind == EffectKind.POSTMORTEM.value,
                     OutboxItem.id != item.id,
                 )
             )

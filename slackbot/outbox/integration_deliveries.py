@@ -17,14 +17,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from slackbot.clients.github_actions import GitHubActions, GitHubApiError
 from slackbot.clock import Clock
+from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, OutboxItem
+from slackbot.domain.effects import EffectKind
 from slackbot.outbox.slack_deliveries import is_posted
 from slackbot.outbox.worker import Handler, PermanentFailure, RetryLater
-from slackbot.services.github_runs import GITHUB_RUN_KIND, GitHubActions, GitHubApiError, GitHubRunService
-from slackbot.slack.escape import code, link
-from slackbot.slack.posts import Mrkdwn, PostRenderer
+from slackbot.slack.card import identity
+from slackbot.slack.escape import code
+from slackbot.slack.posts import Mrkdwn, note_context, render_named
+from slackbot.sources.github import GitHubRunService
 
 NOTE_EVENT = "triagebot_note"
 
@@ -36,7 +40,7 @@ class GitHubRunJobs:
         self.api = api
 
     def handlers(self) -> dict[str, Handler]:
-        return {GITHUB_RUN_KIND: self.github_run}
+        return {EffectKind.GITHUB_RUN: self.github_run}
 
     async def github_run(self, item: OutboxItem) -> dict[str, Any]:
         try:
@@ -51,14 +55,14 @@ class GitHubRunJobs:
 
 
 class IntegrationPosts:
-    def __init__(self, engine: Engine, client: AsyncWebClient, renderer: PostRenderer, clock: Clock) -> None:
+    def __init__(self, engine: Engine, client: AsyncWebClient, playbooks: Playbooks, clock: Clock) -> None:
         self.engine = engine
         self.client = client
-        self.renderer = renderer
+        self.playbooks = playbooks
         self.clock = clock
 
     def handlers(self) -> dict[str, Handler]:
-        return {"incident_note": self.incident_note, "source_reply": self.source_reply}
+        return {EffectKind.INCIDENT_NOTE: self.incident_note, EffectKind.SOURCE_REPLY: self.source_reply}
 
     # -- shared -----------------------------------------------------------------------------------
 
@@ -105,14 +109,9 @@ class IntegrationPosts:
         incident = await asyncio.to_thread(self._incident, item.incident_id)
         if not is_posted(incident.card_ts):
             raise RetryLater("the card is not posted yet", after=1.0)
-        payload = dict(item.payload)
-        template = str(payload.pop("template"))
-        context: dict[str, Any] = {**payload, "incident": incident.key}
-        if payload.get("label"):
-            context["run_link"] = Mrkdwn(link(payload.get("url"), str(payload["label"])))
-        if payload.get("runbook_url"):
-            context["runbook_link"] = Mrkdwn(link(str(payload["runbook_url"]), "runbook"))
-        text = self.renderer.render_named(template, **context)
+        playbook = self.playbooks.get(incident.playbook)
+        context = note_context(playbook, dict(item.payload), incident)
+        text = render_named(playbook, str(item.payload["template"]), **context)
         return await self._post(item, incident.channel, str(incident.card_ts), text)
 
     # -- answers to Slack messages ----------------------------------------------------------------
@@ -126,10 +125,9 @@ class IntegrationPosts:
             incident = rows.get(incident_id)
             if incident is None:
                 return None
-            ids = f"{incident.scenario_id or 'no scenarioId'} / {incident.invariant_id or 'no invariantId'}"
             return {
                 "key": incident.key,
-                "ids": Mrkdwn(code(ids)),
+                "ids": Mrkdwn(code(identity(incident))),
                 "channel": Mrkdwn(f"<#{incident.channel}>"),
                 "status": incident.status,
                 "class": incident.failure_class or "",
@@ -151,5 +149,5 @@ class IntegrationPosts:
     async def source_reply(self, item: OutboxItem) -> dict[str, Any]:
         payload = item.payload
         context = await asyncio.to_thread(self._reply_context, payload)
-        text = self.renderer.render_named("alert_reply", **context)
+        text = render_named(self.playbooks.default, "alert_reply", **context)
         return await self._post(item, str(payload["channel"]), str(payload["thread_ts"]), text)

@@ -15,15 +15,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from slackbot.config.models import Runbook, Severity
+from slackbot.config import PageTarget, Playbook, Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, OutboxItem, Run
+from slackbot.domain.effects import EffectKind
+from slackbot.domain.states import DeliveryState, IncidentStatus
+from slackbot.incidents.effects import Effects
+from slackbot.incidents.paging import enqueue_page
 from slackbot.outbox.slack_deliveries import find_posted, post_metadata
 from slackbot.outbox.worker import Handler, PermanentFailure
-from slackbot.services.effects import Effects
-from slackbot.services.paging import PageTarget, enqueue_page, resolve_target
+from slackbot.slack.card import identity
 from slackbot.slack.escape import escape, link
-from slackbot.slack.posts import Mrkdwn, PostRenderer
+from slackbot.slack.posts import Mrkdwn, render_named
 
 
 class PagerDutyError(Exception):
@@ -37,8 +40,7 @@ class PagingDeliveries:
         self,
         engine: Engine,
         slack: AsyncWebClient,
-        runbook: Runbook,
-        renderer: PostRenderer,
+        playbooks: Playbooks,
         *,
         pagerduty_url: str,
         public_url: str,
@@ -46,22 +48,21 @@ class PagingDeliveries:
     ) -> None:
         self.engine = engine
         self.slack = slack
-        self.runbook = runbook
-        self.renderer = renderer
+        self.playbooks = playbooks
         self.pagerduty_url = pagerduty_url
         self.public_url = public_url.rstrip("/")
         self.http = http or httpx.AsyncClient(timeout=10)
 
     def handlers(self) -> dict[str, Handler]:
         return {
-            "dm": self.dm,
-            "pagerduty": self.pagerduty,
-            "pagerduty_follow": self.pagerduty_follow,
-            "run_escalation": self.run_escalation,
+            EffectKind.DM: self.dm,
+            EffectKind.PAGERDUTY: self.pagerduty,
+            EffectKind.PAGERDUTY_FOLLOW: self.pagerduty_follow,
+            EffectKind.RUN_ESCALATION: self.run_escalation,
         }
 
     def dead_hooks(self) -> dict[str, Any]:
-        return {"dm": self.page_failed, "pagerduty": self.page_failed}
+        return {EffectKind.DM: self.page_failed, EffectKind.PAGERDUTY: self.page_failed}
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -76,12 +77,18 @@ class PagingDeliveries:
     def still_wanted(incident: Incident | None, payload: dict[str, Any]) -> bool:
         if incident is None:
             return True  # run-level pages have no incident
-        if incident.status == "resolved":
+        if incident.status == IncidentStatus.RESOLVED:
             return False
         return not (payload.get("reason") == "unclassified" and incident.failure_class is not None)
 
-    def _target(self, payload: dict[str, Any]) -> PageTarget:
-        return resolve_target(self.runbook, payload["role"], payload.get("class"))
+    def _playbook(self, incident: Incident | None, payload: dict[str, Any]) -> Playbook:
+        return self.playbooks.get(incident.playbook if incident else payload.get("playbook"))
+
+    def _target(self, playbook: Playbook, payload: dict[str, Any]) -> PageTarget:
+        found = playbook.target(payload["role"], payload.get("class"))
+        if found is None:
+            raise PermanentFailure(f"the {playbook.name} playbook no longer names a {payload['role']} to page")
+        return found
 
     # -- DM ---------------------------------------------------------------------------------------
 
@@ -99,7 +106,7 @@ class PagingDeliveries:
                 return {"channel": channel, "ts": existing, "recovered": True}
         if incident is not None:
             where = f" in <#{incident.channel}>" if incident.channel else ""
-            ids = f"{incident.scenario_id or '—'} / {incident.invariant_id or '—'}"
+            ids = identity(incident)
             text = (
                 f"📟 You are paged for *{incident.key}* {escape(ids)}{where}: {escape(incident.symptom)}\n"
                 f"Reason: {escape(item.payload.get('reason', ''))}. Classify or acknowledge it from the card, "
@@ -122,9 +129,10 @@ class PagingDeliveries:
         body: dict[str, Any] = {"routing_key": routing_key, "event_action": action, "dedup_key": dedup}
         if action != "trigger":
             return body
-        severity = Severity(incident.severity) if incident else Severity.SEV2
+        playbook = self._playbook(incident, {})
+        rule = playbook.severity_rule(incident.severity) if incident else None
         summary = (
-            f"{incident.key} {incident.scenario_id or '?'} / {incident.invariant_id or '?'}: {incident.symptom}"
+            f"{incident.key} {identity(incident)}: {incident.symptom}"
             if incident
             else f"CI run {run.repository}#{run.run_id} failed across several scenario classes"
             if run
@@ -143,14 +151,15 @@ class PagingDeliveries:
         body["payload"] = {
             "summary": summary[:1024],
             "source": (incident.repository if incident else run.repository if run else "ci"),
-            "severity": self.runbook.policy.severities[severity].pagerduty_severity,
+            "severity": rule.pagerduty_severity if rule else "error",
             "component": incident.scenario_id if incident else None,
             "group": incident.suite if incident else (run.suite if run else None),
             "class": (incident.failure_class or "unclassified") if incident else "multi_prefix",
             "custom_details": {
                 "invariantId": incident.invariant_id if incident else None,
                 "occurrences": incident.occurrence_count if incident else None,
-                "severity": severity.value,
+                "severity": incident.severity if incident else None,
+                "playbook": playbook.name,
             },
         }
         body["client"] = "triagebot"
@@ -175,7 +184,7 @@ class PagingDeliveries:
         incident, run = await asyncio.to_thread(self._load, item)
         if not self.still_wanted(incident, item.payload):
             return {"skipped": "no longer needed (classified or resolved)"}
-        key = self._target(item.payload).target.pagerduty_routing_key
+        key = self._target(self._playbook(incident, item.payload), item.payload).target.pagerduty_routing_key
         if not key:
             raise PermanentFailure("the routing entry no longer has a PagerDuty routing key")
         return await self._send_pd(self._pd_body(key, "trigger", incident, run, self._dedup(incident, item.payload)))
@@ -189,15 +198,17 @@ class PagingDeliveries:
                 rows = session.exec(
                     select(OutboxItem.payload).where(
                         OutboxItem.incident_id == item.incident_id,
-                        OutboxItem.kind == "pagerduty",
-                        OutboxItem.state == "done",
+                        OutboxItem.kind == EffectKind.PAGERDUTY.value,
+                        OutboxItem.state == DeliveryState.DONE.value,
                     )
                 )
                 return [dict(row) for row in rows]
 
         sent: dict[str, Any] = {}
+        playbook = self._playbook(incident, item.payload)
         for payload in await asyncio.to_thread(triggered):
-            key = self._target(payload).target.pagerduty_routing_key
+            found = playbook.target(payload["role"], payload.get("class"))
+            key = found.target.pagerduty_routing_key if found else None
             if key and key not in sent:
                 sent[key] = await self._send_pd(
                     self._pd_body(key, item.payload["action"], incident, run, self._dedup(incident, payload))
@@ -212,15 +223,17 @@ class PagingDeliveries:
             if existing:
                 return {"posted": existing, "recovered": True}
         _, run = await asyncio.to_thread(self._load, item)
-        harness = resolve_target(self.runbook, "escalation", "harness_diagnostics")
+        playbook = self._playbook(None, item.payload)
+        found = playbook.target("escalation", playbook.run_escalation_class)
         prefixes = item.payload.get("prefixes", [])
         label = f"{run.repository} #{run.run_id}" if run else "?"
-        text = self.renderer.render_named(
+        text = render_named(
+            playbook,
             "run_escalation",
             run_link=Mrkdwn(link(run.url if run else None, label)),
             prefix_count=len(prefixes),
             prefixes=", ".join(f"{p}-*" for p in prefixes),
-            mentions=Mrkdwn(harness.target.mention()),
+            mentions=Mrkdwn(found.target.mention() if found else "nobody configured"),
             incidents=", ".join(f"INC-{i}" for i in item.payload.get("incident_ids", [])),
         )
         response = await self.slack.chat_postMessage(
@@ -235,10 +248,14 @@ class PagingDeliveries:
         if item.payload.get("reason") == "fallback" or item.incident_id is None:
             return
         incident = session.get(Incident, item.incident_id)
-        if incident is None or incident.status == "resolved":
+        if incident is None or incident.status == IncidentStatus.RESOLVED:
             return
-        failed = self._target(item.payload)
-        fallback = resolve_target(self.runbook, "fallback", item.payload.get("class"))
-        channel = "DM" if item.kind == "dm" else "PagerDuty"
-        note = f"paging {failed.target.describe()} by {channel} failed ({error})"
-        enqueue_page(effects, self.runbook, incident, [fallback], reason="fallback", step=f"{item.id}", note=note)
+        playbook = self._playbook(incident, item.payload)
+        failed = playbook.target(item.payload["role"], item.payload.get("class"))
+        fallback = playbook.target("fallback", item.payload.get("class"))
+        if fallback is None:
+            return
+        channel = "DM" if item.kind == EffectKind.DM else "PagerDuty"
+        who = failed.target.describe() if failed else item.payload["role"]
+        note = f"paging {who} by {channel} failed ({error})"
+        enqueue_page(effects, incident, [fallback], reason="fallback", step=f"{item.id}", note=note)

@@ -22,14 +22,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from slackbot.clock import Clock
-from slackbot.config.models import Runbook
+from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, OutboxItem
+from slackbot.domain.effects import EffectKind
+from slackbot.incidents import reminders
 from slackbot.outbox.worker import Handler, PermanentFailure, RetryLater
-from slackbot.services import reminders
-from slackbot.services.cardview import load_card_view
+from slackbot.reads.cardview import load_card_view
 from slackbot.slack.card import CardView, render_card
-from slackbot.slack.posts import PostRenderer
+from slackbot.slack.escape import escape
+from slackbot.slack.posts import render_post
 
 CARD_EVENT = "triagebot_card"
 POST_EVENT = "triagebot_post"
@@ -49,8 +51,7 @@ class SlackDeliveries:
         self,
         engine: Engine,
         client: AsyncWebClient,
-        runbook: Runbook,
-        renderer: PostRenderer,
+        playbooks: Playbooks,
         clock: Clock,
         worker_id: str,
         *,
@@ -58,8 +59,7 @@ class SlackDeliveries:
     ) -> None:
         self.engine = engine
         self.client = client
-        self.runbook = runbook
-        self.renderer = renderer
+        self.playbooks = playbooks
         self.clock = clock
         self.worker_id = worker_id
         # How long a card slot stays claimed by a worker that may have died mid-post. It should
@@ -68,10 +68,14 @@ class SlackDeliveries:
         self.claim_seconds = claim_seconds
 
     def handlers(self) -> dict[str, Handler]:
-        return {"card": self.card, "thread_post": self.thread_post, "ops_notice": self.ops_notice}
+        return {
+            EffectKind.CARD: self.card,
+            EffectKind.THREAD_POST: self.thread_post,
+            EffectKind.OPS_NOTICE: self.ops_notice,
+        }
 
     def load_view(self, incident_id: int) -> CardView:
-        view = load_card_view(self.engine, self.runbook, incident_id)
+        view = load_card_view(self.engine, self.playbooks, incident_id)
         if view is None:
             raise PermanentFailure(f"incident {incident_id} no longer exists")
         return view
@@ -82,7 +86,7 @@ class SlackDeliveries:
         assert item.incident_id is not None
         incident_id = item.incident_id
         view = await asyncio.to_thread(self.load_view, incident_id)
-        text, blocks = render_card(view, self.runbook)
+        text, blocks = render_card(view)
         incident = view.incident
         if is_posted(incident.card_ts):
             await self.client.chat_update(channel=incident.channel, ts=str(incident.card_ts), text=text, blocks=blocks)
@@ -155,7 +159,10 @@ class SlackDeliveries:
             )
             if getattr(recorded, "rowcount", 0) == 1:
                 # The thread exists from now on: start measuring its silence (status reminders).
-                reminders.arm_first(session, incident_id, self.clock.now(), self.runbook.policy.status_update_every)
+                incident = session.get(Incident, incident_id)
+                if incident is not None:
+                    interval = self.playbooks.get(incident.playbook).policy.status_update_every
+                    reminders.arm_first(session, incident_id, self.clock.now(), interval)
 
     async def _find_card(self, channel: str, incident_id: int) -> str | None:
         response = await self.client.conversations_history(channel=channel, limit=200, include_all_metadata=True)
@@ -182,7 +189,7 @@ class SlackDeliveries:
             existing = await self._find_post(incident.channel, thread_ts, item.id or 0)
             if existing:
                 return {"posted": existing, "recovered": True}
-        text = self.renderer.render(item.payload, incident, view.run)
+        text = render_post(view.playbook, item.payload, incident, view.run)
         response = await self.client.chat_postMessage(
             channel=incident.channel,
             thread_ts=thread_ts,
@@ -196,8 +203,6 @@ class SlackDeliveries:
         return await find_posted(self.client, channel, outbox_id, thread_ts=thread_ts)
 
     async def ops_notice(self, item: OutboxItem) -> dict[str, Any]:
-        from slackbot.slack.escape import escape
-
         if item.result.get("takeover"):
             existing = await find_posted(self.client, item.lane, item.id or 0)
             if existing:

@@ -17,15 +17,16 @@ from sqlmodel import Session, col, select
 
 from slackbot.db.engine import session_scope
 from slackbot.db.models import OutboxItem
-from slackbot.services.effects import utc
+from slackbot.domain.states import DeliveryState
+from slackbot.incidents.effects import utc
 
 LEASE = timedelta(seconds=60)  # the default; TRIAGE_OUTBOX_LEASE_SECONDS sets it per process
 
 
 def _due(now: datetime) -> Any:
     return or_(
-        and_(col(OutboxItem.state) == "pending", col(OutboxItem.next_attempt_at) <= now),
-        and_(col(OutboxItem.state) == "sending", col(OutboxItem.lease_until) < now),
+        and_(col(OutboxItem.state) == DeliveryState.PENDING.value, col(OutboxItem.next_attempt_at) <= now),
+        and_(col(OutboxItem.state) == DeliveryState.SENDING.value, col(OutboxItem.lease_until) < now),
     )
 
 
@@ -61,13 +62,13 @@ def claim(
             if lane not in chosen and len(chosen) < limit and row_id is not None:
                 # An earlier attempt may have reached Slack if a worker died holding the row
                 # (its lease ran out) or an attempt failed without an answer (timeout, 5xx).
-                chosen[lane] = (row_id, state == "sending" or attempts > 0)
+                chosen[lane] = (row_id, state == DeliveryState.SENDING or attempts > 0)
         if not chosen:
             return []
         won = session.execute(
             update(OutboxItem)
             .where(col(OutboxItem.id).in_(sorted(i for i, _ in chosen.values())), _due(moment))
-            .values(state="sending", claimed_by=worker, lease_until=moment + lease)
+            .values(state=DeliveryState.SENDING.value, claimed_by=worker, lease_until=moment + lease)
             .returning(col(OutboxItem.id))
             .execution_options(synchronize_session=False)
         )
@@ -106,13 +107,13 @@ def settle(
         values["last_error"] = error[:2000]
     if result is not None:
         values["result"] = result
-    if state in ("done", "dead"):
+    if state in (DeliveryState.DONE, DeliveryState.DEAD):
         values["done_at"] = utc(now)
     outcome = session.execute(
         update(OutboxItem)
         .where(
             col(OutboxItem.id) == item_id,
-            col(OutboxItem.state) == "sending",
+            col(OutboxItem.state) == DeliveryState.SENDING.value,
             col(OutboxItem.claimed_by) == worker,
         )
         .values(**values)
@@ -124,6 +125,8 @@ def depth(session: Session) -> tuple[int, datetime | None]:
     from sqlalchemy import func
 
     row = session.execute(
-        select(func.count(), func.min(OutboxItem.created_at)).where(col(OutboxItem.state).in_(["pending", "sending"]))
+        select(func.count(), func.min(OutboxItem.created_at)).where(
+            col(OutboxItem.state).in_([DeliveryState.PENDING.value, DeliveryState.SENDING.value])
+        )
     ).one()
     return int(row[0]), row[1]

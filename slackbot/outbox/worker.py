@@ -26,8 +26,10 @@ from sqlmodel import Session
 from slackbot.clock import Clock, as_utc
 from slackbot.db.engine import session_scope
 from slackbot.db.models import OutboxItem
+from slackbot.domain.effects import EffectKind, Event, Key
+from slackbot.domain.states import DeliveryState
+from slackbot.incidents.effects import Effects
 from slackbot.outbox import store
-from slackbot.services.effects import Effects
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +97,24 @@ _HOUR = timedelta(hours=1)
 # the fallback target rather than waiting on a channel that is down. ``triagebot simulate`` injects
 # exactly these outages and checks that nothing is lost.
 OUTAGE_RETRY_POLICIES: dict[str, RetryPolicy] = {
-    **{kind: RetryPolicy(300.0, _DAY) for kind in ("bead_file", "bead_comment", "bead_close", "bead_reopen")},
+    **{
+        kind: RetryPolicy(300.0, _DAY)
+        for kind in (EffectKind.BEAD_FILE, EffectKind.BEAD_COMMENT, EffectKind.BEAD_CLOSE, EffectKind.BEAD_REOPEN)
+    },
     **{
         kind: RetryPolicy(120.0, _DAY)
-        for kind in ("card", "thread_post", "ops_notice", "run_escalation", "checklist", "checklist_update")
+        for kind in (
+            EffectKind.CARD,
+            EffectKind.THREAD_POST,
+            EffectKind.OPS_NOTICE,
+            EffectKind.RUN_ESCALATION,
+            EffectKind.CHECKLIST,
+            EffectKind.CHECKLIST_UPDATE,
+        )
     },
-    "dm": RetryPolicy(60.0, _HOUR),
-    "pagerduty": RetryPolicy(60.0, _HOUR),
-    "pagerduty_follow": RetryPolicy(300.0, _DAY),
+    EffectKind.DM: RetryPolicy(60.0, _HOUR),
+    EffectKind.PAGERDUTY: RetryPolicy(60.0, _HOUR),
+    EffectKind.PAGERDUTY_FOLLOW: RetryPolicy(300.0, _DAY),
 }
 
 
@@ -238,7 +250,7 @@ class OutboxWorker:
         try:
             result = await self.handlers[item.kind](item)
         except RetryLater as exc:
-            await self._settle(item, "pending", after=exc.after, error=str(exc), count=False)
+            await self._settle(item, DeliveryState.PENDING, after=exc.after, error=str(exc), count=False)
         except PermanentFailure as exc:
             await self._dead(item, str(exc))
         except SlackApiError as exc:
@@ -256,8 +268,8 @@ class OutboxWorker:
         else:
             self.stats.delivered += 1
             self.stats.by_kind[item.kind] = self.stats.by_kind.get(item.kind, 0) + 1
-            await self._settle(item, "done", result=result)
-            self._report(item, "done", None)
+            await self._settle(item, DeliveryState.DONE, result=result)
+            self._report(item, DeliveryState.DONE, None)
 
     async def _slack_error(self, item: OutboxItem, exc: SlackApiError, bucket: _Bucket | None) -> None:
         status = exc.response.status_code
@@ -267,7 +279,9 @@ class OutboxWorker:
             self.stats.rate_limited += 1
             if bucket is not None:
                 bucket.paused_until = self.clock.now() + timedelta(seconds=retry_after)
-            await self._settle(item, "pending", after=retry_after, error=f"rate limited ({retry_after}s)", count=False)
+            await self._settle(
+                item, DeliveryState.PENDING, after=retry_after, error=f"rate limited ({retry_after}s)", count=False
+            )
         elif status >= 500:
             await self._failed(item, f"Slack HTTP {status}")
         elif error in PERMANENT_SLACK_ERRORS:
@@ -283,7 +297,7 @@ class OutboxWorker:
         self.stats.retried += 1
         cap = policy.max_backoff if policy is not None else 300.0
         backoff = min(cap, 2.0 ** min(item.attempts, 30)) * (0.75 + self.jitter() / 2)
-        await self._settle(item, "pending", after=backoff, error=error, count=True)
+        await self._settle(item, DeliveryState.PENDING, after=backoff, error=error, count=True)
         self._report(item, "retry", error)
 
     def _exhausted(self, item: OutboxItem, policy: RetryPolicy | None) -> bool:
@@ -306,7 +320,7 @@ class OutboxWorker:
                     session,
                     item.id or 0,
                     self.worker_id,
-                    state="dead",
+                    state=DeliveryState.DEAD.value,
                     now=now,
                     error=error,
                     attempts_delta=attempts_delta,
@@ -315,7 +329,7 @@ class OutboxWorker:
                 effects = Effects(now=now)
                 if item.incident_id is not None:
                     effects.record(
-                        "delivery_failed",
+                        Event.DELIVERY_FAILED,
                         f"{item.kind} could not be delivered: {error}",
                         incident_id=item.incident_id,
                         source="system",
@@ -324,10 +338,10 @@ class OutboxWorker:
                 hook = self.dead_hooks.get(item.kind)
                 if hook is not None:
                     hook(session, item, effects, error)
-                if self.ops_channel and item.kind != "ops_notice":
+                if self.ops_channel and item.kind != EffectKind.OPS_NOTICE:
                     effects.enqueue(
-                        "ops_notice",
-                        f"dead:{item.id}",
+                        EffectKind.OPS_NOTICE,
+                        Key.dead_letter(item.id),
                         {
                             "text": f"Outbox row {item.id} ({item.kind}) was dead-lettered: {error}",
                             "incident_id": item.incident_id,
@@ -337,7 +351,7 @@ class OutboxWorker:
                 effects.flush(session)
 
         await asyncio.to_thread(work)
-        self._report(item, "dead", error)
+        self._report(item, DeliveryState.DEAD, error)
         self.wake()
 
     async def _settle(
@@ -360,8 +374,8 @@ class OutboxWorker:
                     self.worker_id,
                     state=state,
                     now=now,
-                    next_attempt_at=now + timedelta(seconds=after) if state == "pending" else None,
-                    attempts_delta=1 if count or state == "done" else 0,
+                    next_attempt_at=now + timedelta(seconds=after) if state == DeliveryState.PENDING else None,
+                    attempts_delta=1 if count or state == DeliveryState.DONE else 0,
                     error=error,
                     result=result,
                 )

@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from slackbot.clock import as_utc
-from slackbot.config import Runbook, load_runbook
-from slackbot.config.models import Severity
+from slackbot.config import Playbook as Runbook
+from slackbot.config import load_playbooks
 from slackbot.db.engine import make_engine
 from slackbot.db.models import Incident, Occurrence, OutboxItem, Run, TimelineEvent
 from slackbot.outbox.slack_deliveries import CARD_EVENT, POST_EVENT
@@ -184,7 +184,7 @@ def _expected_escalations(runbook: Runbook, incident: Incident, until: datetime)
     """When the 20-minute rule and its repeats came due for this incident (if never classified
     before them)."""
     policy = runbook.policy.escalation
-    if incident.class_source == "contract":
+    if incident.class_source == "contract" or policy is None or incident.classify_deadline is None:
         return []
     stop = until
     for moment in (incident.classified_at, incident.resolved_at if incident.status == "resolved" else None):
@@ -218,7 +218,7 @@ def check_escalations(run: SimulationRun, facts: Facts) -> Check:
             if count > 1:
                 check.violations.append(f"{incident.key}: escalation level {level} fired {count} times")
         for marked in facts.events(iid, "severity"):
-            rule = facts.runbook.policy.severities.get(Severity(str(marked.data.get("severity"))))
+            rule = facts.runbook.policy.severities.get(str(marked.data.get("severity")))
             if rule is None or not rule.pages:
                 continue
             check.checked += 1
@@ -278,12 +278,8 @@ def _pagerduty_mismatches(
 
 
 def _routing_key(runbook: Runbook, row: OutboxItem) -> str | None:
-    from slackbot.services.paging import resolve_target
-
-    try:
-        return resolve_target(runbook, row.payload["role"], row.payload.get("class")).target.pagerduty_routing_key
-    except (KeyError, ValueError):
-        return None
+    found = runbook.target(row.payload.get("role", ""), row.payload.get("class"))
+    return found.target.pagerduty_routing_key if found else None
 
 
 def _dm_messages(run: SimulationRun) -> dict[int, list[SnapMessage]]:
@@ -339,7 +335,7 @@ def check_outbox(run: SimulationRun, facts: Facts) -> Check:
 
 def check_timeline(run: SimulationRun, facts: Facts) -> Check:
     check = Check("timeline", "Every state change has a timeline row (the audit trail is complete)", 0)
-    default = facts.runbook.policy.default_severity.value
+    default = facts.runbook.policy.default_severity
     for incident in facts.incidents:
         iid = incident.id or 0
         key = incident.key
@@ -482,7 +478,7 @@ def check_all(run: SimulationRun, facts: Facts | None = None) -> list[Check]:
     if facts is None:
         engine = make_engine(run.database_url)
         try:
-            facts = Facts.load(engine, load_runbook(run.runbook_dir))
+            facts = Facts.load(engine, load_playbooks(run.runbook_dir).default)
         finally:
             engine.dispose()
     return [check(run, facts) for check in CHECKS]

@@ -35,12 +35,11 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from slackbot.config.models import FailureClass, Runbook
+from slackbot.config import Playbook as Runbook
 from slackbot.db.models import Incident, TimelineEvent
 from slackbot.emulator import SlackEmulator
 from slackbot.outbox.slack_deliveries import is_posted
-from slackbot.services.paging import resolve_target
-from slackbot.simulation.traffic import FLAKE, SEV1, Story, Traffic
+from slackbot.simulation.traffic import FLAKE, SEV1, FailureClass, Story, Traffic
 from slackbot.slack import card as card_ids
 
 MILESTONE_STEPS = ("triage_complete", "mitigation_active", "fix_merged", "validation_complete")
@@ -109,14 +108,15 @@ class People:
     # -- who --------------------------------------------------------------------------------------
 
     def _owner(self, failure_class: FailureClass | str | None) -> str:
-        target = resolve_target(self.runbook, "owner", str(failure_class) if failure_class else None)
-        return target.dm_user or self._lead()
+        target = self.runbook.target("owner", str(failure_class) if failure_class else None)
+        return (target.dm_user if target else None) or self._lead()
 
     def _lead(self) -> str:
         for route in self.runbook.routing.classes.values():
-            if route.escalation.user:
+            if route.escalation is not None and route.escalation.user:
                 return route.escalation.user
-        return self.runbook.routing.release_maintainer.user or "U0LEAD"
+        maintainer = self.runbook.routing.release_maintainer
+        return (maintainer.user if maintainer else None) or "U0LEAD"
 
     # -- scheduling -------------------------------------------------------------------------------
 

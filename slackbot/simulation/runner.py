@@ -18,7 +18,7 @@ speed. Driving ``fire_due`` and ``step`` here runs the same code at exact virtua
 seed always produces the same story, and 14 days take seconds.
 
 A crash abandons the whole process mid-delivery: its event loop is closed with tasks in flight,
-its HTTP server stopped, its engine disposed. A fresh process (new Core, new worker id) starts on
+its HTTP server stopped, its engine disposed. A fresh process (new Runtime, new worker id) starts on
 the same database, Slack emulator, bd workspace and PagerDuty, and takes the work over once the
 dead process's leases expire.
 """
@@ -52,17 +52,17 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from slackbot.app import Workers, build_asgi, build_workers, open_pooled_session
-from slackbot.beads import BdTracker, BeadRequest
-from slackbot.beads.tracker import Bead
+from slackbot.clients.bd import BdTracker
+from slackbot.clients.tracker import Bead, BeadRequest
 from slackbot.clock import FakeClock, as_utc
-from slackbot.config import load_runbook
-from slackbot.core import Core, build_core
+from slackbot.config import load_playbooks
 from slackbot.db.engine import make_engine
 from slackbot.db.models import OutboxItem, Run, Timer
 from slackbot.demo import seed_workspace
 from slackbot.emulator import SlackEmulator
+from slackbot.incidents.timers import TimerService
 from slackbot.outbox.worker import OutboxWorker
-from slackbot.services.timers import TimerService
+from slackbot.runtime import Runtime, build_runtime
 from slackbot.serving import serve
 from slackbot.settings import DEFAULT_RUNBOOKS, Settings
 from slackbot.signing import sign
@@ -243,7 +243,7 @@ class BotProcess:
         # outbox's on this process's driver loop with one kept-alive session (as the lifespan
         # gives the real app); an aiohttp session cannot be shared across event loops.
         bolt_client, outbox_client = client(), client()
-        self.core: Core = build_core(settings, clock=world.clock, slack=bolt_client)
+        self.core: Runtime = build_runtime(settings, clock=world.clock, slack=bolt_client)
         self.core.slack = outbox_client  # what build_workers hands the deliveries
         self.workers: Workers = build_workers(self.core, worker_id=self.worker_id)
         self.core.slack = bolt_client
@@ -260,7 +260,7 @@ class BotProcess:
         self.workers.trackers._bd = _SimBd(  # the pool's bd, with the "crash after filing" point
             settings.bd_bin, settings.beads_dir, faults=world.faults, clock=world.clock
         )
-        self.timers = TimerService(self.core.runbook, world.clock)
+        self.timers = TimerService(self.core.playbooks, world.clock)
         self.loop = asyncio.Runner()
         self._session = self.loop.run(open_pooled_session(outbox_client))
         self._stack = ExitStack()
@@ -399,11 +399,12 @@ class Simulation:
         """Run the whole period and the drain; the outside world is torn down by ``stack``."""
         began = time.monotonic()
         config = self.config
-        runbook = load_runbook(config.runbooks_dir)  # an invalid runbook stops here, with file:line
+        playbooks = load_playbooks(config.runbooks_dir)  # an invalid runbook stops here, with file:line
+        runbook = playbooks.default
         traffic = Traffic(runbook, days=config.days, seed=config.seed, start=config.start)
         faults = FaultPlan(traffic, seed=config.seed, enabled=config.faults)
         world = World(config, stack, workdir, faults)
-        seed_workspace(world.emulator, runbook)
+        seed_workspace(world.emulator, playbooks)
         process = BotProcess(world, 1)  # migrates the database
         with Session(process.engine) as session:
             if session.exec(select(func.count(col(Run.id)))).one():
@@ -618,7 +619,7 @@ def capture(world: World) -> Snapshot:
         text=True,
         check=True,
     )
-    from slackbot.beads.bd import parse_bd_json
+    from slackbot.clients.bd import parse_bd_json
 
     beads = parse_bd_json(listing.stdout) or []
     return Snapshot(
@@ -667,7 +668,7 @@ def simulate(config: SimulationConfig) -> SimulationResult:
         run = Simulation(config).run(stack, workdir)
         engine = make_engine(run.database_url)
         try:
-            facts = Facts.load(engine, load_runbook(run.runbook_dir))
+            facts = Facts.load(engine, load_playbooks(run.runbook_dir).default)
         finally:
             engine.dispose()
         return SimulationResult(run, check_all(run, facts), numbers(run, facts))

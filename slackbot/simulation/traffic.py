@@ -25,9 +25,23 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-from slackbot.config.models import FailureClass, Runbook, TaxonomyEntry, glob_match
+from slackbot.config import Playbook as Runbook
+from slackbot.config.routing import glob_match
+from slackbot.config.taxonomy import TaxonomyEntry
+
+
+class FailureClass(StrEnum):
+    """The classes of the integration-triage playbook (seed 001) the stories are written for."""
+
+    INFRA_CI = "infra_ci"
+    HARNESS_DIAGNOSTICS = "harness_diagnostics"
+    ALGORITHM_REGRESSION = "algorithm_regression"
+    DATA_SCHEMA_DRIFT = "data_schema_drift"
+    FLAKE_CONCURRENCY = "flake_concurrency"
+
 
 REPOSITORY = "acme/dispatch"
 
@@ -109,19 +123,20 @@ class CiRun:
 def concrete_path(runbook: Runbook, failure_class: FailureClass, name: str) -> str:
     """A test file the routing table assigns to ``failure_class`` (its scope globs), so the bot's
     owner suggestion is exercised; a plain integration test path when no glob yields one."""
-    for pattern in runbook.routing.route(failure_class).scope:
+    route = runbook.class_route(failure_class)
+    for pattern in route.scope if route else []:
         if "**" in pattern:
             candidate = pattern.split("**", 1)[0].rstrip("/") + "/" + name
         else:
             candidate = pattern.replace("*", name.rsplit(".", 1)[0])
         owner = runbook.routing.owner_for_path(candidate)
-        if glob_match(pattern, candidate) and owner is not None and owner[0] is failure_class:
+        if glob_match(pattern, candidate) and owner is not None and owner[0] == failure_class:
             return candidate
     return f"tests/integration/{name}"
 
 
 def _pick(entries: list[TaxonomyEntry], rng: random.Random, *, likely: FailureClass | None = None) -> TaxonomyEntry:
-    preferred = [e for e in entries if likely is not None and e.likely_class is likely]
+    preferred = [e for e in entries if likely is not None and e.likely_class == likely]
     return rng.choice(preferred or entries)
 
 

@@ -2,7 +2,8 @@
 
 Every change to an incident redraws the whole card from a ``CardView``; nothing patches blocks.
 Built with slack_sdk's Block Kit models so Slack's limits are checked before we send, and every
-piece of untrusted text goes through ``escape``.
+piece of untrusted text goes through ``escape``. The words are the incident's playbook's: its
+classes, severities, milestones and flags in the menus, its labels on the fields.
 """
 
 from __future__ import annotations
@@ -25,9 +26,13 @@ from slack_sdk.models.blocks import (
     StaticSelectElement,
 )
 
-from slackbot.config.models import AlertRunbook, FailureClass, Runbook, Severity, TaxonomyEntry
+from slackbot.config import Playbook
+from slackbot.config.policy import AlertRunbook
+from slackbot.config.taxonomy import TaxonomyEntry
 from slackbot.db.models import Incident, Run
-from slackbot.services.repro import fill_command
+from slackbot.documents.commands import fill_command, repro_for
+from slackbot.domain.ids import ALERTMANAGER_REPOSITORY
+from slackbot.domain.states import BeadState, IncidentStatus
 from slackbot.slack.escape import code, escape, link, slack_date, truncate
 
 SECTION_LIMIT = 3000
@@ -41,16 +46,7 @@ ACTION_ESCALATE = "incident_escalate"
 ACTION_BEAD = "incident_file_bead"
 ACTION_RUNBOOK = "incident_runbook"
 ACTION_STATUS = "incident_status"
-
-ALERTMANAGER_REPOSITORY = "alertmanager"  # incidents opened from Alertmanager (services/alertmanager.py)
-
-MILESTONE_LABELS = {
-    "triage_complete": "Triage complete",
-    "mitigation_active": "Mitigation active",
-    "fix_merged": "Fix merged",
-    "validation_complete": "Validation complete",
-    "resolved": "Resolved",
-}
+ACTION_FLAG = "incident_flag"
 
 
 @dataclass(frozen=True)
@@ -63,10 +59,13 @@ class PendingAction:
 
 @dataclass(frozen=True)
 class CardView:
+    playbook: Playbook
     incident: Incident
     run: Run | None
     evidence: list[dict[str, Any]] = field(default_factory=list)
     pending: list[PendingAction] = field(default_factory=list)
+    command: str | None = None  # the failing command, when the source reported one
+    log: str = ""  # the tail of its log
 
 
 def _md(text: str) -> MarkdownTextObject:
@@ -77,125 +76,167 @@ def _section(text: str) -> SectionBlock:
     return SectionBlock(text=_md(truncate(text, SECTION_LIMIT)))
 
 
-def _entry_text(kind: str, ident: str | None, entry: TaxonomyEntry | None) -> str:
+def identity(incident: Incident) -> str:
+    """How the card names the failure: its ids, or the test when the playbook needs no ids."""
+    if incident.scenario_id or incident.invariant_id:
+        return f"{incident.scenario_id or 'no scenarioId'} / {incident.invariant_id or 'no invariantId'}"
+    if incident.contract_violation:
+        return "no scenarioId / no invariantId"
+    return incident.test_identity
+
+
+def _entry_text(kind: str, ident: str | None, entry: TaxonomyEntry | None, violation: bool) -> str:
     if not ident:
-        return f"*{kind}:* _missing_ — the harness must emit it (contract violation)"
+        missing = " — the harness must emit it (contract violation)" if violation else ""
+        return f"*{kind}:* _missing_{missing}"
     if entry is None:
         return f"*{kind}:* {code(ident)} — _prefix not in the taxonomy (documentation gap)_"
     return f"*{kind}:* {code(ident)} — {escape(entry.meaning)}\n_Typical surface:_ {escape(entry.failure_surface)}"
 
 
-def class_label(runbook: Runbook, value: str | None) -> str:
-    if not value:
-        return "unclassified"
-    try:
-        return runbook.routing.route(FailureClass(value)).label
-    except ValueError:
-        return value
-
-
-def render_card(view: CardView, runbook: Runbook) -> tuple[str, list[dict[str, Any]]]:
+def render_card(view: CardView) -> tuple[str, list[dict[str, Any]]]:
     """Returns (fallback text, blocks as dicts). Pure: same view, same card."""
-    incident, run = view.incident, view.run
-    routing = runbook.routing
-    resolved = incident.status == "resolved"
-    ids = f"{incident.scenario_id or 'no scenarioId'} / {incident.invariant_id or 'no invariantId'}"
+    incident, playbook = view.incident, view.playbook
+    resolved = incident.status == IncidentStatus.RESOLVED
+    ids = identity(incident)
     icon = "✅" if resolved else ("🟠" if incident.failure_class else "🔴")
-    header = truncate(f"{icon} {incident.key} · {ids}", 150, "…")
-    blocks: list[Block] = [HeaderBlock(text=header)]
+    blocks: list[Block] = [HeaderBlock(text=truncate(f"{icon} {incident.key} · {ids}", 150, "…"))]
     blocks.append(_section(f"*Symptom:* {escape(incident.symptom)}"))
 
-    flags = []
-    if incident.contract_violation:
-        flags.append("⚠️ *Contract violation:* no scenarioId/invariantId emitted — harness/diagnostics defect")
-    if incident.documentation_gap:
-        flags.append(f"📘 *Documentation gap:* {escape(incident.documentation_gap)} — update the runbook taxonomy")
-    if incident.multi_prefix:
-        flags.append("🧩 *Multi-prefix run:* failures span several scenario classes — likely harness or shared service")
+    flags = _flag_lines(view)
     if flags:
         blocks.append(_section("\n".join(flags)))
+    blocks.append(SectionBlock(fields=[_md(truncate(f, FIELD_LIMIT)) for f in _fields(view)[:10]]))
 
-    status = MILESTONE_LABELS.get(incident.milestone or "", "Open") if not resolved else "Resolved"
-    suggested = (
-        f"{escape(class_label(runbook, incident.suggested_class))} ({escape(incident.suggested_reason)})"
-        if incident.suggested_class
-        else "none — classify to route"
-    )
-    owner = "—"
-    if incident.failure_class:
-        owner = routing.route(FailureClass(incident.failure_class)).owner.mention()
-    fields = [
-        f"*Status:*\n{status}",
-        f"*Class:*\n{escape(class_label(runbook, incident.failure_class))}"
-        + (" _(contract rule)_" if incident.class_source == "contract" else ""),
-        f"*Severity:*\n{incident.severity}",
-        f"*Assignee:*\n{f'<@{incident.assignee}>' if incident.assignee else 'nobody yet'}",
-        f"*Owner:*\n{owner}",
-        f"*Suggested owner:*\n{truncate(suggested, 400)}",
-        f"*Occurrences:*\n{incident.occurrence_count} (first {slack_date(incident.first_seen)}, "
-        f"last {slack_date(incident.last_seen)})",
-        f"*Organization under test:*\n{escape(incident.organization_under_test) or '—'}",
-    ]
-    if not incident.failure_class and not resolved:
-        fields.append(f"*Classify by:*\n{slack_date(incident.classify_deadline)}")
-    if incident.escalation_level:
-        fields.append(f"*Escalation level:*\n{incident.escalation_level}")
-    if incident.bead_id or incident.bead_state != "none":
-        bead = code(incident.bead_id) if incident.bead_id else f"bead {incident.bead_state}"
-        fields.append(f"*Defect bead:*\n{bead}")
-    blocks.append(SectionBlock(fields=[_md(truncate(f, FIELD_LIMIT)) for f in fields[:10]]))
-
-    alert = alert_runbook(incident, runbook)
-    if alert is not None:
-        blocks.extend(_alert_sections(alert, incident, run, view))
+    alert = alert_runbook(incident, playbook)
+    if incident.repository == ALERTMANAGER_REPOSITORY:
+        blocks.extend(_alert_sections(alert, incident, view))
     else:
-        blocks.extend(_failure_sections(incident, run, view, runbook))
+        blocks.extend(_failure_sections(view))
 
-    context = [f"Test: {code(incident.test_identity)}"]
+    context = [f"Test: {code(incident.test_identity)}", f"Playbook: {escape(playbook.title)}"]
     context += [f"⏰ {escape(p.description)} at {slack_date(p.at, '{time}')}" for p in view.pending]
     blocks.append(ContextBlock(elements=[_md(truncate(c, SECTION_LIMIT)) for c in context[:10]]))
 
     if not resolved:
         blocks.append(DividerBlock())
-        blocks.append(_actions(incident, runbook))
+        blocks.append(_actions(incident, playbook))
     blocks = blocks[:MAX_BLOCKS]
     fallback = truncate(f"{incident.key} {ids}: {escape(incident.symptom)}", 3900)
     return fallback, [b.to_dict() for b in blocks]
 
 
-def alert_runbook(incident: Incident, runbook: Runbook) -> AlertRunbook | None:
-    """Operational alerts from Alertmanager carry their own runbook (policy.yml ``alerts``)."""
+def _flag_lines(view: CardView) -> list[str]:
+    incident, playbook = view.incident, view.playbook
+    lines = []
+    if incident.contract_violation:
+        missing = "/".join(playbook.missing_ids(incident.scenario_id, incident.invariant_id)) or "ids"
+        holder = playbook.class_label(playbook.missing_ids_class)
+        lines.append(f"⚠️ *Contract violation:* no {missing} emitted — {escape(holder)} defect")
+    if incident.documentation_gap:
+        lines.append(
+            f"📘 *Documentation gap:* {escape(incident.documentation_gap)} — update the {escape(playbook.name)} "
+            "playbook's runbook"
+        )
+    if incident.multi_prefix:
+        lines.append("🧩 *Multi-prefix run:* failures span several scenario classes — likely harness or shared service")
+    for key in incident.flags:
+        rule = playbook.flags.get(key)
+        if rule is not None:
+            lines.append(f"🚩 *{escape(rule.label)}*" + (f" — {escape(rule.description)}" if rule.description else ""))
+    return lines
+
+
+def _fields(view: CardView) -> list[str]:
+    incident, playbook = view.incident, view.playbook
+    resolved = incident.status == IncidentStatus.RESOLVED
+    status = "Resolved" if resolved else playbook.milestone_label(incident.milestone)
+    suggested = (
+        f"{escape(playbook.class_label(incident.suggested_class))} ({escape(incident.suggested_reason)})"
+        if incident.suggested_class
+        else "none — classify to route"
+    )
+    route = playbook.class_route(incident.failure_class)
+    owner = route.owner.mention() if route else "—"
+    if route is not None and route.secondary_owner is not None:
+        owner += f" (secondary {route.secondary_owner.mention()})"
+    fields = [
+        f"*Status:*\n{escape(status)}",
+        f"*Class:*\n{escape(playbook.class_label(incident.failure_class))}"
+        + (" _(contract rule)_" if incident.class_source == "contract" else ""),
+        f"*Severity:*\n{escape(playbook.severity_label(incident.severity))}",
+        f"*Assignee:*\n{f'<@{incident.assignee}>' if incident.assignee else 'nobody yet'}",
+        f"*Owner:*\n{owner}",
+        f"*Suggested owner:*\n{truncate(suggested, 400)}",
+        f"*Occurrences:*\n{incident.occurrence_count} (first {slack_date(incident.first_seen)}, "
+        f"last {slack_date(incident.last_seen)})",
+    ]
+    if route is not None and route.required_action:
+        fields.append(f"*Required action:*\n{escape(route.required_action)}")
+    elif incident.organization_under_test or playbook.policy.id_contract != "none":
+        fields.append(f"*Organization under test:*\n{escape(incident.organization_under_test) or '—'}")
+    if not incident.failure_class and not resolved and incident.classify_deadline is not None:
+        fields.append(f"*Classify by:*\n{slack_date(incident.classify_deadline)}")
+    if incident.escalation_level:
+        fields.append(f"*Escalation level:*\n{incident.escalation_level}")
+    if incident.bead_id or incident.bead_state != BeadState.NONE:
+        bead = code(incident.bead_id) if incident.bead_id else f"bead {escape(incident.bead_state)}"
+        fields.append(f"*Defect bead:*\n{bead}")
+    return fields
+
+
+def alert_runbook(incident: Incident, playbook: Playbook) -> AlertRunbook | None:
+    """Operational alerts from Alertmanager carry their own runbook (the playbook's ``alerts``)."""
     if incident.repository != ALERTMANAGER_REPOSITORY:
         return None
-    return next((a for a in runbook.policy.alerts if a.alertname == incident.scenario_id), None)
+    return playbook.alert(incident.scenario_id)
 
 
-def _alert_sections(alert: AlertRunbook, incident: Incident, run: Run | None, view: CardView) -> list[Block]:
-    steps = "\n".join(f"{n}. *{s.phase}:* {escape(s.text)}" for n, s in enumerate(alert.steps, 1))
-    blocks: list[Block] = [
-        _section(f"*Alert:* {code(alert.alertname)} — _detected by_ {escape(alert.detection)}"),
-        _section(f"*Runbook (detect → diagnose → recover → verify → document):*\n{steps}"),
-    ]
+def _alert_sections(alert: AlertRunbook | None, incident: Incident, view: CardView) -> list[Block]:
+    name = code(incident.scenario_id)
+    if alert is None:
+        blocks: list[Block] = [
+            _section(
+                f"*Alert:* {name} — _no runbook for it in the {escape(view.playbook.name)} playbook_: "
+                "escalate, and add one so the next responder does not improvise."
+            )
+        ]
+    else:
+        blocks = [_section(f"*Alert:* {name} — _detected by_ {escape(alert.detection)}")]
+        if alert.steps:
+            text = "\n".join(f"{n}. *{escape(s.phase or '')}:* {escape(s.text)}" for n, s in enumerate(alert.steps, 1))
+            blocks.append(_section(f"*Runbook:*\n{text}"))
+        else:  # the failure mode's checklist is the runbook: it is posted in the thread
+            route = view.playbook.class_route(alert.failure_class)
+            if route is not None and route.first_response:
+                blocks.append(_section(f"*Runbook:* {escape(route.label)} — the steps are the checklist in the thread"))
     if incident.key_entity_ids:
         labels = ", ".join(f"{escape(k)}={code(v)}" for k, v in sorted(incident.key_entity_ids.items()))
         blocks.append(_section(f"*Key entity ids (alert labels):* {labels}"))
-    if run is not None and run.url:
-        blocks.append(_section(f"*Source:* {link(run.url, 'Alertmanager')}"))
+    if view.run is not None and view.run.url:
+        blocks.append(_section(f"*Source:* {link(view.run.url, 'Alertmanager')}"))
     return blocks
 
 
-def _failure_sections(incident: Incident, run: Run | None, view: CardView, runbook: Runbook) -> list[Block]:
-    taxonomy, policy = runbook.taxonomy, runbook.policy
+def _failure_sections(view: CardView) -> list[Block]:
+    incident, run, playbook = view.incident, view.run, view.playbook
+    policy, taxonomy = playbook.policy, playbook.taxonomy
     blocks: list[Block] = []
-    blocks.append(
-        _section(_entry_text("Scenario", incident.scenario_id, taxonomy.scenario(_prefix(incident.scenario_id))))
-    )
-    invariant = taxonomy.invariant(_prefix(incident.invariant_id))
-    text = _entry_text("Invariant", incident.invariant_id, invariant)
-    if invariant is not None:
-        text += "\n_Evidence to capture:_ " + "; ".join(escape(e) for e in invariant.evidence)
-    blocks.append(_section(text))
-
+    violation = incident.contract_violation
+    if taxonomy.scenarios or incident.scenario_id or violation:
+        entry = playbook.scenario_entry(incident.scenario_id)
+        blocks.append(_section(_entry_text("Scenario", incident.scenario_id, entry, violation)))
+    if taxonomy.invariants or incident.invariant_id or (violation and policy.id_contract == "both"):
+        invariant = playbook.invariant_entry(incident.invariant_id)
+        text = _entry_text("Invariant", incident.invariant_id, invariant, violation)
+        if invariant is not None:
+            text += "\n_Evidence to capture:_ " + "; ".join(escape(e) for e in invariant.evidence)
+        blocks.append(_section(text))
+    if view.command:
+        text = f"*Failing command:* {code(view.command)}"
+        if view.log.strip():
+            text += "\n```" + escape(truncate(view.log.strip(), 1200, "…")).replace("```", "'''") + "```"
+        blocks.append(_section(text))
     if run is not None:
         run_line = (
             f"*Run:* {link(run.url, f'{run.repository} #{run.run_id} (attempt {run.run_attempt})')} · "
@@ -205,25 +246,23 @@ def _failure_sections(incident: Incident, run: Run | None, view: CardView, runbo
     if incident.key_entity_ids:
         entities = ", ".join(f"{escape(k)}={code(v)}" for k, v in sorted(incident.key_entity_ids.items()))
         blocks.append(_section(f"*Key entity ids:* {entities}"))
-    blocks.append(_section(_evidence_text(view.evidence)))
-    commands = (
-        "*Download artifacts:*\n```" + escape(fill_command(policy.commands.artifact_download, incident, run)) + "```\n"
-        "*Reproduce this scenario locally:*\n```"
-        + "\n".join(
-            escape(f"export {v.name}=" + (f"<{v.name.lower()} from your local secrets>" if v.secret else v.value))
+    if view.evidence or policy.id_contract != "none":
+        blocks.append(_section(_evidence_text(view.evidence)))
+    commands = []
+    if policy.commands.artifact_download:
+        download = fill_command(policy.commands.artifact_download, incident, run, view.command)
+        commands.append(f"*Download artifacts:*\n```{escape(download)}```")
+    repro = repro_for(playbook, incident)
+    if repro:
+        exports = [
+            f"export {v.name}=" + (f"<{v.name.lower()} from your local secrets>" if v.secret else v.value)
             for v in policy.environment
-        )
-        + "\n"
-        + escape(fill_command(policy.commands.single_scenario, incident, run))
-        + "```"
-    )
-    blocks.append(_section(commands))
-
+        ]
+        lines = [*exports, fill_command(repro, incident, run, view.command)]
+        commands.append("*Reproduce locally:*\n```" + escape("\n".join(lines)) + "```")
+    if commands:
+        blocks.append(_section("\n".join(commands)))
     return blocks
-
-
-def _prefix(identifier: str | None) -> str | None:
-    return identifier.split("-", 1)[0] if identifier and "-" in identifier else None
 
 
 def _evidence_text(evidence: list[dict[str, Any]]) -> str:
@@ -244,10 +283,16 @@ def _evidence_text(evidence: list[dict[str, Any]]) -> str:
     return head + "\n".join(lines)
 
 
-def _actions(incident: Incident, runbook: Runbook) -> ActionsBlock:
+def _options(pairs: list[tuple[str, str]]) -> list[Option]:
+    return [Option(value=value, label=truncate(label, 75, "…")) for value, label in pairs][:100]
+
+
+def _actions(incident: Incident, playbook: Playbook) -> ActionsBlock:
     value = str(incident.id)
-    class_options = [Option(value=c.value, label=route.label) for c, route in runbook.routing.classes.items()]
-    severity_options = [Option(value=s.value, label=s.value) for s in Severity]
+    class_options = _options([(k, r.label) for k, r in playbook.classes.items()])
+    severity_options = _options(
+        [(k, f"{k} — {r.label}" if r.label and r.label != k else k) for k, r in playbook.severities.items()]
+    )
     current_class = next((o for o in class_options if o.value == incident.failure_class), None)
     current_severity = next((o for o in severity_options if o.value == incident.severity), None)
     elements: list[Any] = []
@@ -255,10 +300,7 @@ def _actions(incident: Incident, runbook: Runbook) -> ActionsBlock:
         elements.append(ButtonElement(text="Acknowledge", action_id=ACTION_ACK, value=value, style="primary"))
     elements.append(
         StaticSelectElement(
-            placeholder="Classify…",
-            action_id=ACTION_CLASSIFY,
-            options=class_options,
-            initial_option=current_class,
+            placeholder="Classify…", action_id=ACTION_CLASSIFY, options=class_options, initial_option=current_class
         )
     )
     elements.append(
@@ -269,7 +311,10 @@ def _actions(incident: Incident, runbook: Runbook) -> ActionsBlock:
             initial_option=current_severity,
         )
     )
-    elements.append(_status_select(incident))
+    elements.append(_status_select(incident, playbook))
+    unset = [(k, r.label) for k, r in playbook.flags.items() if k not in incident.flags]
+    if unset:
+        elements.append(StaticSelectElement(placeholder="Flag…", action_id=ACTION_FLAG, options=_options(unset)))
     elements.append(
         ButtonElement(
             text="Escalate",
@@ -290,10 +335,8 @@ def _actions(incident: Incident, runbook: Runbook) -> ActionsBlock:
     return ActionsBlock(block_id=f"incident:{incident.id}", elements=elements)
 
 
-def _status_select(incident: Incident) -> StaticSelectElement:
-    """Seed 003's milestones, forward only: the ones after the current one. Resolved is always
-    offered; choosing it opens a modal that asks for the root cause."""
-    order = list(MILESTONE_LABELS)
-    start = order.index(incident.milestone) + 1 if incident.milestone in order else 0
-    options = [Option(value=m, label=MILESTONE_LABELS[m]) for m in order[start:]]
+def _status_select(incident: Incident, playbook: Playbook) -> StaticSelectElement:
+    """The playbook's milestones, forward only: the ones after the current one. The resolving one
+    is always offered; a milestone that asks for fields opens a modal for them."""
+    options = _options([(m.key, m.label) for m in playbook.milestones_after(incident.milestone)])
     return StaticSelectElement(placeholder="Status…", action_id=ACTION_STATUS, options=options)

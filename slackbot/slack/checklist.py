@@ -9,6 +9,7 @@ a longer runbook continues in further messages, each under the limit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +23,11 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from slackbot.config.models import Runbook
+from slackbot.config import Playbook
+from slackbot.config.targets import Role
 from slackbot.db.models import Incident, RunbookExecution
-from slackbot.services.checklists import Step, StepRef, runbook_title, steps_for
-from slackbot.services.paging import targets_for
-from slackbot.slack.card import class_label
+from slackbot.domain.checklists import Step, StepRef, runbook_title, steps_for
+from slackbot.domain.ids import ALERTMANAGER_REPOSITORY
 from slackbot.slack.escape import escape, slack_date, truncate
 
 ACTION_PREFIX = "checklist_step"
@@ -38,6 +39,7 @@ BUTTONS = (("done", "Done", "primary"), ("failed", "Failed", "danger"), ("skippe
 
 @dataclass(frozen=True)
 class ChecklistView:
+    playbook: Playbook
     incident: Incident
     key: str  # the checklist's identity, carried by its buttons
     failure_class: str  # the class it was posted for
@@ -91,13 +93,15 @@ def _buttons(view: ChecklistView, step: Step, confirm_text: str) -> ActionsBlock
     return ActionsBlock(block_id=f"checklist:{step.runbook}:{step.index}", elements=elements)
 
 
-def render_checklist(view: ChecklistView, runbook: Runbook) -> list[tuple[str, list[dict[str, Any]]]]:
-    """One (fallback text, blocks) per message; usually exactly one."""
-    incident = view.incident
-    steps = steps_for(runbook, view.failure_class)
-    label = class_label(runbook, view.failure_class)
-    level = runbook.policy.escalation.levels[0]
-    paged = ", ".join(t.target.describe() for t in targets_for(runbook, incident, list(level.notify)))
+def render_checklist(view: ChecklistView, paged_roles: Sequence[Role]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """One (fallback text, blocks) per message; usually exactly one. ``paged_roles`` are whom a
+    failed step pages (the core decides; the checklist only says so)."""
+    incident, playbook = view.incident, view.playbook
+    alertname = incident.scenario_id if incident.repository == ALERTMANAGER_REPOSITORY else None
+    steps = steps_for(playbook, view.failure_class, alertname)
+    label = playbook.class_label(view.failure_class)
+    targets = playbook.targets(paged_roles, incident.owning_class)
+    paged = ", ".join(t.target.describe() for t in targets) or "nobody (no escalation target configured)"
     confirm_text = f"A failed step escalates at once: it pages {paged} and says so in this thread."
     done = sum(1 for s in steps if (r := view.results.get(s.key)) is not None and r.result in ("done", "skipped"))
     intro = (
@@ -108,10 +112,10 @@ def render_checklist(view: ChecklistView, runbook: Runbook) -> list[tuple[str, l
     if view.superseded:
         intro = (
             f"📋 *Runbook checklist for {incident.key} — {escape(label)}* (superseded)\n"
-            f"{incident.key} was reclassified as *{escape(class_label(runbook, incident.failure_class))}*: "
+            f"{incident.key} was reclassified as *{escape(playbook.class_label(incident.failure_class))}*: "
             "use the newer checklist below. The results recorded here stay in the audit trail."
         )
-    versions = f"routing.yml v{runbook.routing.version} · policy.yml v{runbook.policy.version}"
+    versions = f"{playbook.name}: routing.yml v{playbook.routing.version} · policy.yml v{playbook.policy.version}"
     # Two blocks per step even without buttons (superseded), so a redraw has as many messages as
     # were posted and every posted message is updated.
     per_step = 2
@@ -130,7 +134,7 @@ def render_checklist(view: ChecklistView, runbook: Runbook) -> list[tuple[str, l
         title_line = ""
         if step.runbook != current:  # the runbook's title rides on its first step: no extra block
             current = step.runbook
-            title_line = f"*{escape(runbook_title(runbook, step.runbook))}*\n"
+            title_line = f"*{escape(runbook_title(playbook, step.runbook))}*\n"
         blocks.append(SectionBlock(text=_md(_step_text(title_line, step, view.results.get(step.key)))))
         if not view.superseded:
             blocks.append(_buttons(view, step, confirm_text))

@@ -1,20 +1,19 @@
-"""Thread posts rendered from the Jinja2 templates in ``runbooks/templates/slack/``.
+"""Thread posts rendered from the playbook's Jinja2 templates (``templates/slack/``).
 
-The wording of status posts is runbook content, so it lives with the runbook. Every value is
-escaped on output unless it is ``Mrkdwn`` (mentions, links and dates we built from trusted ids),
-so a template author cannot forget to escape a test name.
+The wording of status posts is runbook content, so it lives with the runbook (a playbook
+overrides the shared templates it words differently). Every value is escaped on output unless it
+is ``Mrkdwn`` (mentions, links and dates we built from trusted ids), so a template author cannot
+forget to escape a test name.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-from slackbot.config.models import FailureClass, Runbook, Severity
+from slackbot.config import Playbook
+from slackbot.config.durations import human_duration
 from slackbot.db.models import Incident, Run
-from slackbot.slack.card import MILESTONE_LABELS, class_label
+from slackbot.documents import templates
 from slackbot.slack.escape import escape, link, slack_date
 
 
@@ -30,89 +29,113 @@ def _finalize(value: Any) -> Any:
     return value
 
 
-def _mention(user: str | None) -> Mrkdwn:
+def mention(user: str | None) -> Mrkdwn:
     if user and user[:1] in ("U", "W") and user.isalnum():
         return Mrkdwn(f"<@{user}>")
     return Mrkdwn(escape(user or "someone"))
 
 
-class PostRenderer:
-    def __init__(self, runbook: Runbook, templates_dir: Path) -> None:
-        self.runbook = runbook
-        self.env = Environment(
-            loader=FileSystemLoader(str(templates_dir / "slack")),
-            undefined=StrictUndefined,
-            finalize=_finalize,
-            autoescape=False,  # HTML escaping is wrong for Slack; _finalize does Slack's three characters
-            keep_trailing_newline=False,
-            trim_blocks=True,
+def render_named(playbook: Playbook, name: str, /, **context: Any) -> str:
+    return templates.slack(playbook, _finalize).get_template(f"{name}.j2").render(**context).strip()
+
+
+def render_post(playbook: Playbook, payload: dict[str, Any], incident: Incident, run: Run | None) -> str:
+    name = str(payload["template"])
+    return render_named(playbook, name, **post_context(playbook, name, payload, incident, run))
+
+
+def _fields(playbook: Playbook, key: str, fields: dict[str, str]) -> list[dict[str, str]]:
+    milestone = playbook.milestone(key)
+    labels = {f.key: f.label for f in milestone.asks} if milestone else {}
+    return [{"label": labels.get(k, k.replace("_", " ")), "value": v} for k, v in fields.items() if k != "root_cause"]
+
+
+def post_context(
+    playbook: Playbook, name: str, payload: dict[str, Any], incident: Incident, run: Run | None
+) -> dict[str, Any]:
+    ctx: dict[str, Any] = {
+        "actor": mention(payload.get("actor")),
+        "incident": incident.key,
+        "playbook": playbook.title,
+    }
+    if name == "classified":
+        route = playbook.classes[payload["class"]]
+        ctx |= {
+            "label": route.label,
+            "previous": payload.get("previous"),
+            "previous_label": playbook.class_label(payload.get("previous")),
+            "owner": Mrkdwn(route.owner.mention()),
+            "oncall": Mrkdwn(f"<@{route.owner.oncall_user}>") if route.owner.oncall_user else None,
+            "secondary": Mrkdwn(route.secondary_owner.mention()) if route.secondary_owner else None,
+            "required_action": route.required_action or "",
+            "checklist": route.first_response,
+        }
+    elif name == "occurrence":
+        label = f"{run.repository} #{run.run_id} attempt {run.run_attempt}" if run else "a later run"
+        ctx |= {
+            "run_link": Mrkdwn(link(run.url if run else None, label)),
+            "added": payload.get("added", 1),
+            "total": incident.occurrence_count,
+            "last_seen": Mrkdwn(slack_date(incident.last_seen)),
+        }
+    elif name == "bead_filed":
+        bead = str(payload.get("bead", ""))
+        ctx["bead_link"] = Mrkdwn(link(payload.get("url"), bead) if payload.get("url") else f"`{escape(bead)}`")
+    elif name == "bead_failed":
+        ctx["error"] = str(payload.get("error", ""))[:1500]
+    elif name == "assigned":
+        ctx["assignee"] = mention(payload.get("assignee"))
+    elif name == "severity":
+        severity = str(payload["severity"])
+        ctx |= {
+            "severity": playbook.severity_label(severity),
+            "previous": playbook.severity_label(payload.get("previous")),
+            "definition": playbook.severity_rule(severity).definition,
+        }
+    elif name == "flag":
+        rule = playbook.flags.get(str(payload["flag"]))
+        ctx |= {
+            "flag": rule.label if rule else str(payload["flag"]),
+            "on": bool(payload.get("on", True)),
+            "description": rule.description if rule else "",
+        }
+    elif name == "paged":
+        found = [playbook.target(t["role"], t.get("class")) for t in payload.get("targets", [])]
+        within = playbook.policy.classify_within
+        ctx |= {
+            "reason": payload.get("reason", "manual"),
+            "level": payload.get("level", 0),
+            "note": payload.get("note", ""),
+            "classify_within": human_duration(within) if within else "",
+            "flake_policy": playbook.policy.flake is not None,
+            "mentions": Mrkdwn(", ".join(t.target.mention() for t in found if t is not None) or "nobody configured"),
+        }
+    elif name == "reminder":
+        asked = (
+            f"<@{incident.assignee}>" if incident.assignee else playbook.owner_target(incident.owning_class).mention()
         )
+        ctx |= {
+            "asked": Mrkdwn(asked),
+            "quiet": str(payload.get("quiet", "")),
+            "status": playbook.milestone_label(incident.milestone),
+        }
+    elif name in ("escalated", "milestone", "resolved"):
+        ctx["note"] = payload.get("note", "")
+        ctx["fields"] = _fields(
+            playbook, str(payload.get("milestone", playbook.policy.resolving.key)), payload.get("fields") or {}
+        )
+        if name == "milestone":
+            ctx["milestone_label"] = playbook.milestone_label(payload["milestone"])
+    return ctx
 
-    def render(self, payload: dict[str, Any], incident: Incident, run: Run | None) -> str:
-        name = payload["template"]
-        context = self._context(name, payload, incident, run)
-        return self.env.get_template(f"{name}.j2").render(**context).strip()
 
-    def render_named(self, name: str, **context: Any) -> str:
-        return self.env.get_template(f"{name}.j2").render(**context).strip()
-
-    def _context(self, name: str, payload: dict[str, Any], incident: Incident, run: Run | None) -> dict[str, Any]:
-        ctx: dict[str, Any] = {"actor": _mention(payload.get("actor")), "incident": incident.key}
-        if name == "classified":
-            chosen = FailureClass(payload["class"])
-            route = self.runbook.routing.route(chosen)
-            ctx |= {
-                "label": route.label,
-                "previous": payload.get("previous"),
-                "previous_label": class_label(self.runbook, payload.get("previous")),
-                "owner": Mrkdwn(route.owner.mention()),
-                "oncall": Mrkdwn(f"<@{route.owner.oncall_user}>") if route.owner.oncall_user else None,
-                "checklist": route.first_response,
-            }
-        elif name == "occurrence":
-            label = f"{run.repository} #{run.run_id} attempt {run.run_attempt}" if run else "a later run"
-            ctx |= {
-                "run_link": Mrkdwn(link(run.url if run else None, label)),
-                "added": payload.get("added", 1),
-                "total": incident.occurrence_count,
-                "last_seen": Mrkdwn(slack_date(incident.last_seen)),
-            }
-        elif name == "bead_filed":
-            bead = str(payload.get("bead", ""))
-            ctx["bead_link"] = Mrkdwn(link(payload.get("url"), bead) if payload.get("url") else f"`{escape(bead)}`")
-        elif name == "bead_failed":
-            ctx["error"] = str(payload.get("error", ""))[:1500]
-        elif name == "assigned":
-            ctx["assignee"] = _mention(payload.get("assignee"))
-        elif name == "severity":
-            severity = Severity(payload["severity"])
-            ctx |= {
-                "severity": severity.value,
-                "previous": payload.get("previous", ""),
-                "definition": self.runbook.policy.severities[severity].definition,
-            }
-        elif name == "paged":
-            from slackbot.services.paging import resolve_target
-
-            targets = [resolve_target(self.runbook, t["role"], t.get("class")) for t in payload.get("targets", [])]
-            minutes = int(self.runbook.policy.classify_within.total_seconds() // 60)
-            ctx |= {
-                "reason": payload.get("reason", "manual"),
-                "level": payload.get("level", 0),
-                "note": payload.get("note", ""),
-                "classify_within": f"{minutes} min",
-                "mentions": Mrkdwn(", ".join(t.target.mention() for t in targets) or "nobody configured"),
-            }
-        elif name == "reminder":
-            from slackbot.services.reminders import who_to_remind
-
-            ctx |= {
-                "asked": Mrkdwn(who_to_remind(self.runbook, incident)),
-                "quiet": str(payload.get("quiet", "")),
-                "status": MILESTONE_LABELS.get(incident.milestone or "", "Open"),
-            }
-        elif name in ("escalated", "milestone", "resolved"):
-            ctx["note"] = payload.get("note", "")
-            if name == "milestone":
-                ctx["milestone_label"] = MILESTONE_LABELS.get(payload["milestone"], payload["milestone"])
-        return ctx
+def note_context(playbook: Playbook, payload: dict[str, Any], incident: Incident) -> dict[str, Any]:
+    """An integration's note in an incident thread (alert runbook, alert update, validation)."""
+    context: dict[str, Any] = {**payload, "incident": incident.key, "playbook": playbook.title}
+    context.pop("template", None)
+    context["run_link"] = Mrkdwn(link(payload.get("url"), str(payload["label"]))) if payload.get("label") else ""
+    # Always set, empty when the alert has no runbook_url: templates test it, and an undefined
+    # variable would dead-letter the note (a strict environment refuses to guess).
+    url = str(payload.get("runbook_url") or "")
+    context["runbook_link"] = Mrkdwn(link(url, "runbook")) if url else ""
+    return context

@@ -1,73 +1,110 @@
-"""Text answers for ``/triage`` (ephemeral unless they change an incident)."""
+"""Text answers for ``/triage`` (ephemeral unless they change an incident), in the words of the
+incident's playbook (or of the default one when no incident is named)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from slackbot.config.models import FailureClass, Runbook
+from slackbot.config import ChoiceError, Playbook, Playbooks
 from slackbot.db.models import Incident, TimelineEvent
-from slackbot.slack.card import class_label
+from slackbot.slack.card import identity
 from slackbot.slack.escape import code, escape, slack_date
 
-USAGE = """*Usage:* `/triage <subcommand>`
-• `help` — this text
-• `list [open|mine|overdue]` — open incidents (default open)
-• `show ID` — one incident, with its pending actions
-• `ack ID` — take ownership
-• `classify ID CLASS` — infra_ci, harness_diagnostics, algorithm_regression, data_schema_drift, flake_concurrency
-• `severity ID SEV-n` — SEV-1, SEV-2 or SEV-3
-• `assign ID @user`
-• `escalate ID [reason]`
-• `bead ID` — file the defect bead
-• `status ID MILESTONE [note]` — triage_complete, mitigation_active, fix_merged, validation_complete, resolved
-• `resolve ID root cause…`
-• `timeline ID` — the audit trail
-• `runbook [prefix|class]` — taxonomy entry or first-response checklist
-• `owners [class]` — routing table
-• `postmortem ID` — the postmortem as a file in the thread (a draft while open)
-• `stats` — time to classify, MTTA, MTTR and reclassification rate per class, 7 and 30 days
-Incident ids look like `INC-42`."""
+COMMANDS = (
+    ("help [ID|playbook]", "this text, in the words of an incident's playbook"),
+    ("list [open|mine|overdue]", "open incidents (default open)"),
+    ("show ID", "one incident, with its pending actions"),
+    ("ack ID", "take ownership"),
+    ("classify ID CLASS", "a class of the incident's playbook, by key, label or alias"),
+    ("severity ID SEVERITY", "a severity of the incident's playbook"),
+    ("assign ID @user", ""),
+    ("escalate ID [reason]", ""),
+    ("flag ID FLAG", "set a flag of the playbook (e.g. rollback required); `unflag ID FLAG` clears it"),
+    ("bead ID", "file the defect bead"),
+    ("status ID MILESTONE [note]", "post a status milestone; the note fills what it asks for"),
+    ("resolve ID root cause…", ""),
+    ("timeline ID", "the audit trail"),
+    ("runbook [prefix|class|task]", "taxonomy entry, first-response checklist or task runbook"),
+    ("owners [class]", "routing table"),
+    ("postmortem ID", "the postmortem as a file in the thread (a draft while open)"),
+    ("stats", "time to classify, MTTA, MTTR and reclassification rate per class, 7 and 30 days"),
+)
+
+USAGE = (
+    "*Usage:* `/triage <subcommand>`\n"
+    + "\n".join(f"• `{usage}`" + (f" — {what}" if what else "") for usage, what in COMMANDS)
+    + "\nIncident ids look like `INC-42`."
+)
 
 
-def incident_line(incident: Incident, runbook: Runbook) -> str:
-    ids = f"{incident.scenario_id or '—'} / {incident.invariant_id or '—'}"
+def usage(playbook: Playbook, playbooks: Playbooks) -> str:
+    """The help text with the playbook's own choices spelled out."""
+    classes = ", ".join(f"{escape(r.label)} (`{k}`)" for k, r in playbook.classes.items())
+    severities = ", ".join(f"`{k}`" for k in playbook.severities)
+    milestones = ", ".join(f"`{m.key}`" for m in playbook.milestones)
+    lines = [
+        USAGE,
+        f"\n*{escape(playbook.title)}* (playbook `{playbook.name}`):",
+        f"• classes: {classes}",
+        f"• severities: {severities} (default `{playbook.policy.default_severity}`)",
+        f"• milestones: {milestones}",
+    ]
+    if playbook.flags:
+        lines.append("• flags: " + ", ".join(f"{escape(r.label)} (`{k}`)" for k, r in playbook.flags.items()))
+    others = [p.name for p in playbooks if p.name != playbook.name]
+    if others:
+        lines.append(f"Other playbooks: {', '.join(f'`{n}`' for n in others)} (`/triage help NAME`).")
+    return "\n".join(lines)
+
+
+def incident_line(incident: Incident, playbook: Playbook) -> str:
     owner = f" · <@{incident.assignee}>" if incident.assignee else ""
     return (
-        f"• *{incident.key}* {code(ids)} — {escape(incident.symptom)}"
-        f" · {escape(class_label(runbook, incident.failure_class))}"
-        f" · {incident.severity}{owner} · ×{incident.occurrence_count}"
+        f"• *{incident.key}* {code(identity(incident))} — {escape(incident.symptom)}"
+        f" · {escape(playbook.class_label(incident.failure_class))}"
+        f" · {escape(incident.severity)}{owner} · ×{incident.occurrence_count}"
     )
 
 
-def incident_list(title: str, incidents: Sequence[Incident], runbook: Runbook, limit: int = 30) -> str:
+def incident_list(title: str, incidents: Sequence[Incident], playbooks: Playbooks, limit: int = 30) -> str:
     if not incidents:
         return f"*{title}:* none 🎉"
-    lines = [incident_line(i, runbook) for i in incidents[:limit]]
+    lines = [incident_line(i, playbooks.get(i.playbook)) for i in incidents[:limit]]
     more = len(incidents) - limit
     if more > 0:
         lines.append(f"…and {more} more (see App Home or `triagebot incidents`)")
     return f"*{title} ({len(incidents)}):*\n" + "\n".join(lines)
 
 
-def incident_detail(incident: Incident, runbook: Runbook, pending: Sequence[tuple[str, datetime]]) -> str:
+def incident_detail(incident: Incident, playbook: Playbook, pending: Sequence[tuple[str, datetime]]) -> str:
+    status = incident.status + (f" ({playbook.milestone_label(incident.milestone)})" if incident.milestone else "")
     lines = [
-        f"*{incident.key}* {code(incident.scenario_id)} / {code(incident.invariant_id)} — {escape(incident.symptom)}",
-        f"Status: {incident.status}{f' ({incident.milestone})' if incident.milestone else ''} · "
-        f"Class: {escape(class_label(runbook, incident.failure_class))} · Severity: {incident.severity} · "
+        f"*{incident.key}* {code(identity(incident))} — {escape(incident.symptom)}",
+        f"Playbook: {escape(playbook.title)} · Status: {escape(status)} · "
+        f"Class: {escape(playbook.class_label(incident.failure_class))} · Severity: {escape(incident.severity)} · "
         f"Assignee: {f'<@{incident.assignee}>' if incident.assignee else 'nobody'}",
         f"Occurrences: {incident.occurrence_count} "
         f"(first {slack_date(incident.first_seen)}, last {slack_date(incident.last_seen)})",
     ]
     if incident.suggested_class:
         lines.append(
-            f"Suggested owner: {escape(class_label(runbook, incident.suggested_class))} "
+            f"Suggested owner: {escape(playbook.class_label(incident.suggested_class))} "
             f"({escape(incident.suggested_reason)})"
         )
     if incident.contract_violation:
-        lines.append("⚠️ Contract violation: no scenarioId/invariantId")
+        lines.append(
+            "⚠️ Contract violation: "
+            + "/".join(playbook.missing_ids(incident.scenario_id, incident.invariant_id))
+            + " missing"
+        )
     if incident.documentation_gap:
         lines.append(f"📘 Documentation gap: {escape(incident.documentation_gap)}")
+    for key in incident.flags:
+        lines.append(f"🚩 {escape(playbook.flags[key].label if key in playbook.flags else key)}")
+    for key, value in incident.record.items():
+        if key != "root_cause":
+            lines.append(f"{escape(key.replace('_', ' ').capitalize())}: {escape(value)}")
     if incident.bead_id:
         lines.append(f"Bead: {code(incident.bead_id)}")
     for description, at in pending:
@@ -84,16 +121,26 @@ def timeline_text(incident: Incident, events: Sequence[TimelineEvent], limit: in
     return head + ":\n" + "\n".join(rows)
 
 
-def runbook_text(runbook: Runbook, topic: str | None) -> str:
-    taxonomy, routing = runbook.taxonomy, runbook.routing
+def runbook_text(playbook: Playbook, topic: str | None) -> str:
+    taxonomy = playbook.taxonomy
     if not topic:
-        scen = ", ".join(f"`{s.prefix}-*` {escape(s.meaning)}" for s in taxonomy.scenarios)
-        inv = ", ".join(f"`{i.prefix}-*` {escape(i.meaning)}" for i in taxonomy.invariants)
-        steps = "\n".join(f"{n}. {escape(s.text)}" for n, s in enumerate(runbook.policy.response_steps, 1))
-        return (
-            f"*Scenarios:* {scen}\n*Invariants:* {inv}\n*Response:*\n{steps}\n"
-            "Ask `/triage runbook BID` or `/triage runbook flake` for details."
-        )
+        parts = [
+            f"*{escape(playbook.title)}*" + (f" — {escape(playbook.policy.summary)}" if playbook.policy.summary else "")
+        ]
+        if taxonomy.scenarios:
+            parts.append("*Scenarios:* " + ", ".join(f"`{s.prefix}-*` {escape(s.meaning)}" for s in taxonomy.scenarios))
+        if taxonomy.invariants:
+            parts.append(
+                "*Invariants:* " + ", ".join(f"`{i.prefix}-*` {escape(i.meaning)}" for i in taxonomy.invariants)
+            )
+        parts.append("*Classes:* " + ", ".join(escape(r.label) for r in playbook.classes.values()))
+        if playbook.policy.response_steps:
+            steps = "\n".join(f"{n}. {escape(s.text)}" for n, s in enumerate(playbook.policy.response_steps, 1))
+            parts.append(f"*Response:*\n{steps}")
+        if playbook.policy.tasks:
+            parts.append("*Task runbooks:* " + ", ".join(f"`{t.key}` {escape(t.title)}" for t in playbook.policy.tasks))
+        parts.append("Ask `/triage runbook <prefix>` or `/triage runbook <class>` for details.")
+        return "\n".join(parts)
     key = topic.strip().upper().rstrip("-*")
     entry = taxonomy.scenario(key) or taxonomy.invariant(key)
     if entry is not None:
@@ -103,32 +150,58 @@ def runbook_text(runbook: Runbook, topic: str | None) -> str:
             f"*Typical failure surface:* {escape(entry.failure_surface)}\n"
             f"*Evidence to capture:*\n{evidence}"
         )
-    from slackbot.services.incidents import IncidentError, parse_class
+    task = next((t for t in playbook.policy.tasks if t.key == topic.strip().lower().replace("-", "_")), None)
+    if task is not None:
 
+        def listed(title: str, items: list[str]) -> str:
+            return f"*{title}:*\n" + "\n".join(f"{n}. {escape(i)}" for n, i in enumerate(items, 1)) if items else ""
+
+        parts = [
+            f"*{escape(task.title)}* (role: {escape(task.role)})",
+            listed("Prerequisites", task.prerequisites),
+            listed("Steps", task.steps),
+            listed("Verification", task.verification),
+            listed("Rollback", task.rollback),
+        ]
+        return "\n".join(p for p in parts if p)
     try:
-        chosen = parse_class(topic)
-    except IncidentError:
+        chosen = playbook.parse_class(topic)
+    except ChoiceError:
         return (
-            f"Nothing in the runbook called '{escape(topic)}'. "
-            "Try a prefix (BID, TENANT, …) or a class (flake, infra, …)."
+            f"Nothing in the {escape(playbook.name)} runbook called '{escape(topic)}'. "
+            "Try a prefix, a class or a task runbook (`/triage runbook` lists them)."
         )
-    route = routing.route(chosen)
-    steps = "\n".join(f"{n}. {escape(s)}" for n, s in enumerate(route.first_response, 1))
-    return f"*{escape(route.label)}* — {escape(route.description)}\n*First response:*\n{steps}"
+    route = playbook.classes[chosen]
+    steps = "\n".join(f"{n}. {escape(s)}" for n, s in enumerate(route.first_response, 1)) or "(no steps listed)"
+    action = f"\n*Required action:* {escape(route.required_action)}" if route.required_action else ""
+    return f"*{escape(route.label)}* — {escape(route.description)}{action}\n*First response:*\n{steps}"
 
 
-def owners_text(runbook: Runbook, topic: str | None) -> str:
-    from slackbot.services.incidents import parse_class
-
-    classes = [parse_class(topic)] if topic else list(FailureClass)
-    blocks = []
-    for failure_class in classes:
-        route = runbook.routing.route(failure_class)
+def owners_text(playbook: Playbook, topic: str | None) -> str:
+    """The routing table; raises ``ChoiceError`` (with the valid classes) for an unknown class."""
+    keys = [playbook.parse_class(topic)] if topic else list(playbook.classes)
+    blocks = [f"*Owners in {escape(playbook.title)}:*"]
+    for key in keys:
+        route = playbook.classes[key]
         scope = ", ".join(code(s) for s in route.scope) or "—"
-        blocks.append(
+        escalation = playbook.target("escalation", key)
+        fallback = playbook.target("fallback", key)
+        line = (
             f"*{escape(route.label)}* — owner {escape(route.owner.describe())}"
             + (f" (on call <@{route.owner.oncall_user}>)" if route.owner.oncall_user else "")
-            + f"; escalation {escape(route.escalation.describe())}; fallback {escape(route.fallback.describe())}\n"
-            f"  scope: {scope}\n  RACI: R {escape(route.raci.responsible)}, A {escape(route.raci.accountable)}"
+            + (f"; secondary {escape(route.secondary_owner.describe())}" if route.secondary_owner else "")
+            + f"; escalation {escape(escalation.target.describe()) if escalation else '—'}"
+            + f"; fallback {escape(fallback.target.describe()) if fallback else '—'}"
         )
+        if route.required_action:
+            line += f"\n  required action: {escape(route.required_action)}"
+        line += f"\n  scope: {scope}"
+        if route.raci:
+            line += f"\n  RACI: R {escape(route.raci.responsible)}, A {escape(route.raci.accountable)}"
+        blocks.append(line)
     return "\n".join(blocks)
+
+
+def usage_lines() -> list[str]:
+    """The ``/triage`` subcommands as lines, for the published runbook (so it lists exactly these)."""
+    return [f"`{usage}`" + (f" — {what}" if what else "") for usage, what in COMMANDS]

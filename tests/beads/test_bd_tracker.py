@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from slackbot.beads import SUPPORTED_BD, BdTracker, BeadRequest, BeadTracker, TrackerError, check_bd_version
-from slackbot.beads.bd import LOCK_MARKERS, parse_bd_json
+from slackbot.clients.bd import BdTracker, SUPPORTED_BD, check_bd_version
+from slackbot.clients.tracker import BeadRequest, BeadTracker, TrackerError
+from slackbot.clients.bd import LOCK_MARKERS, parse_bd_json
 
 FAKE_BD = str(Path(sys.executable).parent / "triagebot-fake-bd")
 FAULT_VARS = ("FAKE_BD_FAIL", "FAKE_BD_HANG", "FAKE_BD_LOCKED", "FAKE_BD_VERSION", "BD_JSON_ENVELOPE")

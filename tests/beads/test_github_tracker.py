@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from slackbot.beads import BeadRequest, BeadTracker, GitHubIssuesTracker, TrackerError
-from slackbot.beads.github import fingerprint_label, fingerprint_marker
+from slackbot.clients.github_issues import GitHubIssuesTracker
+from slackbot.clients.tracker import BeadRequest, BeadTracker, TrackerError
+from slackbot.clients.github_issues import fingerprint_label, fingerprint_marker
 from tests.fakes.github_api import FakeGitHub, fake_github
 
 TOKEN = "ghp_secret_token_value"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from slackbot.app import build_asgi
-from slackbot.core import build_core
+from slackbot.runtime import build_runtime
 from slackbot.serving import free_port, serve
 from slackbot.settings import Settings
 from tests.conftest import FIXTURES, RUNBOOKS
@@ -73,7 +73,7 @@ def test_serve_refuses_to_start_on_an_invalid_runbook_with_the_same_messages(
 def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     settings = Settings(TRIAGE_DATABASE_URL=url, TRIAGE_RUNBOOKS_DIR=RUNBOOKS, TRIAGE_INGEST_SECRET=SECRET)
-    with serve(build_asgi(build_core(settings))) as base:
+    with serve(build_asgi(build_runtime(settings))) as base:
         yield base, url
 
 

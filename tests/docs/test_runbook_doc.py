@@ -21,7 +21,7 @@ from slackbot.config import Runbook, RunbookError
 from slackbot.db.engine import make_engine
 from slackbot.db.migrate import upgrade
 from slackbot.metrics import AppMetrics
-from slackbot.runbook_doc import fill, render_runbook
+from slackbot.documents.runbook import fill, render_runbook
 from slackbot.slack.replies import USAGE
 from tests.conftest import REPO, RUNBOOKS
 

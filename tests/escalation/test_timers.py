@@ -20,10 +20,10 @@ from slackbot.db.engine import make_engine, session_scope
 from slackbot.db.migrate import upgrade
 from slackbot.db.models import Incident, TimelineEvent, Timer
 from slackbot.outbox.paging_deliveries import PagingDeliveries
-from slackbot.services.effects import arm_timer, cancel_timer
+from slackbot.incidents.effects import arm_timer, cancel_timer
 from slackbot.services.incidents import Actor, IncidentService
-from slackbot.services.ingest import IngestService
-from slackbot.services.timers import TimerService
+from slackbot.sources.ingest import IngestService
+from slackbot.incidents.timers import TimerService
 from slackbot.slack.posts import PostRenderer
 from tests.conftest import RUNBOOKS
 from tests.factories import outbox, parsed, result

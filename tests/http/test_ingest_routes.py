@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from slackbot.app import build_asgi
-from slackbot.core import Core, build_core
+from slackbot.runtime import Runtime, build_runtime
 from slackbot.db.models import Incident, Occurrence, Run
 from slackbot.serving import serve
 from slackbot.settings import Settings
@@ -24,18 +24,18 @@ SECRET = "test-ingest-secret"
 
 
 @pytest.fixture
-def core(tmp_path: Path) -> Core:
+def core(tmp_path: Path) -> Runtime:
     settings = Settings(
         TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'triage.db'}",
         TRIAGE_RUNBOOKS_DIR=RUNBOOKS,
         TRIAGE_INGEST_SECRET=SECRET,
         TRIAGE_MAX_BODY_BYTES=5 * 1024 * 1024,
     )
-    return build_core(settings)
+    return build_runtime(settings)
 
 
 @pytest.fixture
-def base_url(core: Core) -> Iterator[str]:
+def base_url(core: Runtime) -> Iterator[str]:
     with serve(build_asgi(core)) as url:
         yield url
 
@@ -49,12 +49,12 @@ def post(base_url: str, path: str, body: bytes, *, signature: str | None = "auto
     return httpx.post(base_url + path, content=body, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
-def row_counts(core: Core) -> tuple[int, int, int]:
+def row_counts(core: Runtime) -> tuple[int, int, int]:
     with Session(core.engine) as session:
         return tuple(session.scalar(select(func.count()).select_from(t)) or 0 for t in (Run, Incident, Occurrence))  # type: ignore[return-value]
 
 
-def test_a_signed_report_is_accepted_and_grouped(base_url: str, core: Core) -> None:
+def test_a_signed_report_is_accepted_and_grouped(base_url: str, core: Runtime) -> None:
     body = json.dumps(
         report(result("BID-001", "TENANT-001"), result("BID-001", "TENANT-001", test_name="other"))
     ).encode()
@@ -78,7 +78,7 @@ def test_a_signed_report_is_accepted_and_grouped(base_url: str, core: Core) -> N
     ],
 )
 def test_wrong_or_missing_signature_is_401_and_stores_nothing(
-    base_url: str, core: Core, signature: str | None, expected: str
+    base_url: str, core: Runtime, signature: str | None, expected: str
 ) -> None:
     body = json.dumps(report(result())).encode()
     response = post(base_url, "/ingest/report", body, signature=signature)
@@ -106,7 +106,7 @@ def test_wrong_or_missing_signature_is_401_and_stores_nothing(
     ],
 )
 def test_bad_reports_get_a_400_naming_the_field_and_store_nothing(
-    base_url: str, core: Core, body: bytes, expected: str
+    base_url: str, core: Runtime, body: bytes, expected: str
 ) -> None:
     response = post(base_url, "/ingest/report", body)
     assert response.status_code == 400
@@ -114,7 +114,7 @@ def test_bad_reports_get_a_400_naming_the_field_and_store_nothing(
     assert row_counts(core) == (0, 0, 0)
 
 
-def test_bodies_over_the_cap_are_413(base_url: str, core: Core) -> None:
+def test_bodies_over_the_cap_are_413(base_url: str, core: Runtime) -> None:
     body = b'{"schemaVersion": 1, "pad": "' + b"x" * (5 * 1024 * 1024) + b'"}'
     response = post(base_url, "/ingest/report", body)
     assert response.status_code == 413
@@ -122,7 +122,7 @@ def test_bodies_over_the_cap_are_413(base_url: str, core: Core) -> None:
     assert row_counts(core) == (0, 0, 0)
 
 
-def test_junit_is_ingested_with_run_metadata_from_the_query(base_url: str, core: Core) -> None:
+def test_junit_is_ingested_with_run_metadata_from_the_query(base_url: str, core: Runtime) -> None:
     xml = (FIXTURES / "vitest-junit-snapshot-hook-failures.xml").read_bytes()
     params = {
         "repository": "acme/dispatch",
@@ -136,7 +136,7 @@ def test_junit_is_ingested_with_run_metadata_from_the_query(base_url: str, core:
     assert row_counts(core)[0] == 1
 
 
-def test_junit_entity_expansion_is_refused(base_url: str, core: Core) -> None:
+def test_junit_entity_expansion_is_refused(base_url: str, core: Runtime) -> None:
     bomb = (
         b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
         b"<testsuites><testsuite name='x'><testcase name='&lol2;'/></testsuite></testsuites>"
@@ -156,7 +156,7 @@ def test_junit_without_run_metadata_names_the_missing_parameter(base_url: str) -
 
 def test_ingest_is_refused_when_the_server_has_no_secret(tmp_path: Path) -> None:
     settings = Settings(TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", TRIAGE_RUNBOOKS_DIR=RUNBOOKS)
-    with serve(build_asgi(build_core(settings))) as url:
+    with serve(build_asgi(build_runtime(settings))) as url:
         response = httpx.post(url + "/ingest/report", content=b"{}", headers={"X-Triage-Signature": "sha256=00"})
     assert response.status_code == 503
     assert "TRIAGE_INGEST_SECRET" in response.json()["error"]

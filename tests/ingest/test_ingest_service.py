@@ -13,7 +13,7 @@ from slackbot.clock import FakeClock
 from slackbot.config import Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, Occurrence, OutboxItem, Run, TimelineEvent, Timer
-from slackbot.services.ingest import IngestService
+from slackbot.sources.ingest import IngestService
 from tests.factories import parsed, result
 
 TABLES = (Run, Incident, Occurrence, TimelineEvent, OutboxItem, Timer)

@@ -7,8 +7,8 @@ from xml.sax.saxutils import quoteattr
 
 import pytest
 
-from slackbot.junit import DETAIL_LIMIT, TRUNCATED, JUnitError, looks_like_junit, parse_junit
-from slackbot.report import Report, Result, RunInfo
+from slackbot.sources.junit import DETAIL_LIMIT, TRUNCATED, JUnitError, looks_like_junit, parse_junit
+from slackbot.sources.report import Report, Result, RunInfo
 from tests.conftest import FIXTURES
 
 RUN = RunInfo(repository="acme/dispatch", run_id="9187", suite="nightly")

@@ -6,7 +6,7 @@ import json
 
 import jsonschema
 
-from slackbot.report import report_json_schema
+from slackbot.sources.report import report_json_schema
 from tests.conftest import REPO, RUNBOOKS
 from tests.factories import report, result
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from slackbot.app import build_asgi, slack_client_for
-from slackbot.core import build_core
+from slackbot.runtime import build_runtime
 from slackbot.demo import seed_workspace
 from slackbot.emulator import SlackEmulator
 from slackbot.serving import serve
@@ -105,7 +105,7 @@ def ci_bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CiBot]:
             TRIAGE_ALERTMANAGER_TOKEN=ALERTMANAGER_TOKEN,
         )
         clock = ShiftClock()
-        core = build_core(settings, slack=slack_client_for(settings), clock=clock)
+        core = build_runtime(settings, slack=slack_client_for(settings), clock=clock)
         seed_workspace(emulator, core.runbook)
         emulator.add_user(OUTSIDER, "outsider")
         emulator.add_user(NOTIFIER_USER, "github-actions", is_bot=True)

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from slackbot.clock import FakeClock
 from slackbot.config import Runbook
 from slackbot.db.models import Incident, Occurrence, OutboxItem, Timer
-from slackbot.services.alertmanager import AlertmanagerPayload, AlertmanagerService
+from slackbot.sources.alertmanager import AlertmanagerPayload, AlertmanagerService
 from tests.integrations.conftest import CiBot
 from tests.slack.conftest import wait_for
 

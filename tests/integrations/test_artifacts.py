@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from slackbot.services.artifacts import MB, ArchiveLimits, UnsafeArchive, extract, safe_member_path
+from slackbot.clients.artifacts import MB, ArchiveLimits, UnsafeArchive, extract, safe_member_path
 
 
 def build(entries: list[tuple[zipfile.ZipInfo | str, bytes]]) -> bytes:

@@ -19,17 +19,17 @@ from sqlmodel import Session, col, select
 from slackbot.app import build_workers
 from slackbot.clock import FakeClock
 from slackbot.config import Runbook
-from slackbot.core import build_core
+from slackbot.runtime import build_runtime
 from slackbot.db.models import Incident, Occurrence, OutboxItem, TimelineEvent
-from slackbot.report import Result
-from slackbot.services.github_runs import (
+from slackbot.sources.report import Result
+from slackbot.sources.github import (
     GitHubRunService,
     RunReports,
     WorkflowRun,
     is_report_artifact,
     suite_for,
 )
-from slackbot.services.ingest import IngestService
+from slackbot.sources.ingest import IngestService
 from slackbot.settings import Settings
 from tests.conftest import FIXTURES, RUNBOOKS
 from tests.fakes.github_api import FakeGitHub
@@ -245,14 +245,14 @@ def test_github_jobs_run_without_slack_and_survive_a_crash_after_accepting(
             GITHUB_API_URL=gh.url,
             GITHUB_TOKEN=gh.token,
         )
-        first = build_core(settings, clock=FakeClock())
+        first = build_runtime(settings, clock=FakeClock())
         run = WorkflowRun.from_webhook(workflow_run_payload(conclusion="failure"))
         service = GitHubRunService(first.runbook, first.clock, first.ingest)
         assert service.accept(first.engine, "delivery-1", run) is True
         assert service.accept(first.engine, "delivery-1", run) is False
         first.engine.dispose()  # the process is gone before any worker ran
 
-        second = build_core(settings, clock=FakeClock())
+        second = build_runtime(settings, clock=FakeClock())
         workers = build_workers(second)
         assert "github_run" in workers.outbox.handlers and "card" not in workers.outbox.handlers
 

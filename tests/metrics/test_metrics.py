@@ -21,7 +21,7 @@ from slackbot.db.engine import make_engine, session_scope
 from slackbot.db.migrate import upgrade
 from slackbot.metrics import AppMetrics
 from slackbot.services.incidents import Actor, IncidentService
-from slackbot.services.ingest import IngestService
+from slackbot.sources.ingest import IngestService
 from tests.factories import parsed, report, result
 from tests.slack.conftest import Bot, wait_for
 

@@ -11,7 +11,7 @@ from slackbot.clock import FakeClock
 from slackbot.config import Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, TimelineEvent
-from slackbot.services.stats import ClassStats, StatsService, nearest_rank, short, stats_text
+from slackbot.reads.stats import ClassStats, StatsService, nearest_rank, short, stats_text
 from tests.factories import report, result
 from tests.slack.conftest import Bot
 

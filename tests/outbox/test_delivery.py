@@ -20,7 +20,7 @@ from slackbot.emulator import SlackEmulator
 from slackbot.outbox import store
 from slackbot.outbox.slack_deliveries import SlackDeliveries
 from slackbot.outbox.worker import OutboxWorker
-from slackbot.services.ingest import IngestService
+from slackbot.sources.ingest import IngestService
 from slackbot.slack.posts import PostRenderer
 from tests.conftest import RUNBOOKS
 from tests.factories import parsed, result

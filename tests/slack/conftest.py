@@ -17,7 +17,7 @@ import pytest
 
 from slackbot.app import build_asgi, slack_client_for
 from slackbot.client import send_report
-from slackbot.core import Core, build_core
+from slackbot.runtime import Runtime, build_runtime
 from slackbot.demo import seed_workspace
 from slackbot.emulator import SlackEmulator
 from slackbot.emulator.state import Message
@@ -75,7 +75,7 @@ class ShiftClock:
 
 @dataclass
 class Bot:
-    core: Core
+    core: Runtime
     clock: ShiftClock
     emulator: SlackEmulator
     pagerduty: FakePagerDuty
@@ -153,7 +153,7 @@ def bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
             GITHUB_TOKEN=github.token,
         )
         clock = ShiftClock()
-        core = build_core(settings, slack=slack_client_for(settings), clock=clock)
+        core = build_runtime(settings, slack=slack_client_for(settings), clock=clock)
         seed_workspace(emulator, core.runbook)
         emulator.add_user(OUTSIDER, "outsider")
         with serve(build_asgi(core)) as url:

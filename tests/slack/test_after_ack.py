@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from slackbot.slack.after_ack import AckFirst, AfterAck
+from slackbot.after_ack import AckFirst, AfterAck
 
 
 async def keep_arriving(gate: AckFirst, seconds: float, every: float = 0.005) -> None:

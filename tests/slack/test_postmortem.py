@@ -12,8 +12,8 @@ from slackbot.db.engine import session_scope
 from slackbot.db.models import RunbookExecution
 from slackbot.emulator.state import UploadedFile
 from slackbot.services.incidents import Actor, IncidentService
-from slackbot.services.ingest import IngestService
-from slackbot.services.postmortem import PostmortemService
+from slackbot.sources.ingest import IngestService
+from slackbot.reads.postmortem import PostmortemService
 from tests.conftest import RUNBOOKS
 from tests.factories import parsed, report, result
 from tests.slack.conftest import NIGHTLY, OUTSIDER, Bot, wait_for

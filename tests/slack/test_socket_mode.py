@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 from slackbot.app import build_asgi, slack_client_for
 from slackbot.cli import main as cli
 from slackbot.config import load_runbook
-from slackbot.core import build_core
+from slackbot.runtime import build_runtime
 from slackbot.db.models import Incident, TimelineEvent
 from slackbot.demo import seed_workspace
 from slackbot.emulator import SlackEmulator
@@ -67,7 +67,7 @@ def socket_bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]
             GITHUB_TOKEN=github.token,
         )
         clock = ShiftClock()
-        core = build_core(settings, slack=slack_client_for(settings), clock=clock)
+        core = build_runtime(settings, slack=slack_client_for(settings), clock=clock)
         seed_workspace(emulator, core.runbook)
         with serve(build_asgi(core, socket_mode=True)) as url:
             assert emulator.bot_url is None  # nothing can reach the bot over HTTP as Slack

@@ -9,8 +9,8 @@ from slackbot.clock import FakeClock
 from slackbot.config import Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, RunbookExecution, TimelineEvent, Timer
-from slackbot.services import reminders
-from slackbot.services.ingest import IngestService
+from slackbot.incidents import reminders
+from slackbot.sources.ingest import IngestService
 from tests.factories import outbox, parsed, result
 
 

@@ -26,7 +26,7 @@ from slackbot.outbox.slack_deliveries import SlackDeliveries
 from slackbot.outbox.worker import OutboxWorker, RetryLater
 from slackbot.services.checklists import RESPONSE, ChecklistService, StepRef, steps_for
 from slackbot.services.incidents import Actor, IncidentError, IncidentService
-from slackbot.services.ingest import IngestService
+from slackbot.sources.ingest import IngestService
 from slackbot.slack.checklist import ChecklistView, render_checklist
 from slackbot.slack.posts import PostRenderer
 from tests.conftest import RUNBOOKS

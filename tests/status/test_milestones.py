@@ -16,7 +16,7 @@ from slackbot.clock import FakeClock
 from slackbot.config import Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import OutboxItem
-from slackbot.services.cardview import load_card_view
+from slackbot.reads.cardview import load_card_view
 from slackbot.services.incidents import Actor, IncidentError, IncidentService
 from slackbot.slack.card import ACTION_STATUS, render_card
 from tests.factories import report, result

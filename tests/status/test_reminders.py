@@ -11,9 +11,9 @@ from slackbot.clock import FakeClock
 from slackbot.config import Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident
-from slackbot.services import reminders
+from slackbot.incidents import reminders
 from slackbot.services.incidents import Actor, IncidentService
-from slackbot.services.timers import TimerService
+from slackbot.incidents.timers import TimerService
 from slackbot.slack.posts import PostRenderer
 from tests.conftest import RUNBOOKS
 from tests.factories import report, result

@@ -1,0 +1,179 @@
+"""The GitHub Actions REST API, as far as the bot reads it: a run, its artifacts, their zips.
+
+Artifact downloads follow GitHub's ``302`` to storage without the token (the storage URL is
+signed) and are capped before they are read past the cap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urljoin
+
+import httpx
+
+from slackbot.clients.artifacts import MB, UnsafeArchive
+from slackbot.clock import Clock
+
+MAX_DOWNLOAD_BYTES = 50 * MB
+MAX_ARTIFACT_PAGES = 20
+API_VERSION = "2022-11-28"
+
+
+class GitHubApiError(Exception):
+    """``retryable`` tells the outbox worker whether to try again; ``retry_after`` (seconds) is
+    GitHub's own word on when (rate limits)."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class ArtifactExpired(Exception):
+    pass
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.reason_phrase
+    return str(data.get("message", response.reason_phrase)) if isinstance(data, dict) else response.reason_phrase
+
+
+class GitHubActions:
+    """The three Actions endpoints the bot needs, with GitHub's headers, pagination, redirects,
+    rate limits and error bodies handled once."""
+
+    def __init__(
+        self,
+        api_url: str,
+        token: str | None,
+        clock: Clock,
+        *,
+        timeout: float = 30.0,
+        max_download_bytes: int = MAX_DOWNLOAD_BYTES,
+        per_page: int = 100,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+        self.clock = clock
+        self.timeout = timeout
+        self.max_download_bytes = max_download_bytes
+        self.per_page = per_page
+
+    def _headers(self) -> dict[str, str]:
+        headers = {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "triagebot",
+        }
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def _repo(self, repository: str) -> str:
+        owner, _, name = repository.partition("/")
+        return f"{self.api_url}/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+    def _error(self, response: httpx.Response, what: str) -> GitHubApiError:
+        status = response.status_code
+        message = _error_message(response)
+        headers = response.headers
+        limited = status == 429 or (
+            status == 403 and (headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers)
+        )
+        if limited:
+            after = 60.0
+            if headers.get("retry-after", "").isdigit():
+                after = float(headers["retry-after"])
+            elif headers.get("x-ratelimit-reset", "").isdigit():
+                after = float(headers["x-ratelimit-reset"]) - self.clock.now().timestamp()
+            return GitHubApiError(
+                f"GitHub rate limit while {what}", retryable=True, retry_after=min(max(after, 1.0), 900.0)
+            )
+        if status >= 500:
+            return GitHubApiError(f"GitHub answered HTTP {status} while {what}", retryable=True)
+        if status == 401:
+            return GitHubApiError(
+                f"GitHub refused the token while {what} (HTTP 401): set GITHUB_TOKEN to a token with actions:read",
+                retryable=False,
+            )
+        if status == 404:
+            return GitHubApiError(
+                f"GitHub found nothing while {what} (HTTP 404): wrong repository or run, or the token cannot see it",
+                retryable=False,
+            )
+        return GitHubApiError(f"GitHub answered HTTP {status} while {what}: {message}", retryable=False)
+
+    async def get_run(self, repository: str, run_id: str, attempt: int | None = None) -> dict[str, Any]:
+        url = f"{self._repo(repository)}/actions/runs/{quote(run_id, safe='')}"
+        if attempt:
+            url += f"/attempts/{attempt}"
+        async with httpx.AsyncClient(timeout=self.timeout) as client:
+            response = await client.get(url, headers=self._headers())
+        if response.status_code != 200:
+            raise self._error(response, f"reading run {repository}#{run_id}")
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def list_artifacts(self, repository: str, run_id: str) -> list[dict[str, Any]]:
+        """Every artifact of the run, following the ``Link: rel="next"`` pages."""
+        url: str | None = f"{self._repo(repository)}/actions/runs/{quote(run_id, safe='')}/artifacts"
+        params: dict[str, Any] | None = {"per_page": self.per_page}
+        artifacts: list[dict[str, Any]] = []
+        async with httpx.AsyncClient(timeout=self.timeout) as client:
+            for _ in range(MAX_ARTIFACT_PAGES):
+                if url is None:
+                    break
+                response = await client.get(url, params=params, headers=self._headers())
+                if response.status_code != 200:
+                    raise self._error(response, f"listing the artifacts of {repository}#{run_id}")
+                page = response.json().get("artifacts", [])
+                artifacts.extend(a for a in page if isinstance(a, dict))
+                url, params = response.links.get("next", {}).get("url"), None
+        return artifacts
+
+    async def download(self, repository: str, artifact: dict[str, Any]) -> bytes:
+        """The artifact's zip. GitHub answers 302 to a short-lived pre-signed URL on another
+        host; that request goes out without our token (the storage host must never see it)."""
+        url = f"{self._repo(repository)}/actions/artifacts/{int(artifact['id'])}/zip"
+        what = f"downloading artifact {artifact.get('name')!r}"
+        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
+            response = await client.get(url, headers=self._headers())
+            if response.status_code == 410:
+                raise ArtifactExpired(str(artifact.get("name")))
+            if response.status_code in (301, 302, 303, 307, 308):
+                location = response.headers.get("location")
+                if not location:
+                    raise GitHubApiError(f"GitHub redirected without a Location while {what}", retryable=True)
+                return await self._fetch_capped(client, urljoin(url, location), {"User-Agent": "triagebot"}, what)
+            if response.status_code == 200:
+                return self._capped(response.content, what)
+            raise self._error(response, what)
+
+    async def _fetch_capped(self, client: httpx.AsyncClient, url: str, headers: dict[str, str], what: str) -> bytes:
+        async with client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 410:
+                raise ArtifactExpired(what)
+            if response.status_code != 200:
+                await response.aread()
+                raise self._error(response, what)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_download_bytes:
+                raise UnsafeArchive(f"the artifact is larger than {self.max_download_bytes // MB} MB")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self.max_download_bytes:
+                    raise UnsafeArchive(f"the artifact is larger than {self.max_download_bytes // MB} MB")
+        return bytes(body)
+
+    def _capped(self, content: bytes, what: str) -> bytes:
+        if len(content) > self.max_download_bytes:
+            raise UnsafeArchive(f"the artifact is larger than {self.max_download_bytes // MB} MB")
+        return content
+
+
+# ---------------------------------------------------------------------------------------------
+# The service

@@ -1,0 +1,149 @@
+"""The defect bead's side of an incident: one per incident, requested, filed or failed.
+
+The tracker is called by the outbox after commit (``slackbot/outbox/bead_deliveries.py``), so a
+missing, failing or slow ``bd`` never blocks triage: the card says "bead pending" until it exists.
+These functions only change the incident and queue what follows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from slackbot.config import Playbook
+from slackbot.db.models import Incident, Run
+from slackbot.domain.changes import Actor, Outcome
+from slackbot.domain.effects import EffectKind, Event, Key, Lane
+from slackbot.domain.states import BeadState
+from slackbot.incidents.effects import Effects
+from slackbot.incidents.state import changed
+
+
+def has_bead(incident: Incident) -> bool:
+    """Filed, or being filed: either way a later change must not queue a second one."""
+    return bool(incident.bead_id) or incident.bead_state == BeadState.PENDING
+
+
+def queue_filing(incident: Incident, effects: Effects, payload: dict[str, Any], *, revision: int | None) -> None:
+    assert incident.id is not None
+    incident.bead_state = BeadState.PENDING
+    effects.enqueue(
+        EffectKind.BEAD_FILE, Key.bead_file(incident.id, revision), payload, incident_id=incident.id, lane=Lane.BEADS
+    )
+
+
+def auto_file(incident: Incident, effects: Effects, reason: str) -> None:
+    """Beads the playbook files by itself (a flake, SEV-1): once per incident, never blocking."""
+    if has_bead(incident):
+        return
+    queue_filing(incident, effects, {"reason": reason}, revision=incident.revision + 1)
+
+
+def request(
+    session: Session,
+    playbook: Playbook,
+    incident: Incident,
+    actor: Actor,
+    effects: Effects,
+    *,
+    expected: str | None,
+    observed: str | None,
+) -> Outcome:
+    assert incident.id is not None
+    if incident.bead_id:
+        return Outcome(incident.id, f"{incident.key} already has bead {incident.bead_id}", changed=False)
+    if incident.bead_state == BeadState.PENDING:
+        return Outcome(incident.id, f"the bead for {incident.key} is already being filed", changed=False)
+    effects.record(
+        Event.BEAD_REQUESTED,
+        f"Bead requested by {actor.user_id}",
+        incident_id=incident.id,
+        actor=actor.user_id,
+        source=actor.source,
+    )
+    # A new request after a failed filing is a new row (the revision is in the key).
+    payload = {"reason": "requested", "actor": actor.user_id, "expected": expected, "observed": observed}
+    queue_filing(incident, effects, payload, revision=incident.revision + 1)
+    changed(session, playbook, incident, effects)
+    return Outcome(incident.id, f"filing a bead for {incident.key}")
+
+
+def comment_recurrence(incident: Incident, run: Run, added: int, effects: Effects) -> None:
+    if not has_bead(incident):
+        return
+    assert incident.id is not None
+    where = run.url or f"{run.repository}#{run.run_id}"
+    effects.enqueue(
+        EffectKind.BEAD_COMMENT,
+        Key.bead_comment(incident.id, run.id),
+        {"text": f"Seen again in {where} (+{added}, {incident.occurrence_count} occurrences in all)."},
+        incident_id=incident.id,
+        lane=Lane.BEADS,
+    )
+
+
+def close_with(incident: Incident, effects: Effects) -> None:
+    """Resolving closes the bead (with the root cause, read at delivery)."""
+    if has_bead(incident):
+        assert incident.id is not None
+        key = Key.bead_close(incident.id, incident.revision + 1)
+        effects.enqueue(EffectKind.BEAD_CLOSE, key, incident_id=incident.id, lane=Lane.BEADS)
+
+
+def reopen_with(incident: Incident, effects: Effects) -> None:
+    if incident.bead_id:
+        assert incident.id is not None
+        key = Key.bead_reopen(incident.id, incident.revision)
+        effects.enqueue(EffectKind.BEAD_REOPEN, key, incident_id=incident.id, lane=Lane.BEADS)
+
+
+def filed(
+    session: Session,
+    playbook: Playbook,
+    incident: Incident,
+    effects: Effects,
+    bead_id: str,
+    url: str | None,
+    tracker: str,
+) -> None:
+    """The tracker answered: the bead exists. The thread says so and the card shows it."""
+    assert incident.id is not None
+    incident.bead_id = bead_id
+    incident.bead_state = BeadState.FILED
+    effects.record(
+        Event.BEAD_FILED,
+        f"Bead {bead_id} filed in {tracker}",
+        incident_id=incident.id,
+        source="system",
+        data={"bead": bead_id, "tracker": tracker, "url": url},
+    )
+    effects.enqueue(
+        EffectKind.THREAD_POST,
+        Key.bead_filed(incident.id),
+        {"template": "bead_filed", "bead": bead_id, "url": url},
+        incident_id=incident.id,
+        lane=incident.channel,
+    )
+    changed(session, playbook, incident, effects, remind=False)
+
+
+def failed(session: Session, playbook: Playbook, incident: Incident, effects: Effects, error: str) -> None:
+    """Filing failed for good: say so in the thread with the tracker's error; a new request retries."""
+    assert incident.id is not None
+    incident.bead_state = BeadState.FAILED
+    effects.record(
+        Event.BEAD_FAILED,
+        f"Filing the bead failed: {error}",
+        incident_id=incident.id,
+        source="system",
+        data={"error": error},
+    )
+    effects.enqueue(
+        EffectKind.THREAD_POST,
+        Key.bead_failed(incident.id, incident.revision + 1),
+        {"template": "bead_failed", "error": error},
+        incident_id=incident.id,
+        lane=incident.channel,
+    )
+    changed(session, playbook, incident, effects, remind=False)

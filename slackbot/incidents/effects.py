@@ -1,0 +1,211 @@
+"""Writing side effects and audit rows inside the caller's transaction.
+
+Nothing here talks to Slack, PagerDuty or bd: it only records *that* something must happen
+(outbox rows), *when* something must be checked (timers) and *what* happened (timeline rows).
+Delivery and firing run after commit elsewhere, so a rolled-back change leaves no effect behind.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Insert, Table, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, SQLModel, col, select
+
+from slackbot.db.models import OutboxItem, TimelineEvent, Timer
+from slackbot.domain.effects import EffectKind, Event, Lane
+from slackbot.domain.states import DeliveryState, TimerKind, TimerState
+
+BOT_ACTOR = "triagebot"
+
+
+def table(model: type[SQLModel]) -> Table:
+    """Core table for bulk inserts. The ORM's bulk insert splits a batch wherever rows differ in
+    which columns are None, which turns thousands of rows into thousands of statements; Core
+    renders every column for every row and sends one executemany."""
+    result: Table = model.__table__  # type: ignore[attr-defined]
+    return result
+
+
+def utc(value: datetime) -> datetime:
+    """Every stored time is timezone-aware UTC (SQLModel's UTCDateTime refuses naive values, and
+    a naive value is taken to be UTC already)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass
+class Effects:
+    """Collects rows during one unit of work and writes them in bulk (ingest adds thousands)."""
+
+    now: datetime
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    timers: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(
+        self,
+        kind: Event,
+        message: str,
+        *,
+        incident_id: int | None = None,
+        run_pk: int | None = None,
+        actor: str = BOT_ACTOR,
+        source: str = "system",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.timeline.append(
+            {
+                "incident_id": incident_id,
+                "run_pk": run_pk,
+                "at": utc(self.now),
+                "actor": actor,
+                "source": source,
+                "kind": kind.value,
+                "message": message,
+                "data": data or {},
+            }
+        )
+
+    def enqueue(
+        self,
+        kind: EffectKind,
+        dedup_key: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        incident_id: int | None = None,
+        lane: str = Lane.DEFAULT,
+        not_before: datetime | None = None,
+    ) -> None:
+        self.outbox.append(
+            {
+                "kind": kind.value,
+                "dedup_key": dedup_key,
+                "incident_id": incident_id,
+                "lane": lane,
+                "payload": payload or {},
+                "state": DeliveryState.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": utc(not_before or self.now),
+                "result": {},
+                "created_at": utc(self.now),
+            }
+        )
+
+    def new_timer(self, *, subject: str, kind: TimerKind, due_at: datetime, incident_id: int | None = None) -> None:
+        """A timer for a subject that has none yet (a new incident): inserted in bulk on flush."""
+        self.timers.append(
+            {
+                "subject": subject,
+                "kind": kind.value,
+                "incident_id": incident_id,
+                "due_at": utc(due_at),
+                "token": uuid.uuid4().hex,
+                "state": TimerState.PENDING.value,
+                "step": 0,
+            }
+        )
+
+    def flush(self, session: Session) -> None:
+        if self.timers:
+            session.execute(table(Timer).insert(), self.timers)
+            self.timers = []
+        if self.timeline:
+            session.execute(table(TimelineEvent).insert(), self.timeline)
+            self.timeline = []
+        if self.outbox:
+            rows = _without_queued_cards(session, list({row["dedup_key"]: row for row in self.outbox}.values()))
+            # An effect already queued under the same key (a retried webhook, a replayed
+            # delivery) is not queued twice: the unique dedup key decides, in one statement.
+            if rows:
+                session.execute(_insert_new(session), rows)
+            self.outbox = []
+
+
+def _insert_new(session: Session) -> Insert:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table(OutboxItem)).on_conflict_do_nothing(index_elements=["dedup_key"])
+
+
+def _without_queued_cards(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop card redraws for incidents whose card already has one queued.
+
+    A card is a pure function of the incident, drawn when it is delivered, so the queued redraw
+    will show this change too: a burst of changes costs one card edit, and the queued row keeps
+    its place in the channel's lane (the first one posts the card, which the thread posts behind it
+    wait for). The queued rows are locked on PostgreSQL so a worker cannot claim and draw one
+    before this transaction commits (its claim skips locked rows and takes it next time).
+    """
+    card = EffectKind.CARD.value
+    cards = [row for row in rows if row["kind"] == card and row["incident_id"] is not None]
+    if not cards:
+        return rows
+    ids = sorted({int(row["incident_id"]) for row in cards})
+    queued: set[int] = set()
+    for start in range(0, len(ids), 500):
+        query = select(OutboxItem.incident_id).where(
+            col(OutboxItem.kind) == card,
+            col(OutboxItem.state) == DeliveryState.PENDING.value,
+            col(OutboxItem.incident_id).in_(ids[start : start + 500]),
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        queued.update(int(i) for i in session.exec(query) if i is not None)
+    kept = []
+    for row in rows:
+        if row["kind"] == card and row["incident_id"] is not None:
+            if row["incident_id"] in queued:
+                continue
+            queued.add(row["incident_id"])  # one new redraw per incident per flush
+        kept.append(row)
+    return kept
+
+
+def arm_timer(
+    session: Session,
+    *,
+    subject: str,
+    kind: TimerKind,
+    due_at: datetime,
+    incident_id: int | None = None,
+    step: int = 0,
+) -> str:
+    """Create or re-arm the (subject, kind) timer with a fresh token; the old token goes stale."""
+    token = uuid.uuid4().hex
+    timer = session.exec(select(Timer).where(Timer.subject == subject, Timer.kind == kind.value)).first()
+    if timer is None:
+        session.add(
+            Timer(
+                subject=subject,
+                kind=kind.value,
+                incident_id=incident_id,
+                due_at=utc(due_at),
+                token=token,
+                step=step,
+            )
+        )
+    else:
+        timer.due_at = utc(due_at)
+        timer.token = token
+        timer.state = TimerState.PENDING.value
+        timer.step = step
+        timer.fired_at = None
+        timer.fired_by = None
+        session.add(timer)
+    return token
+
+
+def cancel_timer(session: Session, *, subject: str, kind: TimerKind) -> bool:
+    result = session.execute(
+        update(Timer)
+        .where(Timer.subject == subject, Timer.kind == kind.value, Timer.state == TimerState.PENDING.value)  # type: ignore[arg-type]
+        .values(state=TimerState.CANCELLED.value, token=uuid.uuid4().hex)
+        # A plain UPDATE: matching loaded Timer objects in Python (the ORM default) cost more than
+        # the statement, and no caller reads the timer again in the same transaction.
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,74 @@
+"""Reading an incident for a change, and the one place a change is made visible.
+
+Every transition ends in ``changed``: the revision goes up (the card shows the latest), the card
+redraw and the optional thread post are queued, and the quiet-thread reminder moves back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, select
+
+from slackbot.config import Playbook
+from slackbot.db.models import Incident
+from slackbot.domain.changes import IncidentError
+from slackbot.domain.effects import EffectKind, Key
+from slackbot.domain.states import IncidentStatus
+from slackbot.incidents import reminders
+from slackbot.incidents.effects import Effects, utc
+
+
+def load_for_change(session: Session, incident_id: int) -> Incident:
+    """The incident, locked on PostgreSQL: every change takes the incident's lock first (the lock
+    order that keeps changes, timers and ingest free of deadlocks)."""
+    query = select(Incident).where(Incident.id == incident_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    incident = session.exec(query).first()
+    if incident is None:
+        raise IncidentError(f"no incident INC-{incident_id}")
+    return incident
+
+
+def require_open(incident: Incident) -> None:
+    if incident.status == IncidentStatus.RESOLVED:
+        raise IncidentError(f"{incident.key} is resolved; a new failure opens a new incident")
+
+
+def changed(
+    session: Session,
+    playbook: Playbook,
+    incident: Incident,
+    effects: Effects,
+    *,
+    thread: dict[str, Any] | None = None,
+    remind: bool = True,
+) -> None:
+    """Bump the revision, queue the redraw and (optionally) a thread post. Every change is activity
+    on the incident, so the quiet-thread reminder moves back one interval (``remind=False`` when
+    the caller moves many at once, as an ingest does)."""
+    assert incident.id is not None
+    incident.revision += 1
+    incident.updated_at = utc(effects.now)
+    session.add(incident)
+    if remind:
+        session.flush()
+        reminders.push_back(session, incident, effects.now, playbook.policy.status_update_every)
+    if thread is not None:
+        effects.enqueue(
+            EffectKind.THREAD_POST,
+            Key.thread(incident.id, incident.revision),
+            thread,
+            incident_id=incident.id,
+            lane=incident.channel,
+        )
+    redraw(incident, effects)
+
+
+def redraw(incident: Incident, effects: Effects) -> None:
+    """Queue a card redraw for the incident's current revision (queued redraws collapse into one)."""
+    assert incident.id is not None
+    effects.enqueue(
+        EffectKind.CARD, Key.card(incident.id, incident.revision), incident_id=incident.id, lane=incident.channel
+    )

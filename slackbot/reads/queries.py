@@ -1,0 +1,112 @@
+"""Read-side queries shared by the CLI, the HTTP API, /triage and App Home."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from slackbot.clock import as_utc
+from slackbot.db.models import Incident, Run
+
+STATUSES = ("open", "resolved")
+
+
+class QueryError(ValueError):
+    pass
+
+
+def parse_incident_key(text: str) -> int:
+    """``INC-42``, ``inc-42`` and ``42`` all mean incident 42."""
+    raw = text.strip().upper().removeprefix("INC-").removeprefix("#")
+    if not raw.isdigit():
+        raise QueryError(f"'{text}' is not an incident id; ids look like INC-42")
+    return int(raw)
+
+
+def get_incident(session: Session, key: str | int) -> Incident:
+    incident_id = key if isinstance(key, int) else parse_incident_key(key)
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise QueryError(f"no incident INC-{incident_id}")
+    return incident
+
+
+def list_incidents(
+    session: Session,
+    *,
+    status: str | None = None,
+    failure_class: str | None = None,
+    assignee: str | None = None,
+    overdue_at: datetime | None = None,
+    limit: int = 500,
+) -> list[Incident]:
+    if status is not None and status not in STATUSES:
+        raise QueryError(f"status must be one of {', '.join(STATUSES)}; got '{status}'")
+    query = select(Incident)
+    if status:
+        query = query.where(Incident.status == status)
+    if failure_class:
+        query = query.where(Incident.failure_class == failure_class)
+    if assignee:
+        query = query.where(Incident.assignee == assignee)
+    if overdue_at is not None:
+        query = query.where(
+            Incident.status == "open",
+            col(Incident.failure_class).is_(None),
+            col(Incident.classify_deadline) <= overdue_at,
+        )
+    return list(session.exec(query.order_by(col(Incident.created_at), col(Incident.id)).limit(limit)))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return as_utc(value).isoformat().replace("+00:00", "Z") if value else None
+
+
+def incident_json(incident: Incident, run: Run | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": incident.key,
+        "playbook": incident.playbook,
+        "status": incident.status,
+        "milestone": incident.milestone,
+        "class": incident.failure_class,
+        "classSource": incident.class_source,
+        "severity": incident.severity,
+        "flags": list(incident.flags),
+        "record": dict(incident.record),
+        "assignee": incident.assignee,
+        "scenarioId": incident.scenario_id,
+        "invariantId": incident.invariant_id,
+        "symptom": incident.symptom,
+        "repository": incident.repository,
+        "suite": incident.suite,
+        "channel": incident.channel,
+        "testIdentity": incident.test_identity,
+        "organizationUnderTest": incident.organization_under_test,
+        "keyEntityIds": incident.key_entity_ids,
+        "occurrences": incident.occurrence_count,
+        "firstSeen": _iso(incident.first_seen),
+        "lastSeen": _iso(incident.last_seen),
+        "classifyDeadline": _iso(incident.classify_deadline),
+        "suggestedClass": incident.suggested_class,
+        "suggestedReason": incident.suggested_reason,
+        "contractViolation": incident.contract_violation,
+        "documentationGap": incident.documentation_gap,
+        "multiPrefix": incident.multi_prefix,
+        "escalationLevel": incident.escalation_level,
+        "bead": incident.bead_id,
+        "beadState": incident.bead_state,
+        "cardTs": incident.card_ts,
+        "createdAt": _iso(incident.created_at),
+        "resolvedAt": _iso(incident.resolved_at),
+    }
+    if run is not None:
+        data["run"] = {
+            "runId": run.run_id,
+            "attempt": run.run_attempt,
+            "url": run.url,
+            "branch": run.branch,
+            "sha": run.sha,
+        }
+    return data

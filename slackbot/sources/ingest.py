@@ -1,0 +1,443 @@
+"""Ingest a report: one transaction from raw results to grouped incidents and pending effects.
+
+The whole report lands or nothing does. Re-sending the same report adds nothing, because every
+occurrence carries a key derived from its content and ``(run, key)`` is unique. Each failure is
+routed to its playbook (``Playbooks.select``); the incident core opens, counts or reopens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session, col, select
+
+from slackbot.clock import Clock
+from slackbot.config import FailureContext, Playbook, Playbooks
+from slackbot.config.routing import Source
+from slackbot.db.engine import session_scope
+from slackbot.db.models import Incident, Occurrence, Run
+from slackbot.domain.effects import Event
+from slackbot.domain.ids import fingerprint, prefix_of, short_symptom
+from slackbot.incidents import opening, reminders
+from slackbot.incidents.effects import Effects, table, utc
+from slackbot.sources.report import Report, Result
+
+_CHUNK = 500
+# Where a report came from (the timeline's source) and which routing source that is.
+_ROUTING_SOURCE: dict[str, Source] = {"api": "report", "junit": "junit", "github": "github", "slack": "slack"}
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    text = str(exc).lower()
+    return "deadlock" in text or "could not serialize" in text or "database is locked" in text
+
+
+@dataclass
+class IngestedIncident:
+    key: str
+    id: int
+    fingerprint: str
+    created: bool
+    occurrences_added: int
+    scenario_id: str | None
+    invariant_id: str | None
+    playbook: str
+    failure_class: str | None
+    contract_violation: bool
+    documentation_gap: str | None
+
+    def resolve(self, ref: opening.Ref) -> None:
+        self.id, self.key = ref.id, ref.key
+        self.failure_class = ref.failure_class
+        self.contract_violation = ref.contract_violation
+        self.documentation_gap = ref.documentation_gap
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.key,
+            "fingerprint": self.fingerprint,
+            "created": self.created,
+            "occurrencesAdded": self.occurrences_added,
+            "scenarioId": self.scenario_id,
+            "invariantId": self.invariant_id,
+            "playbook": self.playbook,
+            "class": self.failure_class,
+            "contractViolation": self.contract_violation,
+            "documentationGap": self.documentation_gap,
+        }
+
+
+@dataclass
+class IngestResult:
+    run_key: str
+    duplicate: bool
+    results: int
+    failures: int
+    multi_prefix: bool
+    incidents: list[IngestedIncident] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run": self.run_key,
+            "duplicate": self.duplicate,
+            "results": self.results,
+            "failures": self.failures,
+            "multiPrefix": self.multi_prefix,
+            "incidents": [i.as_json() for i in self.incidents],
+        }
+
+
+@dataclass
+class _Group:
+    fingerprint: str
+    playbook: Playbook
+    results: list[tuple[Result, str]]  # (result, occurrence key)
+
+    @property
+    def first(self) -> Result:
+        return self.results[0][0]
+
+
+class IngestService:
+    def __init__(self, playbooks: Playbooks, clock: Clock) -> None:
+        self.playbooks = playbooks
+        self.clock = clock
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def ingest_report(
+        self,
+        engine: Engine,
+        report: Report,
+        *,
+        source: str = "api",
+        then: Callable[[Session, IngestResult, Effects], None] | None = None,
+        attempts: int = 5,
+    ) -> IngestResult:
+        """Ingest in its own transaction, with the caller's own rows (``then``: a reply, a timeline
+        note) in the same one. Two replicas ingesting the same failure at once collide on a unique
+        key (run identity, open incident fingerprint); the loser retries and then sees the winner's
+        rows, so the outcome is the same as if they had taken turns."""
+        for attempt in range(attempts):
+            try:
+                with session_scope(engine) as session:
+                    result = self.ingest(session, report, source=source)
+                    if then is not None:
+                        effects = Effects(now=self.clock.now())
+                        then(session, result, effects)
+                        effects.flush(session)
+                    return result
+            except (IntegrityError, OperationalError) as exc:
+                if attempt == attempts - 1 or not _retryable(exc):
+                    raise
+                time.sleep(0.01 * (2**attempt))
+        raise AssertionError("unreachable")
+
+    def ingest(self, session: Session, report: Report, *, source: str = "api") -> IngestResult:
+        now = self.clock.now()
+        effects = Effects(now=now)
+        run, run_is_new = self._upsert_run(session, report, now)
+        assert run.id is not None
+        failures = [r for r in report.results if r.is_failure]
+        groups = self._group(report, failures, _ROUTING_SOURCE.get(source, "report"))
+        known_keys = self._existing_occurrence_keys(session, run.id, groups)
+        fresh_groups = {fp: [(r, k) for r, k in g.results if k not in known_keys] for fp, g in groups.items()}
+        duplicate = not run_is_new and not any(fresh_groups.values())
+
+        escalating = self._multi_prefix(groups)
+        prefixes = sorted({p for found in escalating.values() for p in found})
+        if run_is_new or not duplicate:
+            self._count_run(run, report, prefixes, bool(escalating))
+            session.add(run)
+
+        open_incidents = self._open_incidents(session, list(fresh_groups))
+        closed = [fp for fp in fresh_groups if fp not in open_incidents]
+        reopenable = opening.reopenable(session, self.playbooks, closed, now)
+        ingested: list[IngestedIncident] = []
+        occurrence_rows: list[dict[str, Any]] = []
+        new: list[tuple[opening.Opening, dict[str, Any]]] = []
+        refs: dict[str, opening.Ref] = {}
+        absorbed: list[int] = []  # recurrences post in their thread: reminders move back
+
+        for fp, fresh in fresh_groups.items():
+            group = groups[fp]
+            incident = open_incidents.get(fp)
+            if incident is None and fresh:
+                incident = reopenable.get(fp)
+                if incident is not None:
+                    playbook = self.playbooks.get(incident.playbook)
+                    opening.reopen(session, playbook, incident, effects)
+                    # resolving cancelled its reminders; open again, it is reminded again
+                    reminders.push_back(session, incident, now, playbook.policy.status_update_every)
+            if incident is None and not fresh:
+                continue
+            if incident is None:
+                planned = self._opening(report, run, group, now, group.playbook.name in escalating)
+                new.append((planned, opening.incident_row(planned, now)))
+                playbook_name = group.playbook.name
+            else:
+                if fresh:
+                    playbook = self.playbooks.get(incident.playbook)
+                    opening.recur(session, playbook, incident, run, len(fresh), effects)
+                    absorbed.append(incident.id or 0)
+                refs[fp] = opening.Ref.of(incident)
+                playbook_name = incident.playbook
+            first = group.first
+            ingested.append(
+                IngestedIncident(
+                    "", 0, fp, incident is None, len(fresh), first.scenario_id, first.invariant_id,
+                    playbook_name, None, False, None,
+                )
+            )  # fmt: skip
+            occurrence_rows.extend(self._occurrence_row(fp, run, r, k, now) for r, k in fresh)
+
+        inserted = opening.insert_rows(session, [row for _, row in new])
+        for (planned, row), ref in zip(new, inserted, strict=True):
+            refs[row["fingerprint"]] = ref
+            opening.announce(planned, ref, row, effects, created=self._created(run, row), source="ingest")
+        for row in occurrence_rows:
+            row["incident_id"] = refs[row.pop("fingerprint")].id
+        for start in range(0, len(occurrence_rows), _CHUNK * 4):
+            session.execute(table(Occurrence).insert(), occurrence_rows[start : start + _CHUNK * 4])
+        for item in ingested:
+            item.resolve(refs[item.fingerprint])
+        intervals: dict[timedelta | None, list[int]] = {}
+        for incident in open_incidents.values():
+            if incident.id in absorbed:
+                interval = self.playbooks.get(incident.playbook).policy.status_update_every
+                intervals.setdefault(interval, []).append(incident.id or 0)
+        for interval, ids in intervals.items():
+            reminders.push_back_many(session, ids, now, interval)
+
+        if not duplicate:
+            for name, found in escalating.items():
+                playbook = self.playbooks.get(name)
+                fps = [fp for fp, g in groups.items() if g.playbook.name == name and fp in refs]
+                existing = [i for fp, i in (open_incidents | reopenable).items() if fp in fps]
+                opening.run_escalation(playbook, run, found, existing, [refs[fp].id for fp in fps], effects)
+            effects.record(
+                Event.RUN_INGESTED,
+                f"Run {report.run.repository}#{report.run.run_id} attempt {report.run.run_attempt}: "
+                f"{len(failures)} failing of {len(report.results)} results",
+                run_pk=run.id,
+                source=source,
+                data={"incidents": [i.key for i in ingested]},
+            )
+        effects.flush(session)
+        return IngestResult(
+            run_key=f"{report.run.repository}#{report.run.run_id}.{report.run.run_attempt}",
+            duplicate=duplicate,
+            results=len(report.results),
+            failures=len(failures),
+            multi_prefix=run.multi_prefix,
+            incidents=ingested,
+        )
+
+    # -- runs and grouping ----------------------------------------------------------------------
+
+    def _upsert_run(self, session: Session, report: Report, now: datetime) -> tuple[Run, bool]:
+        info = report.run
+        run = session.exec(
+            select(Run).where(
+                Run.repository == info.repository,
+                Run.run_id == info.run_id,
+                Run.run_attempt == info.run_attempt,
+            )
+        ).first()
+        if run is not None:
+            return run, False
+        run = Run(
+            provider=info.provider,
+            repository=info.repository,
+            run_id=info.run_id,
+            run_attempt=info.run_attempt,
+            url=info.url,
+            workflow=info.workflow,
+            suite=info.suite,
+            branch=info.branch,
+            sha=info.sha,
+            finished_at=utc(info.finished_at) if info.finished_at else None,
+            received_at=utc(now),
+        )
+        session.add(run)
+        session.flush()
+        return run, True
+
+    @staticmethod
+    def _created(run: Run, row: dict[str, Any]) -> opening.Announcement:
+        ids = f"{row['scenario_id'] or 'no scenarioId'} / {row['invariant_id'] or 'no invariantId'}"
+        return lambda key: f"{key} opened from run {run.repository}#{run.run_id} ({ids})"
+
+    @staticmethod
+    def _count_run(run: Run, report: Report, prefixes: list[str], multi: bool) -> None:
+        counts = Counter("failed" if r.is_failure else r.status for r in report.results)
+        run.results_total += len(report.results)
+        run.results_failed += counts["failed"]
+        run.results_passed += counts["passed"]
+        run.scenario_prefixes = sorted(set(run.scenario_prefixes) | set(prefixes))
+        run.multi_prefix = run.multi_prefix or multi
+
+    def _group(self, report: Report, failures: list[Result], source: Source) -> dict[str, _Group]:
+        groups: dict[str, _Group] = {}
+        seen: Counter[str] = Counter()
+        info = report.run
+        for result in failures:
+            fp = fingerprint(info.repository, result.scenario_id, result.invariant_id, result.test_identity)
+            basis = "|".join(
+                (
+                    fp,
+                    result.test_identity,
+                    result.status,
+                    result.message or "",
+                    result.organization_under_test or "",
+                )
+            )
+            seen[basis] += 1
+            key = hashlib.sha256(f"{basis}|{seen[basis]}".encode()).hexdigest()[:40]
+            group = groups.get(fp)
+            if group is None:
+                context = FailureContext(
+                    source=source,
+                    repository=info.repository,
+                    suite=info.suite,
+                    workflow=info.workflow,
+                    branch=info.branch,
+                    test_file=result.test_file,
+                    test_name=result.test_name,
+                    command=result.command,
+                )
+                group = groups[fp] = _Group(fp, self.playbooks.select(context), [])
+            group.results.append((result, key))
+        return groups
+
+    @staticmethod
+    def _multi_prefix(groups: dict[str, _Group]) -> dict[str, list[str]]:
+        """Per playbook with a run-level escalation: the scenario prefixes its failures span,
+        when they reach its threshold (seed 001: several scenario classes in one run)."""
+        spans: dict[str, set[str]] = {}
+        playbooks: dict[str, Playbook] = {}
+        for group in groups.values():
+            playbook = group.playbook
+            if playbook.run_escalation_class is None:
+                continue
+            playbooks[playbook.name] = playbook
+            for result, _ in group.results:
+                prefix = prefix_of(result.scenario_id)
+                if prefix:
+                    spans.setdefault(playbook.name, set()).add(prefix)
+        return {
+            name: sorted(found)
+            for name, found in spans.items()
+            if len(found) >= playbooks[name].policy.multi_prefix_threshold
+        }
+
+    @staticmethod
+    def _existing_occurrence_keys(session: Session, run_pk: int, groups: dict[str, _Group]) -> set[str]:
+        keys = [k for g in groups.values() for _, k in g.results]
+        found: set[str] = set()
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            found.update(
+                session.scalars(
+                    select(Occurrence.occurrence_key).where(
+                        Occurrence.run_pk == run_pk, col(Occurrence.occurrence_key).in_(chunk)
+                    )
+                )
+            )
+        return found
+
+    @staticmethod
+    def _open_incidents(session: Session, fingerprints: list[str]) -> dict[str, Incident]:
+        found: dict[str, Incident] = {}
+        for start in range(0, len(fingerprints), _CHUNK):
+            chunk = fingerprints[start : start + _CHUNK]
+            query = select(Incident).where(col(Incident.open_key).in_(chunk)).order_by(col(Incident.id))
+            if session.get_bind().dialect.name == "postgresql":
+                # Lock the open incidents we will add to, so concurrent ingests count every
+                # occurrence (read committed would otherwise lose one replica's increment).
+                query = query.with_for_update()
+            for incident in session.exec(query):
+                found[incident.fingerprint] = incident
+        return found
+
+    # -- new incidents --------------------------------------------------------------------------
+
+    def _opening(self, report: Report, run: Run, group: _Group, now: datetime, multi: bool) -> opening.Opening:
+        first, playbook = group.first, group.playbook
+        occurred = report.run.finished_at or now
+        return opening.Opening(
+            playbook=playbook,
+            fingerprint=group.fingerprint,
+            repository=report.run.repository,
+            test_identity=first.test_identity,
+            suite=report.run.suite,
+            symptom=short_symptom(first.message or first.command),
+            first_seen=occurred,
+            last_seen=occurred,
+            run_pk=run.id,
+            occurrences=len(group.results),
+            scenario_id=first.scenario_id,
+            invariant_id=first.invariant_id,
+            test_file=first.test_file,
+            organization_under_test=first.organization_under_test,
+            key_entity_ids=dict(first.key_entity_ids),
+            multi_prefix=multi,
+            documentation_gap=documentation_gap(playbook, first.scenario_id, first.invariant_id),
+            suggested=suggest_owner(playbook, first),
+        )
+
+    @staticmethod
+    def _occurrence_row(fp: str, run: Run, result: Result, key: str, now: datetime) -> dict[str, Any]:
+        return {
+            "fingerprint": fp,
+            "run_pk": run.id,
+            "occurrence_key": key,
+            "status": result.status,
+            "scenario_id": result.scenario_id,
+            "invariant_id": result.invariant_id,
+            "test_file": result.test_file,
+            "test_name": result.test_name,
+            "command": result.command,
+            "message": result.message,
+            "detail": result.detail,
+            "organization_under_test": result.organization_under_test,
+            "key_entity_ids": dict(result.key_entity_ids),
+            "evidence": [e.model_dump(by_alias=True, exclude_none=True) for e in result.evidence],
+            "occurred_at": utc(run.finished_at or now),
+        }
+
+
+def suggest_owner(playbook: Playbook, result: Result) -> tuple[str, str] | None:
+    """A first guess at the class, with why: the test file's scope glob, else the prefix's hint."""
+    match = playbook.routing.owner_for_path(result.test_file)
+    if match:
+        failure_class, pattern = match
+        return failure_class, f"test file {result.test_file} matches scope {pattern}"
+    for label, entry in (
+        ("scenario", playbook.scenario_entry(result.scenario_id)),
+        ("invariant", playbook.invariant_entry(result.invariant_id)),
+    ):
+        if entry is not None and entry.likely_class is not None:
+            return entry.likely_class, f"{label} prefix {entry.prefix}-* is usually {entry.likely_class}"
+    return None
+
+
+def documentation_gap(playbook: Playbook, scenario_id: str | None, invariant_id: str | None) -> str | None:
+    """An id whose prefix the playbook's taxonomy does not explain. A playbook without a taxonomy
+    of that kind of id says nothing about prefixes, so it has no gap to report."""
+    taxonomy, gaps = playbook.taxonomy, []
+    if scenario_id and taxonomy.scenarios and playbook.scenario_entry(scenario_id) is None:
+        gaps.append(f"scenario prefix {prefix_of(scenario_id) or scenario_id} is not in the taxonomy")
+    if invariant_id and taxonomy.invariants and playbook.invariant_entry(invariant_id) is None:
+        gaps.append(f"invariant prefix {prefix_of(invariant_id) or invariant_id} is not in the taxonomy")
+    return "; ".join(gaps) or None
