@@ -20,9 +20,9 @@ from slackbot.clock import SystemClock
 from slackbot.config import load_runbook
 from slackbot.db.engine import make_engine
 from slackbot.db.migrate import upgrade
-from slackbot.sources.report import Report
-from slackbot.sources.ingest import IngestService
 from slackbot.settings import DEFAULT_RUNBOOKS
+from slackbot.sources.ingest import IngestService
+from slackbot.sources.report import Report
 
 SCENARIOS = ["SCH", "BID", "NOS", "HLT", "API", "UI", "ADV"]
 INVARIANTS = ["TENANT", "IDEMP", "NOTIF", "ASSIGN", "STATE"]
@@ -64,7 +64,7 @@ def measure(count: int, runs: int = 3) -> list[float]:
         with tempfile.TemporaryDirectory() as tmp:
             engine = make_engine(f"sqlite:///{tmp}/bench.db")
             upgrade(engine)
-            service = IngestService(runbook, SystemClock())
+            service = IngestService(playbooks, SystemClock())
             start = time.perf_counter()
             result = service.ingest_report(engine, report, source="bench")
             times.append(time.perf_counter() - start)

@@ -41,12 +41,12 @@ from slackbot.config import Runbook, load_runbook
 from slackbot.db.engine import make_engine, session_scope
 from slackbot.db.migrate import upgrade
 from slackbot.db.models import Timer
-from slackbot.sources.report import Report
-from slackbot.scheduler import TimerScheduler
 from slackbot.incidents.effects import table
-from slackbot.sources.ingest import IngestService
 from slackbot.incidents.timers import BATCH, FireResult, TimerService
+from slackbot.scheduler import TimerScheduler
 from slackbot.settings import DEFAULT_RUNBOOKS
+from slackbot.sources.ingest import IngestService
+from slackbot.sources.report import Report
 
 LATENESS_P99_TARGET = 1.0
 RESTART_TARGET = 5.0
@@ -89,7 +89,7 @@ def incidents(engine: Engine, runbook: Runbook, count: int) -> None:
             "results": results,
         }
     )
-    IngestService(runbook, SystemClock()).ingest_report(engine, report, source="bench")
+    IngestService(playbooks, SystemClock()).ingest_report(engine, report, source="bench")
 
 
 def set_due_times(engine: Engine, first: datetime, spacing: timedelta) -> dict[int, datetime]:

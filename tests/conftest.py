@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from slackbot.clock import FakeClock
-from slackbot.config import Runbook, load_runbook
+from slackbot.config import Playbook, Playbooks, load_playbooks
 from slackbot.db.engine import make_engine
 from slackbot.db.migrate import upgrade
 from tests.pgserver import PostgresServer
@@ -20,8 +20,14 @@ RUNBOOKS = REPO / "runbooks"
 
 
 @pytest.fixture(scope="session")
-def runbook() -> Runbook:
-    return load_runbook(RUNBOOKS)
+def playbooks() -> Playbooks:
+    return load_playbooks(RUNBOOKS)
+
+
+@pytest.fixture(scope="session")
+def runbook(playbooks: Playbooks) -> Playbook:
+    """The default playbook (integration-triage, seeds 000/001)."""
+    return playbooks.default
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from slackbot.clients.bd import BdTracker, SUPPORTED_BD, check_bd_version
+from slackbot.clients.bd import LOCK_MARKERS, SUPPORTED_BD, BdTracker, check_bd_version, parse_bd_json
 from slackbot.clients.tracker import BeadRequest, BeadTracker, TrackerError
-from slackbot.clients.bd import LOCK_MARKERS, parse_bd_json
 
 FAKE_BD = str(Path(sys.executable).parent / "triagebot-fake-bd")
 FAULT_VARS = ("FAKE_BD_FAIL", "FAKE_BD_HANG", "FAKE_BD_LOCKED", "FAKE_BD_VERSION", "BD_JSON_ENVELOPE")

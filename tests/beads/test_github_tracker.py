@@ -10,9 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from slackbot.clients.github_issues import GitHubIssuesTracker
+from slackbot.clients.github_issues import GitHubIssuesTracker, fingerprint_label, fingerprint_marker
 from slackbot.clients.tracker import BeadRequest, BeadTracker, TrackerError
-from slackbot.clients.github_issues import fingerprint_label, fingerprint_marker
 from tests.fakes.github_api import FakeGitHub, fake_github
 
 TOKEN = "ghp_secret_token_value"

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from slackbot.config.models import Routing, format_duration, glob_match, parse_duration
 
 from slackbot.config import FailureClass, RunbookError, Severity, check_runbook, load_runbook
 from slackbot.config.loader import ConfigProblem
-from slackbot.config.models import Routing, format_duration, glob_match, parse_duration
 from slackbot.sources.report import Report
 
 REPO = Path(__file__).resolve().parents[2]

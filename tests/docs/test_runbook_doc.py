@@ -20,8 +20,8 @@ from slackbot.clock import FakeClock
 from slackbot.config import Runbook, RunbookError
 from slackbot.db.engine import make_engine
 from slackbot.db.migrate import upgrade
-from slackbot.metrics import AppMetrics
 from slackbot.documents.runbook import fill, render_runbook
+from slackbot.metrics import AppMetrics
 from slackbot.slack.replies import USAGE
 from tests.conftest import REPO, RUNBOOKS
 

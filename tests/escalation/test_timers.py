@@ -15,16 +15,17 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from slackbot.clock import FakeClock
-from slackbot.config import Runbook
+from slackbot.config import Playbooks, Runbook
 from slackbot.db.engine import make_engine, session_scope
 from slackbot.db.migrate import upgrade
 from slackbot.db.models import Incident, TimelineEvent, Timer
-from slackbot.outbox.paging_deliveries import PagingDeliveries
+from slackbot.domain.changes import Actor, Classify, Resolve, SetSeverity
+from slackbot.incidents.core import IncidentCore
 from slackbot.incidents.effects import arm_timer, cancel_timer
-from slackbot.services.incidents import Actor, IncidentService
-from slackbot.sources.ingest import IngestService
 from slackbot.incidents.timers import TimerService
+from slackbot.outbox.paging_deliveries import PagingDeliveries
 from slackbot.slack.posts import PostRenderer
+from slackbot.sources.ingest import IngestService
 from tests.conftest import RUNBOOKS
 from tests.factories import outbox, parsed, result
 from tests.pgserver import PostgresServer
@@ -37,7 +38,7 @@ RELEASE_MAINTAINER = "U0FRANK"
 def ingest(engine: Engine, runbook: Runbook, clock: FakeClock, count: int = 1, *, run_id: str = "9187") -> list[int]:
     """``count`` distinct unclassified failures (BID-* suggests algorithm_regression)."""
     results = [result(f"BID-{n:03d}", "TENANT-001") for n in range(1, count + 1)]
-    outcome = IngestService(runbook, clock).ingest_report(engine, parsed(*results, run_id=run_id))
+    outcome = IngestService(playbooks, clock).ingest_report(engine, parsed(*results, run_id=run_id))
     return sorted(int(i.id) for i in outcome.incidents if i.id is not None)
 
 
@@ -73,10 +74,10 @@ def incident(engine: Engine, incident_id: int) -> Incident:
         return found
 
 
-def test_the_20_minute_rule_fires_once_at_the_deadline_and_not_before(
+def test_the_20_minute_rule_fires_once_at_the_deadline_and_not_before(playbooks: Playbooks,
     engine: Engine, runbook: Runbook, clock: FakeClock
 ) -> None:
-    timers = TimerService(runbook, clock)
+    timers = TimerService(playbooks, clock)
     (iid,) = ingest(engine, runbook, clock)
     deadline = incident(engine, iid).classify_deadline
 
@@ -109,10 +110,10 @@ def test_the_20_minute_rule_fires_once_at_the_deadline_and_not_before(
     assert fired.step == 1 and fired.state == "pending"  # re-armed for the next level
 
 
-def test_levels_repeat_every_interval_then_stop(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_levels_repeat_every_interval_then_stop(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
     policy = runbook.policy.escalation
     assert (len(policy.levels), policy.repeat_every, policy.max_repeats) == (2, timedelta(minutes=10), 3)
-    timers = TimerService(runbook, clock)
+    timers = TimerService(playbooks, clock)
     (iid,) = ingest(engine, runbook, clock)
 
     clock.advance(runbook.policy.classify_within)
@@ -141,21 +142,21 @@ def test_levels_repeat_every_interval_then_stop(engine: Engine, runbook: Runbook
     )
 
 
-def test_classifying_stops_the_escalation_and_reclassifying_does_not_restart_it(
+def test_classifying_stops_the_escalation_and_reclassifying_does_not_restart_it(playbooks: Playbooks,
     engine: Engine, runbook: Runbook, clock: FakeClock
 ) -> None:
-    timers = TimerService(runbook, clock)
+    timers = TimerService(playbooks, clock)
     early, late = ingest(engine, runbook, clock, 2)
-    incidents = IncidentService(runbook, clock)
-    incidents.run(engine, "classify", early, RESPONDER, failure_class="infra")  # in time
+    incidents = IncidentCore(playbooks, clock)
+    incidents.run(engine, early, RESPONDER, Classify("infra"))  # in time
     clock.advance(runbook.policy.classify_within)
     assert timers.fire_due(engine, "bot").fired == 1  # only the unclassified one
-    incidents.run(engine, "classify", late, RESPONDER, failure_class="algorithm")  # after level 1
+    incidents.run(engine, late, RESPONDER, Classify("algorithm"))  # after level 1
     assert classify_timer(engine, late).state == "cancelled"
 
     clock.advance(runbook.policy.escalation.repeat_every * 2)
-    incidents.run(engine, "classify", late, RESPONDER, failure_class="schema")  # reclassified
-    incidents.run(engine, "classify", early, RESPONDER, failure_class="flake")
+    incidents.run(engine, late, RESPONDER, Classify("schema"))  # reclassified
+    incidents.run(engine, early, RESPONDER, Classify("flake"))
     clock.advance(timedelta(days=1))
     timers.fire_due(engine, "bot")  # (only the quiet-thread reminders the changes armed are due)
 
@@ -164,20 +165,20 @@ def test_classifying_stops_the_escalation_and_reclassifying_does_not_restart_it(
     assert classify_timer(engine, early).state == classify_timer(engine, late).state == "cancelled"
 
 
-def test_resolving_stops_the_escalation(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
-    timers = TimerService(runbook, clock)
+def test_resolving_stops_the_escalation(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+    timers = TimerService(playbooks, clock)
     (iid,) = ingest(engine, runbook, clock)
     clock.advance(runbook.policy.classify_within)
     assert timers.fire_due(engine, "bot").fired == 1
-    IncidentService(runbook, clock).run(engine, "resolve", iid, RESPONDER, note="fixture reset between runs")
+    IncidentCore(playbooks, clock).run(engine, iid, RESPONDER, Resolve("fixture reset between runs"))
     clock.advance(timedelta(days=1))
     assert timers.fire_due(engine, "bot").fired == 0
     assert [e.data["level"] for e in timeline(engine, "escalated", iid)] == [1]
     assert classify_timer(engine, iid).state == "cancelled"
 
 
-def test_a_stale_token_does_nothing(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
-    timers = TimerService(runbook, clock)
+def test_a_stale_token_does_nothing(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+    timers = TimerService(playbooks, clock)
     rearmed, cancelled = ingest(engine, runbook, clock, 2)
     clock.advance(runbook.policy.classify_within)
     # A firing decided on an old reading: both timers were due when read...
@@ -205,16 +206,16 @@ def test_a_stale_token_does_nothing(engine: Engine, runbook: Runbook, clock: Fak
     assert [e.incident_id for e in timeline(engine, "escalated")] == [rearmed]
 
 
-def test_overdue_timers_fire_exactly_once_on_the_first_call(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_overdue_timers_fire_exactly_once_on_the_first_call(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
     """The bot was down for three hours: every missed deadline escalates once, at level 1, and
     the next levels come repeat_every apart from now (no burst of five levels at once)."""
     ids = ingest(engine, runbook, clock, 120)
     clock.advance(timedelta(hours=3))
-    timers = TimerService(runbook, clock)
+    timers = TimerService(playbooks, clock)
     first = timers.fire_due(engine, "restarted", limit=50)  # several batches in one call
     assert first.fired == 120 and sorted(first.ids) == sorted(classify_timer(engine, i).id or 0 for i in ids)
     assert timers.fire_due(engine, "restarted").fired == 0
-    assert TimerService(runbook, clock).fire_due(engine, "other-replica").fired == 0
+    assert TimerService(playbooks, clock).fire_due(engine, "other-replica").fired == 0
     escalated = Counter(e.incident_id for e in timeline(engine, "escalated"))
     assert escalated == dict.fromkeys(ids, 1)
     assert {e.data["level"] for e in timeline(engine, "escalated")} == {1}
@@ -223,13 +224,13 @@ def test_overdue_timers_fire_exactly_once_on_the_first_call(engine: Engine, runb
     assert {classify_timer(engine, i).due_at.replace(tzinfo=None) for i in ids} == {nxt.replace(tzinfo=None)}
 
 
-def test_concurrent_firings_fire_each_due_timer_exactly_once(
+def test_concurrent_firings_fire_each_due_timer_exactly_once(playbooks: Playbooks,
     engine: Engine, runbook: Runbook, clock: FakeClock
 ) -> None:
     """Eight replicas' schedulers wake at the same moment; small batches make them interleave."""
     ids = ingest(engine, runbook, clock, 200)
     clock.advance(runbook.policy.classify_within)
-    timers = TimerService(runbook, clock)
+    timers = TimerService(playbooks, clock)
     start = threading.Barrier(8)
     results: dict[str, list[int]] = {}
     errors: list[BaseException] = []
@@ -258,7 +259,7 @@ def test_concurrent_firings_fire_each_due_timer_exactly_once(
     assert {incident(engine, i).escalation_level for i in ids} == {1}
 
 
-def test_a_timer_whose_incident_is_being_changed_waits_and_then_sees_the_change(
+def test_a_timer_whose_incident_is_being_changed_waits_and_then_sees_the_change(playbooks: Playbooks,
     postgres: PostgresServer, runbook: Runbook, clock: FakeClock
 ) -> None:
     """PostgreSQL: a responder's classification holds the incident row when the timer comes due.
@@ -269,14 +270,14 @@ def test_a_timer_whose_incident_is_being_changed_waits_and_then_sees_the_change(
     try:
         (iid,) = ingest(engine, runbook, clock)
         clock.advance(runbook.policy.classify_within)
-        timers = TimerService(runbook, clock)
+        timers = TimerService(playbooks, clock)
         with session_scope(engine) as session:
             # The responder's transaction has locked the incident and is deciding...
             session.exec(select(Incident).where(Incident.id == iid).with_for_update()).one()
             busy = timers.fire_due(engine, "bot")
             assert busy.fired == 0 and busy.deferred >= 1  # (each of the parallel batches may see it)
             # ...classifies (which also cancels the timer row, still uncommitted)...
-            IncidentService(runbook, clock).classify(session, iid, RESPONDER, failure_class="infra")
+            IncidentCore(playbooks, clock).classify(session, iid, RESPONDER, failure_class="infra")
             assert timers.fire_due(engine, "bot").fired == 0
         # ...and commits: the timer is cancelled, nothing fires after the classification.
         assert timers.fire_due(engine, "bot").fired == 0
@@ -286,9 +287,9 @@ def test_a_timer_whose_incident_is_being_changed_waits_and_then_sees_the_change(
         engine.dispose()
 
 
-def test_sev1_pages_the_release_maintainer_at_once(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_sev1_pages_the_release_maintainer_at_once(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
     (iid,) = ingest(engine, runbook, clock)
-    IncidentService(runbook, clock).run(engine, "set_severity", iid, RESPONDER, severity="SEV-1")
+    IncidentCore(playbooks, clock).run(engine, iid, RESPONDER, SetSeverity("SEV-1"))
     # No timer involved: the pages are queued in the same transaction as the severity change.
     assert pages(engine, iid) == sorted(
         [
@@ -303,23 +304,23 @@ def test_sev1_pages_the_release_maintainer_at_once(engine: Engine, runbook: Runb
 
 
 @pytest.mark.parametrize("change", ["classify", "resolve"])
-def test_pages_queued_before_a_change_are_dropped_at_delivery(
+def test_pages_queued_before_a_change_are_dropped_at_delivery(playbooks: Playbooks,
     engine: Engine, runbook: Runbook, clock: FakeClock, change: str
 ) -> None:
     """The escalation page waits in the outbox (Slack paced, PagerDuty retrying) and meanwhile
     someone classifies or resolves: it must not go out (OnCall #4654, #4760)."""
     (iid,) = ingest(engine, runbook, clock)
     clock.advance(runbook.policy.classify_within + runbook.policy.escalation.repeat_every)
-    timers = TimerService(runbook, clock)
+    timers = TimerService(playbooks, clock)
     timers.fire_due(engine, "bot")
     clock.advance(runbook.policy.escalation.repeat_every)
     timers.fire_due(engine, "bot")  # level 2: a DM and a PagerDuty trigger for the release maintainer
-    incidents = IncidentService(runbook, clock)
-    incidents.run(engine, "set_severity", iid, RESPONDER, severity="SEV-2")  # a severity page, not unclassified
+    incidents = IncidentCore(playbooks, clock)
+    incidents.run(engine, iid, RESPONDER, SetSeverity("SEV-2"))  # a severity page, not unclassified
     if change == "classify":
-        incidents.run(engine, "classify", iid, RESPONDER, failure_class="algorithm")
+        incidents.run(engine, iid, RESPONDER, Classify("algorithm"))
     else:
-        incidents.run(engine, "resolve", iid, RESPONDER, note="reverted the scoring change")
+        incidents.run(engine, iid, RESPONDER, Resolve("reverted the scoring change"))
 
     unreachable = "http://127.0.0.1:9/"  # nothing listens: any real delivery attempt would fail
     paging = PagingDeliveries(

@@ -12,8 +12,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from slackbot.app import build_asgi
-from slackbot.runtime import Runtime, build_runtime
 from slackbot.db.models import Incident, Occurrence, Run
+from slackbot.runtime import Runtime, build_runtime
 from slackbot.serving import serve
 from slackbot.settings import Settings
 from slackbot.signing import sign

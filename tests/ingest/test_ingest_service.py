@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from slackbot.clock import FakeClock
-from slackbot.config import Runbook
+from slackbot.config import Playbooks, Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, Occurrence, OutboxItem, Run, TimelineEvent, Timer
 from slackbot.sources.ingest import IngestService
@@ -34,8 +34,8 @@ def incidents(engine: Engine) -> list[Incident]:
         return list(session.exec(select(Incident).order_by(Incident.id)))  # type: ignore[arg-type]
 
 
-def test_failures_group_into_one_incident_per_fingerprint(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
-    service = IngestService(runbook, clock)
+def test_failures_group_into_one_incident_per_fingerprint(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+    service = IngestService(playbooks, clock)
     report = parsed(
         result("BID-001", "TENANT-001"),
         result("BID-001", "TENANT-001", test_name="BID-001 TENANT-001 second org"),
@@ -63,8 +63,8 @@ def test_failures_group_into_one_incident_per_fingerprint(engine: Engine, runboo
     assert all(t.kind == "classify" and t.state == "pending" for t in timers)
 
 
-def test_sending_the_same_report_twice_changes_nothing(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
-    service = IngestService(runbook, clock)
+def test_sending_the_same_report_twice_changes_nothing(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+    service = IngestService(playbooks, clock)
     report = parsed(result("BID-001", "TENANT-001"), result("NOS-002", "ASSIGN-001"))
     service.ingest_report(engine, report)
     before = counts(engine)
@@ -75,10 +75,10 @@ def test_sending_the_same_report_twice_changes_nothing(engine: Engine, runbook: 
     assert [i.occurrence_count for i in incidents(engine)] == [1, 1]
 
 
-def test_a_new_run_of_an_open_failure_is_a_thread_reply_not_a_new_card(
+def test_a_new_run_of_an_open_failure_is_a_thread_reply_not_a_new_card(playbooks: Playbooks,
     engine: Engine, runbook: Runbook, clock: FakeClock
 ) -> None:
-    service = IngestService(runbook, clock)
+    service = IngestService(playbooks, clock)
     service.ingest_report(engine, parsed(result("BID-001", "TENANT-001")))
     with session_scope(engine) as session:  # the card was posted
         session.execute(update(OutboxItem).where(col(OutboxItem.kind) == "card").values(state="done"))
@@ -96,8 +96,8 @@ def test_a_new_run_of_an_open_failure_is_a_thread_reply_not_a_new_card(
     ]
 
 
-def test_a_resolved_incident_does_not_absorb_a_new_failure(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
-    service = IngestService(runbook, clock)
+def test_a_resolved_incident_does_not_absorb_a_new_failure(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+    service = IngestService(playbooks, clock)
     service.ingest_report(engine, parsed(result("BID-001", "TENANT-001")))
     with session_scope(engine) as session:
         incident = session.exec(select(Incident)).one()
@@ -109,8 +109,8 @@ def test_a_resolved_incident_does_not_absorb_a_new_failure(engine: Engine, runbo
     assert len(incidents(engine)) == 2
 
 
-def test_a_resolved_flake_that_recurs_reopens_and_escalates(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
-    service = IngestService(runbook, clock)
+def test_a_resolved_flake_that_recurs_reopens_and_escalates(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+    service = IngestService(playbooks, clock)
     service.ingest_report(engine, parsed(result("ADV-003", "IDEMP-002")))
     with session_scope(engine) as session:
         incident = session.exec(select(Incident)).one()
@@ -128,8 +128,8 @@ def test_a_resolved_flake_that_recurs_reopens_and_escalates(engine: Engine, runb
     }
 
 
-def test_missing_ids_are_a_harness_contract_violation(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
-    service = IngestService(runbook, clock)
+def test_missing_ids_are_a_harness_contract_violation(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+    service = IngestService(playbooks, clock)
     outcome = service.ingest_report(
         engine,
         parsed(
@@ -152,17 +152,17 @@ def test_missing_ids_are_a_harness_contract_violation(engine: Engine, runbook: R
     assert {"created", "classified"} <= kinds
 
 
-def test_unknown_prefix_is_flagged_as_a_documentation_gap(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
-    service = IngestService(runbook, clock)
+def test_unknown_prefix_is_flagged_as_a_documentation_gap(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+    service = IngestService(playbooks, clock)
     outcome = service.ingest_report(engine, parsed(result("PAY-001", "TENANT-001")))
     assert outcome.incidents[0].documentation_gap == "scenario prefix PAY is not in the taxonomy"
     assert outcome.incidents[0].contract_violation is False
 
 
-def test_a_run_spanning_several_prefixes_escalates_once_for_the_run(
+def test_a_run_spanning_several_prefixes_escalates_once_for_the_run(playbooks: Playbooks,
     engine: Engine, runbook: Runbook, clock: FakeClock
 ) -> None:
-    service = IngestService(runbook, clock)
+    service = IngestService(playbooks, clock)
     report = parsed(
         result("BID-001", "TENANT-001"),
         result("SCH-002", "STATE-001", test_file="tests/integration/scheduling.test.ts"),
@@ -177,8 +177,8 @@ def test_a_run_spanning_several_prefixes_escalates_once_for_the_run(
     assert len(outbox(engine, "run_escalation")) == 1
 
 
-def test_owner_is_suggested_from_the_test_file_and_recorded(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
-    service = IngestService(runbook, clock)
+def test_owner_is_suggested_from_the_test_file_and_recorded(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+    service = IngestService(playbooks, clock)
     service.ingest_report(
         engine, parsed(result("API-002", "TENANT-003", test_file="tests/integration/harness/clock.test.ts"))
     )
@@ -190,10 +190,10 @@ def test_owner_is_suggested_from_the_test_file_and_recorded(engine: Engine, runb
     assert routed.data["class"] == "harness_diagnostics"
 
 
-def test_concurrent_ingests_of_one_failure_open_one_incident(
+def test_concurrent_ingests_of_one_failure_open_one_incident(playbooks: Playbooks,
     engine: Engine, runbook: Runbook, clock: FakeClock
 ) -> None:
-    service = IngestService(runbook, clock)
+    service = IngestService(playbooks, clock)
     errors: list[BaseException] = []
 
     def send(run_id: str) -> None:

@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from slackbot.app import build_asgi, slack_client_for
-from slackbot.runtime import build_runtime
 from slackbot.demo import seed_workspace
 from slackbot.emulator import SlackEmulator
+from slackbot.runtime import build_runtime
 from slackbot.serving import serve
 from slackbot.settings import Settings
 from slackbot.signing import sign
@@ -106,7 +106,7 @@ def ci_bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CiBot]:
         )
         clock = ShiftClock()
         core = build_runtime(settings, slack=slack_client_for(settings), clock=clock)
-        seed_workspace(emulator, core.runbook)
+        seed_workspace(emulator, core.playbooks)
         emulator.add_user(OUTSIDER, "outsider")
         emulator.add_user(NOTIFIER_USER, "github-actions", is_bot=True)
         with serve(build_asgi(core)) as url:

@@ -151,7 +151,7 @@ def test_authentication_and_payload_errors(ci_bot: CiBot) -> None:
 
 def race(engine: Engine, runbook: Runbook, payloads: list[dict[str, Any]]) -> list[str]:
     """Deliver the payloads from parallel threads at the same instant (an HA pair, two replicas)."""
-    service = AlertmanagerService(runbook, FakeClock())
+    service = AlertmanagerService(playbooks, FakeClock())
     barrier = threading.Barrier(len(payloads))
     statuses: list[str] = []
     errors: list[BaseException] = []

@@ -18,10 +18,10 @@ from sqlmodel import Session, col, select
 
 from slackbot.app import build_workers
 from slackbot.clock import FakeClock
-from slackbot.config import Runbook
-from slackbot.runtime import build_runtime
+from slackbot.config import Playbooks, Runbook
 from slackbot.db.models import Incident, Occurrence, OutboxItem, TimelineEvent
-from slackbot.sources.report import Result
+from slackbot.runtime import build_runtime
+from slackbot.settings import Settings
 from slackbot.sources.github import (
     GitHubRunService,
     RunReports,
@@ -30,7 +30,7 @@ from slackbot.sources.github import (
     suite_for,
 )
 from slackbot.sources.ingest import IngestService
-from slackbot.settings import Settings
+from slackbot.sources.report import Result
 from tests.conftest import FIXTURES, RUNBOOKS
 from tests.fakes.github_api import FakeGitHub
 from tests.integrations.conftest import (
@@ -279,10 +279,10 @@ def test_example_workflow_uploads_what_the_webhook_looks_for_and_sends_it() -> N
     assert set(send["env"]) == {"TRIAGE_SERVER", "TRIAGE_INGEST_SECRET"}
 
 
-def test_validation_covers_the_same_workflow_and_branch_only(engine: Engine, runbook: Runbook) -> None:
+def test_validation_covers_the_same_workflow_and_branch_only(playbooks: Playbooks, engine: Engine, runbook: Runbook) -> None:
     clock = FakeClock()
-    ingest = IngestService(runbook, clock)
-    service = GitHubRunService(runbook, clock, ingest)
+    ingest = IngestService(playbooks, clock)
+    service = GitHubRunService(playbooks, clock, ingest)
     failed = WorkflowRun.from_webhook(workflow_run_payload(conclusion="failure"))
     reports = RunReports(results=[Result.model_validate(FAILING)])
     ingest.ingest_report(engine, service.build_report(failed, reports))

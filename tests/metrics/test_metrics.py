@@ -16,11 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
 from slackbot.clock import FakeClock
-from slackbot.config import Runbook
+from slackbot.config import Playbooks, Runbook
 from slackbot.db.engine import make_engine, session_scope
 from slackbot.db.migrate import upgrade
+from slackbot.domain.changes import Acknowledge, Actor, Classify, Escalate
+from slackbot.incidents.core import IncidentCore
 from slackbot.metrics import AppMetrics
-from slackbot.services.incidents import Actor, IncidentService
 from slackbot.sources.ingest import IngestService
 from tests.factories import parsed, report, result
 from tests.slack.conftest import Bot, wait_for
@@ -174,14 +175,14 @@ def test_two_apps_in_one_process_keep_their_own_numbers(bot: Bot, tmp_path: Path
 
 def _open_incident(engine: Engine, runbook: Runbook, clock: FakeClock) -> int:
     with session_scope(engine) as session:
-        outcome = IngestService(runbook, clock).ingest(session, parsed(result("BID-001", "TENANT-001")))
+        outcome = IngestService(playbooks, clock).ingest(session, parsed(result("BID-001", "TENANT-001")))
     incident_id: Any = outcome.incidents[0].id
     return int(incident_id)
 
 
-def test_only_committed_transitions_are_observed(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_only_committed_transitions_are_observed(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
     metrics = AppMetrics(engine, clock)
-    incidents = IncidentService(runbook, clock)
+    incidents = IncidentCore(playbooks, clock)
     incident_id = _open_incident(engine, runbook, clock)
     clock.advance(timedelta(minutes=3))
 
@@ -196,10 +197,10 @@ def test_only_committed_transitions_are_observed(engine: Engine, runbook: Runboo
     assert value(samples, "triagebot_time_to_acknowledge_seconds_count", failure_class="algorithm_regression") == 0
     assert value(samples, "triagebot_escalations_total", reason="manual") == 0
 
-    incidents.run(engine, "acknowledge", incident_id, Actor("U0CAROL", "command"))
-    incidents.run(engine, "escalate", incident_id, Actor("U0CAROL", "command"), reason="for real")
+    incidents.run(engine, incident_id, Actor("U0CAROL", "command"), Acknowledge())
+    incidents.run(engine, incident_id, Actor("U0CAROL", "command"), Escalate("for real"))
     clock.advance(timedelta(minutes=4))
-    incidents.run(engine, "classify", incident_id, Actor("U0CAROL", "button"), failure_class="flake")
+    incidents.run(engine, incident_id, Actor("U0CAROL", "button"), Classify("flake"))
     samples = parse(metrics.exposition().decode())
     assert value(samples, "triagebot_time_to_acknowledge_seconds_count", failure_class="algorithm_regression") == 1
     assert value(samples, "triagebot_time_to_acknowledge_seconds_sum", failure_class="algorithm_regression") == 180

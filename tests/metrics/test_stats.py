@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from slackbot.clock import FakeClock
-from slackbot.config import Runbook
+from slackbot.config import Playbooks, Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, TimelineEvent
 from slackbot.reads.stats import ClassStats, StatsService, nearest_rank, short, stats_text
@@ -59,7 +59,7 @@ def incident(
 
 
 @pytest.fixture
-def service(engine: Engine, runbook: Runbook, clock: FakeClock) -> StatsService:
+def service(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> StatsService:
     now = clock.now()
     day = timedelta(days=1)
     rows = [
@@ -91,7 +91,7 @@ def service(engine: Engine, runbook: Runbook, clock: FakeClock) -> StatsService:
                     message="Reclassified algorithm_regression (was flake_concurrency) by U0CAROL",
                 )
             )
-    return StatsService(runbook, clock)
+    return StatsService(playbooks, clock)
 
 
 def by_key(stats: list[ClassStats]) -> dict[str, ClassStats]:
@@ -161,8 +161,8 @@ def test_the_slack_answer(service: StatsService, engine: Engine, runbook: Runboo
     assert "reclassified 1/4 (25%)" in month
 
 
-def test_an_empty_window_says_so(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
-    text = stats_text(StatsService(runbook, clock).report(engine), runbook.policy.classify_within)
+def test_an_empty_window_says_so(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+    text = stats_text(StatsService(playbooks, clock).report(engine), runbook.policy.classify_within)
     assert text.count("No incidents opened.") == 2
 
 

@@ -20,8 +20,8 @@ from slackbot.emulator import SlackEmulator
 from slackbot.outbox import store
 from slackbot.outbox.slack_deliveries import SlackDeliveries
 from slackbot.outbox.worker import OutboxWorker
-from slackbot.sources.ingest import IngestService
 from slackbot.slack.posts import PostRenderer
+from slackbot.sources.ingest import IngestService
 from tests.conftest import RUNBOOKS
 from tests.factories import parsed, result
 
@@ -71,7 +71,7 @@ def rig(sqlite_engine: Engine, runbook: Runbook) -> Iterator[Rig]:
 
 
 def ingest(rig: Rig, *results: dict[str, object], run_id: str = "9187") -> None:
-    IngestService(rig.runbook, rig.clock).ingest_report(rig.engine, parsed(*results, run_id=run_id))
+    IngestService(rig.playbooks, rig.clock).ingest_report(rig.engine, parsed(*results, run_id=run_id))
 
 
 def test_server_errors_are_retried_with_backoff_and_counted(rig: Rig) -> None:
@@ -168,7 +168,8 @@ def test_a_card_posted_by_a_worker_that_died_before_recording_it_is_found_not_re
 
 
 def test_a_burst_of_changes_is_one_card_edit_that_shows_the_last_and_every_thread_post(rig: Rig) -> None:
-    from slackbot.services.incidents import Actor, IncidentService
+    from slackbot.domain.changes import Acknowledge, Actor, Classify, SetSeverity
+    from slackbot.incidents.core import IncidentCore
 
     ingest(rig, result("BID-001", "TENANT-001"))
     worker = rig.worker("w1")
@@ -176,15 +177,10 @@ def test_a_burst_of_changes_is_one_card_edit_that_shows_the_last_and_every_threa
     (card,) = rig.emulator.messages(NIGHTLY)
     edits_before = len(rig.emulator.calls("chat.update"))
 
-    service = IncidentService(rig.runbook, rig.clock)
+    service = IncidentCore(rig.playbooks, rig.clock)
     carol = Actor("U0CAROL", "button")
-    for change, kwargs in [
-        ("classify", {"failure_class": "algorithm"}),
-        ("set_severity", {"severity": "SEV-2"}),
-        ("classify", {"failure_class": "schema"}),
-        ("acknowledge", {}),
-    ]:
-        service.run(rig.engine, change, 1, carol, **kwargs)
+    for change in [Classify("algorithm"), SetSeverity("SEV-2"), Classify("schema"), Acknowledge()]:
+        service.run(rig.engine, 1, carol, change)
     assert len([r for r in rig.rows() if r.kind == "card" and r.state == "pending"]) == 1
 
     rig.drain(worker)
@@ -198,15 +194,14 @@ def test_a_burst_of_changes_is_one_card_edit_that_shows_the_last_and_every_threa
 
 
 def test_a_change_while_the_card_is_being_drawn_queues_a_new_redraw(rig: Rig) -> None:
-    from slackbot.services.incidents import Actor, IncidentService
+    from slackbot.domain.changes import Acknowledge, Actor, SetSeverity
+    from slackbot.incidents.core import IncidentCore
 
     ingest(rig, result("BID-001", "TENANT-001"))
     rig.drain(rig.worker("w1"))
-    IncidentService(rig.runbook, rig.clock).run(rig.engine, "acknowledge", 1, Actor("U0CAROL", "button"))
+    IncidentCore(rig.playbooks, rig.clock).run(rig.engine, 1, Actor("U0CAROL", "button"), Acknowledge())
     (taken,) = store.claim(rig.engine, now=rig.clock.now(), worker="w2", kinds={"card"}, skip_lanes=set())
     # w2 may already have read the incident: the next change must not count on its redraw
-    IncidentService(rig.runbook, rig.clock).run(
-        rig.engine, "set_severity", 1, Actor("U0CAROL", "button"), severity="SEV-1"
-    )
+    IncidentCore(rig.playbooks, rig.clock).run(rig.engine, 1, Actor("U0CAROL", "button"), SetSeverity("SEV-1"))
     pending = [r for r in rig.rows() if r.kind == "card" and r.state == "pending"]
     assert len(pending) == 1 and pending[0].id != taken.id

@@ -17,10 +17,10 @@ import pytest
 
 from slackbot.app import build_asgi, slack_client_for
 from slackbot.client import send_report
-from slackbot.runtime import Runtime, build_runtime
 from slackbot.demo import seed_workspace
 from slackbot.emulator import SlackEmulator
 from slackbot.emulator.state import Message
+from slackbot.runtime import Runtime, build_runtime
 from slackbot.serving import serve
 from slackbot.settings import Settings
 from tests.conftest import RUNBOOKS
@@ -154,7 +154,7 @@ def bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
         )
         clock = ShiftClock()
         core = build_runtime(settings, slack=slack_client_for(settings), clock=clock)
-        seed_workspace(emulator, core.runbook)
+        seed_workspace(emulator, core.playbooks)
         emulator.add_user(OUTSIDER, "outsider")
         with serve(build_asgi(core)) as url:
             emulator.bot_url = url + "/slack/events"

@@ -7,13 +7,14 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 
 from slackbot.clock import FakeClock
-from slackbot.config import Runbook
+from slackbot.config import Playbooks, Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import RunbookExecution
+from slackbot.domain.changes import Actor, Classify
 from slackbot.emulator.state import UploadedFile
-from slackbot.services.incidents import Actor, IncidentService
-from slackbot.sources.ingest import IngestService
+from slackbot.incidents.core import IncidentCore
 from slackbot.reads.postmortem import PostmortemService
+from slackbot.sources.ingest import IngestService
 from tests.conftest import RUNBOOKS
 from tests.factories import parsed, report, result
 from tests.slack.conftest import NIGHTLY, OUTSIDER, Bot, wait_for
@@ -103,8 +104,8 @@ def test_a_failed_upload_is_retried_and_posts_once(bot: Bot) -> None:
 # -- the document itself (service level, both databases) ----------------------------------------
 
 
-def test_blast_radius_and_runbook_steps(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
-    ingest = IngestService(runbook, clock)
+def test_blast_radius_and_runbook_steps(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+    ingest = IngestService(playbooks, clock)
     with session_scope(engine) as session:
         first = ingest.ingest(
             session, parsed(result("BID-001", "TENANT-001"), result("BID-002", "NOTIF-001"), run_id="100")
@@ -116,9 +117,7 @@ def test_blast_radius_and_runbook_steps(engine: Engine, runbook: Runbook, clock:
             parsed(result("BID-001", "TENANT-001", keyEntityIds={"orgId": "org-c"}), run_id="101", attempt=2),
         )
     incident_id = int(first.incidents[0].id or 0)
-    IncidentService(runbook, clock).run(
-        engine, "classify", incident_id, Actor("U0CAROL", "button"), failure_class="algorithm"
-    )
+    IncidentCore(playbooks, clock).run(engine, incident_id, Actor("U0CAROL", "button"), Classify("algorithm"))
     with session_scope(engine) as session:
         session.add(
             RunbookExecution(

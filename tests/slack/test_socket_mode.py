@@ -29,10 +29,10 @@ from sqlmodel import Session, col, select
 from slackbot.app import build_asgi, slack_client_for
 from slackbot.cli import main as cli
 from slackbot.config import load_runbook
-from slackbot.runtime import build_runtime
 from slackbot.db.models import Incident, TimelineEvent
 from slackbot.demo import seed_workspace
 from slackbot.emulator import SlackEmulator
+from slackbot.runtime import build_runtime
 from slackbot.serving import free_port, serve
 from slackbot.settings import Settings
 from tests.conftest import RUNBOOKS
@@ -68,7 +68,7 @@ def socket_bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]
         )
         clock = ShiftClock()
         core = build_runtime(settings, slack=slack_client_for(settings), clock=clock)
-        seed_workspace(emulator, core.runbook)
+        seed_workspace(emulator, core.playbooks)
         with serve(build_asgi(core, socket_mode=True)) as url:
             assert emulator.bot_url is None  # nothing can reach the bot over HTTP as Slack
             emulator.wait_for_socket()

@@ -66,7 +66,7 @@ def test_changes_answer_in_channel_and_are_audited(bot: Bot) -> None:
     assert "assigned to <@U0BOB>" in bot.triage("assign INC-1 <@U0BOB|bob>")
     assert incident(bot).assignee == "U0BOB"
     assert "escalated" in bot.triage("escalate INC-1 nobody is looking")
-    assert "mitigation active" in bot.triage("status INC-1 mitigation_active pinned the fixture")
+    assert "Mitigation active" in bot.triage("status INC-1 mitigation_active pinned the fixture")
     # a flake cannot be resolved without its bead (flake policy)
     refused = bot.triage("resolve INC-1 fixed the race")
     assert "flake" in refused and "bead" in refused

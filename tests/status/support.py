@@ -6,7 +6,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from slackbot.clock import FakeClock
-from slackbot.config import Runbook
+from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, RunbookExecution, TimelineEvent, Timer
 from slackbot.incidents import reminders
@@ -15,23 +15,25 @@ from tests.factories import outbox, parsed, result
 
 
 def ingest_one(
-    engine: Engine, runbook: Runbook, clock: FakeClock, scenario: str = "BID-001", *, run_id: str = "9187"
+    engine: Engine, playbooks: Playbooks, clock: FakeClock, scenario: str = "BID-001", *, run_id: str = "9187"
 ) -> int:
     """One failure (BID-* suggests algorithm_regression), or a recurrence of it with a new run id."""
-    outcome = IngestService(runbook, clock).ingest_report(engine, parsed(result(scenario, "TENANT-001"), run_id=run_id))
+    report = parsed(result(scenario, "TENANT-001"), run_id=run_id)
+    outcome = IngestService(playbooks, clock).ingest_report(engine, report)
     (item,) = outcome.incidents
     assert item.id is not None
     return int(item.id)
 
 
-def card_posted(engine: Engine, runbook: Runbook, clock: FakeClock, incident_id: int) -> None:
+def card_posted(engine: Engine, playbooks: Playbooks, clock: FakeClock, incident_id: int) -> None:
     """What the card delivery does once Slack took the card: record its ts, arm the reminder."""
     with session_scope(engine) as session:
         incident = session.get(Incident, incident_id)
         assert incident is not None
         incident.card_ts = "1795000000.000100"
         session.add(incident)
-        reminders.arm_first(session, incident_id, clock.now(), runbook.policy.status_update_every)
+        interval = playbooks.get(incident.playbook).policy.status_update_every
+        reminders.arm_first(session, incident_id, clock.now(), interval)
 
 
 def incident(engine: Engine, incident_id: int) -> Incident:

@@ -10,25 +10,26 @@ from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
+from slackbot.config.models import FailureClass
+from slackbot.services.checklists import RESPONSE, ChecklistService, StepRef, steps_for
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from slackbot.clock import FakeClock
-from slackbot.config import Runbook
-from slackbot.config.models import FailureClass
+from slackbot.config import Playbooks, Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, OutboxItem, RunbookExecution
 from slackbot.demo import seed_workspace
+from slackbot.domain.changes import Actor, Classify, IncidentError, Resolve
 from slackbot.emulator import SlackEmulator
+from slackbot.incidents.core import IncidentCore
 from slackbot.outbox import store
 from slackbot.outbox.checklist_deliveries import ChecklistDeliveries
 from slackbot.outbox.slack_deliveries import SlackDeliveries
 from slackbot.outbox.worker import OutboxWorker, RetryLater
-from slackbot.services.checklists import RESPONSE, ChecklistService, StepRef, steps_for
-from slackbot.services.incidents import Actor, IncidentError, IncidentService
-from slackbot.sources.ingest import IngestService
 from slackbot.slack.checklist import ChecklistView, render_checklist
 from slackbot.slack.posts import PostRenderer
+from slackbot.sources.ingest import IngestService
 from tests.conftest import RUNBOOKS
 from tests.factories import parsed, report, result
 from tests.slack.conftest import NIGHTLY, OUTSIDER, RESPONDER, Bot, wait_for
@@ -48,9 +49,7 @@ LEADS_ONCALL = "U0GRACE"  # @triage-leads, the first escalation level's target f
 
 def classify(engine: Engine, runbook: Runbook, clock: FakeClock, iid: int, failure_class: str) -> str:
     """Classify and return the key of the checklist that was queued for it."""
-    IncidentService(runbook, clock).run(
-        engine, "classify", iid, Actor(RESPONDER, "command"), failure_class=failure_class
-    )
+    IncidentCore(playbooks, clock).run(engine, iid, Actor(RESPONDER, "command"), Classify(failure_class))
     return outbox(engine, "checklist", iid)[-1].dedup_key
 
 
@@ -67,10 +66,10 @@ def buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # -- posting ----------------------------------------------------------------------------------------
 
 
-def test_classifying_queues_the_checklist_after_the_classified_post(
+def test_classifying_queues_the_checklist_after_the_classified_post(playbooks: Playbooks,
     engine: Engine, runbook: Runbook, clock: FakeClock
 ) -> None:
-    iid = ingest_one(engine, runbook, clock)
+    iid = ingest_one(engine, playbooks, clock)
     first = classify(engine, runbook, clock, iid, "algorithm")
     (checklist,) = outbox(engine, "checklist", iid)
     assert checklist.payload == {"class": "algorithm_regression"} and checklist.lane == NIGHTLY
@@ -87,10 +86,10 @@ def test_classifying_queues_the_checklist_after_the_classified_post(
     assert superseding.payload == {"superseded_by": second}  # the older checklist loses its buttons
 
 
-def test_a_contract_violation_gets_the_harness_checklist_at_ingest(
+def test_a_contract_violation_gets_the_harness_checklist_at_ingest(playbooks: Playbooks,
     engine: Engine, runbook: Runbook, clock: FakeClock
 ) -> None:
-    outcome = IngestService(runbook, clock).ingest_report(
+    outcome = IngestService(playbooks, clock).ingest_report(
         engine, parsed(result(None, None, test_file="tests/integration/harness/reset.test.ts", test_name="reset db"))
     )
     (item,) = outcome.incidents
@@ -101,12 +100,12 @@ def test_a_contract_violation_gets_the_harness_checklist_at_ingest(
 # -- clicks -----------------------------------------------------------------------------------------
 
 
-def test_each_click_is_a_runbook_execution_with_who_what_when_and_version(
+def test_each_click_is_a_runbook_execution_with_who_what_when_and_version(playbooks: Playbooks,
     engine: Engine, runbook: Runbook, clock: FakeClock
 ) -> None:
-    iid = ingest_one(engine, runbook, clock)
+    iid = ingest_one(engine, playbooks, clock)
     key = classify(engine, runbook, clock, iid, "algorithm")
-    card_posted(engine, runbook, clock, iid)
+    card_posted(engine, playbooks, clock, iid)
     service = ChecklistService(runbook, clock)
     clock.advance(timedelta(minutes=30))
 
@@ -139,8 +138,8 @@ def test_each_click_is_a_runbook_execution_with_who_what_when_and_version(
     assert [e.result for e in executions(engine, iid)] == ["done", "skipped", "done"]
 
 
-def test_a_failed_step_escalates_with_a_page(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
-    iid = ingest_one(engine, runbook, clock)
+def test_a_failed_step_escalates_with_a_page(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+    iid = ingest_one(engine, playbooks, clock)
     key = classify(engine, runbook, clock, iid, "algorithm")
     ChecklistService(runbook, clock).run(engine, ref(iid, key, "algorithm_regression", RESPONSE, 6, "failed"), CAROL)
 
@@ -155,8 +154,8 @@ def test_a_failed_step_escalates_with_a_page(engine: Engine, runbook: Runbook, c
     assert [e.data["reason"] for e in timeline(engine, iid, "paged")] == ["runbook_step_failed"]
 
 
-def test_refused_clicks_leave_nothing_behind(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
-    iid = ingest_one(engine, runbook, clock)
+def test_refused_clicks_leave_nothing_behind(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+    iid = ingest_one(engine, playbooks, clock)
     old = classify(engine, runbook, clock, iid, "algorithm")
     classify(engine, runbook, clock, iid, "schema")
     service = ChecklistService(runbook, clock)
@@ -170,7 +169,7 @@ def test_refused_clicks_leave_nothing_behind(engine: Engine, runbook: Runbook, c
     with pytest.raises(IncidentError, match="unknown step result"):
         service.run(engine, ref(iid, new, "data_schema_drift", RESPONSE, 1, "maybe"), CAROL)
 
-    IncidentService(runbook, clock).run(engine, "resolve", iid, CAROL, note="schema push order fixed")
+    IncidentCore(playbooks, clock).run(engine, iid, CAROL, Resolve("schema push order fixed"))
     with pytest.raises(IncidentError, match="resolved, so a failed step cannot escalate"):
         service.run(engine, ref(iid, new, "data_schema_drift", RESPONSE, 10, "failed"), CAROL)
     assert executions(engine, iid) == [] and timeline(engine, iid, "runbook_step") == []
@@ -263,7 +262,7 @@ def test_end_to_end_steps_are_recorded_redrawn_and_a_failure_pages(bot: Bot) -> 
     card = bot.card("INC-1")
     bot.emulator.select_option(RESPONDER, NIGHTLY, card.ts, "incident_classify", "algorithm_regression")
     checklist = _checklist(bot)
-    steps = steps_for(bot.core.runbook, "algorithm_regression")
+    steps = steps_for(bot.core.playbooks, "algorithm_regression")
     assert len(buttons(checklist.blocks)) == 3 * len(steps)
     classified = next(m for m in bot.thread("INC-1") if "classified this as" in m.text)
     assert "git bisect" not in classified.text  # the steps are said once: in the checklist
@@ -305,7 +304,7 @@ def test_end_to_end_steps_are_recorded_redrawn_and_a_failure_pages(bot: Bot) -> 
 # -- delivery: posted once, after the card, redrawn in place ------------------------------------------
 
 
-def test_the_checklist_waits_for_the_card_is_posted_once_and_redrawn_in_place(
+def test_the_checklist_waits_for_the_card_is_posted_once_and_redrawn_in_place(playbooks: Playbooks,
     sqlite_engine: Engine, runbook: Runbook
 ) -> None:
     clock = FakeClock()
@@ -334,7 +333,7 @@ def test_the_checklist_waits_for_the_card_is_posted_once_and_redrawn_in_place(
             with Session(sqlite_engine) as session:
                 return list(session.exec(select(OutboxItem)))
 
-        iid = ingest_one(sqlite_engine, runbook, clock)
+        iid = ingest_one(sqlite_engine, playbooks, clock)
         key = classify(sqlite_engine, runbook, clock, iid, "infra")
         # A worker takes the checklist first: there is no card (no thread) yet, so it waits.
         (early,) = store.claim(sqlite_engine, now=clock.now(), worker="w0", kinds={"checklist"}, skip_lanes=set())
@@ -348,7 +347,7 @@ def test_the_checklist_waits_for_the_card_is_posted_once_and_redrawn_in_place(
         assert len(checklists) == 1
 
         # A worker that posted it and died before recording it: the one taking over finds it.
-        IncidentService(runbook, clock).run(sqlite_engine, "classify", iid, CAROL, failure_class="harness")
+        IncidentCore(playbooks, clock).run(sqlite_engine, iid, CAROL, Classify("harness"))
         (claimed,) = store.claim(sqlite_engine, now=clock.now(), worker="w0", kinds={"checklist"}, skip_lanes=set())
         asyncio.run(ChecklistDeliveries(sqlite_engine, client, runbook).post(claimed))  # ... and crashes
         clock.advance(store.LEASE + timedelta(seconds=1))
@@ -375,7 +374,7 @@ def store_release(engine: Engine, item: OutboxItem) -> None:
         store.settle(session, item.id or 0, "w0", state="pending", now=FakeClock().now(), error="card not posted")
 
 
-def test_each_reclassification_redraws_only_the_checklist_it_supersedes_and_old_ones_stay_dead(
+def test_each_reclassification_redraws_only_the_checklist_it_supersedes_and_old_ones_stay_dead(playbooks: Playbooks,
     sqlite_engine: Engine, runbook: Runbook
 ) -> None:
     clock = FakeClock()
@@ -402,7 +401,7 @@ def test_each_reclassification_redraws_only_the_checklist_it_supersedes_and_old_
         def checklist_edits() -> list[str]:
             return [str(c.body.get("ts")) for c in emulator.calls("chat.update") if "Runbook checklist" in str(c.body)]
 
-        iid = ingest_one(sqlite_engine, runbook, clock)
+        iid = ingest_one(sqlite_engine, playbooks, clock)
         keys = []
         for failure_class in ("infra", "schema", "algorithm", "infra", "schema"):
             keys.append(classify(sqlite_engine, runbook, clock, iid, failure_class))

@@ -13,11 +13,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from slackbot.clock import FakeClock
-from slackbot.config import Runbook
+from slackbot.config import Playbooks, Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import OutboxItem
+from slackbot.domain.changes import Actor, Classify, IncidentError, SetMilestone
+from slackbot.incidents.core import IncidentCore
 from slackbot.reads.cardview import load_card_view
-from slackbot.services.incidents import Actor, IncidentError, IncidentService
 from slackbot.slack.card import ACTION_STATUS, render_card
 from tests.factories import report, result
 from tests.slack.conftest import NIGHTLY, OUTSIDER, RESPONDER, Bot, wait_for
@@ -34,19 +35,19 @@ def status_options(blocks: list[dict[str, Any]]) -> list[str]:
     return []
 
 
-def test_each_milestone_is_a_thread_post_a_card_redraw_and_a_timeline_row(
+def test_each_milestone_is_a_thread_post_a_card_redraw_and_a_timeline_row(playbooks: Playbooks,
     engine: Engine, runbook: Runbook, clock: FakeClock
 ) -> None:
-    iid = ingest_one(engine, runbook, clock)
-    service = IncidentService(runbook, clock)
+    iid = ingest_one(engine, playbooks, clock)
+    service = IncidentCore(playbooks, clock)
     with pytest.raises(IncidentError, match="classify INC-1 before marking triage complete"):
-        service.run(engine, "set_milestone", iid, CAROL, milestone="triage_complete")
-    service.run(engine, "classify", iid, CAROL, failure_class="algorithm")
+        service.run(engine, iid, CAROL, SetMilestone("triage_complete"))
+    service.run(engine, iid, CAROL, Classify("algorithm"))
     redraws = []
     for milestone in ("triage_complete", "mitigation-active", "fix merged", "validation_complete"):
         with session_scope(engine) as session:  # the card as it was is on Slack
             session.execute(update(OutboxItem).where(col(OutboxItem.kind) == "card").values(state="done"))
-        service.run(engine, "set_milestone", iid, CAROL, milestone=milestone, note="see PR 42")
+        service.run(engine, iid, CAROL, SetMilestone(milestone, "see PR 42"))
         redraws += [o.dedup_key for o in outbox(engine, "card", iid) if o.state == "pending"]
     assert incident(engine, iid).milestone == "validation_complete"
     assert [e.data["milestone"] for e in timeline(engine, iid, "milestone")] == [
@@ -66,16 +67,16 @@ def test_each_milestone_is_a_thread_post_a_card_redraw_and_a_timeline_row(
     assert status_options(blocks) == ["resolved"]
 
 
-def test_resolving_needs_the_root_cause_and_a_flake_needs_its_bead(
+def test_resolving_needs_the_root_cause_and_a_flake_needs_its_bead(playbooks: Playbooks,
     engine: Engine, runbook: Runbook, clock: FakeClock
 ) -> None:
-    iid = ingest_one(engine, runbook, clock, "ADV-002")
-    service = IncidentService(runbook, clock)
-    service.run(engine, "classify", iid, CAROL, failure_class="flake")
+    iid = ingest_one(engine, playbooks, clock, "ADV-002")
+    service = IncidentCore(playbooks, clock)
+    service.run(engine, iid, CAROL, Classify("flake"))
     with pytest.raises(IncidentError, match="needs the root cause"):
-        service.run(engine, "set_milestone", iid, CAROL, milestone="resolved", note="  ")
+        service.run(engine, iid, CAROL, SetMilestone("resolved", "  "))
     with pytest.raises(IncidentError, match="flake and has no bead yet"):
-        service.run(engine, "set_milestone", iid, CAROL, milestone="resolved", note="fixed the race")
+        service.run(engine, iid, CAROL, SetMilestone("resolved", "fixed the race"))
     assert incident(engine, iid).status == "open"
     assert timeline(engine, iid, "resolved") == []  # a refused change leaves nothing behind
 

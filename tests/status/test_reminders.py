@@ -8,11 +8,12 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 
 from slackbot.clock import FakeClock
-from slackbot.config import Runbook
+from slackbot.config import Playbooks, Runbook
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident
+from slackbot.domain.changes import Acknowledge, Actor, Assign, Classify, Resolve
 from slackbot.incidents import reminders
-from slackbot.services.incidents import Actor, IncidentService
+from slackbot.incidents.core import IncidentCore
 from slackbot.incidents.timers import TimerService
 from slackbot.slack.posts import PostRenderer
 from tests.conftest import RUNBOOKS
@@ -35,17 +36,17 @@ def reminder_posts(engine: Engine, incident_id: int) -> list[dict[str, object]]:
 
 
 def fire(engine: Engine, runbook: Runbook, clock: FakeClock) -> int:
-    return TimerService(runbook, clock).fire_due(engine, "test").fired
+    return TimerService(playbooks, clock).fire_due(engine, "test").fired
 
 
-def test_a_quiet_thread_gets_a_reminder_each_interval_until_resolved(
+def test_a_quiet_thread_gets_a_reminder_each_interval_until_resolved(playbooks: Playbooks,
     engine: Engine, runbook: Runbook, clock: FakeClock
 ) -> None:
     interval = runbook.policy.status_update_every
-    iid = ingest_one(engine, runbook, clock)
+    iid = ingest_one(engine, playbooks, clock)
     assert reminder_timer(engine, iid) is None  # no thread yet, so no silence to measure
-    IncidentService(runbook, clock).run(engine, "classify", iid, CAROL, failure_class="algorithm")
-    card_posted(engine, runbook, clock, iid)
+    IncidentCore(playbooks, clock).run(engine, iid, CAROL, Classify("algorithm"))
+    card_posted(engine, playbooks, clock, iid)
 
     clock.advance(interval - timedelta(minutes=1))
     fire(engine, runbook, clock)
@@ -60,7 +61,7 @@ def test_a_quiet_thread_gets_a_reminder_each_interval_until_resolved(
     fire(engine, runbook, clock)
     assert len(reminder_posts(engine, iid)) == 2
 
-    IncidentService(runbook, clock).run(engine, "resolve", iid, CAROL, note="reverted the scoring change")
+    IncidentCore(playbooks, clock).run(engine, iid, CAROL, Resolve("reverted the scoring change"))
     timer = reminder_timer(engine, iid)
     assert timer is not None and timer.state == "cancelled"
     clock.advance(interval * 5)
@@ -68,14 +69,14 @@ def test_a_quiet_thread_gets_a_reminder_each_interval_until_resolved(
     assert len(reminder_posts(engine, iid)) == 2  # resolved: no more reminders
 
 
-def test_every_change_pushes_the_reminder_back(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_every_change_pushes_the_reminder_back(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
     interval = runbook.policy.status_update_every
-    iid = ingest_one(engine, runbook, clock)
-    card_posted(engine, runbook, clock, iid)
-    service = IncidentService(runbook, clock)
+    iid = ingest_one(engine, playbooks, clock)
+    card_posted(engine, playbooks, clock, iid)
+    service = IncidentCore(playbooks, clock)
 
     clock.advance(timedelta(minutes=50))
-    service.run(engine, "acknowledge", iid, CAROL)  # a thread post: the silence starts over
+    service.run(engine, iid, CAROL, Acknowledge())  # a thread post: the silence starts over
     timer = reminder_timer(engine, iid)
     assert timer is not None and timer.due_at == clock.now() + interval
     clock.advance(timedelta(minutes=50))  # 100 minutes after the card, 50 after the last activity
@@ -83,7 +84,7 @@ def test_every_change_pushes_the_reminder_back(engine: Engine, runbook: Runbook,
     assert reminder_posts(engine, iid) == []
 
     clock.advance(timedelta(minutes=5))
-    ingest_one(engine, runbook, clock, run_id="9188")  # a recurrence posts in the thread too
+    ingest_one(engine, playbooks, clock, run_id="9188")  # a recurrence posts in the thread too
     clock.advance(timedelta(minutes=59))
     fire(engine, runbook, clock)
     assert reminder_posts(engine, iid) == []
@@ -99,13 +100,13 @@ def test_every_change_pushes_the_reminder_back(engine: Engine, runbook: Runbook,
     assert timer is not None and timer.due_at == clock.now() + interval and timer.state == "pending"
 
 
-def test_the_reminder_mentions_the_assignee_or_else_the_owner_group(
+def test_the_reminder_mentions_the_assignee_or_else_the_owner_group(playbooks: Playbooks,
     engine: Engine, runbook: Runbook, clock: FakeClock
 ) -> None:
     renderer = PostRenderer(runbook, RUNBOOKS / "templates")
-    iid = ingest_one(engine, runbook, clock)
-    IncidentService(runbook, clock).run(engine, "classify", iid, CAROL, failure_class="schema")
-    card_posted(engine, runbook, clock, iid)
+    iid = ingest_one(engine, playbooks, clock)
+    IncidentCore(playbooks, clock).run(engine, iid, CAROL, Classify("schema"))
+    card_posted(engine, playbooks, clock, iid)
     clock.advance(runbook.policy.status_update_every)
     fire(engine, runbook, clock)
     (payload,) = reminder_posts(engine, iid)
@@ -113,23 +114,23 @@ def test_the_reminder_mentions_the_assignee_or_else_the_owner_group(
     assert "<!subteam^S0SCHEMA>" in unassigned and "quiet for 1h" in unassigned
     assert f"/triage status INC-{iid} MILESTONE" in unassigned
 
-    IncidentService(runbook, clock).run(engine, "assign", iid, CAROL, user_id="U0DAN")
+    IncidentCore(playbooks, clock).run(engine, iid, CAROL, Assign("U0DAN"))
     assigned = renderer.render(dict(payload), incident(engine, iid), None)
     assert "<@U0DAN>" in assigned and "S0SCHEMA" not in assigned
 
 
-def test_a_reopened_flake_is_reminded_again(engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
-    iid = ingest_one(engine, runbook, clock, "ADV-002")
-    service = IncidentService(runbook, clock)
-    service.run(engine, "classify", iid, CAROL, failure_class="flake")
-    card_posted(engine, runbook, clock, iid)
+def test_a_reopened_flake_is_reminded_again(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+    iid = ingest_one(engine, playbooks, clock, "ADV-002")
+    service = IncidentCore(playbooks, clock)
+    service.run(engine, iid, CAROL, Classify("flake"))
+    card_posted(engine, playbooks, clock, iid)
     with session_scope(engine) as session:  # the flake's bead was filed (the tracker is not under test here)
         row = session.get(Incident, iid)
         assert row is not None
         row.bead_id, row.bead_state = "tb-1", "filed"
-    service.run(engine, "resolve", iid, CAROL, note="made the retry idempotent")
+    service.run(engine, iid, CAROL, Resolve("made the retry idempotent"))
     clock.advance(timedelta(hours=2))
-    again = ingest_one(engine, runbook, clock, "ADV-002", run_id="9300")
+    again = ingest_one(engine, playbooks, clock, "ADV-002", run_id="9300")
     assert again == iid and incident(engine, iid).status == "open"
     clock.advance(runbook.policy.status_update_every)
     fire(engine, runbook, clock)
@@ -146,7 +147,7 @@ def _reminders_in_thread(bot: Bot) -> list[str]:
 def _fire_now(bot: Bot) -> None:
     """Fire whatever is due right now (the running scheduler may have done it already: timers fire
     exactly once, so both together still fire each one once) and wake the outbox."""
-    TimerService(bot.core.runbook, bot.core.clock).fire_due(bot.core.engine, "test")
+    TimerService(bot.core.playbooks, bot.core.clock).fire_due(bot.core.engine, "test")
     bot.core.notify_committed()
 
 
