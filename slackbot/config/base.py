@@ -44,3 +44,13 @@ def spellings(key: str, label: str | None, aliases: Iterable[str]) -> set[str]:
 
 class ChoiceError(ValueError):
     """A typed name that matches none of the playbook's choices; the message lists them."""
+
+
+def unique_spellings(names: dict[str, set[str]], what: str) -> None:
+    """Two choices that can be typed the same way make a command ambiguous: refuse the playbook."""
+    owner: dict[str, str] = {}
+    for key, spelled in names.items():
+        for name in spelled:
+            if name in owner and owner[name] != key:
+                raise ValueError(f"{what} {key} and {what} {owner[name]} can both be typed as '{name}'")
+            owner[name] = key

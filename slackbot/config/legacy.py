@@ -15,6 +15,14 @@ _LEGACY_FLAGS = {
     "harness_diagnostics": {"takes_missing_ids": True, "run_escalation": True},
     "flake_concurrency": {"bead_before_resolve": True},
 }
+# The other names /triage accepted for them.
+_LEGACY_ALIASES = {
+    "infra_ci": ["infra", "ci"],
+    "harness_diagnostics": ["harness", "diagnostics"],
+    "algorithm_regression": ["algorithm", "regression"],
+    "data_schema_drift": ["data", "schema", "drift"],
+    "flake_concurrency": ["flake", "concurrency"],
+}
 _FLAGS = ("takes_missing_ids", "files_bead", "bead_before_resolve", "reopens_within", "run_escalation")
 
 
@@ -42,6 +50,9 @@ def upgrade(routing: dict[str, Any], policy: dict[str, Any]) -> tuple[dict[str, 
     for key, flags in _LEGACY_FLAGS.items():
         if isinstance(classes.get(key), dict):
             classes[key] = {**classes[key], **flags}
+    for key, aliases in _LEGACY_ALIASES.items():
+        if isinstance(classes.get(key), dict) and "aliases" not in classes[key]:
+            classes[key] = {**classes[key], "aliases": aliases}
     if isinstance(classes.get("flake_concurrency"), dict):
         flake_class = classes["flake_concurrency"]
         flake_class["files_bead"] = bool(flake.pop("file_bead", True))

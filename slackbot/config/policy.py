@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from slackbot.config.base import Key, SeverityName, Strict, normalise, spellings
+from slackbot.config.base import Key, SeverityName, Strict, normalise, spellings, unique_spellings
 from slackbot.config.durations import Duration
 from slackbot.config.targets import Role
 
@@ -218,13 +218,13 @@ class Policy(Strict):
     @field_validator("severities")
     @classmethod
     def _severity_names(cls, severities: dict[str, SeverityRule]) -> dict[str, SeverityRule]:
-        _unique_spellings({k: spellings(k, r.label, r.aliases) for k, r in severities.items()}, "severity")
+        unique_spellings({k: spellings(k, r.label, r.aliases) for k, r in severities.items()}, "severity")
         return severities
 
     @field_validator("flags")
     @classmethod
     def _flag_names(cls, flags: dict[str, FlagRule]) -> dict[str, FlagRule]:
-        _unique_spellings({k: spellings(k, r.label, r.aliases) for k, r in flags.items()}, "flag")
+        unique_spellings({k: spellings(k, r.label, r.aliases) for k, r in flags.items()}, "flag")
         return flags
 
     @field_validator("milestones")
@@ -237,7 +237,7 @@ class Policy(Strict):
             if milestone.key in seen:
                 raise ValueError(f"milestone {milestone.key} is named twice ([{seen[milestone.key]}] and [{index}])")
             seen[milestone.key] = index
-        _unique_spellings({m.key: spellings(m.key, m.label, m.aliases) for m in milestones}, "milestone")
+        unique_spellings({m.key: spellings(m.key, m.label, m.aliases) for m in milestones}, "milestone")
         resolving = [m.key for m in milestones if m.resolves]
         if resolving != [milestones[-1].key]:
             raise ValueError("exactly one milestone resolves the incident (resolves: true), and it comes last")
@@ -273,15 +273,6 @@ class Policy(Strict):
     @property
     def resolving(self) -> Milestone:
         return self.milestones[-1]
-
-
-def _unique_spellings(names: dict[str, set[str]], what: str) -> None:
-    owner: dict[str, str] = {}
-    for key, spelled in names.items():
-        for name in spelled:
-            if name in owner and owner[name] != key:
-                raise ValueError(f"{what} {key} and {what} {owner[name]} can both be typed as '{name}'")
-            owner[name] = key
 
 
 __all__ = ["PLACEHOLDERS", "ROOT_CAUSE", "Policy", "normalise"]

@@ -11,7 +11,16 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from slackbot.config.base import Key, SeverityName, SlackChannelId, SlackGroupId, SlackUserId, Strict
+from slackbot.config.base import (
+    Key,
+    SeverityName,
+    SlackChannelId,
+    SlackGroupId,
+    SlackUserId,
+    Strict,
+    spellings,
+    unique_spellings,
+)
 from slackbot.config.durations import Duration
 from slackbot.config.targets import Owner, Target
 
@@ -116,7 +125,8 @@ class Routing(Strict):
 
     @field_validator("classes")
     @classmethod
-    def _one_flag_holder(cls, classes: dict[str, ClassRoute]) -> dict[str, ClassRoute]:
+    def _classes(cls, classes: dict[str, ClassRoute]) -> dict[str, ClassRoute]:
+        unique_spellings({k: spellings(k, r.label, r.aliases) for k, r in classes.items()}, "class")
         for flag in ("takes_missing_ids", "run_escalation"):
             holders = [key for key, route in classes.items() if getattr(route, flag)]
             if len(holders) > 1:
