@@ -422,13 +422,13 @@ def main() -> int:
 
 def measure(args: argparse.Namespace) -> int:
     from slackbot.client import send_report
-    from slackbot.config import load_runbook
+    from slackbot.config import load_playbooks
     from slackbot.demo import seed_workspace
     from slackbot.emulator import SlackEmulator
     from slackbot.serving import free_port
     from slackbot.settings import DEFAULT_RUNBOOKS
 
-    runbook = load_runbook(DEFAULT_RUNBOOKS)
+    runbook = load_playbooks(DEFAULT_RUNBOOKS)
     with tempfile.TemporaryDirectory(prefix="ack-bench-") as tmp_dir, SlackEmulator(rate_limit_per_channel=0) as slack:
         tmp = Path(tmp_dir)
         seed_workspace(slack, runbook)

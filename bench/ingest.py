@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.benchdoc import update_section
 from slackbot.clock import SystemClock
-from slackbot.config import load_runbook
+from slackbot.config import load_playbooks
 from slackbot.db.engine import make_engine
 from slackbot.db.migrate import upgrade
 from slackbot.settings import DEFAULT_RUNBOOKS
@@ -57,7 +57,7 @@ def make_report(count: int, run_id: str) -> Report:
 
 
 def measure(count: int, runs: int = 3) -> list[float]:
-    runbook = load_runbook(DEFAULT_RUNBOOKS)
+    playbooks = load_playbooks(DEFAULT_RUNBOOKS)
     times = []
     for attempt in range(runs):
         report = make_report(count, f"bench-{count}-{attempt}")

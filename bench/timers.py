@@ -37,7 +37,7 @@ from sqlalchemy.engine import Engine
 
 from bench.benchdoc import update_section
 from slackbot.clock import SystemClock, as_utc
-from slackbot.config import Runbook, load_runbook
+from slackbot.config import Playbooks, load_playbooks
 from slackbot.db.engine import make_engine, session_scope
 from slackbot.db.migrate import upgrade
 from slackbot.db.models import Timer
@@ -55,7 +55,7 @@ RESTART_TARGET = 5.0
 class RecordingTimers(TimerService):
     """The real service, noting when each batch committed (the moment its escalations exist)."""
 
-    def __init__(self, runbook: Runbook) -> None:
+    def __init__(self, runbook: Playbooks) -> None:
         super().__init__(runbook, SystemClock())
         self.committed: dict[int, datetime] = {}
         self.batches = 0
@@ -70,7 +70,7 @@ class RecordingTimers(TimerService):
         return result
 
 
-def incidents(engine: Engine, runbook: Runbook, count: int) -> None:
+def incidents(engine: Engine, runbook: Playbooks, count: int) -> None:
     results = [
         {
             "scenarioId": f"BID-{n:05d}",
@@ -89,7 +89,7 @@ def incidents(engine: Engine, runbook: Runbook, count: int) -> None:
             "results": results,
         }
     )
-    IngestService(playbooks, SystemClock()).ingest_report(engine, report, source="bench")
+    IngestService(runbook, SystemClock()).ingest_report(engine, report, source="bench")
 
 
 def set_due_times(engine: Engine, first: datetime, spacing: timedelta) -> dict[int, datetime]:
@@ -136,7 +136,7 @@ class Outcome:
     restart_batches: int
 
 
-def measure(database: str, url_for: object, runbook: Runbook, count: int, window: float) -> Outcome:
+def measure(database: str, url_for: object, runbook: Playbooks, count: int, window: float) -> Outcome:
     assert callable(url_for)
     # Lateness: due times spread over the window, starting shortly after the scheduler starts.
     engine = make_engine(url_for("lateness"))
@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--window", type=float, default=10.0, help="seconds over which the timers come due")
     args = parser.parse_args()
-    runbook = load_runbook(DEFAULT_RUNBOOKS)
+    runbook = load_playbooks(DEFAULT_RUNBOOKS)
     outcomes: list[Outcome] = []
     notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,6 +21,7 @@ PLACEHOLDERS = (
     "invariantId",
     "testFile",
     "testName",
+    "testCase",
     "repository",
     "branch",
     "sha",

@@ -7,6 +7,7 @@ one place keeps ``gh run download …`` and the repro command identical everywhe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from slackbot.config import Playbook
@@ -20,6 +21,7 @@ PLACEHOLDER_TEXT = {
     "invariantId": "<invariantId>",
     "testFile": "<testFile>",
     "testName": "<testName>",
+    "testCase": "<test case>",
     "repository": "<owner>/<repo>",
     "branch": "<branch>",
     "sha": "<sha>",
@@ -37,6 +39,8 @@ def command_values(incident: Incident, run: Run | None, command: str | None = No
         "invariantId": incident.invariant_id or "",
         "testFile": incident.test_file or "",
         "testName": incident.test_identity,
+        # The test's own name: after the last "::" of its identity, without parameters or arguments.
+        "testCase": re.split(r"[\[(]", incident.test_identity.rsplit("::", 1)[-1], maxsplit=1)[0].strip(),
         "repository": incident.repository,
         "branch": (run.branch if run else None) or "",
         "sha": (run.sha if run else None) or "",

@@ -19,9 +19,10 @@ from slackbot.config import Playbook
 from slackbot.config.durations import human_duration
 from slackbot.db.models import Incident, Occurrence, Run, RunbookExecution, TimelineEvent
 from slackbot.documents import templates
-from slackbot.documents.templates import inline, when
 from slackbot.documents.commands import fill_command, repro_for
+from slackbot.documents.templates import inline, when
 from slackbot.domain.effects import Event
+from slackbot.domain.ids import identity
 from slackbot.domain.states import BeadState, IncidentStatus
 
 TEMPLATE = "postmortem.md.j2"
@@ -72,9 +73,8 @@ def render_postmortem(inputs: PostmortemInputs) -> Postmortem:
     context = build_context(inputs)
     markdown = templates.markdown(inputs.playbook).get_template(TEMPLATE).render(**context)
     markdown = "\n".join(line.rstrip() for line in markdown.strip().splitlines()) + "\n"
-    ids = f"{incident.scenario_id or 'no scenarioId'} / {incident.invariant_id or 'no invariantId'}"
     draft = bool(context["draft"])
-    title = f"{'DRAFT ' if draft else ''}Postmortem {incident.key}: {ids}"
+    title = f"{'DRAFT ' if draft else ''}Postmortem {incident.key}: {identity(incident)}"
     return Postmortem(filename=f"{incident.key}-postmortem.md", title=title[:250], markdown=markdown, draft=draft)
 
 

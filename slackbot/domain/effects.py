@@ -91,8 +91,9 @@ class Key:
         return f"bead:{incident_id}" if revision is None else f"bead:{incident_id}:{revision}"
 
     @staticmethod
-    def bead_comment(incident_id: int, run_pk: int | None) -> str:
-        return f"bead-comment:{incident_id}:{run_pk}"
+    def bead_comment(incident_id: int, about: str) -> str:
+        """``about``: what the comment is for, e.g. a run's id (a recurrence) or a milestone."""
+        return f"bead-comment:{incident_id}:{about}"
 
     @staticmethod
     def bead_close(incident_id: int, revision: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 _PARAMS = re.compile(r"\[[^\]]*\]")
 _SPACE = re.compile(r"\s+")
@@ -43,3 +44,12 @@ def incident_key(incident_id: int | None) -> str:
 
 
 ALERTMANAGER_REPOSITORY = "alertmanager"  # the repository of incidents opened from Alertmanager alerts
+
+
+def identity(incident: Any) -> str:
+    """How people name a failure: its ids, or the test when its playbook needs no ids."""
+    if incident.scenario_id or incident.invariant_id:
+        return f"{incident.scenario_id or 'no scenarioId'} / {incident.invariant_id or 'no invariantId'}"
+    if incident.contract_violation:
+        return "no scenarioId / no invariantId"
+    return str(incident.test_identity)

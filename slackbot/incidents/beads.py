@@ -69,18 +69,24 @@ def request(
     return Outcome(incident.id, f"filing a bead for {incident.key}")
 
 
-def comment_recurrence(incident: Incident, run: Run, added: int, effects: Effects) -> None:
+def comment(incident: Incident, effects: Effects, text: str, *, key: str) -> None:
+    """A comment on the incident's defect (when it has one, or is being filed: it waits for it)."""
     if not has_bead(incident):
         return
     assert incident.id is not None
-    where = run.url or f"{run.repository}#{run.run_id}"
     effects.enqueue(
         EffectKind.BEAD_COMMENT,
-        Key.bead_comment(incident.id, run.id),
-        {"text": f"Seen again in {where} (+{added}, {incident.occurrence_count} occurrences in all)."},
+        Key.bead_comment(incident.id, key),
+        {"text": text},
         incident_id=incident.id,
         lane=Lane.BEADS,
     )
+
+
+def comment_recurrence(incident: Incident, run: Run, added: int, effects: Effects) -> None:
+    where = run.url or f"{run.repository}#{run.run_id}"
+    text = f"Seen again in {where} (+{added}, {incident.occurrence_count} occurrences in all)."
+    comment(incident, effects, text, key=str(run.id))
 
 
 def close_with(incident: Incident, effects: Effects) -> None:

@@ -327,11 +327,11 @@ class IncidentCore:
                 text = ""
         missing = [f for f in milestone.asks if not f.optional and f.key not in values]
         if missing:
-            first = missing[0]
+            first, others = missing[0], missing[1:]
+            named = "".join(f' {f.key}="<{f.label.lower()}>"' for f in others)
             raise IncidentError(
-                f"{milestone.label} needs the {first.label.lower()}: "
-                f"/triage status {incident.key} {milestone.key} <{first.label.lower()}>"
-                + (f" (also: {', '.join(f.label.lower() for f in missing[1:])})" if len(missing) > 1 else "")
+                f"{milestone.label} needs the {', '.join(f.label.lower() for f in missing)}: "
+                f"/triage status {incident.key} {milestone.key}{named} <{first.label.lower()}>"
             )
         return values
 
@@ -389,6 +389,8 @@ class IncidentCore:
             raise IncidentError(
                 f"resolving {incident.key} needs the root cause: /triage resolve {incident.key} <root cause>"
             )
+        if milestone.requires_class and not incident.failure_class:
+            raise IncidentError(f"classify {incident.key} before {milestone.label.lower()}")
         route = playbook.class_route(incident.failure_class)
         if route is not None and route.bead_before_resolve and not incident.bead_id:
             raise IncidentError(

@@ -23,9 +23,9 @@ from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, OutboxItem
 from slackbot.domain.effects import EffectKind
+from slackbot.domain.ids import identity
 from slackbot.outbox.slack_deliveries import is_posted
 from slackbot.outbox.worker import Handler, PermanentFailure, RetryLater
-from slackbot.slack.card import identity
 from slackbot.slack.escape import code
 from slackbot.slack.posts import Mrkdwn, note_context, render_named
 from slackbot.sources.github import GitHubRunService

@@ -19,12 +19,12 @@ from slackbot.config import PageTarget, Playbook, Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, OutboxItem, Run
 from slackbot.domain.effects import EffectKind
+from slackbot.domain.ids import identity
 from slackbot.domain.states import DeliveryState, IncidentStatus
 from slackbot.incidents.effects import Effects
 from slackbot.incidents.paging import enqueue_page
 from slackbot.outbox.slack_deliveries import find_posted, post_metadata
 from slackbot.outbox.worker import Handler, PermanentFailure
-from slackbot.slack.card import identity
 from slackbot.slack.escape import escape, link
 from slackbot.slack.posts import Mrkdwn, render_named
 

@@ -31,7 +31,7 @@ from slackbot.config.policy import AlertRunbook
 from slackbot.config.taxonomy import TaxonomyEntry
 from slackbot.db.models import Incident, Run
 from slackbot.documents.commands import fill_command, repro_for
-from slackbot.domain.ids import ALERTMANAGER_REPOSITORY
+from slackbot.domain.ids import ALERTMANAGER_REPOSITORY, identity
 from slackbot.domain.states import BeadState, IncidentStatus
 from slackbot.slack.escape import code, escape, link, slack_date, truncate
 
@@ -74,15 +74,6 @@ def _md(text: str) -> MarkdownTextObject:
 
 def _section(text: str) -> SectionBlock:
     return SectionBlock(text=_md(truncate(text, SECTION_LIMIT)))
-
-
-def identity(incident: Incident) -> str:
-    """How the card names the failure: its ids, or the test when the playbook needs no ids."""
-    if incident.scenario_id or incident.invariant_id:
-        return f"{incident.scenario_id or 'no scenarioId'} / {incident.invariant_id or 'no invariantId'}"
-    if incident.contract_violation:
-        return "no scenarioId / no invariantId"
-    return incident.test_identity
 
 
 def _entry_text(kind: str, ident: str | None, entry: TaxonomyEntry | None, violation: bool) -> str:

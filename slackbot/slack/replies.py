@@ -8,7 +8,7 @@ from datetime import datetime
 
 from slackbot.config import ChoiceError, Playbook, Playbooks
 from slackbot.db.models import Incident, TimelineEvent
-from slackbot.slack.card import identity
+from slackbot.domain.ids import identity
 from slackbot.slack.escape import code, escape, slack_date
 
 COMMANDS = (

@@ -87,7 +87,8 @@ class Result(_Model):
     @property
     def test_identity(self) -> str:
         """What identifies the test when the harness emitted no ids (the fingerprint fallback)."""
-        return "::".join(part for part in (self.test_file, self.test_name) if part) or "unknown-test"
+        named = "::".join(part for part in (self.test_file, self.test_name) if part)
+        return named or (self.command or "").strip()[:500] or "unknown-test"
 
 
 class Report(_Model):

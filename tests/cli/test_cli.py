@@ -33,7 +33,7 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> s
 def broken_runbooks(tmp_path: Path) -> Path:
     target = tmp_path / "runbooks"
     shutil.copytree(RUNBOOKS, target)
-    policy = target / "policy.yml"
+    policy = target / "integration-triage" / "policy.yml"
     policy.write_text(policy.read_text().replace("classify_within: 20m", "classify_within: twenty minutes"))
     return target
 
@@ -49,10 +49,11 @@ def test_check_names_file_line_and_field_on_a_broken_copy(broken_runbooks: Path)
     assert result.returncode == 1
     line = next(
         n
-        for n, text in enumerate((broken_runbooks / "policy.yml").read_text().splitlines(), 1)
+        for n, text in enumerate((broken_runbooks / "integration-triage" / "policy.yml").read_text().splitlines(), 1)
         if text.startswith("classify_within")
     )
-    assert f"policy.yml:{line}: classify_within: 'twenty minutes' is not a duration" in result.stdout
+    expected = f"integration-triage/policy.yml:{line}: classify_within: 'twenty minutes' is not a duration"
+    assert expected in result.stdout
 
 
 def test_serve_refuses_to_start_on_an_invalid_runbook_with_the_same_messages(
@@ -65,8 +66,28 @@ def test_serve_refuses_to_start_on_an_invalid_runbook_with_the_same_messages(
         env={"TRIAGE_RUNBOOKS_DIR": str(broken_runbooks), "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"},
     )
     assert result.returncode == 2
-    assert "policy.yml:" in result.stderr and "classify_within" in result.stderr
+    assert "integration-triage/policy.yml:" in result.stderr and "classify_within" in result.stderr
     assert "refusing to start" in result.stderr
+
+
+def test_serve_refuses_to_start_on_a_template_that_cannot_render(tmp_path: Path) -> None:
+    """A template with an undefined variable passes YAML validation; it must not reach the first
+    incident that needs it, so check and serve render every template first."""
+    target = tmp_path / "runbooks"
+    shutil.copytree(RUNBOOKS, target)
+    template = target / "templates" / "slack" / "acknowledged.j2"
+    template.write_text(template.read_text() + "Pager: {{ pager_url }}\n")
+    checked = run("check", "--runbooks", str(target))
+    assert checked.returncode == 1
+    assert "templates/slack/acknowledged.j2:2: (template): undefined variable" in checked.stdout
+    assert "'pager_url' is undefined" in checked.stdout
+    served = run(
+        "serve",
+        "--port",
+        str(free_port()),
+        env={"TRIAGE_RUNBOOKS_DIR": str(target), "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"},
+    )
+    assert served.returncode == 2 and "pager_url" in served.stderr and "refusing to start" in served.stderr
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from slackbot.client import send_report
-from slackbot.config import load_runbook
+from slackbot.config import load_playbooks
 from slackbot.db.engine import make_engine
 from slackbot.db.migrate import upgrade
 from slackbot.db.models import Incident, OutboxItem, TimelineEvent, Timer
@@ -63,7 +63,8 @@ def runbooks_copy(target: Path, *, classify_within: str) -> Path:
     """The repo's runbooks with a short 20-minute rule, one escalation level that does not repeat,
     a PagerDuty routing key on every escalation target, and ten load-test suites/channels."""
     shutil.copytree(RUNBOOKS, target)
-    policy_file, routing_file = target / "policy.yml", target / "routing.yml"
+    playbook = target / "integration-triage"  # the default playbook, whose failures these are
+    policy_file, routing_file = playbook / "policy.yml", playbook / "routing.yml"
     policy = yaml.safe_load(policy_file.read_text())
     policy["classify_within"] = classify_within
     policy["escalation"] = {
@@ -78,7 +79,7 @@ def runbooks_copy(target: Path, *, classify_within: str) -> Path:
     for n, suite in enumerate(SUITES):
         routing["suites"][suite] = {"channel": f"C0LOAD{n}", "description": f"load test suite {n}"}
     routing_file.write_text(yaml.safe_dump(routing, sort_keys=False, allow_unicode=True))
-    load_runbook(target)  # the copy must be a valid runbook, or every replica refuses to start
+    load_playbooks(target)  # the copy must be a valid runbook, or every replica refuses to start
     return target
 
 
@@ -163,7 +164,7 @@ def cluster_factory(postgres: PostgresServer, tmp_path: Path) -> Iterator[Any]:
             stack.callback(engine.dispose)
             runbooks = runbooks_copy(tmp_path / "runbooks", classify_within=classify_within)
             emulator = stack.enter_context(SlackEmulator(rate_limit_per_channel=0))
-            seed_workspace(emulator, load_runbook(runbooks))
+            seed_workspace(emulator, load_playbooks(runbooks))
             pagerduty = stack.enter_context(running_pagerduty())
             env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TRIAGE_", "PAGERDUTY_"))}
             env |= {

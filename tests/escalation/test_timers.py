@@ -15,18 +15,17 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from slackbot.clock import FakeClock
-from slackbot.config import Playbooks, Runbook
+from slackbot.config import Playbook, Playbooks
 from slackbot.db.engine import make_engine, session_scope
 from slackbot.db.migrate import upgrade
 from slackbot.db.models import Incident, TimelineEvent, Timer
 from slackbot.domain.changes import Actor, Classify, Resolve, SetSeverity
+from slackbot.domain.states import TimerKind
 from slackbot.incidents.core import IncidentCore
 from slackbot.incidents.effects import arm_timer, cancel_timer
 from slackbot.incidents.timers import TimerService
 from slackbot.outbox.paging_deliveries import PagingDeliveries
-from slackbot.slack.posts import PostRenderer
 from slackbot.sources.ingest import IngestService
-from tests.conftest import RUNBOOKS
 from tests.factories import outbox, parsed, result
 from tests.pgserver import PostgresServer
 
@@ -35,7 +34,9 @@ LEADS_ONCALL = "U0GRACE"  # @triage-leads: the escalation target of every class
 RELEASE_MAINTAINER = "U0FRANK"
 
 
-def ingest(engine: Engine, runbook: Runbook, clock: FakeClock, count: int = 1, *, run_id: str = "9187") -> list[int]:
+def ingest(
+    engine: Engine, playbooks: Playbooks, clock: FakeClock, count: int = 1, *, run_id: str = "9187"
+) -> list[int]:
     """``count`` distinct unclassified failures (BID-* suggests algorithm_regression)."""
     results = [result(f"BID-{n:03d}", "TENANT-001") for n in range(1, count + 1)]
     outcome = IngestService(playbooks, clock).ingest_report(engine, parsed(*results, run_id=run_id))
@@ -74,11 +75,11 @@ def incident(engine: Engine, incident_id: int) -> Incident:
         return found
 
 
-def test_the_20_minute_rule_fires_once_at_the_deadline_and_not_before(playbooks: Playbooks,
-    engine: Engine, runbook: Runbook, clock: FakeClock
+def test_the_20_minute_rule_fires_once_at_the_deadline_and_not_before(
+    playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock
 ) -> None:
     timers = TimerService(playbooks, clock)
-    (iid,) = ingest(engine, runbook, clock)
+    (iid,) = ingest(engine, playbooks, clock)
     deadline = incident(engine, iid).classify_deadline
 
     clock.advance(runbook.policy.classify_within - timedelta(seconds=1))
@@ -93,7 +94,7 @@ def test_the_20_minute_rule_fires_once_at_the_deadline_and_not_before(playbooks:
     assert timers.fire_due(engine, "bot-1").fired == 0
 
     (escalated,) = timeline(engine, "escalated", iid)
-    assert escalated.source == "timer" and "Not classified within 20 min: escalation level 1" in escalated.message
+    assert escalated.source == "timer" and "Not classified within 20 minutes: escalation level 1" in escalated.message
     assert incident(engine, iid).escalation_level == 1
     # Level 1 pages the escalation target of the suggested owner: mentioned in the thread, DMed.
     (thread,) = [o for o in outbox(engine, "thread_post", iid) if o.payload.get("template") == "paged"]
@@ -110,11 +111,13 @@ def test_the_20_minute_rule_fires_once_at_the_deadline_and_not_before(playbooks:
     assert fired.step == 1 and fired.state == "pending"  # re-armed for the next level
 
 
-def test_levels_repeat_every_interval_then_stop(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_levels_repeat_every_interval_then_stop(
+    playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock
+) -> None:
     policy = runbook.policy.escalation
     assert (len(policy.levels), policy.repeat_every, policy.max_repeats) == (2, timedelta(minutes=10), 3)
     timers = TimerService(playbooks, clock)
-    (iid,) = ingest(engine, runbook, clock)
+    (iid,) = ingest(engine, playbooks, clock)
 
     clock.advance(runbook.policy.classify_within)
     assert timers.fire_due(engine, "bot").fired == 1
@@ -142,11 +145,11 @@ def test_levels_repeat_every_interval_then_stop(playbooks: Playbooks, engine: En
     )
 
 
-def test_classifying_stops_the_escalation_and_reclassifying_does_not_restart_it(playbooks: Playbooks,
-    engine: Engine, runbook: Runbook, clock: FakeClock
+def test_classifying_stops_the_escalation_and_reclassifying_does_not_restart_it(
+    playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock
 ) -> None:
     timers = TimerService(playbooks, clock)
-    early, late = ingest(engine, runbook, clock, 2)
+    early, late = ingest(engine, playbooks, clock, 2)
     incidents = IncidentCore(playbooks, clock)
     incidents.run(engine, early, RESPONDER, Classify("infra"))  # in time
     clock.advance(runbook.policy.classify_within)
@@ -165,9 +168,11 @@ def test_classifying_stops_the_escalation_and_reclassifying_does_not_restart_it(
     assert classify_timer(engine, early).state == classify_timer(engine, late).state == "cancelled"
 
 
-def test_resolving_stops_the_escalation(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_resolving_stops_the_escalation(
+    playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock
+) -> None:
     timers = TimerService(playbooks, clock)
-    (iid,) = ingest(engine, runbook, clock)
+    (iid,) = ingest(engine, playbooks, clock)
     clock.advance(runbook.policy.classify_within)
     assert timers.fire_due(engine, "bot").fired == 1
     IncidentCore(playbooks, clock).run(engine, iid, RESPONDER, Resolve("fixture reset between runs"))
@@ -177,9 +182,9 @@ def test_resolving_stops_the_escalation(playbooks: Playbooks, engine: Engine, ru
     assert classify_timer(engine, iid).state == "cancelled"
 
 
-def test_a_stale_token_does_nothing(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_a_stale_token_does_nothing(playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock) -> None:
     timers = TimerService(playbooks, clock)
-    rearmed, cancelled = ingest(engine, runbook, clock, 2)
+    rearmed, cancelled = ingest(engine, playbooks, clock, 2)
     clock.advance(runbook.policy.classify_within)
     # A firing decided on an old reading: both timers were due when read...
     with session_scope(engine) as session:
@@ -190,11 +195,11 @@ def test_a_stale_token_does_nothing(playbooks: Playbooks, engine: Engine, runboo
         arm_timer(
             session,
             subject=f"incident:{rearmed}",
-            kind="classify",
+            kind=TimerKind.CLASSIFY,
             due_at=clock.now() + timedelta(minutes=5),
             incident_id=rearmed,
         )
-        cancel_timer(session, subject=f"incident:{cancelled}", kind="classify")
+        cancel_timer(session, subject=f"incident:{cancelled}", kind=TimerKind.CLASSIFY)
     with session_scope(engine) as session:
         assert TimerService.claim(session, seen, clock.now(), "late-replica") == []
     assert timers.fire_due(engine, "bot").fired == 0
@@ -206,10 +211,12 @@ def test_a_stale_token_does_nothing(playbooks: Playbooks, engine: Engine, runboo
     assert [e.incident_id for e in timeline(engine, "escalated")] == [rearmed]
 
 
-def test_overdue_timers_fire_exactly_once_on_the_first_call(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_overdue_timers_fire_exactly_once_on_the_first_call(
+    playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock
+) -> None:
     """The bot was down for three hours: every missed deadline escalates once, at level 1, and
     the next levels come repeat_every apart from now (no burst of five levels at once)."""
-    ids = ingest(engine, runbook, clock, 120)
+    ids = ingest(engine, playbooks, clock, 120)
     clock.advance(timedelta(hours=3))
     timers = TimerService(playbooks, clock)
     first = timers.fire_due(engine, "restarted", limit=50)  # several batches in one call
@@ -224,11 +231,11 @@ def test_overdue_timers_fire_exactly_once_on_the_first_call(playbooks: Playbooks
     assert {classify_timer(engine, i).due_at.replace(tzinfo=None) for i in ids} == {nxt.replace(tzinfo=None)}
 
 
-def test_concurrent_firings_fire_each_due_timer_exactly_once(playbooks: Playbooks,
-    engine: Engine, runbook: Runbook, clock: FakeClock
+def test_concurrent_firings_fire_each_due_timer_exactly_once(
+    playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock
 ) -> None:
     """Eight replicas' schedulers wake at the same moment; small batches make them interleave."""
-    ids = ingest(engine, runbook, clock, 200)
+    ids = ingest(engine, playbooks, clock, 200)
     clock.advance(runbook.policy.classify_within)
     timers = TimerService(playbooks, clock)
     start = threading.Barrier(8)
@@ -259,8 +266,8 @@ def test_concurrent_firings_fire_each_due_timer_exactly_once(playbooks: Playbook
     assert {incident(engine, i).escalation_level for i in ids} == {1}
 
 
-def test_a_timer_whose_incident_is_being_changed_waits_and_then_sees_the_change(playbooks: Playbooks,
-    postgres: PostgresServer, runbook: Runbook, clock: FakeClock
+def test_a_timer_whose_incident_is_being_changed_waits_and_then_sees_the_change(
+    playbooks: Playbooks, postgres: PostgresServer, runbook: Playbook, clock: FakeClock
 ) -> None:
     """PostgreSQL: a responder's classification holds the incident row when the timer comes due.
     The firing skips it instead of waiting (no deadlock, no page racing the classification) and
@@ -268,7 +275,7 @@ def test_a_timer_whose_incident_is_being_changed_waits_and_then_sees_the_change(
     engine = make_engine(postgres.create_database("timers_busy"))
     upgrade(engine)
     try:
-        (iid,) = ingest(engine, runbook, clock)
+        (iid,) = ingest(engine, playbooks, clock)
         clock.advance(runbook.policy.classify_within)
         timers = TimerService(playbooks, clock)
         with session_scope(engine) as session:
@@ -277,7 +284,7 @@ def test_a_timer_whose_incident_is_being_changed_waits_and_then_sees_the_change(
             busy = timers.fire_due(engine, "bot")
             assert busy.fired == 0 and busy.deferred >= 1  # (each of the parallel batches may see it)
             # ...classifies (which also cancels the timer row, still uncommitted)...
-            IncidentCore(playbooks, clock).classify(session, iid, RESPONDER, failure_class="infra")
+            IncidentCore(playbooks, clock).apply(session, iid, RESPONDER, Classify("infra"))
             assert timers.fire_due(engine, "bot").fired == 0
         # ...and commits: the timer is cancelled, nothing fires after the classification.
         assert timers.fire_due(engine, "bot").fired == 0
@@ -287,8 +294,10 @@ def test_a_timer_whose_incident_is_being_changed_waits_and_then_sees_the_change(
         engine.dispose()
 
 
-def test_sev1_pages_the_release_maintainer_at_once(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
-    (iid,) = ingest(engine, runbook, clock)
+def test_sev1_pages_the_release_maintainer_at_once(
+    playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock
+) -> None:
+    (iid,) = ingest(engine, playbooks, clock)
     IncidentCore(playbooks, clock).run(engine, iid, RESPONDER, SetSeverity("SEV-1"))
     # No timer involved: the pages are queued in the same transaction as the severity change.
     assert pages(engine, iid) == sorted(
@@ -304,12 +313,12 @@ def test_sev1_pages_the_release_maintainer_at_once(playbooks: Playbooks, engine:
 
 
 @pytest.mark.parametrize("change", ["classify", "resolve"])
-def test_pages_queued_before_a_change_are_dropped_at_delivery(playbooks: Playbooks,
-    engine: Engine, runbook: Runbook, clock: FakeClock, change: str
+def test_pages_queued_before_a_change_are_dropped_at_delivery(
+    playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock, change: str
 ) -> None:
     """The escalation page waits in the outbox (Slack paced, PagerDuty retrying) and meanwhile
     someone classifies or resolves: it must not go out (OnCall #4654, #4760)."""
-    (iid,) = ingest(engine, runbook, clock)
+    (iid,) = ingest(engine, playbooks, clock)
     clock.advance(runbook.policy.classify_within + runbook.policy.escalation.repeat_every)
     timers = TimerService(playbooks, clock)
     timers.fire_due(engine, "bot")
@@ -326,8 +335,7 @@ def test_pages_queued_before_a_change_are_dropped_at_delivery(playbooks: Playboo
     paging = PagingDeliveries(
         engine,
         AsyncWebClient(token="xoxb-none", base_url=unreachable + "api/"),
-        runbook,
-        PostRenderer(runbook, RUNBOOKS / "templates"),
+        playbooks,
         pagerduty_url=unreachable,
         public_url="http://127.0.0.1:3000",
     )

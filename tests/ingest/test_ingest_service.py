@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from slackbot.clock import FakeClock
-from slackbot.config import Playbooks, Runbook
+from slackbot.config import Playbook, Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, Occurrence, OutboxItem, Run, TimelineEvent, Timer
 from slackbot.sources.ingest import IngestService
@@ -34,7 +34,9 @@ def incidents(engine: Engine) -> list[Incident]:
         return list(session.exec(select(Incident).order_by(Incident.id)))  # type: ignore[arg-type]
 
 
-def test_failures_group_into_one_incident_per_fingerprint(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_failures_group_into_one_incident_per_fingerprint(
+    playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock
+) -> None:
     service = IngestService(playbooks, clock)
     report = parsed(
         result("BID-001", "TENANT-001"),
@@ -53,7 +55,7 @@ def test_failures_group_into_one_incident_per_fingerprint(playbooks: Playbooks, 
     ]
     first = rows[0]
     assert first.status == "open" and first.failure_class is None
-    assert first.channel == runbook.routing.channel_for_suite("nightly")
+    assert first.channel == runbook.channel_for_suite("nightly")
     assert first.classify_deadline == clock.now() + runbook.policy.classify_within
     # one card each, and a classification timer each: the 20-minute rule is armed at ingest
     assert len(outbox(engine, "card")) == 2
@@ -63,7 +65,7 @@ def test_failures_group_into_one_incident_per_fingerprint(playbooks: Playbooks, 
     assert all(t.kind == "classify" and t.state == "pending" for t in timers)
 
 
-def test_sending_the_same_report_twice_changes_nothing(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_sending_the_same_report_twice_changes_nothing(playbooks: Playbooks, engine: Engine, clock: FakeClock) -> None:
     service = IngestService(playbooks, clock)
     report = parsed(result("BID-001", "TENANT-001"), result("NOS-002", "ASSIGN-001"))
     service.ingest_report(engine, report)
@@ -75,8 +77,8 @@ def test_sending_the_same_report_twice_changes_nothing(playbooks: Playbooks, eng
     assert [i.occurrence_count for i in incidents(engine)] == [1, 1]
 
 
-def test_a_new_run_of_an_open_failure_is_a_thread_reply_not_a_new_card(playbooks: Playbooks,
-    engine: Engine, runbook: Runbook, clock: FakeClock
+def test_a_new_run_of_an_open_failure_is_a_thread_reply_not_a_new_card(
+    playbooks: Playbooks, engine: Engine, clock: FakeClock
 ) -> None:
     service = IngestService(playbooks, clock)
     service.ingest_report(engine, parsed(result("BID-001", "TENANT-001")))
@@ -96,7 +98,9 @@ def test_a_new_run_of_an_open_failure_is_a_thread_reply_not_a_new_card(playbooks
     ]
 
 
-def test_a_resolved_incident_does_not_absorb_a_new_failure(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_a_resolved_incident_does_not_absorb_a_new_failure(
+    playbooks: Playbooks, engine: Engine, clock: FakeClock
+) -> None:
     service = IngestService(playbooks, clock)
     service.ingest_report(engine, parsed(result("BID-001", "TENANT-001")))
     with session_scope(engine) as session:
@@ -109,7 +113,9 @@ def test_a_resolved_incident_does_not_absorb_a_new_failure(playbooks: Playbooks,
     assert len(incidents(engine)) == 2
 
 
-def test_a_resolved_flake_that_recurs_reopens_and_escalates(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_a_resolved_flake_that_recurs_reopens_and_escalates(
+    playbooks: Playbooks, engine: Engine, clock: FakeClock
+) -> None:
     service = IngestService(playbooks, clock)
     service.ingest_report(engine, parsed(result("ADV-003", "IDEMP-002")))
     with session_scope(engine) as session:
@@ -124,11 +130,11 @@ def test_a_resolved_flake_that_recurs_reopens_and_escalates(playbooks: Playbooks
     (incident,) = incidents(engine)
     assert incident.status == "open" and incident.occurrence_count == 2
     assert {o.payload["reason"] for o in outbox(engine, "thread_post") if o.payload.get("template") == "paged"} == {
-        "flake_recurred"
+        "recurred"
     }
 
 
-def test_missing_ids_are_a_harness_contract_violation(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_missing_ids_are_a_harness_contract_violation(playbooks: Playbooks, engine: Engine, clock: FakeClock) -> None:
     service = IngestService(playbooks, clock)
     outcome = service.ingest_report(
         engine,
@@ -152,15 +158,17 @@ def test_missing_ids_are_a_harness_contract_violation(playbooks: Playbooks, engi
     assert {"created", "classified"} <= kinds
 
 
-def test_unknown_prefix_is_flagged_as_a_documentation_gap(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_unknown_prefix_is_flagged_as_a_documentation_gap(
+    playbooks: Playbooks, engine: Engine, clock: FakeClock
+) -> None:
     service = IngestService(playbooks, clock)
     outcome = service.ingest_report(engine, parsed(result("PAY-001", "TENANT-001")))
     assert outcome.incidents[0].documentation_gap == "scenario prefix PAY is not in the taxonomy"
     assert outcome.incidents[0].contract_violation is False
 
 
-def test_a_run_spanning_several_prefixes_escalates_once_for_the_run(playbooks: Playbooks,
-    engine: Engine, runbook: Runbook, clock: FakeClock
+def test_a_run_spanning_several_prefixes_escalates_once_for_the_run(
+    playbooks: Playbooks, engine: Engine, clock: FakeClock
 ) -> None:
     service = IngestService(playbooks, clock)
     report = parsed(
@@ -177,7 +185,9 @@ def test_a_run_spanning_several_prefixes_escalates_once_for_the_run(playbooks: P
     assert len(outbox(engine, "run_escalation")) == 1
 
 
-def test_owner_is_suggested_from_the_test_file_and_recorded(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_owner_is_suggested_from_the_test_file_and_recorded(
+    playbooks: Playbooks, engine: Engine, clock: FakeClock
+) -> None:
     service = IngestService(playbooks, clock)
     service.ingest_report(
         engine, parsed(result("API-002", "TENANT-003", test_file="tests/integration/harness/clock.test.ts"))
@@ -190,8 +200,8 @@ def test_owner_is_suggested_from_the_test_file_and_recorded(playbooks: Playbooks
     assert routed.data["class"] == "harness_diagnostics"
 
 
-def test_concurrent_ingests_of_one_failure_open_one_incident(playbooks: Playbooks,
-    engine: Engine, runbook: Runbook, clock: FakeClock
+def test_concurrent_ingests_of_one_failure_open_one_incident(
+    playbooks: Playbooks, engine: Engine, clock: FakeClock
 ) -> None:
     service = IngestService(playbooks, clock)
     errors: list[BaseException] = []

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from slackbot.clock import FakeClock
-from slackbot.config import Runbook
+from slackbot.config import Playbook
 from slackbot.db.models import Incident, Occurrence, OutboxItem, Timer
 from slackbot.sources.alertmanager import AlertmanagerPayload, AlertmanagerService
 from tests.integrations.conftest import CiBot
@@ -77,7 +77,7 @@ def test_alert_lifecycle_open_repeat_grow_resolve_reopen(ci_bot: CiBot) -> None:
     card = ci_bot.card_text("INC-1", TRIAGE)
     assert "IngestionLagHigh" in card and "Infra/CI" in card and "SEV-2" in card
     assert "Key entity ids" in card and "job=`ingestion`" in card  # the group's common labels
-    runbook_post = wait_thread_with(ci_bot, "INC-1", "Runbook")
+    runbook_post = wait_thread_with(ci_bot, "INC-1", "Playbook")
     assert "Restart ingestion service; re-run settlement." in runbook_post
     assert "Lag returns to normal; scores are correct." in runbook_post
     assert "<https://runbooks.example.com/ingestion-lag|runbook>" in runbook_post
@@ -149,7 +149,7 @@ def test_authentication_and_payload_errors(ci_bot: CiBot) -> None:
         assert session.exec(select(Incident)).all() == []
 
 
-def race(engine: Engine, runbook: Runbook, payloads: list[dict[str, Any]]) -> list[str]:
+def race(engine: Engine, runbook: Playbook, payloads: list[dict[str, Any]]) -> list[str]:
     """Deliver the payloads from parallel threads at the same instant (an HA pair, two replicas)."""
     service = AlertmanagerService(playbooks, FakeClock())
     barrier = threading.Barrier(len(payloads))
@@ -173,14 +173,14 @@ def race(engine: Engine, runbook: Runbook, payloads: list[dict[str, Any]]) -> li
     return sorted(statuses)
 
 
-def test_ha_pair_sending_the_same_notification_at_once_opens_one_incident(engine: Engine, runbook: Runbook) -> None:
+def test_ha_pair_sending_the_same_notification_at_once_opens_one_incident(engine: Engine, runbook: Playbook) -> None:
     assert race(engine, runbook, [notification(), notification()]) == ["duplicate", "opened"]
     with Session(engine) as session:
         assert len(session.exec(select(Incident)).all()) == 1
         assert len(session.exec(select(OutboxItem).where(OutboxItem.kind == "card")).all()) == 1
 
 
-def test_two_notifications_racing_to_open_one_group_share_the_incident(engine: Engine, runbook: Runbook) -> None:
+def test_two_notifications_racing_to_open_one_group_share_the_incident(engine: Engine, runbook: Playbook) -> None:
     statuses = race(engine, runbook, [notification(alert("ingest-1")), notification(alert("ingest-2"))])
     assert statuses == ["opened", "updated"]
     with Session(engine) as session:

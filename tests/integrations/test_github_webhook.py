@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from slackbot.app import build_workers
 from slackbot.clock import FakeClock
-from slackbot.config import Playbooks, Runbook
+from slackbot.config import Playbooks
 from slackbot.db.models import Incident, Occurrence, OutboxItem, TimelineEvent
 from slackbot.runtime import build_runtime
 from slackbot.settings import Settings
@@ -247,7 +247,7 @@ def test_github_jobs_run_without_slack_and_survive_a_crash_after_accepting(
         )
         first = build_runtime(settings, clock=FakeClock())
         run = WorkflowRun.from_webhook(workflow_run_payload(conclusion="failure"))
-        service = GitHubRunService(first.runbook, first.clock, first.ingest)
+        service = GitHubRunService(first.playbooks, first.clock, first.ingest)
         assert service.accept(first.engine, "delivery-1", run) is True
         assert service.accept(first.engine, "delivery-1", run) is False
         first.engine.dispose()  # the process is gone before any worker ran
@@ -279,7 +279,7 @@ def test_example_workflow_uploads_what_the_webhook_looks_for_and_sends_it() -> N
     assert set(send["env"]) == {"TRIAGE_SERVER", "TRIAGE_INGEST_SECRET"}
 
 
-def test_validation_covers_the_same_workflow_and_branch_only(playbooks: Playbooks, engine: Engine, runbook: Runbook) -> None:
+def test_validation_covers_the_same_workflow_and_branch_only(playbooks: Playbooks, engine: Engine) -> None:
     clock = FakeClock()
     ingest = IngestService(playbooks, clock)
     service = GitHubRunService(playbooks, clock, ingest)

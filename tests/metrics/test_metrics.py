@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
 from slackbot.clock import FakeClock
-from slackbot.config import Playbooks, Runbook
+from slackbot.config import Playbooks
 from slackbot.db.engine import make_engine, session_scope
 from slackbot.db.migrate import upgrade
 from slackbot.domain.changes import Acknowledge, Actor, Classify, Escalate
@@ -62,7 +62,7 @@ def test_a_fresh_bot_reports_zeroes_for_every_series_a_dashboard_needs(bot: Bot)
     assert value(samples, "triagebot_metrics_database_up") == 1
     for failure_class in ("infra_ci", "algorithm_regression", "flake_concurrency", "unclassified"):
         assert ("triagebot_open_incidents", (("failure_class", failure_class),)) in samples
-    for reason in ("unclassified", "manual", "multi_prefix", "flake_recurred"):
+    for reason in ("unclassified", "manual", "multi_prefix", "recurred"):
         assert value(samples, "triagebot_escalations_total", reason=reason) == 0
     for kind in ("dm", "pagerduty"):
         assert ("triagebot_pages_sent_total", (("kind", kind),)) in samples
@@ -173,25 +173,25 @@ def test_two_apps_in_one_process_keep_their_own_numbers(bot: Bot, tmp_path: Path
 # -- the commit rule, on both databases ----------------------------------------------------------
 
 
-def _open_incident(engine: Engine, runbook: Runbook, clock: FakeClock) -> int:
+def _open_incident(engine: Engine, playbooks: Playbooks, clock: FakeClock) -> int:
     with session_scope(engine) as session:
         outcome = IngestService(playbooks, clock).ingest(session, parsed(result("BID-001", "TENANT-001")))
     incident_id: Any = outcome.incidents[0].id
     return int(incident_id)
 
 
-def test_only_committed_transitions_are_observed(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_only_committed_transitions_are_observed(playbooks: Playbooks, engine: Engine, clock: FakeClock) -> None:
     metrics = AppMetrics(engine, clock)
     incidents = IncidentCore(playbooks, clock)
-    incident_id = _open_incident(engine, runbook, clock)
+    incident_id = _open_incident(engine, playbooks, clock)
     clock.advance(timedelta(minutes=3))
 
     class Abort(Exception):
         pass
 
     with pytest.raises(Abort), session_scope(engine) as session:
-        incidents.acknowledge(session, incident_id, Actor("U0CAROL", "command"))
-        incidents.escalate(session, incident_id, Actor("U0CAROL", "command"), reason="rolled back")
+        incidents.apply(session, incident_id, Actor("U0CAROL", "command"), Acknowledge())
+        incidents.apply(session, incident_id, Actor("U0CAROL", "command"), Escalate("rolled back"))
         raise Abort  # the change is rolled back: nothing happened, nothing is counted
     samples = parse(metrics.exposition().decode())
     assert value(samples, "triagebot_time_to_acknowledge_seconds_count", failure_class="algorithm_regression") == 0

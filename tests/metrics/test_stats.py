@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from slackbot.clock import FakeClock
-from slackbot.config import Playbooks, Runbook
+from slackbot.config import Playbook, Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, TimelineEvent
 from slackbot.reads.stats import ClassStats, StatsService, nearest_rank, short, stats_text
@@ -59,7 +59,7 @@ def incident(
 
 
 @pytest.fixture
-def service(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> StatsService:
+def service(playbooks: Playbooks, engine: Engine, clock: FakeClock) -> StatsService:
     now = clock.now()
     day = timedelta(days=1)
     rows = [
@@ -146,7 +146,7 @@ def test_the_window_follows_the_injected_clock(service: StatsService, engine: En
     assert month.total.opened == 6
 
 
-def test_the_slack_answer(service: StatsService, engine: Engine, runbook: Runbook) -> None:
+def test_the_slack_answer(service: StatsService, engine: Engine, runbook: Playbook) -> None:
     text = stats_text(service.report(engine), runbook.policy.classify_within)
     assert "classification target: 20 min" in text
     week, month = text.split("*Last 30 days*")
@@ -161,7 +161,7 @@ def test_the_slack_answer(service: StatsService, engine: Engine, runbook: Runboo
     assert "reclassified 1/4 (25%)" in month
 
 
-def test_an_empty_window_says_so(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_an_empty_window_says_so(playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock) -> None:
     text = stats_text(StatsService(playbooks, clock).report(engine), runbook.policy.classify_within)
     assert text.count("No incidents opened.") == 2
 

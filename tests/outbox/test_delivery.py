@@ -13,16 +13,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from slackbot.clock import FakeClock
-from slackbot.config import Runbook
+from slackbot.config import Playbooks
 from slackbot.db.models import OutboxItem, TimelineEvent
 from slackbot.demo import seed_workspace
 from slackbot.emulator import SlackEmulator
 from slackbot.outbox import store
 from slackbot.outbox.slack_deliveries import SlackDeliveries
 from slackbot.outbox.worker import OutboxWorker
-from slackbot.slack.posts import PostRenderer
 from slackbot.sources.ingest import IngestService
-from tests.conftest import RUNBOOKS
 from tests.factories import parsed, result
 
 NIGHTLY = "C0NIGHTLY"
@@ -34,15 +32,12 @@ class Rig:
     engine: Engine
     clock: FakeClock
     emulator: SlackEmulator
-    runbook: Runbook
+    playbooks: Playbooks
 
     def worker(self, name: str, max_attempts: int = 8) -> OutboxWorker:
         client = AsyncWebClient(token=self.emulator.bot_token, base_url=self.emulator.base_url)
         worker = OutboxWorker(self.engine, self.clock, {}, worker_id=name, ops_channel=OPS, max_attempts=max_attempts)
-        renderer = PostRenderer(self.runbook, RUNBOOKS / "templates")
-        worker.handlers.update(
-            SlackDeliveries(self.engine, client, self.runbook, renderer, self.clock, name).handlers()
-        )
+        worker.handlers.update(SlackDeliveries(self.engine, client, self.playbooks, self.clock, name).handlers())
         return worker
 
     def rows(self) -> list[OutboxItem]:
@@ -63,11 +58,11 @@ class Rig:
 
 
 @pytest.fixture
-def rig(sqlite_engine: Engine, runbook: Runbook) -> Iterator[Rig]:
+def rig(sqlite_engine: Engine, playbooks: Playbooks) -> Iterator[Rig]:
     clock = FakeClock()
     with SlackEmulator(clock=lambda: clock.now().timestamp()) as emulator:
-        seed_workspace(emulator, runbook)
-        yield Rig(sqlite_engine, clock, emulator, runbook)
+        seed_workspace(emulator, playbooks)
+        yield Rig(sqlite_engine, clock, emulator, playbooks)
 
 
 def ingest(rig: Rig, *results: dict[str, object], run_id: str = "9187") -> None:
@@ -151,8 +146,7 @@ def test_a_card_posted_by_a_worker_that_died_before_recording_it_is_found_not_re
         deliveries = SlackDeliveries(
             rig.engine,
             AsyncWebClient(token=rig.emulator.bot_token, base_url=rig.emulator.base_url),
-            rig.runbook,
-            PostRenderer(rig.runbook, RUNBOOKS / "templates"),
+            rig.playbooks,
             rig.clock,
             "w0",
         )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from slackbot.config import load_runbook
+from slackbot.config import load_playbooks
 from slackbot.simulation import SimulationConfig, SimulationResult, simulate
 from slackbot.simulation.invariants import check_all
 from slackbot.simulation.runner import START
@@ -129,7 +129,7 @@ def test_a_tampered_audit_trail_is_named_incident_by_incident(unattended: Simula
 
 
 def test_traffic_follows_the_taxonomy_and_the_seed(tmp_path: Path) -> None:
-    runbook = load_runbook(RUNBOOKS)
+    runbook = load_playbooks(RUNBOOKS).default
     first, second = (Traffic(runbook, days=14, seed=3, start=START) for _ in range(2))
     upto = START + timedelta(days=14)
     assert [r.report for r in first.due(upto)] == [r.report for r in second.due(upto)]
@@ -140,7 +140,7 @@ def test_traffic_follows_the_taxonomy_and_the_seed(tmp_path: Path) -> None:
     drift = next(s for s in first.stories if s.kind == SCHEMA_DRIFT)
     for result in drift.results:  # drift shows in files the routing table gives to schema owners
         owner = runbook.routing.owner_for_path(result["testFile"])
-        assert owner is not None and owner[0].value == "data_schema_drift"
+        assert owner is not None and owner[0] == "data_schema_drift"
     other = Traffic(runbook, days=14, seed=4, start=START)
     assert [r.at for r in other.schedule] != [r.at for r in first.sent]
 
@@ -149,9 +149,9 @@ def test_a_teams_own_runbooks_are_simulated_as_written(tmp_path: Path) -> None:
     """`--runbooks DIR`: here a team files harness defects as GitHub issues and allows 45 minutes."""
     own = tmp_path / "runbooks"
     shutil.copytree(RUNBOOKS, own)
-    policy = own / "policy.yml"
+    policy = own / "integration-triage" / "policy.yml"
     policy.write_text(policy.read_text().replace("classify_within: 20m", "classify_within: 45m"))
-    routing = own / "routing.yml"
+    routing = own / "integration-triage" / "routing.yml"
     text = routing.read_text()
     start = text.index("  harness_diagnostics:")
     end = text.index("  algorithm_regression:")

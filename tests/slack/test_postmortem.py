@@ -7,15 +7,15 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 
 from slackbot.clock import FakeClock
-from slackbot.config import Playbooks, Runbook
+from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
-from slackbot.db.models import RunbookExecution
+from slackbot.db.models import Incident, RunbookExecution
+from slackbot.documents.postmortem import render_postmortem
 from slackbot.domain.changes import Actor, Classify
 from slackbot.emulator.state import UploadedFile
 from slackbot.incidents.core import IncidentCore
-from slackbot.reads.postmortem import PostmortemService
+from slackbot.reads.postmortem import postmortem_inputs
 from slackbot.sources.ingest import IngestService
-from tests.conftest import RUNBOOKS
 from tests.factories import parsed, report, result
 from tests.slack.conftest import NIGHTLY, OUTSIDER, Bot, wait_for
 
@@ -104,7 +104,7 @@ def test_a_failed_upload_is_retried_and_posts_once(bot: Bot) -> None:
 # -- the document itself (service level, both databases) ----------------------------------------
 
 
-def test_blast_radius_and_runbook_steps(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_blast_radius_and_runbook_steps(playbooks: Playbooks, engine: Engine, clock: FakeClock) -> None:
     ingest = IngestService(playbooks, clock)
     with session_scope(engine) as session:
         first = ingest.ingest(
@@ -133,7 +133,10 @@ def test_blast_radius_and_runbook_steps(playbooks: Playbooks, engine: Engine, ru
             )
         )
     with session_scope(engine) as session:
-        document = PostmortemService(runbook, clock, RUNBOOKS / "templates").render(session, incident_id)
+        incident = session.get(Incident, incident_id)
+        assert incident is not None
+        playbook = playbooks.get(incident.playbook)
+        document = render_postmortem(postmortem_inputs(session, playbook, incident, clock.now()))
     assert document.draft and document.filename == f"INC-{incident_id}-postmortem.md"
     text = document.markdown
     blast = text[text.index("## Blast radius") : text.index("## Timeline")]

@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 
 from slackbot.app import build_asgi, slack_client_for
 from slackbot.cli import main as cli
-from slackbot.config import load_runbook
+from slackbot.config import load_playbooks
 from slackbot.db.models import Incident, TimelineEvent
 from slackbot.demo import seed_workspace
 from slackbot.emulator import SlackEmulator
@@ -228,7 +228,7 @@ def test_triagebot_serve_socket_mode_process_answers_a_command_and_closes_its_so
             stderr=subprocess.STDOUT,
         )
         try:
-            seed_workspace(emulator, load_runbook(RUNBOOKS))
+            seed_workspace(emulator, load_playbooks(RUNBOOKS))
             emulator.wait_for_socket(timeout=30)
             ready = wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz"), timeout=30, what="/healthz")
             assert ready == 200

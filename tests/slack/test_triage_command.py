@@ -69,7 +69,7 @@ def test_changes_answer_in_channel_and_are_audited(bot: Bot) -> None:
     assert "Mitigation active" in bot.triage("status INC-1 mitigation_active pinned the fixture")
     # a flake cannot be resolved without its bead (flake policy)
     refused = bot.triage("resolve INC-1 fixed the race")
-    assert "flake" in refused and "bead" in refused
+    assert "Flake/concurrency" in refused and "no bead" in refused  # the class by its label
     assert "root cause" in bot.triage("resolve INC-1")
     with Session(bot.core.engine) as session:
         kinds = {e.kind for e in session.exec(select(TimelineEvent).where(TimelineEvent.incident_id == 1))}

@@ -4,33 +4,32 @@ Skip per step, each click a ``runbook_executions`` row, a failed step escalates.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from slackbot.config.models import FailureClass
-from slackbot.services.checklists import RESPONSE, ChecklistService, StepRef, steps_for
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from slackbot.clock import FakeClock
-from slackbot.config import Playbooks, Runbook
+from slackbot.config import Playbook, Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, OutboxItem, RunbookExecution
 from slackbot.demo import seed_workspace
-from slackbot.domain.changes import Actor, Classify, IncidentError, Resolve
+from slackbot.domain.changes import Actor, Classify, IncidentError, RecordStep, Resolve
+from slackbot.domain.checklists import RESPONSE, StepRef, steps_for
 from slackbot.emulator import SlackEmulator
+from slackbot.incidents.checklists import failed_step_roles
 from slackbot.incidents.core import IncidentCore
 from slackbot.outbox import store
 from slackbot.outbox.checklist_deliveries import ChecklistDeliveries
 from slackbot.outbox.slack_deliveries import SlackDeliveries
 from slackbot.outbox.worker import OutboxWorker, RetryLater
 from slackbot.slack.checklist import ChecklistView, render_checklist
-from slackbot.slack.posts import PostRenderer
 from slackbot.sources.ingest import IngestService
-from tests.conftest import RUNBOOKS
 from tests.factories import parsed, report, result
 from tests.slack.conftest import NIGHTLY, OUTSIDER, RESPONDER, Bot, wait_for
 from tests.status.support import (
@@ -47,7 +46,7 @@ CAROL = Actor(RESPONDER, "button")
 LEADS_ONCALL = "U0GRACE"  # @triage-leads, the first escalation level's target for every class
 
 
-def classify(engine: Engine, runbook: Runbook, clock: FakeClock, iid: int, failure_class: str) -> str:
+def classify(engine: Engine, playbooks: Playbooks, clock: FakeClock, iid: int, failure_class: str) -> str:
     """Classify and return the key of the checklist that was queued for it."""
     IncidentCore(playbooks, clock).run(engine, iid, Actor(RESPONDER, "command"), Classify(failure_class))
     return outbox(engine, "checklist", iid)[-1].dedup_key
@@ -66,17 +65,17 @@ def buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # -- posting ----------------------------------------------------------------------------------------
 
 
-def test_classifying_queues_the_checklist_after_the_classified_post(playbooks: Playbooks,
-    engine: Engine, runbook: Runbook, clock: FakeClock
+def test_classifying_queues_the_checklist_after_the_classified_post(
+    playbooks: Playbooks, engine: Engine, clock: FakeClock
 ) -> None:
     iid = ingest_one(engine, playbooks, clock)
-    first = classify(engine, runbook, clock, iid, "algorithm")
+    first = classify(engine, playbooks, clock, iid, "algorithm")
     (checklist,) = outbox(engine, "checklist", iid)
     assert checklist.payload == {"class": "algorithm_regression"} and checklist.lane == NIGHTLY
     (classified,) = [o for o in outbox(engine, "thread_post", iid) if o.payload["template"] == "classified"]
     assert classified.id is not None and checklist.id is not None and classified.id < checklist.id  # posted in order
 
-    second = classify(engine, runbook, clock, iid, "schema")
+    second = classify(engine, playbooks, clock, iid, "schema")
     assert second != first
     assert [o.payload for o in outbox(engine, "checklist", iid)] == [
         {"class": "algorithm_regression"},
@@ -86,8 +85,8 @@ def test_classifying_queues_the_checklist_after_the_classified_post(playbooks: P
     assert superseding.payload == {"superseded_by": second}  # the older checklist loses its buttons
 
 
-def test_a_contract_violation_gets_the_harness_checklist_at_ingest(playbooks: Playbooks,
-    engine: Engine, runbook: Runbook, clock: FakeClock
+def test_a_contract_violation_gets_the_harness_checklist_at_ingest(
+    playbooks: Playbooks, engine: Engine, clock: FakeClock
 ) -> None:
     outcome = IngestService(playbooks, clock).ingest_report(
         engine, parsed(result(None, None, test_file="tests/integration/harness/reset.test.ts", test_name="reset db"))
@@ -100,19 +99,21 @@ def test_a_contract_violation_gets_the_harness_checklist_at_ingest(playbooks: Pl
 # -- clicks -----------------------------------------------------------------------------------------
 
 
-def test_each_click_is_a_runbook_execution_with_who_what_when_and_version(playbooks: Playbooks,
-    engine: Engine, runbook: Runbook, clock: FakeClock
+def test_each_click_is_a_runbook_execution_with_who_what_when_and_version(
+    playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock
 ) -> None:
     iid = ingest_one(engine, playbooks, clock)
-    key = classify(engine, runbook, clock, iid, "algorithm")
+    key = classify(engine, playbooks, clock, iid, "algorithm")
     card_posted(engine, playbooks, clock, iid)
-    service = ChecklistService(runbook, clock)
+    core = IncidentCore(playbooks, clock)
     clock.advance(timedelta(minutes=30))
 
-    service.run(engine, ref(iid, key, "algorithm_regression", "algorithm_regression", 1, "done"), CAROL)
-    service.run(engine, ref(iid, key, "algorithm_regression", RESPONSE, 3, "skipped"), Actor("U0DAN", "button"))
+    core.run(engine, iid, CAROL, RecordStep(ref(iid, key, "algorithm_regression", "algorithm_regression", 1, "done")))
+    core.run(
+        engine, iid, Actor("U0DAN", "button"), RecordStep(ref(iid, key, "algorithm_regression", RESPONSE, 3, "skipped"))
+    )
     done, skipped = executions(engine, iid)
-    route = runbook.routing.route(FailureClass.ALGORITHM_REGRESSION)
+    route = runbook.classes["algorithm_regression"]
     assert (done.actor, done.runbook, done.step_index, done.result) == (RESPONDER, "algorithm_regression", 1, "done")
     assert done.step_text == route.first_response[0] and done.runbook_version == runbook.routing.version
     assert done.at == clock.now()
@@ -131,17 +132,22 @@ def test_each_click_is_a_runbook_execution_with_who_what_when_and_version(playbo
     assert timer is not None and timer.due_at == clock.now() + runbook.policy.status_update_every
 
     # the same person pressing the same button again records nothing new
-    again = service.run(engine, ref(iid, key, "algorithm_regression", "algorithm_regression", 1, "done"), CAROL)
+    again = core.run(
+        engine, iid, CAROL, RecordStep(ref(iid, key, "algorithm_regression", "algorithm_regression", 1, "done"))
+    )
     assert not again.changed and len(executions(engine, iid)) == 2
     # a change of mind is a new row: the checklist shows the latest, the audit keeps both
-    service.run(engine, ref(iid, key, "algorithm_regression", RESPONSE, 3, "done"), CAROL)
+    core.run(engine, iid, CAROL, RecordStep(ref(iid, key, "algorithm_regression", RESPONSE, 3, "done")))
     assert [e.result for e in executions(engine, iid)] == ["done", "skipped", "done"]
 
 
-def test_a_failed_step_escalates_with_a_page(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_a_failed_step_escalates_with_a_page(
+    playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock
+) -> None:
     iid = ingest_one(engine, playbooks, clock)
-    key = classify(engine, runbook, clock, iid, "algorithm")
-    ChecklistService(runbook, clock).run(engine, ref(iid, key, "algorithm_regression", RESPONSE, 6, "failed"), CAROL)
+    key = classify(engine, playbooks, clock, iid, "algorithm")
+    failed_step = ref(iid, key, "algorithm_regression", RESPONSE, 6, "failed")
+    IncidentCore(playbooks, clock).run(engine, iid, CAROL, RecordStep(failed_step))
 
     (failed,) = executions(engine, iid)
     assert failed.result == "failed" and failed.step_index == 6
@@ -154,28 +160,28 @@ def test_a_failed_step_escalates_with_a_page(playbooks: Playbooks, engine: Engin
     assert [e.data["reason"] for e in timeline(engine, iid, "paged")] == ["runbook_step_failed"]
 
 
-def test_refused_clicks_leave_nothing_behind(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_refused_clicks_leave_nothing_behind(playbooks: Playbooks, engine: Engine, clock: FakeClock) -> None:
     iid = ingest_one(engine, playbooks, clock)
-    old = classify(engine, runbook, clock, iid, "algorithm")
-    classify(engine, runbook, clock, iid, "schema")
-    service = ChecklistService(runbook, clock)
+    old = classify(engine, playbooks, clock, iid, "algorithm")
+    classify(engine, playbooks, clock, iid, "schema")
+    core = IncidentCore(playbooks, clock)
     with pytest.raises(IncidentError, match="reclassified since this checklist was posted"):
-        service.run(engine, ref(iid, old, "algorithm_regression", RESPONSE, 1, "done"), CAROL)
+        core.run(engine, iid, CAROL, RecordStep(ref(iid, old, "algorithm_regression", RESPONSE, 1, "done")))
     new = outbox(engine, "checklist", iid)[-1].dedup_key
     with pytest.raises(IncidentError, match="runbook changed"):
-        service.run(engine, ref(iid, new, "data_schema_drift", RESPONSE, 1, "done", version=99), CAROL)
+        core.run(engine, iid, CAROL, RecordStep(ref(iid, new, "data_schema_drift", RESPONSE, 1, "done", version=99)))
     with pytest.raises(IncidentError, match="runbook changed"):
-        service.run(engine, ref(iid, new, "data_schema_drift", RESPONSE, 99, "done"), CAROL)
+        core.run(engine, iid, CAROL, RecordStep(ref(iid, new, "data_schema_drift", RESPONSE, 99, "done")))
     with pytest.raises(IncidentError, match="unknown step result"):
-        service.run(engine, ref(iid, new, "data_schema_drift", RESPONSE, 1, "maybe"), CAROL)
+        core.run(engine, iid, CAROL, RecordStep(ref(iid, new, "data_schema_drift", RESPONSE, 1, "maybe")))
 
     IncidentCore(playbooks, clock).run(engine, iid, CAROL, Resolve("schema push order fixed"))
     with pytest.raises(IncidentError, match="resolved, so a failed step cannot escalate"):
-        service.run(engine, ref(iid, new, "data_schema_drift", RESPONSE, 10, "failed"), CAROL)
+        core.run(engine, iid, CAROL, RecordStep(ref(iid, new, "data_schema_drift", RESPONSE, 10, "failed")))
     assert executions(engine, iid) == [] and timeline(engine, iid, "runbook_step") == []
     assert outbox(engine, "dm", iid) == []
     # documenting after the resolve is still recorded
-    service.run(engine, ref(iid, new, "data_schema_drift", RESPONSE, 10, "done"), CAROL)
+    core.run(engine, iid, CAROL, RecordStep(ref(iid, new, "data_schema_drift", RESPONSE, 10, "done")))
     assert [e.step_index for e in executions(engine, iid)] == [10]
 
 
@@ -200,7 +206,7 @@ def _incident(failure_class: str) -> Incident:
     )
 
 
-def test_the_checklist_fits_block_kit_and_shows_who_did_each_step(runbook: Runbook) -> None:
+def test_the_checklist_fits_block_kit_and_shows_who_did_each_step(runbook: Playbook) -> None:
     steps = steps_for(runbook, "infra_ci")
     first = steps[0]
     done = RunbookExecution(
@@ -213,8 +219,8 @@ def test_the_checklist_fits_block_kit_and_shows_who_did_each_step(runbook: Runbo
         actor=RESPONDER,
         at=FakeClock().now(),
     )
-    view = ChecklistView(_incident("infra_ci"), "checklist:7:1", "infra_ci", {first.key: done})
-    ((text, blocks),) = render_checklist(view, runbook)
+    view = ChecklistView(runbook, _incident("infra_ci"), "checklist:7:1", "infra_ci", {first.key: done})
+    ((text, blocks),) = render_checklist(view, failed_step_roles(runbook))
     assert "INC-7" in text and len(blocks) <= 50
     assert f"✅ Done by <@{RESPONDER}>" in blocks[1]["text"]["text"]
     assert "(1/" in blocks[0]["text"]["text"]
@@ -227,20 +233,21 @@ def test_the_checklist_fits_block_kit_and_shows_who_did_each_step(runbook: Runbo
 
 
 def test_a_long_runbook_continues_in_a_second_message_and_a_superseded_one_loses_its_buttons(
-    runbook: Runbook,
+    runbook: Playbook,
 ) -> None:
-    route = runbook.routing.classes[FailureClass.INFRA_CI]
+    route = runbook.classes["infra_ci"]
     long_route = route.model_copy(update={"first_response": [f"step <{n}> & more" for n in range(1, 31)]})
-    classes = {**runbook.routing.classes, FailureClass.INFRA_CI: long_route}
-    long_runbook = runbook.model_copy(update={"routing": runbook.routing.model_copy(update={"classes": classes})})
-    view = ChecklistView(_incident("infra_ci"), "checklist:7:1", "infra_ci", {})
-    parts = render_checklist(view, long_runbook)
+    classes = {**runbook.routing.classes, "infra_ci": long_route}
+    long_runbook = dataclasses.replace(runbook, routing=runbook.routing.model_copy(update={"classes": classes}))
+    roles = failed_step_roles(long_runbook)
+    view = ChecklistView(long_runbook, _incident("infra_ci"), "checklist:7:1", "infra_ci", {})
+    parts = render_checklist(view, roles)
     assert len(parts) == 2 and all(len(blocks) <= 50 for _, blocks in parts)
     assert sum(len(buttons(blocks)) for _, blocks in parts) == 3 * (30 + len(runbook.policy.response_steps))
     assert "step &lt;1&gt; &amp; more" in json.dumps(parts[0][1])  # escaped like any text
 
     superseded = render_checklist(
-        ChecklistView(_incident("flake_concurrency"), "checklist:7:1", "infra_ci", {}), long_runbook
+        ChecklistView(long_runbook, _incident("flake_concurrency"), "checklist:7:1", "infra_ci", {}), roles
     )
     assert len(superseded) == len(parts)  # every posted message is redrawn
     assert all(buttons(blocks) == [] for _, blocks in superseded)
@@ -262,7 +269,7 @@ def test_end_to_end_steps_are_recorded_redrawn_and_a_failure_pages(bot: Bot) -> 
     card = bot.card("INC-1")
     bot.emulator.select_option(RESPONDER, NIGHTLY, card.ts, "incident_classify", "algorithm_regression")
     checklist = _checklist(bot)
-    steps = steps_for(bot.core.playbooks, "algorithm_regression")
+    steps = steps_for(bot.core.playbooks.default, "algorithm_regression")
     assert len(buttons(checklist.blocks)) == 3 * len(steps)
     classified = next(m for m in bot.thread("INC-1") if "classified this as" in m.text)
     assert "git bisect" not in classified.text  # the steps are said once: in the checklist
@@ -304,19 +311,18 @@ def test_end_to_end_steps_are_recorded_redrawn_and_a_failure_pages(bot: Bot) -> 
 # -- delivery: posted once, after the card, redrawn in place ------------------------------------------
 
 
-def test_the_checklist_waits_for_the_card_is_posted_once_and_redrawn_in_place(playbooks: Playbooks,
-    sqlite_engine: Engine, runbook: Runbook
+def test_the_checklist_waits_for_the_card_is_posted_once_and_redrawn_in_place(
+    playbooks: Playbooks, sqlite_engine: Engine
 ) -> None:
     clock = FakeClock()
     with SlackEmulator(clock=lambda: clock.now().timestamp()) as emulator:
-        seed_workspace(emulator, runbook)
+        seed_workspace(emulator, playbooks)
         client = AsyncWebClient(token=emulator.bot_token, base_url=emulator.base_url)
-        renderer = PostRenderer(runbook, RUNBOOKS / "templates")
 
         def worker(name: str) -> OutboxWorker:
             built = OutboxWorker(sqlite_engine, clock, {}, worker_id=name)
-            built.handlers.update(SlackDeliveries(sqlite_engine, client, runbook, renderer, clock, name).handlers())
-            built.handlers.update(ChecklistDeliveries(sqlite_engine, client, runbook).handlers())
+            built.handlers.update(SlackDeliveries(sqlite_engine, client, playbooks, clock, name).handlers())
+            built.handlers.update(ChecklistDeliveries(sqlite_engine, client, playbooks).handlers())
             return built
 
         def drain(outbox_worker: OutboxWorker) -> None:
@@ -334,11 +340,11 @@ def test_the_checklist_waits_for_the_card_is_posted_once_and_redrawn_in_place(pl
                 return list(session.exec(select(OutboxItem)))
 
         iid = ingest_one(sqlite_engine, playbooks, clock)
-        key = classify(sqlite_engine, runbook, clock, iid, "infra")
+        key = classify(sqlite_engine, playbooks, clock, iid, "infra")
         # A worker takes the checklist first: there is no card (no thread) yet, so it waits.
         (early,) = store.claim(sqlite_engine, now=clock.now(), worker="w0", kinds={"checklist"}, skip_lanes=set())
         with pytest.raises(RetryLater):
-            asyncio.run(ChecklistDeliveries(sqlite_engine, client, runbook).post(early))
+            asyncio.run(ChecklistDeliveries(sqlite_engine, client, playbooks).post(early))
         store_release(sqlite_engine, early)
 
         drain(worker("w1"))
@@ -349,7 +355,7 @@ def test_the_checklist_waits_for_the_card_is_posted_once_and_redrawn_in_place(pl
         # A worker that posted it and died before recording it: the one taking over finds it.
         IncidentCore(playbooks, clock).run(sqlite_engine, iid, CAROL, Classify("harness"))
         (claimed,) = store.claim(sqlite_engine, now=clock.now(), worker="w0", kinds={"checklist"}, skip_lanes=set())
-        asyncio.run(ChecklistDeliveries(sqlite_engine, client, runbook).post(claimed))  # ... and crashes
+        asyncio.run(ChecklistDeliveries(sqlite_engine, client, playbooks).post(claimed))  # ... and crashes
         clock.advance(store.LEASE + timedelta(seconds=1))
         drain(worker("w2"))
         checklists = [m for m in emulator.replies(NIGHTLY, card.ts) if "Runbook checklist" in m.text]
@@ -359,9 +365,8 @@ def test_the_checklist_waits_for_the_card_is_posted_once_and_redrawn_in_place(pl
 
         newest = outbox(sqlite_engine, "checklist", iid)[-1].dedup_key
         assert newest != key
-        ChecklistService(runbook, clock).run(
-            sqlite_engine, ref(iid, newest, "harness_diagnostics", "harness_diagnostics", 2, "skipped"), CAROL
-        )
+        skipped = ref(iid, newest, "harness_diagnostics", "harness_diagnostics", 2, "skipped")
+        IncidentCore(playbooks, clock).run(sqlite_engine, iid, CAROL, RecordStep(skipped))
         drain(worker("w2"))
         redrawn = emulator.message(NIGHTLY, new.ts)
         assert redrawn is not None and redrawn.edited >= 1
@@ -374,17 +379,16 @@ def store_release(engine: Engine, item: OutboxItem) -> None:
         store.settle(session, item.id or 0, "w0", state="pending", now=FakeClock().now(), error="card not posted")
 
 
-def test_each_reclassification_redraws_only_the_checklist_it_supersedes_and_old_ones_stay_dead(playbooks: Playbooks,
-    sqlite_engine: Engine, runbook: Runbook
+def test_each_reclassification_redraws_only_the_checklist_it_supersedes_and_old_ones_stay_dead(
+    playbooks: Playbooks, sqlite_engine: Engine
 ) -> None:
     clock = FakeClock()
     with SlackEmulator(clock=lambda: clock.now().timestamp()) as emulator:
-        seed_workspace(emulator, runbook)
+        seed_workspace(emulator, playbooks)
         client = AsyncWebClient(token=emulator.bot_token, base_url=emulator.base_url)
         worker = OutboxWorker(sqlite_engine, clock, {}, worker_id="w1")
-        renderer = PostRenderer(runbook, RUNBOOKS / "templates")
-        worker.handlers.update(SlackDeliveries(sqlite_engine, client, runbook, renderer, clock, "w1").handlers())
-        worker.handlers.update(ChecklistDeliveries(sqlite_engine, client, runbook).handlers())
+        worker.handlers.update(SlackDeliveries(sqlite_engine, client, playbooks, clock, "w1").handlers())
+        worker.handlers.update(ChecklistDeliveries(sqlite_engine, client, playbooks).handlers())
 
         def drain() -> None:
             async def go() -> None:
@@ -404,7 +408,7 @@ def test_each_reclassification_redraws_only_the_checklist_it_supersedes_and_old_
         iid = ingest_one(sqlite_engine, playbooks, clock)
         keys = []
         for failure_class in ("infra", "schema", "algorithm", "infra", "schema"):
-            keys.append(classify(sqlite_engine, runbook, clock, iid, failure_class))
+            keys.append(classify(sqlite_engine, playbooks, clock, iid, failure_class))
             drain()
         (card,) = emulator.messages(NIGHTLY)
         posted = [m for m in emulator.replies(NIGHTLY, card.ts) if "Runbook checklist" in m.text]
@@ -417,4 +421,4 @@ def test_each_reclassification_redraws_only_the_checklist_it_supersedes_and_old_
         assert [bool(buttons(m.blocks)) for m in current] == [False, False, False, False, True]
         with pytest.raises(IncidentError, match="reclassified since"):
             first_infra = ref(iid, keys[0], "infra_ci", RESPONSE, 1, "done")
-            ChecklistService(runbook, clock).run(sqlite_engine, first_infra, CAROL)
+            IncidentCore(playbooks, clock).run(sqlite_engine, iid, CAROL, RecordStep(first_infra))

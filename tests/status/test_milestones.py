@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from slackbot.clock import FakeClock
-from slackbot.config import Playbooks, Runbook
+from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import OutboxItem
 from slackbot.domain.changes import Actor, Classify, IncidentError, SetMilestone
@@ -35,8 +35,8 @@ def status_options(blocks: list[dict[str, Any]]) -> list[str]:
     return []
 
 
-def test_each_milestone_is_a_thread_post_a_card_redraw_and_a_timeline_row(playbooks: Playbooks,
-    engine: Engine, runbook: Runbook, clock: FakeClock
+def test_each_milestone_is_a_thread_post_a_card_redraw_and_a_timeline_row(
+    playbooks: Playbooks, engine: Engine, clock: FakeClock
 ) -> None:
     iid = ingest_one(engine, playbooks, clock)
     service = IncidentCore(playbooks, clock)
@@ -61,21 +61,21 @@ def test_each_milestone_is_a_thread_post_a_card_redraw_and_a_timeline_row(playbo
     assert len(set(redraws)) == 4  # each milestone queued a redraw of the card
 
     # the card's select only offers what comes next
-    view = load_card_view(engine, runbook, iid)
+    view = load_card_view(engine, playbooks, iid)
     assert view is not None
-    _, blocks = render_card(view, runbook)
+    _, blocks = render_card(view)
     assert status_options(blocks) == ["resolved"]
 
 
-def test_resolving_needs_the_root_cause_and_a_flake_needs_its_bead(playbooks: Playbooks,
-    engine: Engine, runbook: Runbook, clock: FakeClock
+def test_resolving_needs_the_root_cause_and_a_flake_needs_its_bead(
+    playbooks: Playbooks, engine: Engine, clock: FakeClock
 ) -> None:
     iid = ingest_one(engine, playbooks, clock, "ADV-002")
     service = IncidentCore(playbooks, clock)
     service.run(engine, iid, CAROL, Classify("flake"))
     with pytest.raises(IncidentError, match="needs the root cause"):
         service.run(engine, iid, CAROL, SetMilestone("resolved", "  "))
-    with pytest.raises(IncidentError, match="flake and has no bead yet"):
+    with pytest.raises(IncidentError, match="is Flake/concurrency and has no bead yet"):
         service.run(engine, iid, CAROL, SetMilestone("resolved", "fixed the race"))
     assert incident(engine, iid).status == "open"
     assert timeline(engine, iid, "resolved") == []  # a refused change leaves nothing behind
@@ -107,7 +107,7 @@ def test_milestones_from_the_card_select_and_from_the_command(bot: Bot) -> None:
     assert row.actor == RESPONDER and row.source == "button" and row.data["milestone"] == "triage_complete"
 
     answer = bot.triage("status INC-1 mitigation_active reverting <!channel> PR 42")
-    assert "mitigation active" in answer
+    assert "INC-1: Mitigation active" in answer
     post = wait_for(lambda: [m for m in bot.thread("INC-1") if "Mitigation active" in m.text], what="the post")
     assert "reverting &lt;!channel&gt; PR 42" in post[0].text  # the note is escaped: no channel ping
     wait_for(lambda: "Mitigation active" in bot.card_text("INC-1"), what="the card to show it")

@@ -8,15 +8,14 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 
 from slackbot.clock import FakeClock
-from slackbot.config import Playbooks, Runbook
+from slackbot.config import Playbook, Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident
 from slackbot.domain.changes import Acknowledge, Actor, Assign, Classify, Resolve
 from slackbot.incidents import reminders
 from slackbot.incidents.core import IncidentCore
 from slackbot.incidents.timers import TimerService
-from slackbot.slack.posts import PostRenderer
-from tests.conftest import RUNBOOKS
+from slackbot.slack.posts import render_post
 from tests.factories import report, result
 from tests.slack.conftest import NIGHTLY, RESPONDER, Bot, wait_for
 from tests.status.support import (
@@ -35,12 +34,12 @@ def reminder_posts(engine: Engine, incident_id: int) -> list[dict[str, object]]:
     return [o.payload for o in outbox(engine, "thread_post", incident_id) if o.payload.get("template") == "reminder"]
 
 
-def fire(engine: Engine, runbook: Runbook, clock: FakeClock) -> int:
+def fire(engine: Engine, playbooks: Playbooks, clock: FakeClock) -> int:
     return TimerService(playbooks, clock).fire_due(engine, "test").fired
 
 
-def test_a_quiet_thread_gets_a_reminder_each_interval_until_resolved(playbooks: Playbooks,
-    engine: Engine, runbook: Runbook, clock: FakeClock
+def test_a_quiet_thread_gets_a_reminder_each_interval_until_resolved(
+    playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock
 ) -> None:
     interval = runbook.policy.status_update_every
     iid = ingest_one(engine, playbooks, clock)
@@ -49,27 +48,29 @@ def test_a_quiet_thread_gets_a_reminder_each_interval_until_resolved(playbooks: 
     card_posted(engine, playbooks, clock, iid)
 
     clock.advance(interval - timedelta(minutes=1))
-    fire(engine, runbook, clock)
+    fire(engine, playbooks, clock)
     assert reminder_posts(engine, iid) == []
     clock.advance(timedelta(minutes=1))
-    fire(engine, runbook, clock)
+    fire(engine, playbooks, clock)
     assert len(reminder_posts(engine, iid)) == 1
     (reminded,) = timeline(engine, iid, "reminded")
     assert reminded.source == "timer" and "@domain-owners" in reminded.message  # nobody assigned: the owner group
 
     clock.advance(interval)  # still nobody says anything: it asks again
-    fire(engine, runbook, clock)
+    fire(engine, playbooks, clock)
     assert len(reminder_posts(engine, iid)) == 2
 
     IncidentCore(playbooks, clock).run(engine, iid, CAROL, Resolve("reverted the scoring change"))
     timer = reminder_timer(engine, iid)
     assert timer is not None and timer.state == "cancelled"
     clock.advance(interval * 5)
-    fire(engine, runbook, clock)
+    fire(engine, playbooks, clock)
     assert len(reminder_posts(engine, iid)) == 2  # resolved: no more reminders
 
 
-def test_every_change_pushes_the_reminder_back(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_every_change_pushes_the_reminder_back(
+    playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock
+) -> None:
     interval = runbook.policy.status_update_every
     iid = ingest_one(engine, playbooks, clock)
     card_posted(engine, playbooks, clock, iid)
@@ -80,46 +81,50 @@ def test_every_change_pushes_the_reminder_back(playbooks: Playbooks, engine: Eng
     timer = reminder_timer(engine, iid)
     assert timer is not None and timer.due_at == clock.now() + interval
     clock.advance(timedelta(minutes=50))  # 100 minutes after the card, 50 after the last activity
-    fire(engine, runbook, clock)
+    fire(engine, playbooks, clock)
     assert reminder_posts(engine, iid) == []
 
     clock.advance(timedelta(minutes=5))
     ingest_one(engine, playbooks, clock, run_id="9188")  # a recurrence posts in the thread too
     clock.advance(timedelta(minutes=59))
-    fire(engine, runbook, clock)
+    fire(engine, playbooks, clock)
     assert reminder_posts(engine, iid) == []
     clock.advance(timedelta(minutes=1))
-    fire(engine, runbook, clock)
+    fire(engine, playbooks, clock)
     assert len(reminder_posts(engine, iid)) == 1
 
     # A person replying in the thread is activity as well (the Slack message event).
+    def interval_of(found: Incident) -> timedelta | None:  # as the Slack handler asks: the incident's playbook
+        return playbooks.get(found.playbook).policy.status_update_every
+
     with session_scope(engine) as session:
-        assert reminders.thread_reply(session, NIGHTLY, "1795000000.000100", clock.now(), interval)
-        assert not reminders.thread_reply(session, NIGHTLY, "1795000000.999999", clock.now(), interval)
+        assert reminders.thread_reply(session, NIGHTLY, "1795000000.000100", clock.now(), interval_of)
+        assert not reminders.thread_reply(session, NIGHTLY, "1795000000.999999", clock.now(), interval_of)
     timer = reminder_timer(engine, iid)
     assert timer is not None and timer.due_at == clock.now() + interval and timer.state == "pending"
 
 
-def test_the_reminder_mentions_the_assignee_or_else_the_owner_group(playbooks: Playbooks,
-    engine: Engine, runbook: Runbook, clock: FakeClock
+def test_the_reminder_mentions_the_assignee_or_else_the_owner_group(
+    playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock
 ) -> None:
-    renderer = PostRenderer(runbook, RUNBOOKS / "templates")
     iid = ingest_one(engine, playbooks, clock)
     IncidentCore(playbooks, clock).run(engine, iid, CAROL, Classify("schema"))
     card_posted(engine, playbooks, clock, iid)
     clock.advance(runbook.policy.status_update_every)
-    fire(engine, runbook, clock)
+    fire(engine, playbooks, clock)
     (payload,) = reminder_posts(engine, iid)
-    unassigned = renderer.render(dict(payload), incident(engine, iid), None)
+    unassigned = render_post(runbook, dict(payload), incident(engine, iid), None)
     assert "<!subteam^S0SCHEMA>" in unassigned and "quiet for 1h" in unassigned
     assert f"/triage status INC-{iid} MILESTONE" in unassigned
 
     IncidentCore(playbooks, clock).run(engine, iid, CAROL, Assign("U0DAN"))
-    assigned = renderer.render(dict(payload), incident(engine, iid), None)
+    assigned = render_post(runbook, dict(payload), incident(engine, iid), None)
     assert "<@U0DAN>" in assigned and "S0SCHEMA" not in assigned
 
 
-def test_a_reopened_flake_is_reminded_again(playbooks: Playbooks, engine: Engine, runbook: Runbook, clock: FakeClock) -> None:
+def test_a_reopened_flake_is_reminded_again(
+    playbooks: Playbooks, engine: Engine, runbook: Playbook, clock: FakeClock
+) -> None:
     iid = ingest_one(engine, playbooks, clock, "ADV-002")
     service = IncidentCore(playbooks, clock)
     service.run(engine, iid, CAROL, Classify("flake"))
@@ -133,7 +138,7 @@ def test_a_reopened_flake_is_reminded_again(playbooks: Playbooks, engine: Engine
     again = ingest_one(engine, playbooks, clock, "ADV-002", run_id="9300")
     assert again == iid and incident(engine, iid).status == "open"
     clock.advance(runbook.policy.status_update_every)
-    fire(engine, runbook, clock)
+    fire(engine, playbooks, clock)
     assert len(reminder_posts(engine, iid)) == 1
 
 

@@ -1,4 +1,4 @@
-"""``triagebot-fake-bd``: a stand-in for the beads CLI (``bd`` 1.0.5) for tests and ``triagebot simulate``.
+"""``triagebot-fake-bd``: a stand-in for the beads CLI (``bd`` 1.0.5) that ``triagebot simulate`` (and the tests) run.
 
 Real bd cannot be installed everywhere (its package downloads a Go binary), yet our :class:`BdTracker`
 must run unchanged against it. So this double reproduces the *observable contract* of bd 1.0.5 that
