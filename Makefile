@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench runbook clean
+.PHONY: demo test lint typecheck imports pytest bench runbook clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,10 +22,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The dependency rules (pyproject.toml [tool.importlinter]): layers point inwards, no cycles.
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
 pytest: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
-test: lint typecheck pytest
+test: lint typecheck imports pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

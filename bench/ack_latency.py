@@ -423,8 +423,8 @@ def main() -> int:
 def measure(args: argparse.Namespace) -> int:
     from slackbot.client import send_report
     from slackbot.config import load_playbooks
-    from slackbot.demo import seed_workspace
     from slackbot.emulator import SlackEmulator
+    from slackbot.emulator.seeding import seed_workspace
     from slackbot.serving import free_port
     from slackbot.settings import DEFAULT_RUNBOOKS
 

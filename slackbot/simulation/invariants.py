@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -23,9 +23,7 @@ from slackbot.config import load_playbooks
 from slackbot.db.engine import make_engine
 from slackbot.db.models import Incident, Occurrence, OutboxItem, Run, TimelineEvent
 from slackbot.outbox.slack_deliveries import CARD_EVENT, POST_EVENT
-
-if TYPE_CHECKING:
-    from slackbot.simulation.runner import SimulationRun, SnapMessage
+from slackbot.simulation.records import SimulationRun, SnapMessage
 
 PAGE_KINDS = ("dm", "pagerduty")
 CHECKLIST_EVENT = "triagebot_checklist"

@@ -11,22 +11,32 @@ import json
 import statistics
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slackbot.clock import as_utc
 from slackbot.outbox.slack_deliveries import CARD_EVENT, POST_EVENT
 from slackbot.settings import DEFAULT_RUNBOOKS
 from slackbot.simulation.faults import BD_OUTAGE, CRASH, PAGERDUTY_OUTAGE
-from slackbot.simulation.invariants import Facts
+from slackbot.simulation.invariants import Check, Facts
+from slackbot.simulation.records import SimulationRun
 from slackbot.simulation.traffic import KIND_LABELS, KINDS
-
-if TYPE_CHECKING:
-    from slackbot.simulation.runner import SimulationResult, SimulationRun
 
 BEAD_KINDS = ("bead_file", "bead_comment", "bead_close", "bead_reopen")
 SHOWN_VIOLATIONS = 25
+
+
+@dataclass
+class SimulationResult:
+    run: SimulationRun
+    checks: list[Check]
+    figures: dict[str, Any]  # every number the report shows
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
 
 
 def _when(value: datetime | None) -> str:

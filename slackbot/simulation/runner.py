@@ -34,13 +34,12 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,115 +55,35 @@ from slackbot.clients.bd import BdTracker
 from slackbot.clients.tracker import Bead, BeadRequest
 from slackbot.clock import FakeClock, as_utc
 from slackbot.config import load_playbooks
-from slackbot.db.engine import make_engine
 from slackbot.db.models import OutboxItem, Run, Timer
-from slackbot.demo import seed_workspace
 from slackbot.emulator import SlackEmulator
+from slackbot.emulator.seeding import seed_workspace
 from slackbot.incidents.timers import TimerService
 from slackbot.outbox.worker import OutboxWorker
 from slackbot.runtime import Runtime, build_runtime
 from slackbot.serving import serve
-from slackbot.settings import DEFAULT_RUNBOOKS, Settings
+from slackbot.settings import Settings
 from slackbot.signing import sign
 from slackbot.simulation.faults import FaultPlan, ProcessCrash
 from slackbot.simulation.github import FakeGitHubIssues, running_github_issues
-from slackbot.simulation.invariants import Check, Facts, check_all
 from slackbot.simulation.pagerduty import FakePagerDuty, running_pagerduty
-from slackbot.simulation.report import numbers
+from slackbot.simulation.records import (
+    Outcome,
+    Restart,
+    SimulationConfig,
+    SimulationRun,
+    SnapMessage,
+    Snapshot,
+)
 from slackbot.simulation.responders import People, SimulationError
 from slackbot.simulation.traffic import CiRun, Traffic
 
 log = logging.getLogger(__name__)
 
-START = datetime(2026, 11, 23, tzinfo=UTC)  # a Monday
 MAX_STEP = timedelta(minutes=15)  # people look at Slack at least this often
 SETTLE_GRACE = timedelta(minutes=30)  # after the last day: let the 20-minute rule fire on late failures
 DRAIN_LIMIT = timedelta(hours=26)  # the longest retry budget (beads, 24 h) plus slack
 PACE = timedelta(seconds=1)  # a blocked lane refills one post per second
-
-
-@dataclass
-class SimulationConfig:
-    days: int = 14
-    seed: int = 7
-    runbooks_dir: Path = DEFAULT_RUNBOOKS
-    responders: bool = False
-    database_url: str | None = None  # default: SQLite in the work directory
-    workdir: Path | None = None  # default: a temporary directory, removed afterwards
-    faults: bool = True
-    start: datetime = START
-    inject_bug: str | None = None  # "duplicate-card": prove the invariants catch a broken bot
-
-
-@dataclass
-class Outcome:
-    """One delivery outcome the worker reported (retries and dead letters), in virtual time."""
-
-    at: datetime
-    kind: str
-    outbox_id: int
-    outcome: str
-    error: str | None
-
-
-@dataclass
-class Restart:
-    at: datetime
-    reason: str
-    process: int
-    in_flight: list[str] = field(default_factory=list)  # deliveries the dead process left half-done
-
-
-@dataclass
-class SimulationRun:
-    """Everything the invariants and the report need once the bot has stopped."""
-
-    config: SimulationConfig
-    runbook_dir: Path
-    database_url: str
-    traffic: Traffic
-    faults: FaultPlan
-    people: People
-    snapshot: Snapshot
-    outcomes: list[Outcome]
-    restarts: list[Restart]
-    started: datetime
-    ended: datetime
-    drained_at: datetime
-    wall_seconds: float
-    ingest_answers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # run id -> 202 bodies
-    sabotage: list[str] = field(default_factory=list)
-
-
-@dataclass
-class SnapMessage:
-    channel: str
-    ts: str
-    text: str
-    thread_ts: str | None
-    metadata: dict[str, Any] | None
-    header: str
-    user: str
-    edited: int
-    at: float  # the virtual time the message was posted (its ts)
-
-
-@dataclass
-class Snapshot:
-    """What the outside world saw, captured at the end: Slack, PagerDuty, bd, GitHub."""
-
-    messages: list[SnapMessage]
-    calls: dict[str, dict[int, int]]  # method -> HTTP status -> count
-    pagerduty: list[dict[str, Any]]  # events with "_received_at"
-    pagerduty_refused: int
-    beads: list[dict[str, Any]]
-    github_issues: list[dict[str, Any]]
-
-    def top_level(self, channel: str | None = None) -> list[SnapMessage]:
-        return [m for m in self.messages if m.thread_ts in (None, m.ts) and channel in (None, m.channel)]
-
-    def replies(self) -> list[SnapMessage]:
-        return [m for m in self.messages if m.thread_ts not in (None, m.ts)]
 
 
 # -- the bot's Slack client and bd, with the crash points ------------------------------------------
@@ -644,31 +563,3 @@ def quiet_logs() -> Iterator[None]:
     finally:
         for name, level in previous.items():
             logging.getLogger(name).setLevel(level)
-
-
-@dataclass
-class SimulationResult:
-    run: SimulationRun
-    checks: list[Check]
-    figures: dict[str, Any]  # every number the report shows
-
-    @property
-    def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
-
-
-def simulate(config: SimulationConfig) -> SimulationResult:
-    """Run the simulation, then check the invariants and count, while its database still exists
-    (a temporary work directory is removed on return)."""
-    with quiet_logs(), ExitStack() as stack:
-        workdir = config.workdir
-        if workdir is None:
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="triagebot-sim-")))
-        workdir.mkdir(parents=True, exist_ok=True)
-        run = Simulation(config).run(stack, workdir)
-        engine = make_engine(run.database_url)
-        try:
-            facts = Facts.load(engine, load_playbooks(run.runbook_dir).default)
-        finally:
-            engine.dispose()
-        return SimulationResult(run, check_all(run, facts), numbers(run, facts))

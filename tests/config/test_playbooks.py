@@ -192,7 +192,9 @@ def test_a_duplicate_alias_and_a_milestone_named_twice(tmp_path: Path) -> None:
 
 def test_a_severity_or_class_referenced_but_not_declared(tmp_path: Path) -> None:
     root = copy_runbooks(tmp_path)
-    routing = FIFTH_ROUTING.replace("required_action: Raise the quota", "default_severity: P0\n    required_action: Raise")
+    routing = FIFTH_ROUTING.replace(
+        "required_action: Raise the quota", "default_severity: P0\n    required_action: Raise"
+    )
     policy = FIFTH_POLICY.replace("default_severity: P2", "default_severity: P3")
     folder = add_playbook(root, "load-tests", routing, policy)
     (policy_problem,) = [p for p in problems(root) if p.file == "load-tests/policy.yml"]

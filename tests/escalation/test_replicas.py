@@ -42,8 +42,8 @@ from slackbot.config import load_playbooks
 from slackbot.db.engine import make_engine
 from slackbot.db.migrate import upgrade
 from slackbot.db.models import Incident, OutboxItem, TimelineEvent, Timer
-from slackbot.demo import seed_workspace
 from slackbot.emulator import SlackEmulator
+from slackbot.emulator.seeding import seed_workspace
 from slackbot.serving import free_port
 from tests.conftest import RUNBOOKS
 from tests.factories import report, result

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from slackbot.app import build_asgi, slack_client_for
-from slackbot.demo import seed_workspace
 from slackbot.emulator import SlackEmulator
+from slackbot.emulator.seeding import seed_workspace
 from slackbot.runtime import build_runtime
 from slackbot.serving import serve
 from slackbot.settings import Settings

@@ -15,8 +15,8 @@ from sqlmodel import Session, select
 from slackbot.clock import FakeClock
 from slackbot.config import Playbooks
 from slackbot.db.models import OutboxItem, TimelineEvent
-from slackbot.demo import seed_workspace
 from slackbot.emulator import SlackEmulator
+from slackbot.emulator.seeding import seed_workspace
 from slackbot.outbox import store
 from slackbot.outbox.slack_deliveries import SlackDeliveries
 from slackbot.outbox.worker import OutboxWorker

@@ -20,7 +20,7 @@ import pytest
 from slackbot.config import load_playbooks
 from slackbot.simulation import SimulationConfig, SimulationResult, simulate
 from slackbot.simulation.invariants import check_all
-from slackbot.simulation.runner import START
+from slackbot.simulation.records import START
 from slackbot.simulation.traffic import SCHEMA_DRIFT, Traffic
 from tests.conftest import RUNBOOKS
 

@@ -17,8 +17,8 @@ import pytest
 
 from slackbot.app import build_asgi, slack_client_for
 from slackbot.client import send_report
-from slackbot.demo import seed_workspace
 from slackbot.emulator import SlackEmulator
+from slackbot.emulator.seeding import seed_workspace
 from slackbot.emulator.state import Message
 from slackbot.runtime import Runtime, build_runtime
 from slackbot.serving import serve

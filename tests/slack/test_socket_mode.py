@@ -30,8 +30,8 @@ from slackbot.app import build_asgi, slack_client_for
 from slackbot.cli import main as cli
 from slackbot.config import load_playbooks
 from slackbot.db.models import Incident, TimelineEvent
-from slackbot.demo import seed_workspace
 from slackbot.emulator import SlackEmulator
+from slackbot.emulator.seeding import seed_workspace
 from slackbot.runtime import build_runtime
 from slackbot.serving import free_port, serve
 from slackbot.settings import Settings

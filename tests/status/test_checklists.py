@@ -18,10 +18,10 @@ from slackbot.clock import FakeClock
 from slackbot.config import Playbook, Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, OutboxItem, RunbookExecution
-from slackbot.demo import seed_workspace
 from slackbot.domain.changes import Actor, Classify, IncidentError, RecordStep, Resolve
 from slackbot.domain.checklists import RESPONSE, StepRef, steps_for
 from slackbot.emulator import SlackEmulator
+from slackbot.emulator.seeding import seed_workspace
 from slackbot.incidents.checklists import failed_step_roles
 from slackbot.incidents.core import IncidentCore
 from slackbot.outbox import store

@@ -1,0 +1,1 @@
+"""Storage: the tables (SQLModel), the engine and sessions, and the Alembic migrations."""

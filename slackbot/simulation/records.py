@@ -1,0 +1,100 @@
+"""What a simulation is given and what it leaves behind: its configuration, the run record the
+invariants and the report read, and the outside world's view (Slack, PagerDuty, bd, GitHub)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from slackbot.settings import DEFAULT_RUNBOOKS
+from slackbot.simulation.faults import FaultPlan
+from slackbot.simulation.responders import People
+from slackbot.simulation.traffic import Traffic
+
+START = datetime(2026, 11, 23, tzinfo=UTC)  # a Monday
+
+
+@dataclass
+class SimulationConfig:
+    days: int = 14
+    seed: int = 7
+    runbooks_dir: Path = DEFAULT_RUNBOOKS
+    responders: bool = False
+    database_url: str | None = None  # default: SQLite in the work directory
+    workdir: Path | None = None  # default: a temporary directory, removed afterwards
+    faults: bool = True
+    start: datetime = START
+    inject_bug: str | None = None  # "duplicate-card": prove the invariants catch a broken bot
+
+
+@dataclass
+class Outcome:
+    """One delivery outcome the worker reported (retries and dead letters), in virtual time."""
+
+    at: datetime
+    kind: str
+    outbox_id: int
+    outcome: str
+    error: str | None
+
+
+@dataclass
+class Restart:
+    at: datetime
+    reason: str
+    process: int
+    in_flight: list[str] = field(default_factory=list)  # deliveries the dead process left half-done
+
+
+@dataclass
+class SimulationRun:
+    """Everything the invariants and the report need once the bot has stopped."""
+
+    config: SimulationConfig
+    runbook_dir: Path
+    database_url: str
+    traffic: Traffic
+    faults: FaultPlan
+    people: People
+    snapshot: Snapshot
+    outcomes: list[Outcome]
+    restarts: list[Restart]
+    started: datetime
+    ended: datetime
+    drained_at: datetime
+    wall_seconds: float
+    ingest_answers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # run id -> 202 bodies
+    sabotage: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SnapMessage:
+    channel: str
+    ts: str
+    text: str
+    thread_ts: str | None
+    metadata: dict[str, Any] | None
+    header: str
+    user: str
+    edited: int
+    at: float  # the virtual time the message was posted (its ts)
+
+
+@dataclass
+class Snapshot:
+    """What the outside world saw, captured at the end: Slack, PagerDuty, bd, GitHub."""
+
+    messages: list[SnapMessage]
+    calls: dict[str, dict[int, int]]  # method -> HTTP status -> count
+    pagerduty: list[dict[str, Any]]  # events with "_received_at"
+    pagerduty_refused: int
+    beads: list[dict[str, Any]]
+    github_issues: list[dict[str, Any]]
+
+    def top_level(self, channel: str | None = None) -> list[SnapMessage]:
+        return [m for m in self.messages if m.thread_ts in (None, m.ts) and channel in (None, m.channel)]
+
+    def replies(self) -> list[SnapMessage]:
+        return [m for m in self.messages if m.thread_ts not in (None, m.ts)]
