@@ -72,7 +72,7 @@ def routes(runtime: Runtime) -> list[Route]:
             return problem(401, "X-Triage-Signature does not match the body (wrong secret or altered body)")
         return body
 
-    async def accept(request: Request, parse: Callable[[bytes], Report]) -> Response:
+    async def accept(request: Request, parse: Callable[[bytes], Report], source: str) -> Response:
         body = await authenticated_body(request)
         if isinstance(body, Response):
             return body
@@ -81,12 +81,13 @@ def routes(runtime: Runtime) -> list[Route]:
         except (ValueError, JUnitError) as exc:
             return problem(400, str(exc))
 
-        result = (await asyncio.to_thread(runtime.ingest.ingest_report, runtime.engine, report)).as_json()
+        ingested = await asyncio.to_thread(runtime.ingest.ingest_report, runtime.engine, report, source=source)
+        result = ingested.as_json()
         runtime.notify_committed()
         return JSONResponse(result, status_code=202)
 
     async def ingest_report(request: Request) -> Response:
-        return await accept(request, parse_report_json)
+        return await accept(request, parse_report_json, "api")
 
     async def ingest_junit(request: Request) -> Response:
         try:
@@ -96,6 +97,7 @@ def routes(runtime: Runtime) -> list[Route]:
         return await accept(
             request,
             lambda body: parse_junit(body, run, invariant_prefixes=runtime.invariant_prefixes),
+            "junit",
         )
 
     return [

@@ -216,7 +216,7 @@ def build_context(inputs: PostmortemInputs) -> dict[str, Any]:
             {
                 "at": when(x.at),
                 "runbook": inline(x.runbook),
-                "step": x.step_index + 1,
+                "step": x.step_index,  # stored 1-based, as people say "step 3"
                 "text": inline(x.step_text),
                 "result": inline(x.result),
                 "actor": inline(x.actor),
