@@ -15,7 +15,8 @@ without new tables:
   for them); the alert's runbook there (matched on ``alertname``) presets the failure mode (the
   class) and severity, its detect → document steps become the incident's checklist, its owner is
   paged and its severity pages whom the policy says (and files the bead it says). An alert
-  without a runbook is an unclassified incident flagged as a documentation gap;
+  without a runbook is an unclassified incident flagged as a documentation gap, and pages whoever
+  owns unclassified incidents;
 * every notification is a **run** (provider ``alertmanager``) and each newly firing alert (its
   ``fingerprint`` and ``startsAt``) an occurrence, so repeats are counted the same way as CI
   failures;
@@ -311,7 +312,7 @@ class AlertmanagerService:
             preset_class=rule.failure_class if rule else None,
             preset_reason=f"the runbook for alert {alertname}" if rule else None,
             preset_severity=rule.severity if rule else None,
-            page_owner=rule is not None,
+            page_owner=True,  # an alert fired: its owner (or whoever owns unrouted incidents) is paged
         )
         what = f"{alertname} firing ({len(firing)} alert(s), group {payload.group_key})"
         incident = opening.open_one(
