@@ -327,11 +327,12 @@ class IncidentCore:
                 text = ""
         missing = [f for f in milestone.asks if not f.optional and f.key not in values]
         if missing:
-            first, others = missing[0], missing[1:]
-            named = "".join(f' {f.key}="<{f.label.lower()}>"' for f in others)
+            # The note fills the first field the milestone asks for; the others are named.
+            positional = milestone.asks[0]
+            named = "".join(f' {f.key}="<{f.label.lower()}>"' for f in missing if f.key != positional.key)
             raise IncidentError(
                 f"{milestone.label} needs the {', '.join(f.label.lower() for f in missing)}: "
-                f"/triage status {incident.key} {milestone.key}{named} <{first.label.lower()}>"
+                f"/triage status {incident.key} {milestone.key}{named} <{positional.label.lower()}>"
             )
         return values
 

@@ -79,4 +79,3 @@ def bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PlaybookBot
         monkeypatch.delenv(name, raising=False)
     with running_bot(tmp_path) as running:
         yield running
-
