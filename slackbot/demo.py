@@ -1,7 +1,8 @@
 """``triagebot demo``: the main job on embedded defaults, shown as a responder would see it.
 
-The local Slack emulator plays the workspace, the bot runs in HTTP mode on SQLite, the sample
-report is sent the way CI sends it, and a scripted responder classifies one card. Nothing here is
+The local Slack emulator plays the workspace, the bot runs in HTTP mode on SQLite, and each
+playbook's example (a report, a JUnit file, an Alertmanager alert) is sent the way its source
+sends it; a scripted responder (the class's on-call owner) classifies its card. Nothing here is
 faked inside the bot: it talks to the emulator over HTTP exactly as it would talk to Slack.
 """
 
@@ -9,31 +10,39 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 
 from slackbot.app import build_asgi, slack_client_for
 from slackbot.client import send_report
+from slackbot.config import Playbook, Playbooks
 from slackbot.emulator import SlackEmulator
+from slackbot.emulator.beads import fake_bd_executable, init_workspace
 from slackbot.emulator.seeding import seed_workspace
-from slackbot.runtime import build_runtime
+from slackbot.emulator.state import Message
+from slackbot.runtime import Runtime, build_runtime
 from slackbot.serving import serve
 from slackbot.settings import DEFAULT_RUNBOOKS, Settings
 
-SAMPLE = DEFAULT_RUNBOOKS / "examples" / "nightly-report.json"
 RESPONDER = "U0CAROL"
+ALERTMANAGER_TOKEN = secrets.token_hex(16)
 
 
-def _wait(condition: Any, timeout: float, what: str) -> None:
+def _wait(condition: Any, timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (value := condition()):
         if time.monotonic() > deadline:
             raise click.ClickException(f"demo: timed out waiting for {what}")
         time.sleep(0.1)
+    return value
 
 
 @contextlib.contextmanager
@@ -41,15 +50,21 @@ def running_demo(
     database_url: str, *, runbooks_dir: Path = DEFAULT_RUNBOOKS, port: int | None = None, emulator_port: int = 0
 ) -> Iterator[dict[str, Any]]:
     emulator = SlackEmulator(port=emulator_port).start()
+    beads_home = tempfile.TemporaryDirectory(prefix="triagebot-demo-beads-")
     try:
+        bd = shutil.which("bd") or fake_bd_executable()  # the demo files real beads either way
         ingest_secret = secrets.token_hex(16)
         settings = Settings(
+            TRIAGE_ALERTMANAGER_TOKEN=ALERTMANAGER_TOKEN,
+            TRIAGE_LANE_RATE=20,  # the emulator is not Slack: no need to pace posts a second apart
             SLACK_BOT_TOKEN=emulator.bot_token,
             SLACK_SIGNING_SECRET=emulator.signing_secret,
             SLACK_API_URL=emulator.base_url,
             TRIAGE_DATABASE_URL=database_url,
             TRIAGE_RUNBOOKS_DIR=runbooks_dir,
             TRIAGE_INGEST_SECRET=ingest_secret,
+            TRIAGE_BD_BIN=bd,
+            BEADS_DIR=init_workspace(Path(beads_home.name), prefix="demo", bd=bd),
         )
         runtime = build_runtime(settings, slack=slack_client_for(settings))
         seed_workspace(emulator, runtime.playbooks)
@@ -58,6 +73,96 @@ def running_demo(
             yield {"emulator": emulator, "runtime": runtime, "bot_url": bot_url, "secret": ingest_secret}
     finally:
         emulator.stop()
+        beads_home.cleanup()
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What a playbook's team would send the bot: a report, a JUnit file or an alert."""
+
+    playbook: Playbook
+    path: Path
+
+    @property
+    def kind(self) -> str:
+        if self.path.suffix == ".xml":
+            return "junit"
+        return "alert" if self.path.stem == "alert" else "report"
+
+
+def samples(playbooks: Playbooks) -> list[Sample]:
+    """Each playbook's example (``<playbook>/examples/``); the default playbook may use the shared
+    ``examples/nightly-report.json`` (seed 001's, from before playbooks)."""
+    found = []
+    for playbook in playbooks:
+        folder = playbook.directory / "examples"
+        candidates = sorted(folder.glob("*.json")) + sorted(folder.glob("*.xml")) if folder.is_dir() else []
+        if not candidates and playbook is playbooks.default:
+            candidates = [p for p in (playbooks.directory / "examples" / "nightly-report.json",) if p.is_file()]
+        if candidates:
+            found.append(Sample(playbook, candidates[0]))
+    return found
+
+
+def send_sample(sample: Sample, bot_url: str, ingest_secret: str) -> list[dict[str, Any]]:
+    """Send it the way its source would; returns the incidents it opened or joined."""
+    body = sample.path.read_bytes()
+    if sample.kind == "alert":
+        response = httpx.post(
+            f"{bot_url}/webhooks/alertmanager",
+            content=body,
+            headers={"Authorization": f"Bearer {ALERTMANAGER_TOKEN}", "Content-Type": "application/json"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        outcome = response.json()
+        return [{"id": outcome["incident"], "playbook": sample.playbook.name}] if outcome.get("incident") else []
+    params = None
+    if sample.kind == "junit":
+        suite = next(iter(sample.playbook.routing.suites), "full")
+        params = {"repository": f"acme/{sample.playbook.name}", "runId": "demo-1", "suite": suite, "branch": "main"}
+    result = send_report(body, bot_url, ingest_secret, params=params)
+    return list(result["incidents"])
+
+
+def responder_for(playbook: Playbook, incident_class: str | None) -> str:
+    """Who classifies the demo card: the on-call owner of the class the bot suggests."""
+    target = playbook.target("owner", incident_class or next(iter(playbook.classes)))
+    return (target.dm_user if target else None) or RESPONDER
+
+
+def show_playbook(emulator: SlackEmulator, runtime: Runtime, sample: Sample, bot_url: str, secret: str) -> str:
+    """Send the sample, classify its first card as its owner would, and print what Slack shows."""
+    playbook = sample.playbook
+    click.echo(f"\n━━ {playbook.title} (playbook {playbook.name}) ━━")
+    incidents = [i for i in send_sample(sample, bot_url, secret) if i.get("playbook") == playbook.name]
+    if not incidents:
+        raise click.ClickException(f"demo: {sample.path} opened no incident of the {playbook.name} playbook")
+    click.echo(f"Sent {sample.path.relative_to(runtime.playbooks.directory)} -> {len(incidents)} incident(s)")
+    incident = next((i for i in incidents if not i.get("contractViolation")), incidents[0])
+    key = str(incident["id"])
+    card = _wait(lambda: _card(emulator, key), 120, f"the card of {key}")
+    channel = card.channel
+    view = runtime.card_view(int(key.removeprefix("INC-")))
+    if view.incident.failure_class is None:
+        chosen = view.incident.suggested_class or next(iter(playbook.classes))
+        person = responder_for(playbook, chosen)
+        click.echo(f"Responder <@{person}> classifies {key} as {playbook.class_label(chosen)}…")
+        emulator.select_option(person, channel, card.ts, "incident_classify", chosen)
+        _wait(lambda: (c := _card(emulator, key)) is not None and c.edited >= 1, 30, "the card redraw")
+    _wait(lambda: len(emulator.replies(channel, card.ts)) >= 1, 30, "the thread")
+    click.echo(f"The card of {key} with its status thread:\n")
+    click.echo(emulator.thread_transcript(channel, card.ts))
+    return channel
+
+
+def _card(emulator: SlackEmulator, key: str) -> Message | None:
+    for channel in emulator.channel_ids():
+        for message in emulator.messages(channel):
+            header = (message.blocks or [{}])[0].get("text", {}).get("text", "") if message.blocks else ""
+            if f"{key} " in header:
+                return message
+    return None
 
 
 def run_demo(
@@ -73,36 +178,20 @@ def run_demo(
         emulator_port=8099 if keep_serving else 0,
     ) as demo:
         emulator: SlackEmulator = demo["emulator"]
-        runtime = demo["runtime"]
+        runtime: Runtime = demo["runtime"]
+        chosen = samples(runtime.playbooks)
+        if playbook is not None:
+            if runtime.playbooks.named(playbook) is None:
+                names = ", ".join(p.name for p in runtime.playbooks)
+                raise click.ClickException(f"demo: no playbook {playbook} in {runbooks_dir} (there are: {names})")
+            chosen = [s for s in chosen if s.playbook.name == playbook]
+            if not chosen:
+                raise click.ClickException(f"demo: the {playbook} playbook has no examples/ to send")
         click.echo(f"Slack emulator: {emulator.web_url}   bot: {demo['bot_url']}")
-        result = send_report(SAMPLE.read_bytes(), demo["bot_url"], demo["secret"])
-        click.echo(
-            f"CI sent {SAMPLE.name}: {result['failures']} failing of {result['results']} results -> "
-            f"{len(result['incidents'])} incident(s)\n"
-        )
-        channel = runtime.playbooks.default.channel_for_suite("nightly")
-        expected = len(result["incidents"])
-        click.echo(f"Posting {expected} cards (Slack allows about one post per second per channel)…")
-        _wait(lambda: len(emulator.messages(channel)) >= expected + (1 if result["multiPrefix"] else 0), 120, "cards")
-        card = next(m for m in emulator.messages(channel) if any(b.get("type") == "actions" for b in m.blocks))
-        incident = next(i for i in result["incidents"] if not i["contractViolation"])
-        card = next(
-            m
-            for m in emulator.messages(channel)
-            if m.blocks and incident["id"] in str(m.blocks[0].get("text", {}).get("text", ""))
-        )
-        click.echo(f"Responder <@{RESPONDER}> classifies {incident['id']} as Algorithm regression…")
-        emulator.select_option(RESPONDER, channel, card.ts, "incident_classify", "algorithm_regression")
-        _wait(lambda: len(emulator.replies(channel, card.ts)) >= 1, 30, "the classification thread post")
-        _wait(
-            lambda: emulator.messages(channel)[[m.ts for m in emulator.messages(channel)].index(card.ts)].edited >= 1,
-            30,
-            "the card redraw",
-        )
-        click.echo("\nThe channel, one line per message:\n" + emulator.summary(channel))
-        click.echo(f"The card of {incident['id']} after the classification, with its status thread:\n")
-        click.echo(emulator.thread_transcript(channel, card.ts))
-        click.echo(f"\nOpen the channel in a browser: {emulator.web_url}channels/{channel}")
+        channels = [show_playbook(emulator, runtime, sample, demo["bot_url"], demo["secret"]) for sample in chosen]
+        click.echo("\nOpen the channels in a browser:")
+        for channel in dict.fromkeys(channels):
+            click.echo(f"  {emulator.web_url}channels/{channel}")
         if keep_serving:
             click.echo("Serving until Ctrl-C. Try /triage from the emulator or send more reports.")
             with contextlib.suppress(KeyboardInterrupt):

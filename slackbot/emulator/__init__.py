@@ -1,4 +1,7 @@
-"""A local Slack for tests and the demo: Web API, workspace state, a user to act as, HTML views.
+"""Local stand-ins for the demo, the simulation and the tests: a Slack (below) and a bd
+(``fake_bd``, ``beads``).
+
+A local Slack: Web API, workspace state, a user to act as, HTML views.
 
 ``SlackEmulator`` answers the Web API methods the bot calls with Slack's shapes and errors (including
 Block Kit limits and per-channel rate limits), keeps channels, threads, views and ephemerals, sends

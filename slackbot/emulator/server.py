@@ -274,6 +274,10 @@ class SlackEmulator:
 
     # -- inspection (copies, so callers never race the server) ------------------------------------
 
+    def channel_ids(self) -> list[str]:
+        with self.workspace.lock:
+            return list(self.workspace.channels)
+
     def messages(self, channel_id: str) -> list[Message]:
         """Top-level messages (and thread broadcasts), oldest first."""
         with self.workspace.lock:

@@ -233,7 +233,7 @@ def announce(
         if ref.failure_class is not None:  # preset by a rule: its checklist applies now
             enqueue_checklist(effects, incident, failure_class=ref.failure_class, reclassified=False)
         if roles:
-            reason = "alert" if opening.page_owner else "severity"
+            reason = "alert" if opening.page_owner else "opened"
             note = opening.symptom if opening.page_owner else ""
             enqueue_page(
                 effects, incident, targets_for(playbook, incident, roles), reason=reason, step="open", note=note

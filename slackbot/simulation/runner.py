@@ -31,9 +31,7 @@ import logging
 import os
 import random
 import secrets
-import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -57,6 +55,7 @@ from slackbot.clock import FakeClock, as_utc
 from slackbot.config import load_playbooks
 from slackbot.db.models import OutboxItem, Run, Timer
 from slackbot.emulator import SlackEmulator
+from slackbot.emulator.beads import BdMissing, fake_bd_executable, init_workspace
 from slackbot.emulator.seeding import seed_workspace
 from slackbot.incidents.timers import TimerService
 from slackbot.outbox.worker import OutboxWorker
@@ -278,33 +277,18 @@ class World:
             self.pagerduty.down = down
 
 
-def _fake_bd_executable() -> str:
-    beside = Path(sys.executable).parent / "triagebot-fake-bd"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("triagebot-fake-bd")
-    if found:
-        return found
-    raise SimulationError("the bd double (console script triagebot-fake-bd) is not installed: pip install -e .")
-
-
 def _init_beads(workdir: Path) -> tuple[Path, Path]:
     """A real beads workspace driven by the bd double, reached through ``bin/bd`` (a link the
     bd outage takes away)."""
-    beads_dir = workdir / ".beads"
     bin_dir = workdir / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     link = bin_dir / "bd"
     if not link.exists():
-        link.symlink_to(_fake_bd_executable())
-    env = {**os.environ, "BEADS_DIR": str(beads_dir)}
-    subprocess.run(
-        [str(link), "init", "--prefix", "sim", "--quiet", "--non-interactive", "--skip-hooks", "--skip-agents"],
-        check=True,
-        env=env,
-        capture_output=True,
-    )
-    return beads_dir, link
+        try:
+            link.symlink_to(fake_bd_executable())
+        except BdMissing as exc:
+            raise SimulationError(str(exc)) from exc
+    return init_workspace(workdir, prefix="sim", bd=str(link)), link
 
 
 # -- the loop ---------------------------------------------------------------------------------------
