@@ -75,7 +75,7 @@ from slackbot.simulation.records import (
     Snapshot,
 )
 from slackbot.simulation.responders import People, SimulationError
-from slackbot.simulation.traffic import CiRun, Traffic
+from slackbot.simulation.traffic import CiRun, FailureClass, Traffic
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +304,12 @@ class Simulation:
         config = self.config
         playbooks = load_playbooks(config.runbooks_dir)  # an invalid runbook stops here, with file:line
         runbook = playbooks.default
+        missing = sorted({c.value for c in FailureClass} - set(runbook.classes))
+        if missing or not runbook.taxonomy.scenarios or not runbook.taxonomy.invariants:
+            raise SimulationError(
+                f"the simulated stories are written for seed 001's integration-triage playbook; the default "
+                f"playbook {runbook.name} lacks " + (f"the classes {', '.join(missing)}" if missing else "a taxonomy")
+            )
         traffic = Traffic(runbook, days=config.days, seed=config.seed, start=config.start)
         faults = FaultPlan(traffic, seed=config.seed, enabled=config.faults)
         world = World(config, stack, workdir, faults)

@@ -124,7 +124,7 @@ def test_blast_radius_and_runbook_steps(playbooks: Playbooks, engine: Engine, cl
                 incident_id=incident_id,
                 runbook="algorithm_regression",
                 runbook_version=1,
-                step_index=0,
+                step_index=1,  # stored 1-based, as recording a checklist click does (StepRef.index)
                 step_text="Reproduce the single scenario twice on a disposable local DB",
                 result="done",
                 actor="U0CAROL",
