@@ -13,11 +13,11 @@ from sqlmodel import Session
 
 from slackbot.config import Playbook
 from slackbot.db.models import Incident, Run
-from slackbot.domain.changes import Actor, Outcome
+from slackbot.domain.changes import Outcome
 from slackbot.domain.effects import EffectKind, Event, Key, Lane
 from slackbot.domain.states import BeadState
 from slackbot.incidents.effects import Effects
-from slackbot.incidents.state import changed
+from slackbot.incidents.state import Turn, changed
 
 
 def has_bead(incident: Incident) -> bool:
@@ -40,33 +40,18 @@ def auto_file(incident: Incident, effects: Effects, reason: str) -> None:
     queue_filing(incident, effects, {"reason": reason}, revision=incident.revision + 1)
 
 
-def request(
-    session: Session,
-    playbook: Playbook,
-    incident: Incident,
-    actor: Actor,
-    effects: Effects,
-    *,
-    expected: str | None,
-    observed: str | None,
-) -> Outcome:
-    assert incident.id is not None
+def request(turn: Turn, *, expected: str | None, observed: str | None) -> Outcome:
+    incident = turn.incident
     if incident.bead_id:
-        return Outcome(incident.id, f"{incident.key} already has bead {incident.bead_id}", changed=False)
+        return Outcome(turn.id, f"{turn.key} already has bead {incident.bead_id}", changed=False)
     if incident.bead_state == BeadState.PENDING:
-        return Outcome(incident.id, f"the bead for {incident.key} is already being filed", changed=False)
-    effects.record(
-        Event.BEAD_REQUESTED,
-        f"Bead requested by {actor.user_id}",
-        incident_id=incident.id,
-        actor=actor.user_id,
-        source=actor.source,
-    )
+        return Outcome(turn.id, f"the bead for {turn.key} is already being filed", changed=False)
+    turn.record(Event.BEAD_REQUESTED, f"Bead requested by {turn.actor.user_id}")
     # A new request after a failed filing is a new row (the revision is in the key).
-    payload = {"reason": "requested", "actor": actor.user_id, "expected": expected, "observed": observed}
-    queue_filing(incident, effects, payload, revision=incident.revision + 1)
-    changed(session, playbook, incident, effects)
-    return Outcome(incident.id, f"filing a bead for {incident.key}")
+    payload = {"reason": "requested", "actor": turn.actor.user_id, "expected": expected, "observed": observed}
+    queue_filing(incident, turn.effects, payload, revision=incident.revision + 1)
+    turn.changed()
+    return Outcome(turn.id, f"filing a bead for {turn.key}")
 
 
 def comment(incident: Incident, effects: Effects, text: str, *, key: str) -> None:

@@ -26,7 +26,7 @@ from slackbot.domain.states import IncidentStatus, StepResult
 from slackbot.incidents import reminders
 from slackbot.incidents.effects import Effects, utc
 from slackbot.incidents.paging import enqueue_page, targets_for
-from slackbot.incidents.state import redraw
+from slackbot.incidents.state import Turn, redraw
 from slackbot.reads.checklists import latest_results, newest_checklist
 
 
@@ -54,10 +54,9 @@ def enqueue_checklist(effects: Effects, incident: Incident, *, failure_class: st
     return key
 
 
-def record_step(
-    session: Session, playbook: Playbook, incident: Incident, ref: StepRef, actor: Actor, effects: Effects
-) -> Outcome:
+def record_step(turn: Turn, ref: StepRef) -> Outcome:
     """Record one click. Validates everything first, so a refused click leaves no row behind."""
+    session, playbook, incident, actor, effects = turn.session, turn.playbook, turn.incident, turn.actor, turn.effects
     assert incident.id is not None
     results = [r.value for r in StepResult]
     if ref.result not in results:

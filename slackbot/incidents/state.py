@@ -6,14 +6,15 @@ redraw and the optional thread post are queued, and the quiet-thread reminder mo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session, select
 
 from slackbot.config import Playbook
 from slackbot.db.models import Incident
-from slackbot.domain.changes import IncidentError
-from slackbot.domain.effects import EffectKind, Key
+from slackbot.domain.changes import Actor, IncidentError
+from slackbot.domain.effects import EffectKind, Event, Key
 from slackbot.domain.states import IncidentStatus
 from slackbot.incidents import reminders
 from slackbot.incidents.effects import Effects, utc
@@ -72,3 +73,35 @@ def redraw(incident: Incident, effects: Effects) -> None:
     effects.enqueue(
         EffectKind.CARD, Key.card(incident.id, incident.revision), incident_id=incident.id, lane=incident.channel
     )
+
+
+@dataclass
+class Turn:
+    """One change in progress: the transaction it is written in, the incident and the playbook
+    whose words apply, who asked, and the effects collected so far."""
+
+    session: Session
+    playbook: Playbook
+    incident: Incident
+    actor: Actor
+    effects: Effects
+
+    @property
+    def id(self) -> int:
+        assert self.incident.id is not None
+        return self.incident.id
+
+    @property
+    def key(self) -> str:
+        return self.incident.key
+
+    def record(self, kind: Event, message: str, **data: Any) -> None:
+        """A timeline row in the asker's name."""
+        self.effects.record(
+            kind, message, incident_id=self.id, actor=self.actor.user_id, source=self.actor.source, data=data
+        )
+
+    def changed(self, template: str | None = None, **post: Any) -> None:
+        """``changed`` for this turn, with a thread post from ``template`` when given."""
+        thread = {"template": template, "actor": self.actor.user_id, **post} if template else None
+        changed(self.session, self.playbook, self.incident, self.effects, thread=thread)
