@@ -24,6 +24,7 @@ from slackbot.db.models import Incident, Occurrence, Run, RunbookExecution, Time
 from slackbot.documents.postmortem import PostmortemInputs, render_postmortem
 from slackbot.documents.record import RecordInputs, render_record
 from slackbot.documents.runbook import output_path, render_document
+from slackbot.slack.card import CardView, summary_context
 from slackbot.slack.posts import Mrkdwn, note_context, post_context, render_named
 
 _NOW = datetime(2026, 1, 5, 3, 12, tzinfo=UTC)
@@ -158,6 +159,8 @@ def _checks(playbook: Playbook, playbooks: Playbooks, usage: list[str]) -> Itera
             "incidents": "INC-1, INC-2",
         }
         yield "slack/run_escalation.j2", partial(render_named, playbook, "run_escalation", **escalation)
+        view = CardView(playbook, incident, run, command="python3 check.py" if full else None)
+        yield "slack/card_summary.j2", partial(render_named, playbook, "card_summary", **summary_context(view))
         reply = {
             "key": "INC-7",
             "ids": Mrkdwn("`A-1 / B-1`"),
@@ -222,9 +225,9 @@ def _checks(playbook: Playbook, playbooks: Playbooks, usage: list[str]) -> Itera
         yield "runbook.md.j2", partial(render_document, playbook, playbooks, usage)
 
 
-def _located(playbook: Playbook, template: str, exc: BaseException) -> tuple[str, int]:
-    """The template file and line an error happened on, as ``triagebot check`` shows them."""
-    root = playbook.directory.parent if len(playbook.template_dirs) > 1 else playbook.directory
+def _located(playbook: Playbook, root: Path, template: str, exc: BaseException) -> tuple[str, int]:
+    """The template file and line an error happened on, as ``triagebot check`` shows them (from
+    the runbooks directory)."""
     if isinstance(exc, TemplateSyntaxError) and exc.filename:
         return _relative(Path(exc.filename), root), exc.lineno
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
@@ -252,7 +255,7 @@ def check_templates(playbooks: Playbooks, usage: list[str]) -> list[ConfigProble
                 problem = ConfigProblem(f"templates/{template}", 1, "(template)", f"missing: {exc.name} in {dirs}")
                 problems.setdefault((problem.file, 1, problem.message), problem)
             except Exception as exc:  # a template can fail in any way Python can; report them all
-                file, line = _located(playbook, template, exc)
+                file, line = _located(playbook, playbooks.directory, template, exc)
                 kind = "undefined variable" if isinstance(exc, UndefinedError) else "template error"
                 message = f"{kind} in the {playbook.name} playbook: {exc}"
                 problems.setdefault((file, line, str(exc)), ConfigProblem(file, line, "(template)", message))

@@ -33,6 +33,17 @@ from slackbot.config.workspace import DEFAULT_PLAYBOOK, Workspace
 M = TypeVar("M", bound=BaseModel)
 
 WORKSPACE_ONLY = ("ops_channel", "responders", "triage_reaction", "alert_sources")
+# The shipped templates: the last place a template is looked for, so a runbooks directory written
+# before a template existed (card_summary.j2, flag.j2) still renders it.
+SHIPPED_TEMPLATES = Path(__file__).resolve().parents[2] / "runbooks" / "templates"
+
+
+def _template_dirs(*dirs: Path) -> tuple[Path, ...]:
+    found: list[Path] = []
+    for folder in (*dirs, SHIPPED_TEMPLATES):
+        if folder.resolve() not in [f.resolve() for f in found]:
+            found.append(folder)
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -301,7 +312,7 @@ def load_playbooks(directory: Path) -> Playbooks:
                 ]
             )
         files = _read_playbook(DEFAULT_PLAYBOOK, directory, "")
-        playbook = _build(files, None, (shared_templates,))
+        playbook = _build(files, None, _template_dirs(shared_templates))
         problems = [p for s in files.sources for p in s.problems]
         if problems or playbook is None:
             raise RunbookError(problems)
@@ -323,7 +334,7 @@ def load_playbooks(directory: Path) -> Playbooks:
         read.append(_read_playbook(name, folder, f"{name}/"))
     built: dict[str, Playbook] = {}
     for files in read:
-        playbook = _build(files, workspace, (files.directory / "templates", shared_templates))
+        playbook = _build(files, workspace, _template_dirs(files.directory / "templates", shared_templates))
         problems += [p for s in files.sources for p in s.problems]
         if playbook is not None:
             built[playbook.name] = playbook

@@ -65,9 +65,13 @@ class Incident(SQLModel, table=True):
     class_source: str | None = Field(default=None, description="contract | human | rule")
     severity: str = "SEV-3"
     severity_source: str | None = Field(default=None, description="default | class | rule | human")
-    flags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Server defaults: a bulk ingest leaves both out of its rows rather than encode thousands of
+    # empty values.
+    flags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     record: dict[str, str] = Field(
-        default_factory=dict, sa_column=Column(JSON, nullable=False), description="fields milestones asked for"
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False, server_default="{}"),
+        description="fields milestones asked for",
     )
     assignee: str | None = None
     suggested_class: str | None = None

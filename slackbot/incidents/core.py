@@ -368,4 +368,3 @@ def _postmortem(turn: Turn) -> Outcome:
     )
     what = "a draft postmortem (the incident is still open)" if draft else "the postmortem"
     return Outcome(turn.id, f"posting {what} of {turn.key} in its thread")
-

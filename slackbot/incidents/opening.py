@@ -126,8 +126,6 @@ def incident_row(opening: Opening, now: datetime) -> dict[str, Any]:
         "status": IncidentStatus.OPEN.value,
         "severity": severity,
         "severity_source": severity_source.value,
-        "flags": [],
-        "record": {},
         "contract_violation": violation,
         "documentation_gap": opening.documentation_gap,
         "multi_prefix": opening.multi_prefix,

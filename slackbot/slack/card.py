@@ -34,6 +34,7 @@ from slackbot.documents.commands import fill_command, repro_for
 from slackbot.domain.ids import ALERTMANAGER_REPOSITORY, identity
 from slackbot.domain.states import BeadState, IncidentStatus
 from slackbot.slack.escape import code, escape, link, slack_date, truncate
+from slackbot.slack.posts import Mrkdwn, render_named
 
 SECTION_LIMIT = 3000
 FIELD_LIMIT = 2000
@@ -92,7 +93,7 @@ def render_card(view: CardView) -> tuple[str, list[dict[str, Any]]]:
     ids = identity(incident)
     icon = "✅" if resolved else ("🟠" if incident.failure_class else "🔴")
     blocks: list[Block] = [HeaderBlock(text=truncate(f"{icon} {incident.key} · {ids}", 150, "…"))]
-    blocks.append(_section(f"*Symptom:* {escape(incident.symptom)}"))
+    blocks.append(_section(render_named(playbook, "card_summary", **summary_context(view))))
 
     flags = _flag_lines(view)
     if flags:
@@ -115,6 +116,25 @@ def render_card(view: CardView) -> tuple[str, list[dict[str, Any]]]:
     blocks = blocks[:MAX_BLOCKS]
     fallback = truncate(f"{incident.key} {ids}: {escape(incident.symptom)}", 3900)
     return fallback, [b.to_dict() for b in blocks]
+
+
+def summary_context(view: CardView) -> dict[str, Any]:
+    """What the playbook's ``card_summary.j2`` may say (escaped unless built from trusted ids)."""
+    incident, playbook = view.incident, view.playbook
+    route = playbook.class_route(incident.owning_class)
+    return {
+        "incident": incident.key,
+        "identity": identity(incident),
+        "symptom": incident.symptom,
+        "class_label": playbook.class_label(incident.failure_class),
+        "suggested_label": playbook.class_label(incident.suggested_class) if incident.suggested_class else "",
+        "severity": playbook.severity_label(incident.severity),
+        "status": playbook.milestone_label(incident.milestone) if incident.status == "open" else "Resolved",
+        "owner": Mrkdwn(playbook.owner_target(incident.owning_class).mention()),
+        "required_action": route.required_action if route and route.required_action else "",
+        "failing_command": view.command or "",
+        "occurrences": incident.occurrence_count,
+    }
 
 
 def _flag_lines(view: CardView) -> list[str]:

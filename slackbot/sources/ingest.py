@@ -291,6 +291,15 @@ class IngestService:
         groups: dict[str, _Group] = {}
         seen: Counter[str] = Counter()
         info = report.run
+        router = self.playbooks.router(
+            FailureContext(
+                source=source,
+                repository=info.repository,
+                suite=info.suite,
+                workflow=info.workflow,
+                branch=info.branch,
+            )
+        )
         for result in failures:
             fp = fingerprint(info.repository, result.scenario_id, result.invariant_id, result.test_identity)
             basis = "|".join(
@@ -306,17 +315,8 @@ class IngestService:
             key = hashlib.sha256(f"{basis}|{seen[basis]}".encode()).hexdigest()[:40]
             group = groups.get(fp)
             if group is None:
-                context = FailureContext(
-                    source=source,
-                    repository=info.repository,
-                    suite=info.suite,
-                    workflow=info.workflow,
-                    branch=info.branch,
-                    test_file=result.test_file,
-                    test_name=result.test_name,
-                    command=result.command,
-                )
-                group = groups[fp] = _Group(fp, self.playbooks.select(context), [])
+                playbook = router.pick(result.test_file, result.test_name, result.command)
+                group = groups[fp] = _Group(fp, playbook, [])
             group.results.append((result, key))
         return groups
 
