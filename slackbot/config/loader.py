@@ -63,8 +63,8 @@ class RunbookError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML silently keeps the last of two equal keys; in a routing table that hides a mistake."""
+# libyaml when PyYAML has it (it parses the shipped playbooks several times faster).
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -140,12 +140,14 @@ def read_yaml(path: Path, shown: str) -> Source:
         return source
     text = path.read_text(encoding="utf-8")
     try:
-        loader = _UniqueKeyLoader(text)
+        # One parse: the node tree keeps the lines (and shows two equal keys, which YAML would
+        # silently merge, hiding a mistake in a routing table); the data is built from it.
+        loader = _Loader(text)
         try:
             source.node = loader.get_single_node()
+            data: Any = loader.construct_document(source.node) if source.node is not None else None
         finally:
             loader.dispose()
-        data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
