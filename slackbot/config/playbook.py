@@ -8,13 +8,14 @@ class, which channel a suite's cards go to, and which playbook a failure belongs
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from slackbot.config.base import ChoiceError, normalise, spellings
 from slackbot.config.policy import AlertRunbook, FlagRule, Milestone, Policy, SeverityRule
-from slackbot.config.routing import ClassRoute, MatchRule, Routing, Source, text_match
+from slackbot.config.routing import ClassRoute, MatchRule, Routing, Source, text_match, text_matcher
 from slackbot.config.targets import Role, Target
 from slackbot.config.taxonomy import Taxonomy, TaxonomyEntry
 from slackbot.config.workspace import Workspace
@@ -97,12 +98,12 @@ class Playbook:
     def class_with(self, flag: str) -> str | None:
         return next((k for k, r in self.classes.items() if getattr(r, flag)), None)
 
-    @property
+    @functools.cached_property
     def missing_ids_class(self) -> str | None:
         """Where a failure without the contract's ids goes (seed 001: harness/diagnostics)."""
         return self.class_with("takes_missing_ids")
 
-    @property
+    @functools.cached_property
     def run_escalation_class(self) -> str | None:
         return self.class_with("run_escalation")
 
@@ -237,6 +238,20 @@ class Playbook:
     def channels(self) -> set[str]:
         return {self.default_channel, *(s.channel for s in self.routing.suites.values())}
 
+    def owner_for_path(self, path: str | None) -> tuple[str, str] | None:
+        """The class whose scope holds the test file, and the pattern (``Routing.owner_for_path``).
+        A report names the same few test files thousands of times, so each path is matched once."""
+        owners = self._owners
+        if path not in owners:
+            if len(owners) >= _REMEMBERED_PATHS:
+                owners.clear()
+            owners[path] = self.routing.owner_for_path(path)
+        return owners[path]
+
+    @functools.cached_property
+    def _owners(self) -> dict[str | None, tuple[str, str] | None]:
+        return {}
+
     def scenario_entry(self, identifier: str | None) -> TaxonomyEntry | None:
         return self._scenarios.get(prefix_of(identifier) or "")
 
@@ -287,13 +302,38 @@ def _fits_run(rule: MatchRule, ctx: FailureContext) -> bool:
     return True
 
 
-def _fits_result(rule: MatchRule, test_file: str | None, test_name: str | None, command: str | None) -> bool:
-    """The failure-level fields the rule sets match: its test (file or name) and its command."""
-    if rule.command is not None and not text_match(rule.command, command):
+_REMEMBERED_PATHS = 4096
+
+
+class _FailureMatch:
+    """A playbook's match rules that fit a run, by what each failure must still match: one regex
+    for the rules with only a test glob, one for those with only a command glob, and the rules
+    with both. A report's thousands of failures each cost a regex match or two."""
+
+    __slots__ = ("both", "commands", "tests")
+
+    def __init__(self, rules: list[MatchRule]) -> None:
+        self.tests = _union([r.test for r in rules if r.test is not None and r.command is None])
+        self.commands = _union([r.command for r in rules if r.command is not None and r.test is None])
+        self.both = [
+            (text_matcher(r.test), text_matcher(r.command))
+            for r in rules
+            if r.test is not None and r.command is not None
+        ]
+
+    def fits(self, test_file: str | None, test_name: str | None, command: str | None) -> bool:
+        if command is not None and self.commands is not None and self.commands.match(command):
+            return True
+        for test, wanted in [(self.tests, None), *self.both]:
+            if test is None or (wanted is not None and (command is None or not wanted.match(command))):
+                continue
+            if (test_file is not None and test.match(test_file)) or (test_name is not None and test.match(test_name)):
+                return True
         return False
-    if rule.test is not None:
-        return text_match(rule.test, test_file) or text_match(rule.test, test_name)
-    return True
+
+
+def _union(patterns: list[str]) -> re.Pattern[str] | None:
+    return text_matcher(*patterns) if patterns else None
 
 
 def prefix_of(identifier: str | None) -> str | None:
@@ -365,15 +405,25 @@ class Router:
     def __init__(self, playbooks: Playbooks, run: FailureContext) -> None:
         self.playbooks = playbooks
         self.run = run
-        # Per playbook in order: the match rules whose run-level fields fit this run.
-        self.rules = [(p, [r for r in p.routing.match if _fits_run(r, run)]) for p in playbooks]
+        # Per playbook in order, until one takes the whole run: its rules that fit this run.
+        self.rules: list[tuple[Playbook, _FailureMatch]] = []
+        self.taken_by: Playbook | None = None
+        for playbook in playbooks:
+            rules = [r for r in playbook.routing.match if _fits_run(r, run)]
+            if any(r.test is None and r.command is None for r in rules):
+                self.taken_by = playbook
+                break
+            if rules:
+                self.rules.append((playbook, _FailureMatch(rules)))
         self.by_suite = next((p for p in playbooks if run.suite and run.suite in p.routing.suites), None)
         self.by_alert = next((p for p in playbooks if run.alertname and p.alert(run.alertname)), None)
 
     def pick(self, test_file: str | None, test_name: str | None, command: str | None) -> Playbook:
         for playbook, rules in self.rules:
-            if any(_fits_result(rule, test_file, test_name, command) for rule in rules):
+            if rules.fits(test_file, test_name, command):
                 return playbook
+        if self.taken_by is not None:
+            return self.taken_by
         if self.by_suite is not None:
             return self.by_suite
         failure = FailureContext(**{**self.run.__dict__, "command": command})

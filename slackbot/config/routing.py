@@ -165,6 +165,11 @@ def text_match(pattern: str, value: str | None) -> bool:
     return value is not None and fnmatch.fnmatchcase(value, pattern)
 
 
+def text_matcher(*patterns: str) -> re.Pattern[str]:
+    """``text_match`` for any of the patterns, compiled once to try against many values."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+
+
 @functools.lru_cache(maxsize=1024)
 def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(_glob_regex(pattern))

@@ -31,6 +31,11 @@ def table(model: type[SQLModel]) -> Table:
     return result
 
 
+# Plain strings for the rows an ingest writes by the thousand (an enum's ``.value`` is a lookup).
+_DELIVERY_PENDING = DeliveryState.PENDING.value
+_TIMER_PENDING = TimerState.PENDING.value
+
+
 def utc(value: datetime) -> datetime:
     """Every stored time is timezone-aware UTC (SQLModel's UTCDateTime refuses naive values, and
     a naive value is taken to be UTC already)."""
@@ -45,6 +50,9 @@ class Effects:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     timers: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.now = utc(self.now)  # converted once: an ingest stamps thousands of rows with it
 
     def record(
         self,
@@ -61,10 +69,10 @@ class Effects:
             {
                 "incident_id": incident_id,
                 "run_pk": run_pk,
-                "at": utc(self.now),
+                "at": self.now,
                 "actor": actor,
                 "source": source,
-                "kind": kind.value,
+                "kind": str(kind),
                 "message": message,
                 "data": data or {},
             }
@@ -82,16 +90,16 @@ class Effects:
     ) -> None:
         self.outbox.append(
             {
-                "kind": kind.value,
+                "kind": str(kind),
                 "dedup_key": dedup_key,
                 "incident_id": incident_id,
                 "lane": lane,
                 "payload": payload or {},
-                "state": DeliveryState.PENDING.value,
+                "state": _DELIVERY_PENDING,
                 "attempts": 0,
-                "next_attempt_at": utc(not_before or self.now),
+                "next_attempt_at": utc(not_before) if not_before else self.now,
                 "result": {},
-                "created_at": utc(self.now),
+                "created_at": self.now,
             }
         )
 
@@ -100,11 +108,11 @@ class Effects:
         self.timers.append(
             {
                 "subject": subject,
-                "kind": kind.value,
+                "kind": str(kind),
                 "incident_id": incident_id,
                 "due_at": utc(due_at),
                 "token": uuid.uuid4().hex,
-                "state": TimerState.PENDING.value,
+                "state": _TIMER_PENDING,
                 "step": 0,
             }
         )

@@ -52,7 +52,8 @@ def changed(
     assert incident.id is not None
     incident.revision += 1
     incident.updated_at = utc(effects.now)
-    session.add(incident)
+    if incident not in session:  # adding a loaded row again walks its relationships for nothing
+        session.add(incident)
     if remind:
         session.flush()
         reminders.push_back(session, incident, effects.now, playbook.policy.status_update_every)

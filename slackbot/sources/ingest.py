@@ -167,7 +167,7 @@ class IngestService:
         occurrence_rows: list[dict[str, Any]] = []
         new: list[tuple[opening.Opening, dict[str, Any]]] = []
         refs: dict[str, opening.Ref] = {}
-        absorbed: list[int] = []  # recurrences post in their thread: reminders move back
+        absorbed: set[int] = set()  # recurrences post in their thread: reminders move back
 
         for fp, fresh in fresh_groups.items():
             group = groups[fp]
@@ -189,7 +189,7 @@ class IngestService:
                 if fresh:
                     playbook = self.playbooks.get(incident.playbook)
                     opening.recur(session, playbook, incident, run, len(fresh), effects)
-                    absorbed.append(incident.id or 0)
+                    absorbed.add(incident.id or 0)
                 refs[fp] = opening.Ref.of(incident)
                 playbook_name = incident.playbook
             first = group.first
@@ -223,7 +223,8 @@ class IngestService:
             for name, found in escalating.items():
                 playbook = self.playbooks.get(name)
                 fps = [fp for fp, g in groups.items() if g.playbook.name == name and fp in refs]
-                existing = [i for fp, i in (open_incidents | reopenable).items() if fp in fps]
+                members = set(fps)
+                existing = [i for fp, i in (open_incidents | reopenable).items() if fp in members]
                 opening.run_escalation(playbook, run, found, existing, [refs[fp].id for fp in fps], effects)
             effects.record(
                 Event.RUN_INGESTED,
@@ -301,11 +302,12 @@ class IngestService:
             )
         )
         for result in failures:
-            fp = fingerprint(info.repository, result.scenario_id, result.invariant_id, result.test_identity)
+            identity = result.test_identity
+            fp = fingerprint(info.repository, result.scenario_id, result.invariant_id, identity)
             basis = "|".join(
                 (
                     fp,
-                    result.test_identity,
+                    identity,
                     result.status,
                     result.message or "",
                     result.organization_under_test or "",
@@ -419,7 +421,7 @@ class IngestService:
 
 def suggest_owner(playbook: Playbook, result: Result) -> tuple[str, str] | None:
     """A first guess at the class, with why: the test file's scope glob, else the prefix's hint."""
-    match = playbook.routing.owner_for_path(result.test_file)
+    match = playbook.owner_for_path(result.test_file)
     if match:
         failure_class, pattern = match
         return failure_class, f"test file {result.test_file} matches scope {pattern}"

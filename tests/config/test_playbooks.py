@@ -158,6 +158,41 @@ def test_routing_picks_the_playbook_by_match_suite_trigger_and_alert() -> None:
         assert playbooks.select(alert).name == "operations"
 
 
+def test_match_rules_weigh_each_failure_in_workspace_order(tmp_path: Path) -> None:
+    """A rule's fields all have to match; the first playbook (in workspace order) with a fitting
+    rule wins, whether the rule takes the whole run or looks at the failure's test or command."""
+    root = copy_runbooks(tmp_path)
+    rules = FIFTH_ROUTING.replace(
+        "  - repository: acme/loadtest\n",
+        "  - repository: acme/loadtest\n"
+        '  - test: "load/*"\n'
+        '  - command: "k6 run *"\n'
+        '  - {test: "soak*", command: "make soak*"}\n',
+    )
+    add_playbook(root, "load-tests", rules, FIFTH_POLICY)  # listed first
+    playbooks = load_playbooks(root)
+
+    def picked(repository: str, **failure: str) -> list[str]:
+        run = FailureContext(source="report", repository=repository, suite="nightly")
+        one = playbooks.select(FailureContext(**{**run.__dict__, **failure})).name
+        many = playbooks.router(run).pick(failure.get("test_file"), failure.get("test_name"), failure.get("command"))
+        return [one, many.name]
+
+    drift = "python3 scripts/validate-legacy-alias-parity.py"
+    assert picked("acme/loadtest", command=drift) == ["load-tests"] * 2
+    assert picked("acme/dispatch", test_file="load/spike.js") == ["load-tests"] * 2
+    assert picked("acme/dispatch", test_name="load/ramp") == ["load-tests"] * 2
+    assert picked("acme/dispatch", command="k6 run smoke.js") == ["load-tests"] * 2
+    assert picked("acme/dispatch", test_name="soak 1h", command="make soak-long") == ["load-tests"] * 2
+    assert picked("acme/dispatch", test_name="soak 1h", command="make test") == ["integration-triage"] * 2
+    assert picked("acme/dispatch", test_name="soak 1h") == ["integration-triage"] * 2
+    assert picked("acme/dispatch", command=drift) == ["contract-drift"] * 2
+    # contract-drift's command rule comes before library-incidents' rule for the whole repository
+    assert picked("acme/cbdd", command=drift) == ["contract-drift"] * 2
+    assert picked("acme/cbdd", test_name="Pager.Split") == ["library-incidents"] * 2
+    assert picked("acme/cbdd", test_file="load/x.js") == ["load-tests"] * 2
+
+
 def test_every_shipped_template_renders_for_every_playbook() -> None:
     assert check_templates(load_playbooks(RUNBOOKS), usage_lines()) == []
 
