@@ -10,13 +10,12 @@ ingest, validation evidence — runs from the outbox (``slackbot.sources.github`
 from __future__ import annotations
 
 import asyncio
-import json
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from handlers.http.body import BodyTooLarge, problem, read_capped, too_large
+from handlers.http.body import BodyTooLarge, loads_json, problem, read_capped, too_large
 from slackbot.runtime import Runtime
 from slackbot.settings import secret
 from slackbot.signing import verify
@@ -50,12 +49,14 @@ def routes(runtime: Runtime) -> list[Route]:
         if not delivery:
             return problem(400, "missing X-GitHub-Delivery header")
         try:
-            payload = json.loads(body)
-            if isinstance(payload, dict) and payload.get("action") != "completed":
-                return JSONResponse({"ignored": f"action {payload.get('action')!r}: only completed runs are used"})
+            payload = loads_json(body)
+        except ValueError as exc:
+            return problem(400, f"{exc} (send application/json, not a form)")
+        if isinstance(payload, dict) and payload.get("action") != "completed":
+            action = str(payload.get("action"))[:40]
+            return JSONResponse({"ignored": f"action {action!r}: only completed runs are used"})
+        try:
             run = WorkflowRun.from_webhook(payload)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return problem(400, f"body is not valid JSON (send application/json, not a form): {exc}")
         except WebhookError as exc:
             return problem(400, str(exc))
         if not service.wants(run):

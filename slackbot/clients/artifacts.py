@@ -21,13 +21,30 @@ from __future__ import annotations
 
 import io
 import stat
+import struct
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 MB = 1024 * 1024
 _CHUNK = 64 * 1024
+# What zipfile raises on a damaged archive besides BadZipFile: a truncated or lying header
+# (OSError, EOFError, struct.error, ValueError, OverflowError), corrupt deflate data (zlib.error),
+# a name flagged UTF-8 that is not (UnicodeDecodeError, a ValueError), a compression method it
+# cannot read such as deflate64 (NotImplementedError).
+_DAMAGED = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    ValueError,
+    OverflowError,
+    struct.error,
+    zlib.error,
+    NotImplementedError,
+)
 
 
 class UnsafeArchive(ValueError):
@@ -93,7 +110,9 @@ def extract(
     limits = limits or ArchiveLimits()
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError) as exc:  # OSError: truncated central directory
+    except UnicodeDecodeError as exc:
+        raise UnsafeArchive(f"a member name is flagged UTF-8 but is not: {exc}") from None
+    except _DAMAGED as exc:
         raise UnsafeArchive(f"not a zip archive: {exc}") from None
     with archive:
         infos = archive.infolist()
@@ -122,8 +141,7 @@ def extract(
                         f"archive members add up to more than {limits.max_total_bytes // MB} MB uncompressed"
                     ) from None
                 raise
-            except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as exc:
-                # NotImplementedError: a compression method zipfile cannot read (e.g. deflate64)
+            except _DAMAGED as exc:
                 raise UnsafeArchive(f"member {path!r} cannot be read: {exc}") from None
             total += len(content)
             files.append(ArchiveFile(path, content))

@@ -6,6 +6,7 @@ signed) and are capped before they are read past the cap.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote, urljoin
 
@@ -16,6 +17,8 @@ from slackbot.clock import Clock
 
 MAX_DOWNLOAD_BYTES = 50 * MB
 MAX_ARTIFACT_PAGES = 20
+DOWNLOAD_SECONDS = 120.0  # the whole download, however slowly the storage host trickles it
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 API_VERSION = "2022-11-28"
 
 
@@ -23,7 +26,7 @@ class GitHubApiError(Exception):
     """``retryable`` tells the outbox worker whether to try again; ``retry_after`` (seconds) is
     GitHub's own word on when (rate limits)."""
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
@@ -54,6 +57,7 @@ class GitHubActions:
         timeout: float = 30.0,
         max_download_bytes: int = MAX_DOWNLOAD_BYTES,
         per_page: int = 100,
+        download_seconds: float = DOWNLOAD_SECONDS,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.token = token
@@ -61,6 +65,7 @@ class GitHubActions:
         self.timeout = timeout
         self.max_download_bytes = max_download_bytes
         self.per_page = per_page
+        self.download_seconds = download_seconds
 
     def _headers(self) -> dict[str, str]:
         headers = {
@@ -106,16 +111,27 @@ class GitHubActions:
             )
         return GitHubApiError(f"GitHub answered HTTP {status} while {what}: {message}", retryable=False)
 
+    @staticmethod
+    def _object(response: httpx.Response, what: str) -> dict[str, Any]:
+        """A 200's JSON object; a proxy's HTML page or a JSON list may be a passing fault: retried."""
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise GitHubApiError(f"GitHub answered 200 without a JSON object while {what}", retryable=True)
+        return data
+
     async def get_run(self, repository: str, run_id: str, attempt: int | None = None) -> dict[str, Any]:
         url = f"{self._repo(repository)}/actions/runs/{quote(run_id, safe='')}"
         if attempt:
             url += f"/attempts/{attempt}"
+        what = f"reading run {repository}#{run_id}"
         async with httpx.AsyncClient(timeout=self.timeout) as client:
             response = await client.get(url, headers=self._headers())
         if response.status_code != 200:
-            raise self._error(response, f"reading run {repository}#{run_id}")
-        data: dict[str, Any] = response.json()
-        return data
+            raise self._error(response, what)
+        return self._object(response, what)
 
     async def list_artifacts(self, repository: str, run_id: str) -> list[dict[str, Any]]:
         """Every artifact of the run, following the ``Link: rel="next"`` pages."""
@@ -126,27 +142,39 @@ class GitHubActions:
             for _ in range(MAX_ARTIFACT_PAGES):
                 if url is None:
                     break
+                what = f"listing the artifacts of {repository}#{run_id}"
                 response = await client.get(url, params=params, headers=self._headers())
                 if response.status_code != 200:
-                    raise self._error(response, f"listing the artifacts of {repository}#{run_id}")
-                page = response.json().get("artifacts", [])
-                artifacts.extend(a for a in page if isinstance(a, dict))
+                    raise self._error(response, what)
+                page = self._object(response, what).get("artifacts")
+                if isinstance(page, list):
+                    artifacts.extend(a for a in page if isinstance(a, dict))
                 url, params = response.links.get("next", {}).get("url"), None
         return artifacts
 
     async def download(self, repository: str, artifact: dict[str, Any]) -> bytes:
         """The artifact's zip. GitHub answers 302 to a short-lived pre-signed URL on another
         host; that request goes out without our token (the storage host must never see it)."""
-        url = f"{self._repo(repository)}/actions/artifacts/{int(artifact['id'])}/zip"
-        what = f"downloading artifact {artifact.get('name')!r}"
+        what = f"downloading artifact {str(artifact.get('name'))[:200]!r}"
+        artifact_id = artifact.get("id")
+        if type(artifact_id) is not int or artifact_id < 1:
+            raise GitHubApiError(f"GitHub listed an artifact id {str(artifact_id)[:40]!r}, not a number, while {what}")
+        url = f"{self._repo(repository)}/actions/artifacts/{artifact_id}/zip"
+        try:
+            async with asyncio.timeout(self.download_seconds):
+                return await self._download(url, str(artifact.get("name")), what)
+        except TimeoutError:
+            raise GitHubApiError(f"{what} took longer than {self.download_seconds:.0f} s", retryable=True) from None
+
+    async def _download(self, url: str, name: str, what: str) -> bytes:
         async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
             response = await client.get(url, headers=self._headers())
             if response.status_code == 410:
-                raise ArtifactExpired(str(artifact.get("name")))
-            if response.status_code in (301, 302, 303, 307, 308):
+                raise ArtifactExpired(name)
+            if response.status_code in REDIRECTS:
                 location = response.headers.get("location")
                 if not location:
-                    raise GitHubApiError(f"GitHub redirected without a Location while {what}", retryable=True)
+                    raise GitHubApiError(f"GitHub redirected without a Location while {what}")
                 return await self._fetch_capped(client, urljoin(url, location), {"User-Agent": "triagebot"}, what)
             if response.status_code == 200:
                 return self._capped(response.content, what)
@@ -156,6 +184,9 @@ class GitHubActions:
         async with client.stream("GET", url, headers=headers) as response:
             if response.status_code == 410:
                 raise ArtifactExpired(what)
+            if response.status_code in REDIRECTS:
+                # GitHub's one redirect is to storage; storage redirecting again is a loop or a trap.
+                raise GitHubApiError(f"the storage host redirected again (HTTP {response.status_code}) while {what}")
             if response.status_code != 200:
                 await response.aread()
                 raise self._error(response, what)

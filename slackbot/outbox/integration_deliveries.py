@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
@@ -34,10 +35,16 @@ NOTE_EVENT = "triagebot_note"
 
 
 class GitHubRunJobs:
-    def __init__(self, engine: Engine, service: GitHubRunService, api: GitHubActions) -> None:
+    """A failed run always ends as an incident: what retrying cannot fix is named on its card at
+    once (the service does that), and an error a retry might fix (GitHub 5xx, the network) is
+    retried ``attempts`` times (fewer than the worker's own limit, so the job is never
+    dead-lettered for it) and then named on the card too."""
+
+    def __init__(self, engine: Engine, service: GitHubRunService, api: GitHubActions, *, attempts: int = 5) -> None:
         self.engine = engine
         self.service = service
         self.api = api
+        self.attempts = attempts
 
     def handlers(self) -> dict[str, Handler]:
         return {EffectKind.GITHUB_RUN: self.github_run}
@@ -49,9 +56,22 @@ class GitHubRunJobs:
             if exc.retry_after is not None:
                 # GitHub said when: wait that long without spending one of the row's attempts.
                 raise RetryLater(str(exc), after=exc.retry_after) from exc
-            if not exc.retryable:
-                raise PermanentFailure(str(exc)) from exc
-            raise
+            if exc.retryable:
+                return await self._retry_or_give_up(item, str(exc))
+            return await self._give_up(item, str(exc))
+        except (httpx.HTTPError, OSError, TimeoutError) as exc:
+            return await self._retry_or_give_up(item, f"{type(exc).__name__}: {exc}")
+
+    async def _retry_or_give_up(self, item: OutboxItem, error: str) -> dict[str, Any]:
+        if item.attempts + 1 < self.attempts:
+            raise GitHubApiError(error, retryable=True)
+        return await self._give_up(item, f"{error} (after {item.attempts + 1} attempts)")
+
+    async def _give_up(self, item: OutboxItem, error: str) -> dict[str, Any]:
+        done = await self.service.give_up(self.engine, item.payload, f"GitHub could not be read: {error}")
+        if done is None:
+            raise PermanentFailure(error)  # a green run's evidence: nothing to open, dead-letter it
+        return done
 
 
 class IntegrationPosts:

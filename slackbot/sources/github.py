@@ -27,18 +27,18 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import json
-from dataclasses import dataclass, field
-from datetime import datetime
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from slackbot.clients.artifacts import ArchiveLimits, UnsafeArchive, extract
+from slackbot.clients.artifacts import ArchiveLimits, UnsafeArchive
 from slackbot.clients.github_actions import ArtifactExpired, GitHubActions, GitHubApiError
+from slackbot.clients.isolated import off_loop
 from slackbot.clock import Clock, as_utc
 from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
@@ -46,9 +46,13 @@ from slackbot.db.models import Incident, Occurrence, ProcessedDelivery, Run
 from slackbot.domain.effects import EffectKind, Event, Key, Lane
 from slackbot.domain.states import IncidentStatus
 from slackbot.incidents.effects import Effects, utc
+from slackbot.sources.artifact_reader import RunReports, read_artifact
 from slackbot.sources.ingest import IngestResult, IngestService
-from slackbot.sources.junit import JUnitError, parse_junit
-from slackbot.sources.report import Report, Result, RunInfo
+from slackbot.sources.report import MAX_RESULTS, Report, Result, RunInfo
+
+__all__ = ["GitHubRunService", "RunReports", "WebhookError", "WorkflowRun", "is_report_artifact", "suite_for"]
+
+log = logging.getLogger(__name__)
 
 # gh's IsFailureState minus action_required (a run waiting for approval has not run any test).
 FAILED_CONCLUSIONS = frozenset({"failure", "startup_failure", "timed_out"})
@@ -56,6 +60,13 @@ PASSED = "success"
 REPORT_NAME_HINTS = ("report", "junit")
 MAX_REPORT_ARTIFACTS = 5
 NO_IDS = "no scenarioId/invariantId emitted"
+# Run attempts are stored in an INTEGER column (PostgreSQL: 32 bits); run ids are GitHub's int64.
+MAX_ATTEMPT = 2**31 - 1
+MAX_RUN_ID = 2**63 - 1
+# A run's times are believed only within these years: year 9999 (or an offset that overflows
+# when converted to UTC) is not a time GitHub sends.
+YEARS = range(2000, 2101)
+DETAILS_LIMIT = 4000
 
 
 class WebhookError(ValueError):
@@ -71,13 +82,39 @@ def suite_for(*names: str | None) -> str:
     return "full"
 
 
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
+def _time(run: dict[str, Any], key: str) -> datetime | None:
+    """``run[key]`` as an aware UTC time; absent is None, anything else wrong is a WebhookError."""
+    value = run.get(key)
+    if value is None or value == "":
         return None
+    where = f"workflow_run.{key}"
+    if not isinstance(value, str):
+        raise WebhookError(f"{where}: must be an ISO 8601 time, got {type(value).__name__}")
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        converted = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except ValueError:
-        return None
+        raise WebhookError(f"{where}: {value[:40]!r} is not an ISO 8601 time") from None
+    except OverflowError:
+        raise WebhookError(f"{where}: {value[:40]!r} is out of range when converted to UTC") from None
+    if converted.year not in YEARS:
+        raise WebhookError(f"{where}: year {converted.year} is out of range ({YEARS.start}-{YEARS.stop - 1})")
+    return converted
+
+
+def _strict_int(run: dict[str, Any], key: str, *, default: int | None, high: int) -> int:
+    """GitHub's integers: a JSON ``true`` is not 1 and ``0`` is not a missing attempt."""
+    value = run.get(key)
+    if value is None and default is not None:
+        return default
+    if type(value) is not int or not 1 <= value <= high:
+        raise WebhookError(f"workflow_run.{key}: must be an integer from 1 to {high}, got {value!r}"[:200])
+    return value
+
+
+def _text(run: dict[str, Any], key: str, limit: int) -> str | None:
+    value = run.get(key)
+    return value[:limit] if isinstance(value, str) else None
 
 
 def is_report_artifact(name: str, pattern: str | None = None) -> bool:
@@ -93,7 +130,7 @@ class WorkflowRun(BaseModel):
 
     repository: str
     run_id: str
-    run_attempt: int = 1
+    run_attempt: int = Field(default=1, ge=1, le=MAX_ATTEMPT, strict=True)
     name: str
     path: str | None = None
     workflow_id: int | None = None
@@ -109,29 +146,40 @@ class WorkflowRun(BaseModel):
     @classmethod
     def from_api(cls, repository: str, run: dict[str, Any], workflow_name: str | None = None) -> WorkflowRun:
         """From the ``workflow_run`` object (the webhook's, or ``GET …/actions/runs/{id}``)."""
-        if not isinstance(run.get("id"), int):
-            raise WebhookError("workflow_run.id: required (an integer)")
-        attempt = run.get("run_attempt") or 1
-        if not isinstance(attempt, int) or attempt < 1:
-            raise WebhookError("workflow_run.run_attempt: must be a positive integer")
+        run_id = _strict_int(run, "id", default=None, high=MAX_RUN_ID)
+        attempt = _strict_int(run, "run_attempt", default=1, high=MAX_ATTEMPT)
+        workflow_id = run.get("workflow_id")
         path = run.get("path") if isinstance(run.get("path"), str) else None
         # ``name`` is often "" (octokit's own examples); the workflow's name or file then names it.
         name = run.get("name") or workflow_name or path or f"workflow {run.get('workflow_id', '?')}"
+        started = "run_started_at" if run.get("run_started_at") else "created_at"
         return cls(
             repository=repository,
-            run_id=str(run["id"]),
+            run_id=str(run_id),
             run_attempt=attempt,
             name=str(name)[:200],
-            path=path,
-            workflow_id=run.get("workflow_id") if isinstance(run.get("workflow_id"), int) else None,
-            url=run.get("html_url") if isinstance(run.get("html_url"), str) else None,
-            branch=run.get("head_branch") if isinstance(run.get("head_branch"), str) else None,
-            sha=run.get("head_sha") if isinstance(run.get("head_sha"), str) else None,
-            status=run.get("status"),
-            conclusion=run.get("conclusion"),
-            event=run.get("event"),
-            started_at=_time(run.get("run_started_at") or run.get("created_at")),
-            finished_at=_time(run.get("updated_at")),
+            path=path[:1000] if path else None,
+            workflow_id=workflow_id if type(workflow_id) is int else None,
+            url=_text(run, "html_url", 2000),
+            branch=_text(run, "head_branch", 300),
+            sha=_text(run, "head_sha", 64),
+            status=_text(run, "status", 50),
+            conclusion=_text(run, "conclusion", 50),
+            event=_text(run, "event", 50),
+            started_at=_time(run, started),
+            finished_at=_time(run, "updated_at"),
+        )
+
+    @classmethod
+    def unread(cls, repository: str, run_id: str, run_attempt: int | None) -> WorkflowRun:
+        """A run named in a Slack alert whose own record GitHub would not give us readably: what
+        the alert said, taken as failed (a CI notifier's alert is about a failure)."""
+        return cls(
+            repository=repository[:200],
+            run_id=str(run_id)[:100],
+            run_attempt=run_attempt if type(run_attempt) is int and 1 <= run_attempt <= MAX_ATTEMPT else 1,
+            name=f"run {str(run_id)[:100]}",
+            conclusion="failure",
         )
 
     @classmethod
@@ -141,6 +189,8 @@ class WorkflowRun(BaseModel):
         repository = payload.get("repository")
         if not isinstance(repository, dict) or not isinstance(repository.get("full_name"), str):
             raise WebhookError("repository.full_name: required")
+        if not 3 <= len(repository["full_name"]) <= 200 or "/" not in repository["full_name"]:
+            raise WebhookError("repository.full_name: must be owner/name, at most 200 characters")
         run = payload.get("workflow_run")
         if not isinstance(run, dict):
             raise WebhookError("workflow_run: required (an object)")
@@ -180,17 +230,6 @@ class WorkflowRun(BaseModel):
 
 # ---------------------------------------------------------------------------------------------
 # The REST client
-
-
-@dataclass
-class RunReports:
-    """What a run's artifacts yielded: results, the files they came from, and every problem
-    (expired, rejected, unparsable) so a responder can see why a report is missing."""
-
-    results: list[Result] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    suite: str | None = None
 
 
 def enqueue_source_reply(
@@ -276,12 +315,20 @@ class GitHubRunService:
     # -- processing (the outbox job) -------------------------------------------------------------
 
     async def process(self, engine: Engine, api: GitHubActions, job: dict[str, Any]) -> dict[str, Any]:
+        """One job. A failure GitHub may recover from (5xx, rate limit, network) is raised for the
+        outbox to retry (see :meth:`give_up` for when it stops); anything wrong with the run's
+        record or its report becomes a problem named on the run's harness/diagnostics card."""
         reply_to: dict[str, Any] | None = job.get("reply_to")
         if "run" in job:
             run = WorkflowRun.model_validate(job["run"])
         else:
             data = await api.get_run(job["repository"], str(job["run_id"]), job.get("run_attempt"))
-            run = WorkflowRun.from_api(job["repository"], data)
+            try:
+                run = WorkflowRun.from_api(job["repository"], data)
+            except WebhookError as exc:
+                run = WorkflowRun.unread(job["repository"], str(job["run_id"]), job.get("run_attempt"))
+                problem = f"GitHub's record of the run could not be read: {exc}"
+                return await self._ingest_failed(engine, run, RunReports(problems=[problem]), reply_to)
             if run.status != "completed":
                 raise GitHubApiError(f"run {run.label} is still {run.status}", retryable=True, retry_after=60.0)
         if run.conclusion == PASSED:
@@ -292,6 +339,11 @@ class GitHubRunService:
                 await asyncio.to_thread(self._reply_only, engine, reply_to, f"run {run.label} ended {run.conclusion}")
             return {"ignored": run.conclusion}
         reports = await self.fetch_reports(api, run)
+        return await self._ingest_failed(engine, run, reports, reply_to)
+
+    async def _ingest_failed(
+        self, engine: Engine, run: WorkflowRun, reports: RunReports, reply_to: dict[str, Any] | None
+    ) -> dict[str, Any]:
         report = self.build_report(run, reports)
         result = await asyncio.to_thread(self._ingest, engine, run, report, reports, reply_to)
         return {
@@ -301,12 +353,30 @@ class GitHubRunService:
             "incidents": [i.key for i in result.incidents],
         }
 
+    async def give_up(self, engine: Engine, job: dict[str, Any], reason: str) -> dict[str, Any] | None:
+        """Retries are spent: a failed run (or one named in an alert) still ends as an incident,
+        naming ``reason``. None for a job about a run that did not fail (nothing to open)."""
+        if "run" in job:
+            run = WorkflowRun.model_validate(job["run"])
+            if run.conclusion not in FAILED_CONCLUSIONS:
+                return None
+        else:
+            run = WorkflowRun.unread(str(job["repository"]), str(job["run_id"]), job.get("run_attempt"))
+        return await self._ingest_failed(engine, run, RunReports(problems=[reason]), job.get("reply_to"))
+
     def is_report_artifact(self, name: str) -> bool:
         return is_report_artifact(name, self.report_artifact)
 
     async def fetch_reports(self, api: GitHubActions, run: WorkflowRun) -> RunReports:
+        """Every report in the run's report artifacts. Raises only what a retry may fix."""
         found = RunReports()
-        artifacts = await api.list_artifacts(run.repository, run.run_id)
+        try:
+            artifacts = await api.list_artifacts(run.repository, run.run_id)
+        except GitHubApiError as exc:
+            if exc.retryable:
+                raise
+            found.problems.append(f"the run's artifacts could not be listed: {exc}")
+            return found
         candidates = [a for a in artifacts if self.is_report_artifact(str(a.get("name", "")))]
         if not artifacts:
             found.problems.append("the run uploaded no artifacts")
@@ -315,57 +385,49 @@ class GitHubRunService:
             wanted = self.report_artifact or "a name containing 'report' or 'junit'"
             found.problems.append(f"no artifact matches {wanted} (artifacts: {names})")
         for artifact in candidates[:MAX_REPORT_ARTIFACTS]:
-            name = str(artifact.get("name"))
+            name = str(artifact.get("name"))[:200]
             if artifact.get("expired"):
                 found.problems.append(f"artifact {name} has expired")
                 continue
             try:
                 data = await api.download(run.repository, artifact)
-                members = extract(data, wanted=lambda p: p.lower().endswith((".json", ".xml")), limits=self.limits)
             except ArtifactExpired:
                 found.problems.append(f"artifact {name} has expired")
                 continue
             except UnsafeArchive as exc:
                 found.problems.append(f"artifact {name} was rejected: {exc}")
                 continue
-            for member in members:
-                self._read_member(f"{name}/{member.path}", member.data, run, found)
+            except GitHubApiError as exc:
+                if exc.retryable:
+                    raise
+                found.problems.append(f"artifact {name} could not be downloaded: {exc}")
+                continue
+            found.add(await self._read(name, data, run, MAX_RESULTS - len(found.results)))
         return found
 
-    def _read_member(self, where: str, data: bytes, run: WorkflowRun, found: RunReports) -> None:
-        if where.lower().endswith(".json"):
-            try:
-                raw = json.loads(data)
-            except (ValueError, UnicodeDecodeError):
-                return  # not a report (evidence files are JSON too, and need not parse)
-            if not isinstance(raw, dict) or "schemaVersion" not in raw:
-                return
-            if raw.get("schemaVersion") != 1:
-                found.problems.append(f"{where}: unsupported schemaVersion {raw.get('schemaVersion')!r}")
-                return
-            try:
-                report = Report.model_validate(raw)
-            except ValidationError as exc:
-                error = exc.errors()[0]
-                path = ".".join(str(p) for p in error["loc"])
-                found.problems.append(f"{where}: {path}: {error['msg']}")
-                return
-            if isinstance(raw.get("run"), dict) and raw["run"].get("suite"):
-                found.suite = found.suite or report.run.suite
-            found.results.extend(report.results)
-            found.files.append(where)
-            return
+    async def _read(self, name: str, data: bytes, run: WorkflowRun, budget: int) -> RunReports:
+        """The zip is opened and parsed in a child process: it may expand a thousandfold, and
+        parsing what comes out holds the GIL for as long as it takes."""
         try:
-            parsed = parse_junit(data, run.run_info(), invariant_prefixes=self.invariant_prefixes)
-        except JUnitError as exc:
-            if not str(exc).startswith("root element"):  # other XML (coverage, …) is not ours to judge
-                found.problems.append(f"{where}: {exc}")
-            return
-        found.results.extend(parsed.results)
-        found.files.append(where)
+            return await off_loop(
+                read_artifact,
+                name,
+                data,
+                run.run_info(),
+                self.invariant_prefixes,
+                self.limits,
+                budget,
+                size=len(data),
+                isolate=True,
+            )
+        except ValueError as exc:  # the parse ran out of time or memory
+            return RunReports(problems=[f"artifact {name} could not be read: {exc}"])
+        except Exception as exc:  # a bug must not cost the run its incident; the log has it
+            log.exception("reading artifact %s of %s failed", name, run.label)
+            return RunReports(problems=[f"artifact {name} could not be read: {type(exc).__name__}: {exc}"])
 
     def build_report(self, run: WorkflowRun, reports: RunReports) -> Report:
-        results = list(reports.results)
+        results = list(reports.results[:MAX_RESULTS])
         if not any(r.is_failure for r in results):
             # Seed 001's contract: a failure must name its scenario and invariant. A failed run
             # whose harness said nothing usable is a harness/diagnostics defect in its own right.
@@ -376,11 +438,14 @@ class GitHubRunService:
                 name = f"{run.name}: run failed without a report"
                 why = "no report was found"
             details = "; ".join([why, *reports.problems])
+            if len(details) > DETAILS_LIMIT:
+                details = details[: DETAILS_LIMIT - 1] + "…"
+            del results[MAX_RESULTS - 1 :]
             results.append(
                 Result(
                     status="error",
                     test_file=run.path,
-                    test_name=name,
+                    test_name=name[:2000],
                     message=f"Workflow run {run.conclusion}: {NO_IDS} ({details}).",
                 )
             )

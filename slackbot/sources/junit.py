@@ -45,7 +45,7 @@ from defusedxml.common import DTDForbidden, EntitiesForbidden, ExternalReference
 from defusedxml.ElementTree import DefusedXMLParser
 from pydantic import ValidationError
 
-from slackbot.sources.report import ID_PATTERN, Report, Result, ResultStatus, RunInfo
+from slackbot.sources.report import ID_PATTERN, MAX_RESULTS, Report, Result, ResultStatus, RunInfo
 
 DEFAULT_INVARIANT_PREFIXES: frozenset[str] = frozenset({"TENANT", "IDEMP", "NOTIF", "ASSIGN", "STATE"})
 # Upper-case tokens shaped like ids that are not ids (``UTF-8``, ``SHA-256``, ``RFC-7231`` …).
@@ -56,6 +56,8 @@ MESSAGE_LIMIT = 20_000
 DETAIL_LIMIT = 20_000
 TRUNCATED = "… [truncated]"
 VITEST_UNHANDLED_SUITE = "vitest unhandled errors"
+# expat is fed this much per call: one call holds the GIL, so a big document is fed in pieces.
+_FEED = 64 * 1024
 
 # ``BID_001`` as written in a pytest function name: an upper-case run of 2-16 that starts a word
 # (or a camel-case hump: ``TestBID_001``), ``_``, 1-12 digits, then no letter/digit. Not the tail of
@@ -70,6 +72,10 @@ _NON_BLANK = re.compile(r"\S")
 
 class JUnitError(ValueError):
     """The body is not an acceptable JUnit XML document; the message says why."""
+
+
+class TooManyTestcases(JUnitError):
+    """More testcases than the caller's limit; raised at the first one past it."""
 
 
 def looks_like_junit(body: bytes) -> bool:
@@ -90,14 +96,18 @@ def parse_junit(
     run: RunInfo,
     *,
     invariant_prefixes: frozenset[str] = DEFAULT_INVARIANT_PREFIXES,
+    max_results: int = MAX_RESULTS,
 ) -> Report:
-    """Parse a JUnit XML document into a Report for ``run``. Raises :class:`JUnitError`."""
+    """Parse a JUnit XML document into a Report for ``run``. Raises :class:`JUnitError`; a
+    document with more than ``max_results`` testcases is refused before the extra ones are read."""
     root = _parse_xml(xml)
     root_tag = _local(root.tag)
     if root_tag not in ("testsuites", "testsuite"):
         raise JUnitError(f"root element must be <testsuites> or <testsuite>, got <{root_tag}>")
     results: list[Result] = []
     for index, (case, suite) in enumerate(_testcases(root), start=1):
+        if index > max_results:
+            raise TooManyTestcases(f"the report has more than {max_results:,} testcases (the limit per report)")
         results.append(_result(case, suite, index, invariant_prefixes))
     try:
         return Report(schema_version=1, run=run, results=results)
@@ -116,7 +126,8 @@ def _parse_xml(xml: bytes) -> Element:
     # any DTD left is refused when its declaration ends — before the document body is read.
     parser.parser.EndDoctypeDeclHandler = _refuse_doctype
     try:
-        parser.feed(xml)
+        for start in range(0, len(xml), _FEED):
+            parser.feed(xml[start : start + _FEED])
         root: Element = parser.close()
     except EntitiesForbidden as exc:
         if exc.sysid or exc.pubid:
@@ -140,6 +151,10 @@ def _parse_xml(xml: bytes) -> Element:
         code = getattr(exc, "code", None)
         reason = expat.ErrorString(code) if isinstance(code, int) else str(exc)
         raise JUnitError(f"XML is not well-formed: line {line}, column {column + 1}: {reason}") from None
+    except LookupError as exc:  # <?xml encoding="x-unknown"?>: expat asks Python for the codec
+        raise JUnitError(f"XML declares an encoding this server cannot read: {exc}") from None
+    except ValueError as exc:  # e.g. a multi-byte encoding expat does not support
+        raise JUnitError(f"XML cannot be read: {exc}") from None
     return root
 
 
@@ -263,21 +278,24 @@ def _meta(properties: list[tuple[str, str]], where: str) -> _Meta:
     return _Meta(scenario, invariant, organization, key_entity_ids, tuple(evidence))
 
 
-def _json_object(value: str, name: str, where: str) -> dict[str, Any]:
+def _json(value: str, name: str, where: str) -> Any:
     try:
-        data = json.loads(value)
+        return json.loads(value)
+    except RecursionError:
+        raise JUnitError(f"{where}: property {name!r} is JSON nested too deeply") from None
     except ValueError as exc:
         raise JUnitError(f"{where}: property {name!r} is not valid JSON: {exc}") from None
+
+
+def _json_object(value: str, name: str, where: str) -> dict[str, Any]:
+    data = _json(value, name, where)
     if not isinstance(data, dict):
         raise JUnitError(f"{where}: property {name!r} must be a JSON object, got {type(data).__name__}")
     return data
 
 
 def _json_evidence(value: str, name: str, where: str) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(value)
-    except ValueError as exc:
-        raise JUnitError(f"{where}: property {name!r} is not valid JSON: {exc}") from None
+    data = _json(value, name, where)
     items = [data] if isinstance(data, dict) else data
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise JUnitError(

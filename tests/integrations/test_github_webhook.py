@@ -32,7 +32,7 @@ from slackbot.sources.github import (
 from slackbot.sources.ingest import IngestService
 from slackbot.sources.report import Result
 from tests.conftest import FIXTURES, RUNBOOKS
-from tests.fakes.github_api import FakeGitHub
+from tests.fakes.github_api import FakeGitHub, Request, Response
 from tests.integrations.conftest import (
     NOTIFIER_BOT,
     NOTIFIER_USER,
@@ -322,3 +322,148 @@ def test_run_first_seen_in_a_slack_alert_still_gets_validation_evidence(ci_bot: 
         what="the validation evidence post",
     )
     assert [i.key for i in incidents(ci_bot)] == ["INC-1"]
+
+
+# -- hostile runs (issue 18): every failed run ends in an incident naming the reason -----------
+
+
+def corrupt_deflate() -> bytes:
+    data = bytearray(zip_bytes({"report.json": report_json(FAILING) * 50}))
+    start = data.index(b"report.json") + len("report.json")  # the local header's name ends here
+    data[start + 10 : start + 40] = b"\xff" * 30  # the deflate stream, not the headers
+    return bytes(data)
+
+
+def non_utf8_member_name() -> bytes:
+    data = bytearray(zip_bytes({"report-\u00e9.json": report_json(FAILING)}))
+    for signature, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.index(signature) + flag_at
+        data[at] |= 0x08  # keep the "UTF-8 names" bit (0x800 is byte 1 of the flags)
+        data[at + 1] |= 0x08
+    name = "report-\u00e9.json".encode()
+    return bytes(data).replace(name, b"report-\xff\xfe.json"[: len(name)].ljust(len(name), b"x"))
+
+
+def deep_json() -> bytes:
+    return zip_bytes({"report.json": '{"schemaVersion": 1, "run": ' + "[" * 5000 + "]" * 5000 + "}"})
+
+
+def too_many_results() -> bytes:
+    cases = "".join(f'<testcase classname="a" name="BID-{i % 900 + 100:03d} case {i}"/>' for i in range(60_000))
+    xml = f"<testsuites><testsuite>{cases}</testsuite></testsuites>"
+    return zip_bytes({"shard-1/junit.xml": xml, "shard-2/junit.xml": xml})
+
+
+@pytest.mark.parametrize(
+    ("hostile", "expected"),
+    [
+        ("corrupt-deflate", "cannot be read"),
+        ("non-utf8-name", "integration-report was rejected"),
+        ("deep-json", "nested too deeply"),
+        ("artifact-id-abc", "not a number"),
+        ("redirect-loop", "redirected again"),
+        ("302-without-location", "redirected without a Location"),
+        ("too-many-results", "more than 100,000 results"),
+    ],
+)
+def test_a_hostile_artifact_is_a_harness_incident_naming_the_reason(ci_bot: CiBot, hostile: str, expected: str) -> None:
+    gh = ci_bot.github
+    payloads = {
+        "corrupt-deflate": corrupt_deflate,
+        "non-utf8-name": non_utf8_member_name,
+        "deep-json": deep_json,
+        "too-many-results": too_many_results,
+    }
+    data = payloads[hostile]() if hostile in payloads else zip_bytes({"r.json": report_json(FAILING)})
+    meta = gh.add_artifact(OCTO_REPO, RUN_ID, "integration-report", data)
+    if hostile == "artifact-id-abc":
+        meta["id"] = "abc"
+    elif hostile in ("redirect-loop", "302-without-location"):
+        target = {"Location": f"{gh.url}/_blobs/loop"} if hostile == "redirect-loop" else {}
+
+        @gh.route("GET", "/repos/{owner}/{repo}/actions/artifacts/{artifact_id}/zip")
+        def redirect(request: Request) -> Response:
+            return Response(302, None, headers=dict(target))
+
+        @gh.route("GET", "/_blobs/loop", auth=False)
+        def loop(request: Request) -> Response:
+            return Response(302, None, headers={"Location": f"{gh.url}/_blobs/loop"})
+
+    assert ci_bot.webhook(workflow_run_payload(conclusion="failure")).status_code == 202
+
+    card = ci_bot.card_text("INC-1", TRIAGE)
+    assert "Contract violation" in card and "Harness/diagnostics" in card
+    with Session(ci_bot.core.engine) as session:
+        occurrence = session.exec(select(Occurrence)).one()
+        job = session.exec(select(OutboxItem).where(OutboxItem.kind == "github_run")).one()
+    assert expected in (occurrence.message or ""), occurrence.message
+    assert job.state == "done" and job.attempts == 1  # no retries, no dead letter
+
+
+def test_github_failing_every_retry_still_ends_in_an_incident(ci_bot: CiBot) -> None:
+    ci_bot.github.add_artifact(OCTO_REPO, RUN_ID, "integration-report", zip_bytes({"r.json": report_json(FAILING)}))
+    ci_bot.github.fail_next(50, 502)
+    assert ci_bot.webhook(workflow_run_payload(conclusion="failure")).status_code == 202
+
+    def opened() -> list[Occurrence]:
+        ci_bot.clock.shift(minutes=10)  # past the outbox's backoff: the next attempt is due
+        ci_bot.core.notify_committed()
+        with Session(ci_bot.core.engine) as session:
+            return list(session.exec(select(Occurrence)))
+
+    occurrence = wait_for(opened, timeout=60, what="the harness incident")[0]
+    assert "GitHub answered HTTP 502" in (occurrence.message or "")
+    assert "after 5 attempts" in (occurrence.message or "")
+    with Session(ci_bot.core.engine) as session:
+        job = session.exec(select(OutboxItem).where(OutboxItem.kind == "github_run")).one()
+    assert job.state == "done"
+
+
+@pytest.mark.parametrize(
+    ("run", "expected"),
+    [
+        ({"run_attempt": 2**63}, "workflow_run.run_attempt"),
+        ({"updated_at": "9999-12-31T23:59:59-23:59"}, "workflow_run.updated_at"),
+    ],
+)
+def test_a_run_record_github_answers_unreadably_is_a_harness_incident(
+    ci_bot: CiBot, run: dict[str, Any], expected: str
+) -> None:
+    url = f"https://github.com/acme/dispatch/actions/runs/{RUN_ID}"
+    record = workflow_run_payload(conclusion="failure", name="integration-nightly")["workflow_run"]
+    record.update(id=RUN_ID, html_url=url, **run)
+    ci_bot.github.add_run("acme/dispatch", record)
+    ci_bot.emulator.post_as_user(NOTIFIER_USER, NIGHTLY, f"Workflow <{url}|run> failed", bot_id=NOTIFIER_BOT)
+
+    wait_for(lambda: incidents(ci_bot), timeout=30, what="the harness incident")
+    with Session(ci_bot.core.engine) as session:
+        occurrence = session.exec(select(Occurrence)).one()
+    assert "GitHub's record of the run could not be read" in (occurrence.message or "")
+    assert expected in (occurrence.message or "")
+
+
+@pytest.mark.parametrize(
+    ("run", "expected"),
+    [
+        ({"id": True}, "workflow_run.id"),
+        ({"id": "289782451"}, "workflow_run.id"),
+        ({"run_attempt": 0}, "workflow_run.run_attempt"),
+        ({"run_attempt": True}, "workflow_run.run_attempt"),
+        ({"run_attempt": 2**31}, "workflow_run.run_attempt"),
+        ({"run_attempt": 2**63}, "workflow_run.run_attempt"),
+        ({"updated_at": "9999-01-01T00:00:00Z"}, "workflow_run.updated_at"),
+        ({"updated_at": "9999-12-31T23:59:59-23:59"}, "workflow_run.updated_at"),
+        ({"run_started_at": "0001-01-01T00:00:00+05:00"}, "workflow_run.run_started_at"),
+    ],
+)
+def test_loose_webhook_fields_are_a_400_naming_the_field(ci_bot: CiBot, run: dict[str, Any], expected: str) -> None:
+    response = ci_bot.webhook(workflow_run_payload(conclusion="failure", **run))
+    assert response.status_code == 400, response.text
+    assert expected in response.json()["error"]
+    assert outbox_rows(ci_bot, "github_run") == []
+
+
+def test_the_largest_run_attempt_is_accepted(ci_bot: CiBot) -> None:
+    response = ci_bot.webhook(workflow_run_payload(conclusion="failure", attempt=2**31 - 1))
+    assert response.status_code == 202, response.text
+    assert "attempt 2147483647" in response.json()["run"]
