@@ -19,16 +19,16 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.middleware import Middleware
 
-from handlers.http import alertmanager, api, github, health, ingest, metrics
+from handlers.http import alertmanager, api, github, health, ingest, metrics, slack_events
+from handlers.http.body import DrainUnreadBody
 from handlers.slack import actions, alerts, beads, commands, events, respond, status
 from slackbot.clients.bd import check_bd_version
 from slackbot.clients.github_actions import GitHubActions
 from slackbot.clients.tracker import TrackerError
 from slackbot.incidents.timers import TimerService
+from slackbot.logs import bolt_logger
 from slackbot.outbox.bead_deliveries import BeadDeliveries, TrackerPool
 from slackbot.outbox.checklist_deliveries import ChecklistDeliveries
 from slackbot.outbox.file_deliveries import FileDeliveries
@@ -66,6 +66,7 @@ def build_bolt(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp | Non
         # Socket Mode serves no /slack/events route, so no unsigned request can reach Bolt.
         request_verification_enabled=not socket_mode,
         process_before_response=False,
+        logger=bolt_logger(),  # its filter keeps request bodies out of Bolt's log lines
     )
     events.register(app, runtime)  # first: its middlewares note arrivals and drop retried events
     respond.register(app)  # respond() over the pooled session the lifespan opens
@@ -195,12 +196,7 @@ def build_asgi(
     routes = [*health.routes(runtime), *metrics.routes(runtime), *ingest.routes(runtime), *api.routes(runtime)]
     routes += [*github.routes(runtime), *alertmanager.routes(runtime)]
     if bolt is not None and not socket_mode:
-        handler = AsyncSlackRequestHandler(bolt)
-
-        async def slack_events(request: Request) -> Response:
-            return await handler.handle(request)
-
-        routes.append(Route("/slack/events", slack_events, methods=["POST"]))
+        routes.append(slack_events.route(runtime, AsyncSlackRequestHandler(bolt)))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -239,4 +235,6 @@ def build_asgi(
                 runtime.slack.session = None  # later calls (another loop, a test) get their own again
                 await pooled.close()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    # A client still sending a refused body reads the answer instead of a connection reset.
+    drain = Middleware(DrainUnreadBody, limit=4 * runtime.settings.max_body_bytes)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[drain])

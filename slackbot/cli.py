@@ -223,12 +223,19 @@ def incidents(status: str | None, as_json: bool) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=3000, show_default=True, type=int)
+@click.option(
+    "--forwarded-allow-ips",
+    default="127.0.0.1",
+    show_default=True,
+    help="proxies whose X-Forwarded-For names the client (comma-separated IPs or '*'); "
+    "the client address decides who is loopback for /api (README: Trust boundaries)",
+)
 @click.option("--socket-mode", is_flag=True, help="Slack over Socket Mode (needs SLACK_APP_TOKEN)")
-def serve(host: str, port: int, socket_mode: bool) -> None:
+def serve(host: str, port: int, forwarded_allow_ips: str, socket_mode: bool) -> None:
     """Run the bot: Slack requests and all HTTP routes on one port."""
     from slackbot.server import run_server
 
-    run_server(_settings(), host=host, port=port, socket_mode=socket_mode)
+    run_server(_settings(), host=host, port=port, socket_mode=socket_mode, forwarded_allow_ips=forwarded_allow_ips)
 
 
 # -- demo -----------------------------------------------------------------------------------------

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import gc
-import logging
 import sys
 
 import uvicorn
 
 from slackbot.app import build_asgi, slack_client_for
+from slackbot.logs import configure_logging
 from slackbot.runtime import build_runtime
 from slackbot.settings import Settings, secret
 from slackbot.template_check import check_directory
@@ -22,8 +22,10 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def run_server(settings: Settings, *, host: str, port: int, socket_mode: bool = False) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def run_server(
+    settings: Settings, *, host: str, port: int, socket_mode: bool = False, forwarded_allow_ips: str = "127.0.0.1"
+) -> None:
+    configure_logging()
     if socket_mode and not (secret(settings.slack_app_token) and secret(settings.slack_bot_token)):
         print(
             "triagebot: Socket Mode needs SLACK_APP_TOKEN (xapp-…, scope connections:write) and SLACK_BOT_TOKEN",
@@ -43,4 +45,8 @@ def run_server(settings: Settings, *, host: str, port: int, socket_mode: bool = 
     # the HTTP routes (ingest, webhooks, health, metrics) stay on host:port.
     app = build_asgi(runtime, socket_mode=socket_mode)
     freeze_startup_objects()
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # X-Forwarded-For is believed only from these proxies; the client it names then decides who
+    # is "loopback" for /api (see handlers/http/api.py and README "Trust boundaries").
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips
+    )

@@ -10,18 +10,17 @@ failure is a 5xx (it can).
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from handlers.http.body import BodyTooLarge, problem, read_capped, too_large
+from handlers.http.body import BodyTooLarge, loads_json, problem, read_capped, too_large
 from handlers.http.ingest import describe_validation_error
 from slackbot.runtime import Runtime
 from slackbot.settings import secret
+from slackbot.signing import same_secret
 from slackbot.sources.alertmanager import AlertmanagerPayload, AlertmanagerService
 
 
@@ -37,14 +36,18 @@ def routes(runtime: Runtime) -> list[Route]:
         if token is None:
             return problem(503, "the Alertmanager webhook is disabled: set TRIAGE_ALERTMANAGER_TOKEN on the server")
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        if scheme.lower() != "bearer" or not same_secret(given.strip(), token):
             return problem(401, "missing or wrong bearer token (Authorization: Bearer <TRIAGE_ALERTMANAGER_TOKEN>)")
+
+        def parse() -> AlertmanagerPayload:
+            return AlertmanagerPayload.model_validate(loads_json(body))
+
         try:
-            payload = AlertmanagerPayload.model_validate(json.loads(body))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return problem(400, f"body is not valid JSON: {exc}")
+            payload = await asyncio.to_thread(parse)  # a body of up to the cap: off the loop
         except ValidationError as exc:
             return problem(400, describe_validation_error(exc))
+        except ValueError as exc:
+            return problem(400, str(exc))
         outcome = await asyncio.to_thread(service.handle, runtime.engine, payload)
         runtime.notify_committed()
         return JSONResponse(outcome.as_json(), status_code=200)

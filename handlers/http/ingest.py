@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
+from datetime import datetime
+from functools import partial
 
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from handlers.http.body import BodyTooLarge, problem, read_capped, too_large
+from handlers.http.body import BodyTooLarge, loads_json, problem, read_capped, too_large
+from slackbot.clients.isolated import off_loop
 from slackbot.runtime import Runtime
 from slackbot.settings import secret
 from slackbot.signing import verify
@@ -31,28 +33,28 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
-def parse_report_json(body: bytes) -> Report:
-    """Raises ValueError with a message naming the field, for both JSON syntax and schema errors."""
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"body is not valid JSON: {exc}") from exc
+def parse_report_json(body: bytes, now: datetime | None = None) -> Report:
+    """Raises ValueError with a message naming the field, for JSON syntax, depth and schema errors.
+    ``now`` (the server's clock) bounds ``run.finishedAt``."""
+    data = loads_json(body)
     if not isinstance(data, dict):
         raise ValueError("body must be a JSON object with schemaVersion, run and results")
     if "schemaVersion" not in data:
         raise ValueError("schemaVersion: required (this server accepts schemaVersion 1)")
-    if data["schemaVersion"] != 1:
-        raise ValueError(f"schemaVersion: unsupported version {data['schemaVersion']!r}; this server accepts 1")
+    if type(data["schemaVersion"]) is not int or data["schemaVersion"] != 1:
+        raise ValueError(
+            f"schemaVersion: unsupported version {data['schemaVersion']!r:.40}; this server accepts the integer 1"
+        )
     try:
-        return Report.model_validate(data)
+        return Report.model_validate(data, context={"now": now})
     except ValidationError as exc:
         raise ValueError(describe_validation_error(exc)) from exc
 
 
-def run_info_from_query(request: Request) -> RunInfo:
+def run_info_from_query(request: Request, now: datetime | None = None) -> RunInfo:
     """JUnit carries no run metadata, so CI passes it as query parameters (camelCase, as in v1)."""
     try:
-        return RunInfo.model_validate(dict(request.query_params))
+        return RunInfo.model_validate(dict(request.query_params), context={"now": now})
     except ValidationError as exc:
         raise ValueError("query parameters: " + describe_validation_error(exc)) from exc
 
@@ -77,7 +79,9 @@ def routes(runtime: Runtime) -> list[Route]:
         if isinstance(body, Response):
             return body
         try:
-            report = parse(body)
+            # Parsing holds the GIL for as long as it runs: off the loop, in a child process for a
+            # large body (see slackbot.clients.isolated).
+            report = await off_loop(parse, body, size=len(body))
         except (ValueError, JUnitError) as exc:
             return problem(400, str(exc))
 
@@ -87,18 +91,15 @@ def routes(runtime: Runtime) -> list[Route]:
         return JSONResponse(result, status_code=202)
 
     async def ingest_report(request: Request) -> Response:
-        return await accept(request, parse_report_json, "api")
+        return await accept(request, partial(parse_report_json, now=runtime.clock.now()), "api")
 
     async def ingest_junit(request: Request) -> Response:
         try:
-            run = run_info_from_query(request)
+            run = run_info_from_query(request, runtime.clock.now())
         except ValueError as exc:
             return problem(400, str(exc))
-        return await accept(
-            request,
-            lambda body: parse_junit(body, run, invariant_prefixes=runtime.invariant_prefixes),
-            "junit",
-        )
+        parse = partial(parse_junit, run=run, invariant_prefixes=runtime.invariant_prefixes)
+        return await accept(request, parse, "junit")
 
     return [
         Route("/ingest/report", ingest_report, methods=["POST"]),

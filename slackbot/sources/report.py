@@ -9,22 +9,62 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 SCHEMA_VERSION = 1
+MAX_RESULTS = 100_000  # per report (and per GitHub run): counted before anything is validated
 ResultStatus = Literal["passed", "failed", "error", "skipped"]
+# GitHub's run_attempt is an int4; nothing stores a larger one (PostgreSQL's integer column).
+MAX_RUN_ATTEMPT = 2**31 - 1
+# finishedAt: CI runs of this century, at most a day ahead of the server's clock (clock skew and
+# time zones, not a run that finishes next year).
+EARLIEST_FINISHED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_FINISHED_AHEAD = timedelta(days=1)
+# PostgreSQL refuses NUL in text and json, and no database stores a lone surrogate (invalid UTF-8):
+# both become U+FFFD at this boundary, so one bad byte never loses a report on any database.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # A stable id such as BID-001 or TENANT-001: an upper-case prefix, a dash, an alphanumeric tail.
 ID_PATTERN = re.compile(r"\b([A-Z][A-Z0-9]{1,15})-([A-Z0-9]{1,12})\b")
+
+
+def storable_text(value: str) -> str:
+    """``value`` with NUL and lone surrogates replaced by U+FFFD (see ``_UNSTORABLE``)."""
+    if value.isascii() and "\x00" not in value:
+        return value
+    return _UNSTORABLE.sub("\ufffd", value)
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable_text(k) if isinstance(k, str) else k: _storable_leaf(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable_leaf(item) for item in value]
+    return value
+
+
+def _storable_leaf(value: Any) -> Any:
+    return storable_text(value) if isinstance(value, str) else value
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="ignore", str_strip_whitespace=True
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        # Each model cleans its own fields (and the strings of a dict or list field such as
+        # keyEntityIds); nested models clean theirs when they are validated.
+        if isinstance(data, dict):
+            return {key: _storable(value) for key, value in data.items()}
+        return data
 
 
 class Evidence(_Model):
@@ -37,7 +77,7 @@ class RunInfo(_Model):
     provider: str = Field(default="github", max_length=50)
     repository: str = Field(min_length=1, max_length=200)
     run_id: str = Field(min_length=1, max_length=100)
-    run_attempt: int = Field(default=1, ge=1)
+    run_attempt: int = Field(default=1, ge=1, le=MAX_RUN_ATTEMPT, strict=True)
     url: str | None = Field(default=None, max_length=2000)
     workflow: str | None = Field(default=None, max_length=200)
     suite: str = Field(default="full", min_length=1, max_length=50)
@@ -50,6 +90,32 @@ class RunInfo(_Model):
     def _run_id_as_text(cls, value: object) -> object:
         # GitHub run ids are integers in the API; the report carries them as strings.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("run_attempt", mode="before")
+    @classmethod
+    def _attempt_from_text(cls, value: object) -> object:
+        # Query parameters (/ingest/junit) are text; JSON must carry an integer (true and 1.5 are
+        # refused by strict mode, which bool-as-int lax parsing would accept).
+        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+            return int(value)
+        return value
+
+    @field_validator("finished_at")
+    @classmethod
+    def _finished_in_range(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            utc = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        except OverflowError:
+            raise ValueError("is out of range once converted to UTC") from None
+        if utc < EARLIEST_FINISHED_AT:
+            raise ValueError("must be after 2000-01-01T00:00:00Z")
+        # The server's clock comes in the validation context (the ingest routes pass it).
+        now = (info.context or {}).get("now") if isinstance(info.context, dict) else None
+        if isinstance(now, datetime) and utc > now + MAX_FINISHED_AHEAD:
+            raise ValueError(f"is in the future: more than a day after the server's time ({now.isoformat()})")
+        return value
 
 
 class Result(_Model):
@@ -94,7 +160,15 @@ class Result(_Model):
 class Report(_Model):
     schema_version: Literal[1] = Field(description="Report format version; only 1 exists.")
     run: RunInfo
-    results: list[Result] = Field(default_factory=list, max_length=100000)
+    results: list[Result] = Field(default_factory=list, max_length=MAX_RESULTS)
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _exactly_the_integer(cls, value: object) -> object:
+        # Literal[1] compares with ==, so true and 1.0 would pass for 1.
+        if type(value) is not int:
+            raise ValueError(f"must be the integer 1, not {value!r:.40}")
+        return value
 
 
 def report_json_schema() -> str:
