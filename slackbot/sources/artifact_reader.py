@@ -6,7 +6,8 @@ report cannot be read is still a failed run, and its problems are what its harne
 
 The number of results is capped (:data:`MAX_RESULTS` across the whole run, the format's own
 limit) before anything is validated: a JSON report's list is counted before its items are, a
-JUnit file stops at the first testcase past the cap.
+JUnit file stops at the first testcase past the cap. A run over the cap yields no results at all,
+only the problem.
 """
 
 from __future__ import annotations
@@ -30,12 +31,22 @@ class RunReports:
     files: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     suite: str | None = None
+    over_cap: bool = False  # more results than a run may have: none of them are used
 
     def add(self, other: RunReports) -> None:
         self.results.extend(other.results)
         self.files.extend(other.files)
         self.problems.extend(other.problems)
         self.suite = self.suite or other.suite
+        if other.over_cap:
+            self.refuse()
+
+    def refuse(self) -> None:
+        """A run over the cap is judged by its harness card alone: ingesting the first 100,000
+        results would pass off part of a run as the whole of it."""
+        self.over_cap = True
+        self.results.clear()
+        self.files.clear()
 
 
 def _wanted(path: str) -> bool:
@@ -60,11 +71,13 @@ def read_artifact(
     for member in members:
         budget = max_results - len(found.results)
         _read_member(f"{name}/{member.path}", member.data, run, invariant_prefixes, budget, found)
+        if found.over_cap:
+            break
     return found
 
 
 def _too_many(where: str, limit: int) -> str:
-    return f"{where}: the run has more than {limit:,} results (the limit per run); the rest were not read"
+    return f"{where}: the run has more than {limit:,} results (the limit per run); none of them were used"
 
 
 def _read_member(
@@ -87,6 +100,7 @@ def _read_member(
         results = raw.get("results")
         if isinstance(results, list) and len(results) > budget:
             found.problems.append(_too_many(where, MAX_RESULTS))
+            found.refuse()
             return
         try:
             report = Report.model_validate(raw)
@@ -103,13 +117,11 @@ def _read_member(
         found.results.extend(report.results)
         found.files.append(where)
         return
-    if budget <= 0:
-        found.problems.append(_too_many(where, MAX_RESULTS))
-        return
     try:
         parsed = parse_junit(data, run, invariant_prefixes=invariant_prefixes, max_results=budget)
     except TooManyTestcases:
         found.problems.append(_too_many(where, MAX_RESULTS))
+        found.refuse()
         return
     except JUnitError as exc:
         if not str(exc).startswith("root element"):  # other XML (coverage, …) is not ours to judge

@@ -344,8 +344,8 @@ class GitHubRunService:
     async def _ingest_failed(
         self, engine: Engine, run: WorkflowRun, reports: RunReports, reply_to: dict[str, Any] | None
     ) -> dict[str, Any]:
-        report = self.build_report(run, reports)
-        result = await asyncio.to_thread(self._ingest, engine, run, report, reports, reply_to)
+        # Building the report walks every result (up to 100,000): in the thread, with the ingest.
+        result = await asyncio.to_thread(self._ingest, engine, run, reports, reply_to)
         return {
             "run": result.run_key,
             "files": reports.files,
@@ -403,6 +403,8 @@ class GitHubRunService:
                 found.problems.append(f"artifact {name} could not be downloaded: {exc}")
                 continue
             found.add(await self._read(name, data, run, MAX_RESULTS - len(found.results)))
+            if found.over_cap:
+                break
         return found
 
     async def _read(self, name: str, data: bytes, run: WorkflowRun, budget: int) -> RunReports:
@@ -455,10 +457,11 @@ class GitHubRunService:
         self,
         engine: Engine,
         run: WorkflowRun,
-        report: Report,
         reports: RunReports,
         reply_to: dict[str, Any] | None,
     ) -> IngestResult:
+        report = self.build_report(run, reports)
+
         def then(session: Session, result: IngestResult, effects: Effects) -> None:
             self._complete_run(session, run)
             if reports.problems and not result.duplicate:

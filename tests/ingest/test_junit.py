@@ -454,3 +454,26 @@ def test_ten_thousand_testcases() -> None:
 )
 def test_looks_like_junit(body: bytes, expected: bool) -> None:
     assert looks_like_junit(body) is expected
+
+
+# -- hostile input (issue 18) ----------------------------------------------------------------------
+
+
+def test_an_unknown_xml_encoding_is_a_junit_error() -> None:
+    with pytest.raises(JUnitError, match="encoding this server cannot read: unknown encoding: x-unknown"):
+        parse(b'<?xml version="1.0" encoding="x-unknown"?><testsuites/>')
+
+
+def test_property_json_nested_5000_deep_is_a_junit_error() -> None:
+    deep = "[" * 5000 + "]" * 5000
+    inner = f'<properties><property name="keyEntityIds" value="{deep}"/></properties><failure/>'
+    with pytest.raises(JUnitError, match="property 'keyEntityIds' is JSON nested too deeply"):
+        parse(one_case("BID-001 TENANT-001", inner=inner))
+
+
+def test_testcases_past_the_cap_are_refused_before_they_are_read() -> None:
+    cases = "".join(f'<testcase classname="a" name="c{i}"/>' for i in range(11))
+    xml = f"<testsuites><testsuite>{cases}</testsuite></testsuites>"
+    assert len(parse_junit(xml.encode(), RUN, max_results=11).results) == 11
+    with pytest.raises(JUnitError, match="more than 10 testcases"):
+        parse_junit(xml.encode(), RUN, max_results=10)

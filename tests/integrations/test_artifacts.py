@@ -96,3 +96,20 @@ def test_safe_member_path_keeps_ordinary_names() -> None:
     assert safe_member_path("./a/./b.xml") == "a/b.xml"
     with pytest.raises(UnsafeArchive, match="NUL"):
         safe_member_path("report.json\x00.png")
+
+
+def test_corrupt_deflate_data_is_an_unsafe_archive() -> None:
+    data = bytearray(build([("report.json", b'{"schemaVersion": 1, "results": []}' * 100)]))
+    start = data.index(b"report.json") + len("report.json")
+    data[start + 10 : start + 40] = b"\xff" * 30
+    with pytest.raises(UnsafeArchive, match=r"'report\.json' cannot be read"):
+        extract(bytes(data))
+
+
+def test_a_member_name_flagged_utf8_that_is_not_is_an_unsafe_archive() -> None:
+    data = bytearray(build([("report-xx.json", b"{}")]))
+    for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        data[data.index(signature) + flags_at + 1] |= 0x08  # bit 11: names are UTF-8
+    data = bytearray(bytes(data).replace(b"report-xx.json", b"report-\xff\xfe.json"))
+    with pytest.raises(UnsafeArchive, match="flagged UTF-8 but is not"):
+        extract(bytes(data))
