@@ -15,7 +15,6 @@ from datetime import timedelta
 
 import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
@@ -23,7 +22,8 @@ from starlette.middleware import Middleware
 
 from handlers.http import alertmanager, api, github, health, ingest, metrics, slack_events
 from handlers.http.body import DrainUnreadBody
-from handlers.slack import actions, alerts, beads, commands, events, respond, status
+from handlers.slack import actions, alerts, beads, commands, events, malformed, respond, status
+from handlers.slack.requests import SlackRequests
 from slackbot.clients.bd import check_bd_version
 from slackbot.clients.github_actions import GitHubActions
 from slackbot.clients.tracker import TrackerError
@@ -70,11 +70,13 @@ def build_bolt(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp | Non
     )
     events.register(app, runtime)  # first: its middlewares note arrivals and drop retried events
     respond.register(app)  # respond() over the pooled session the lifespan opens
+    malformed.register(app, runtime)  # before any listener reads a click or a modal
     commands.register(app, runtime)
     actions.register(app, runtime)
     beads.register(app, runtime)
     alerts.register(app, runtime)
     status.register(app, runtime)
+    malformed.register_fallbacks(app)  # last: answers the clicks and forms no listener knows
     return app
 
 
@@ -98,6 +100,7 @@ def build_workers(runtime: Runtime, *, worker_id: str | None = None, timer_inter
         lane_rate=runtime.settings.lane_rate,
         lease=timedelta(seconds=runtime.settings.outbox_lease_seconds),
         retry_policies=OUTAGE_RETRY_POLICIES,  # beads and posts outlive hours of bd or Slack outage
+        deadlines=runtime.settings.delivery_deadlines,  # each delivery's total time, kept under the lease
     )
     runtime.status["worker"] = worker.worker_id  # /readyz names the replica (outbox claimed_by)
     scheduler = TimerScheduler(
@@ -196,7 +199,7 @@ def build_asgi(
     routes = [*health.routes(runtime), *metrics.routes(runtime), *ingest.routes(runtime), *api.routes(runtime)]
     routes += [*github.routes(runtime), *alertmanager.routes(runtime)]
     if bolt is not None and not socket_mode:
-        routes.append(slack_events.route(runtime, AsyncSlackRequestHandler(bolt)))
+        routes.append(slack_events.route(runtime, SlackRequests(bolt)))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

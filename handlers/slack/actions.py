@@ -3,42 +3,54 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from handlers.slack.guard import ensure_responder
+from handlers.slack.payloads import BadPayload, chosen, first_action, incident_of
 from slackbot.domain.changes import Acknowledge, Actor, Change, Classify, Escalate, IncidentError, SetFlag, SetSeverity
+from slackbot.domain.ids import IncidentRefError, parse_escalate_value
+from slackbot.reads.queries import QueryError
 from slackbot.runtime import Runtime
 from slackbot.slack import card, replies
 from slackbot.slack.escape import escape
 
-
-def _incident_id(action: dict[str, Any]) -> int:
-    """Buttons carry the id in ``value``; selects in the block id ``incident:<id>``."""
-    raw = action.get("value") or str(action.get("block_id", "")).removeprefix("incident:")
-    if not raw.isdigit():
-        raise IncidentError("this card is from an older version of the bot; use /triage with the incident id")
-    return int(raw)
+Wanted = Change | Callable[[dict[str, Any]], Change]
 
 
 def register(app: AsyncApp, runtime: Runtime) -> None:
     after_ack = runtime.after_ack
 
-    async def change(body: dict[str, Any], respond: AsyncRespond, wanted: Change) -> None:
-        """Queue the change with only the ids it needs, so Bolt can drop the request (see after_ack)."""
+    async def refuse(respond: AsyncRespond, message: str) -> None:
+        await respond(text=f"⚠️ {escape(message)}", response_type="ephemeral", replace_original=False)
+
+    async def change(body: dict[str, Any], respond: AsyncRespond, wanted: Wanted) -> None:
+        """Queue the change with only the ids it needs, so Bolt can drop the request (see after_ack).
+        ``wanted`` may read the action (a select's option) once the clicker is known to be a responder."""
         user = body["user"]["id"]
-        action = body["actions"][0]
+        action = first_action(body)
         ids = {"value": action.get("value"), "block_id": action.get("block_id")}
         if not await ensure_responder(runtime, user, respond):  # cached: no I/O on the usual path
             return
-        after_ack.submit(apply, user, ids, respond, wanted)
+        try:
+            asked = wanted(action) if callable(wanted) else wanted
+        except BadPayload as exc:
+            await refuse(respond, str(exc))
+            return
+        after_ack.submit(apply, user, ids, respond, asked)
 
     async def apply(user: str, action: dict[str, Any], respond: AsyncRespond, wanted: Change) -> None:
         try:
-            outcome = await asyncio.to_thread(runtime.change, _incident_id(action), Actor(user, "button"), wanted)
-        except IncidentError as exc:
-            after_ack.spawn(respond(text=f"⚠️ {escape(str(exc))}", response_type="ephemeral", replace_original=False))
+            if isinstance(wanted, Escalate):
+                incident_id, seen = parse_escalate_value(str(action.get("value") or ""))
+                wanted = Escalate(wanted.reason, seen_level=seen)
+            else:
+                incident_id = incident_of(action)
+            outcome = await asyncio.to_thread(runtime.change, incident_id, Actor(user, "button"), wanted)
+        except (IncidentError, IncidentRefError, BadPayload) as exc:
+            after_ack.spawn(refuse(respond, str(exc)))
             return
         if outcome.changed:
             runtime.notify_committed()  # only a change wrote outbox rows; waking the worker costs a claim
@@ -53,20 +65,17 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     @app.action(card.ACTION_CLASSIFY)
     async def classify(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        chosen = body["actions"][0]["selected_option"]["value"]
-        await change(body, respond, Classify(chosen))
+        await change(body, respond, lambda action: Classify(chosen(action)))
 
     @app.action(card.ACTION_SEVERITY)
     async def severity(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        chosen = body["actions"][0]["selected_option"]["value"]
-        await change(body, respond, SetSeverity(chosen))
+        await change(body, respond, lambda action: SetSeverity(chosen(action)))
 
     @app.action(card.ACTION_FLAG)
     async def flag(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        chosen = body["actions"][0]["selected_option"]["value"]
-        await change(body, respond, SetFlag(chosen))
+        await change(body, respond, lambda action: SetFlag(chosen(action)))
 
     @app.action(card.ACTION_ESCALATE)
     async def escalate(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -76,7 +85,11 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     @app.action(card.ACTION_RUNBOOK)
     async def runbook(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        view = await asyncio.to_thread(runtime.card_view, _incident_id(body["actions"][0]))
+        try:
+            view = await asyncio.to_thread(runtime.card_view, incident_of(first_action(body)))
+        except (BadPayload, QueryError) as exc:
+            await refuse(respond, str(exc))
+            return
         incident, playbook = view.incident, view.playbook
         topic = incident.owning_class
         parts = [replies.runbook_text(playbook, topic)] if topic else []

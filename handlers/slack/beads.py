@@ -11,7 +11,8 @@ from slack_sdk.models.blocks import InputBlock, PlainTextInputElement, SectionBl
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.slack.guard import ensure_responder
+from handlers.slack.guard import ensure_responder, open_view
+from handlers.slack.payloads import BadPayload, first_action, incident_of, inputs, metadata_incident, refusal
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident
 from slackbot.documents.record import RecordTemplateError, render_record
@@ -59,7 +60,11 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
         user = body["user"]["id"]
         if not await ensure_responder(runtime, user, respond, "file beads"):
             return
-        incident_id = int(body["actions"][0]["value"])
+        try:
+            incident_id = incident_of(first_action(body))
+        except BadPayload as exc:
+            await respond(text=f"⚠️ {escape(str(exc))}", response_type="ephemeral", replace_original=False)
+            return
 
         def prefill() -> dict[str, Any]:
             with session_scope(runtime.engine) as session:
@@ -78,13 +83,24 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
         except IncidentError as exc:
             await respond(text=f"⚠️ {escape(str(exc))}", response_type="ephemeral", replace_original=False)
             return
-        await client.views_open(trigger_id=body["trigger_id"], view=view)
+        await open_view(client, body, view, respond)
 
     @app.view(CALLBACK)
     async def submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        values = view["state"]["values"]
-        expected = (values["expected"]["value"].get("value") or "").strip()
-        observed = (values["observed"]["value"].get("value") or "").strip()
+        user = body["user"]["id"]
+        # The same check as the button's (and as resolve's): a modal outlives its opener's
+        # membership, and a submission can be replayed by someone who never opened it.
+        if not await runtime.responders.allowed(user):
+            refused = f"Only responders ({runtime.responders.describe()}) can file beads; nothing was changed."
+            await ack(**refusal(view, refused, "expected"))
+            return
+        try:
+            incident_id = metadata_incident(view)
+        except BadPayload as exc:
+            await ack(**refusal(view, str(exc), "expected"))
+            return
+        values = inputs(view)
+        expected, observed = values.get("expected", ""), values.get("observed", "")
         errors = {
             k: "Say what should have happened." if k == "expected" else "Say what happened instead."
             for k, v in (("expected", expected), ("observed", observed))
@@ -93,13 +109,10 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
         if errors:
             await ack(response_action="errors", errors=errors)
             return
-        incident_id = int(json.loads(view["private_metadata"])["incident"])
         try:
-            await asyncio.to_thread(
-                runtime.change, incident_id, Actor(body["user"]["id"], "button"), RequestBead(expected, observed)
-            )
+            await asyncio.to_thread(runtime.change, incident_id, Actor(user, "button"), RequestBead(expected, observed))
         except IncidentError as exc:
-            await ack(response_action="errors", errors={"expected": str(exc)[:150]})
+            await ack(**refusal(view, str(exc), "expected"))
             return
         await ack()
         runtime.notify_committed()

@@ -31,14 +31,18 @@ from slackbot.domain.changes import (
     SetMilestone,
     SetSeverity,
 )
+from slackbot.domain.ids import echo
 from slackbot.reads.queries import QueryError, get_incident, list_incidents, parse_incident_key
 from slackbot.reads.stats import StatsService, stats_text
 from slackbot.runtime import Runtime
 from slackbot.slack import replies
+from slackbot.slack.escape import truncate
 
 _USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9]{2,})$")
 
 Reply = tuple[str, bool]  # (text, visible in channel)
+ERROR_LIMIT = 600
+REPLY_LIMIT = 39_000  # Slack cuts messages at 40,000 characters
 
 
 class UsageError(ValueError):
@@ -56,8 +60,8 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     @app.command("/triage")
     async def triage(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()  # nothing before this: Slack gives us 3 seconds
-        text, in_channel = await triage_command.dispatch(body.get("text", ""), body.get("user_id", ""))
-        await respond(text=text, response_type="in_channel" if in_channel else "ephemeral")
+        text, in_channel = await triage_command.dispatch(str(body.get("text", "")), str(body.get("user_id", "")))
+        await respond(text=truncate(text, REPLY_LIMIT), response_type="in_channel" if in_channel else "ephemeral")
 
 
 class TriageCommand:
@@ -94,13 +98,14 @@ class TriageCommand:
         name, args = words[0].lower(), words[1:]
         handler = self.routes.get(name)
         if handler is None:
-            return f"Unknown subcommand `{replies.escape(name)}`.\n{replies.USAGE}", False
+            return f"Unknown subcommand `{replies.escape(echo(name))}`.\n{replies.USAGE}", False
         try:
             return await handler(args, user_id)
         except UsageError as exc:
             return str(exc), False
         except (IncidentError, QueryError, ChoiceError) as exc:
-            return f"⚠️ {replies.escape(str(exc))}", False
+            # Errors may quote what was typed: quoted back at a readable length, never a megabyte.
+            return f"⚠️ {replies.escape(echo(str(exc), ERROR_LIMIT))}", False
 
     # -- reads ------------------------------------------------------------------------------------
 

@@ -1,8 +1,12 @@
-"""The one permission check every changing listener runs after ``ack()``."""
+"""The one permission check every changing listener runs after ``ack()``, and opening a modal."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from slack_bolt.async_app import AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from slackbot.runtime import Runtime
 
@@ -19,3 +23,19 @@ async def ensure_responder(
         replace_original=False,
     )
     return False
+
+
+async def open_view(client: AsyncWebClient, body: dict[str, Any], view: dict[str, Any], respond: AsyncRespond) -> None:
+    """Open a modal for a click; when Slack will not (no or an expired trigger), say so instead."""
+    trigger = body.get("trigger_id")
+    try:
+        if not isinstance(trigger, str) or not trigger:
+            raise ValueError("the click carried no trigger_id")
+        await client.views_open(trigger_id=trigger, view=view)
+    except (ValueError, SlackApiError) as exc:
+        why = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc)
+        await respond(
+            text=f"⚠️ Slack did not open the form ({why}); nothing was changed. Try again from the card.",
+            response_type="ephemeral",
+            replace_original=False,
+        )

@@ -19,7 +19,17 @@ from slack_sdk.models.blocks import InputBlock, PlainTextInputElement, SectionBl
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.slack.guard import ensure_responder
+from handlers.slack.guard import ensure_responder, open_view
+from handlers.slack.payloads import (
+    BadPayload,
+    chosen,
+    first_action,
+    incident_of,
+    inputs,
+    metadata,
+    metadata_incident,
+    refusal,
+)
 from slackbot.config import Playbook
 from slackbot.config.policy import Milestone
 from slackbot.db.engine import session_scope
@@ -71,13 +81,6 @@ def milestone_modal(incident_id: int, playbook: Playbook, milestone: Milestone) 
     ).to_dict()
 
 
-def _incident_id(action: dict[str, Any]) -> int:
-    raw = str(action.get("block_id", "")).removeprefix("incident:")
-    if not raw.isdigit():
-        raise IncidentError("this card is from an older version of the bot; use /triage status with the incident id")
-    return int(raw)
-
-
 def register(app: AsyncApp, runtime: Runtime) -> None:
     async def refuse(respond: AsyncRespond, text: str) -> None:
         await respond(text=text, response_type="ephemeral", replace_original=False)
@@ -92,51 +95,49 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     async def status(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
         await ack()
         user = body["user"]["id"]
-        action = body["actions"][0]
-        chosen = action["selected_option"]["value"]
         if not await ensure_responder(runtime, user, respond, "post status milestones"):
             return
         try:
-            incident_id = _incident_id(action)
+            action = first_action(body)
+            wanted = chosen(action)
+            incident_id = incident_of(action, value=False)
             playbook = await asyncio.to_thread(runtime.playbook_of, incident_id)
-            milestone = playbook.milestone(chosen)
+            milestone = playbook.milestone(wanted)
             if milestone is None:
                 raise IncidentError("this card's status menu is from an older runbook; use /triage status")
             if milestone.asks:
                 # the trigger expires 3 s after the click: open the modal before anything slow
-                await client.views_open(
-                    trigger_id=body["trigger_id"], view=milestone_modal(incident_id, playbook, milestone)
-                )
+                await open_view(client, body, milestone_modal(incident_id, playbook, milestone), respond)
                 return
             outcome = await runtime.after_ack.run(  # in order with the clicks and commands before it
                 asyncio.to_thread, runtime.change, incident_id, Actor(user, "button"), SetMilestone(milestone.key)
             )
-        except IncidentError as exc:
+        except (IncidentError, BadPayload) as exc:
             await refuse(respond, f"⚠️ {escape(str(exc))}")
             return
         await answer(respond, outcome)
 
     @app.view(MILESTONE_CALLBACK)
     async def milestone_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        meta = json.loads(view["private_metadata"])
-        fields = {
-            block: (inputs.get("value", {}).get("value") or "").strip()
-            for block, inputs in view["state"]["values"].items()
-        }
-        first = next(iter(fields), "root_cause")
+        fields = inputs(view)
         user = body["user"]["id"]
         if not await runtime.responders.allowed(user):
-            await ack(response_action="errors", errors={first: "Only responders can change incidents."})
+            refused = f"Only responders ({runtime.responders.describe()}) can change incidents; nothing was changed."
+            await ack(**refusal(view, refused))
             return
         try:
+            incident_id = metadata_incident(view)
+            milestone = metadata(view).get("milestone")
+            if not isinstance(milestone, str) or not milestone:
+                raise BadPayload("this form is from an older version of the bot; open it again from the card")
             await asyncio.to_thread(
                 runtime.change,
-                int(meta["incident"]),
+                incident_id,
                 Actor(user, "button"),
-                SetMilestone(str(meta["milestone"]), "", {k: v for k, v in fields.items() if v}),
+                SetMilestone(milestone, "", {k: v for k, v in fields.items() if v}),
             )
-        except IncidentError as exc:  # e.g. a class that needs its bead first: the modal stays open, says why
-            await ack(response_action="errors", errors={first: str(exc)[:300]})
+        except (IncidentError, BadPayload) as exc:  # e.g. a class that needs its bead first: the modal says why
+            await ack(**refusal(view, str(exc)))
             return
         await ack()
         runtime.notify_committed()
@@ -148,11 +149,11 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
         if not await ensure_responder(runtime, user, respond, "record runbook steps"):
             return
         try:
-            ref = StepRef.decode(str(body["actions"][0].get("value", "")))
+            ref = StepRef.decode(str(first_action(body).get("value") or ""))
             outcome = await runtime.after_ack.run(
                 asyncio.to_thread, runtime.change, ref.incident, Actor(user, "button"), RecordStep(ref)
             )
-        except (IncidentError, StaleButton) as exc:
+        except (IncidentError, StaleButton, BadPayload) as exc:
             await refuse(respond, f"⚠️ {escape(str(exc))}")
             return
         await answer(respond, outcome)

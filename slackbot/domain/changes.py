@@ -57,6 +57,9 @@ class SetSeverity:
 @dataclass(frozen=True)
 class Escalate:
     reason: str = ""
+    # The level the asker saw (the card's button carries it): escalate only from there, so one
+    # click delivered twice is one step. None (a command) always escalates one level further.
+    seen_level: int | None = None
 
 
 @dataclass(frozen=True)

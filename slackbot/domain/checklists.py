@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from slackbot.config import Playbook
+from slackbot.domain.ids import parse_incident_ref
 
 RESPONSE = "response"  # the runbook name of policy.response_steps (class checklists use the class key)
 
@@ -83,13 +84,24 @@ class StepRef:
         try:
             data = json.loads(raw)
             return cls(
-                incident=int(data["incident"]),
+                incident=parse_incident_ref(data["incident"]),
                 checklist=str(data["checklist"]),
                 failure_class=str(data["failure_class"]),
                 runbook=str(data["runbook"]),
-                index=int(data["index"]),
-                version=int(data["version"]),
+                index=_small(data["index"]),
+                version=_small(data["version"]),
                 result=str(data["result"]),
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # IncidentRefError is a ValueError
             raise StaleButton("this checklist button is from an older version of the bot") from None
+
+
+def _small(value: object) -> int:
+    """A step index or version from a button: a plain integer of a sane size (a forged value
+    must not reach a comparison or a query as a 1,000-digit number)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("not an integer")
+    text = str(value)
+    if not (0 < len(text) <= 9 and text.isascii() and text.lstrip("-").isdigit()):
+        raise ValueError("not a small integer")
+    return int(text)

@@ -78,8 +78,8 @@ class IncidentCore:
                 return _classify(turn, choice)
             case SetSeverity(choice=choice):
                 return _severity(turn, choice)
-            case Escalate(reason=reason):
-                return _escalate(turn, reason)
+            case Escalate(reason=reason, seen_level=seen_level):
+                return _escalate(turn, reason, seen_level)
             case SetFlag(choice=choice, on=on):
                 return _flag(turn, choice, on)
             case SetMilestone(choice=choice, note=note, fields=fields):
@@ -231,9 +231,17 @@ def _flag(turn: Turn, choice: str, on: bool) -> Outcome:
 # -- escalation -------------------------------------------------------------------------------------
 
 
-def _escalate(turn: Turn, reason: str) -> Outcome:
+def _escalate(turn: Turn, reason: str, seen_level: int | None = None) -> Outcome:
     incident = turn.incident
     require_open(incident)
+    if seen_level is not None and incident.escalation_level != seen_level:
+        # Under the incident's lock: of one click delivered twice, the second finds the first's level.
+        return Outcome(
+            turn.id,
+            f"{turn.key} was escalated meanwhile (it is at level {incident.escalation_level}); nothing was "
+            f"paged again. To escalate further, use the redrawn card or `/triage escalate {turn.key}`.",
+            changed=False,
+        )
     turn.record(
         Event.ESCALATED, f"Escalated by {turn.actor.user_id}" + (f": {reason}" if reason else ""), reason=reason
     )

@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 
 from slackbot.clock import as_utc
 from slackbot.db.models import Incident, Run
+from slackbot.domain.ids import IncidentRefError, parse_incident_ref
 
 STATUSES = ("open", "resolved")
 
@@ -18,11 +19,11 @@ class QueryError(ValueError):
 
 
 def parse_incident_key(text: str) -> int:
-    """``INC-42``, ``inc-42`` and ``42`` all mean incident 42."""
-    raw = text.strip().upper().removeprefix("INC-").removeprefix("#")
-    if not raw.isdigit():
-        raise QueryError(f"'{text}' is not an incident id; ids look like INC-42")
-    return int(raw)
+    """``INC-42``, ``inc-42`` and ``42`` all mean incident 42 (``slackbot.domain.ids`` reads them)."""
+    try:
+        return parse_incident_ref(text)
+    except IncidentRefError as exc:
+        raise QueryError(str(exc)) from None
 
 
 def get_incident(session: Session, key: str | int) -> Incident:

@@ -31,7 +31,7 @@ from slackbot.config.policy import AlertRunbook
 from slackbot.config.taxonomy import TaxonomyEntry
 from slackbot.db.models import Incident, Run
 from slackbot.documents.commands import fill_command, repro_for
-from slackbot.domain.ids import ALERTMANAGER_REPOSITORY, identity
+from slackbot.domain.ids import ALERTMANAGER_REPOSITORY, escalate_value, identity
 from slackbot.domain.states import BeadState, IncidentStatus
 from slackbot.slack.escape import code, escape, link, slack_date, truncate
 from slackbot.slack.posts import Mrkdwn, render_named
@@ -330,7 +330,7 @@ def _actions(incident: Incident, playbook: Playbook) -> ActionsBlock:
         ButtonElement(
             text="Escalate",
             action_id=ACTION_ESCALATE,
-            value=value,
+            value=escalate_value(incident.id or 0, incident.escalation_level),
             style="danger",
             confirm=ConfirmObject(
                 title="Escalate now?",
