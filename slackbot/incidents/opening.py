@@ -294,7 +294,16 @@ def recur(
     kind, key, payload = post or (
         EffectKind.THREAD_POST,
         Key.recurrence(incident.id, run.id),
-        {"template": "occurrence", "run_pk": run.id, "added": added},
+        {
+            "template": "occurrence",
+            "run_pk": run.id,
+            "added": added,
+            # The post is rendered when it is delivered, maybe after later runs: it carries what
+            # it says (this run, the count and time so far), not a pointer to the incident's latest.
+            "run": {"repository": run.repository, "run_id": run.run_id, "attempt": run.run_attempt, "url": run.url},
+            "total": incident.occurrence_count,
+            "last_seen": incident.last_seen.isoformat() if incident.last_seen else None,
+        },
     )
     effects.enqueue(kind, key, payload, incident_id=incident.id, lane=incident.channel)
     changed(session, playbook, incident, effects, remind=False)

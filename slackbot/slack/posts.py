@@ -8,6 +8,7 @@ forget to escape a test name.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from slackbot.config import Playbook
@@ -71,12 +72,11 @@ def post_context(
             "checklist": route.first_response,
         }
     elif name == "occurrence":
-        label = f"{run.repository} #{run.run_id} attempt {run.run_attempt}" if run else "a later run"
         ctx |= {
-            "run_link": Mrkdwn(link(run.url if run else None, label)),
+            "run_link": Mrkdwn(_occurrence_run(payload, run)),
             "added": payload.get("added", 1),
-            "total": incident.occurrence_count,
-            "last_seen": Mrkdwn(slack_date(incident.last_seen)),
+            "total": payload.get("total") or incident.occurrence_count,
+            "last_seen": Mrkdwn(slack_date(_when(payload.get("last_seen")) or incident.last_seen)),
         }
     elif name == "bead_filed":
         bead = str(payload.get("bead", ""))
@@ -127,6 +127,27 @@ def post_context(
         if name == "milestone":
             ctx["milestone_label"] = playbook.milestone_label(payload["milestone"])
     return ctx
+
+
+def _occurrence_run(payload: dict[str, Any], latest: Run | None) -> str:
+    """The run a recurrence was seen in, as the payload recorded it. A post queued before
+    payloads carried it names the incident's latest run only when that is the run it points at."""
+    seen = payload.get("run")
+    if isinstance(seen, dict):
+        label = f"{seen.get('repository')} #{seen.get('run_id')} attempt {seen.get('attempt')}"
+        return link(seen.get("url"), label)
+    if latest is not None and latest.id == payload.get("run_pk"):
+        return link(latest.url, f"{latest.repository} #{latest.run_id} attempt {latest.run_attempt}")
+    return escape("a later run")
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def note_context(playbook: Playbook, payload: dict[str, Any], incident: Incident) -> dict[str, Any]:
