@@ -46,8 +46,9 @@ from slackbot.sources.ingest import IngestResult, IngestService
 from slackbot.sources.report import ID_PATTERN, Report, Result, RunInfo
 
 GITHUB_RUN_URL = re.compile(
-    r"https://github\.com/(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)/actions/runs/(?P<run>\d+)"
-    r"(?:/attempts/(?P<attempt>\d+))?"
+    r"https://github\.com/(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)/actions/runs/(?P<run>[0-9]+)"
+    # An attempt is a small positive number; anything else (0, 10^20) is read as no attempt.
+    r"(?:/attempts/(?P<attempt>[1-9][0-9]{0,8})(?![0-9]))?"
 )
 _SLACK_LINK = re.compile(r"<(https?://[^|>\s]+)(?:\|([^>]*))?>")
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")

@@ -285,3 +285,15 @@ def test_an_outsider_cannot_file_a_bead_from_the_modal(bot: Bot, caplog: pytest.
     assert "Only responders" in json.dumps(response.json) and "nothing was changed" in json.dumps(response.json)
     assert snapshot(bot) == before
     assert errors_logged(caplog) == []
+
+
+def test_a_mention_with_an_absurd_run_attempt_still_triages_and_answers(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run URL's attempt past any real one (here 10^20) is not an attempt: the ids in the
+    message still open the card, and the thread hears back, instead of a listener exception."""
+    url = "https://github.com/acme/dispatch/actions/runs/9187/attempts/" + "9" * 20
+    response = bot.emulator.mention_bot(RESPONDER, NIGHTLY, f"triage BID-001 TENANT-001 {url}")
+    assert response.status == 200
+    bot.card("INC-1")
+    assert errors_logged(caplog) == []
