@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from slackbot.domain.effects import EffectKind
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUNBOOKS = REPO_ROOT / "runbooks"
@@ -73,6 +75,25 @@ class Settings(BaseSettings):
         alias="TRIAGE_OUTBOX_LEASE_SECONDS",
         description="how long a claimed delivery is reserved; a crashed replica's work is taken over after it",
     )
+    delivery_deadlines: dict[str, float] = Field(
+        default_factory=dict,
+        alias="TRIAGE_DELIVERY_DEADLINES",
+        description=(
+            'JSON object, effect kind -> seconds one delivery may take in all, e.g. {"github_run": 40}; '
+            "kinds left out keep their defaults; never more than 3/4 of the outbox lease"
+        ),
+    )
+
+    @field_validator("delivery_deadlines")
+    @classmethod
+    def _known_kinds_positive_seconds(cls, value: dict[str, float]) -> dict[str, float]:
+        kinds = {kind.value for kind in EffectKind}
+        for kind, seconds in value.items():
+            if kind not in kinds:
+                raise ValueError(f"{kind!r} is not an effect kind (one of: {', '.join(sorted(kinds))})")
+            if not seconds > 0:
+                raise ValueError(f"{kind}: the deadline must be a positive number of seconds")
+        return value
 
 
 def secret(value: SecretStr | None) -> str | None:

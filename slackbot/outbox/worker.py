@@ -1,8 +1,13 @@
 """Delivering outbox rows after commit: paced per lane, retried with backoff, dead-lettered.
 
 One bounded step (``step``) claims at most one row per lane and delivers them concurrently; the
-long-running loop (``run``) repeats steps until told to stop. The 14-day simulation calls ``step``
-directly under a virtual clock, so the same code is exercised in both worlds.
+14-day simulation calls it directly under a virtual clock. The long-running loop (``run``) does not
+wait for a claimed batch as a whole: each delivery is a task of its own lane, and the loop keeps
+claiming the other lanes while one is in flight, so a storage host that trickles an artifact (or a
+hung PagerDuty, bd or Slack channel) holds back its own lane only. Every delivery also runs under a
+total deadline per kind (``DELIVERY_DEADLINES``), shorter than the claim lease: a delivery that has
+not finished by then is cancelled and retried with backoff, and no other replica can take the row
+over while it is still running.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 import random
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -118,6 +123,42 @@ OUTAGE_RETRY_POLICIES: dict[str, RetryPolicy] = {
 }
 
 
+# The total time one delivery may take, per kind, in seconds: every HTTP call, redirect, retry
+# and subprocess of the handler included (client timeouts are per read or per request, so a host
+# that sends a byte every few seconds never trips them). Sized for a healthy destination with room
+# to spare; TRIAGE_DELIVERY_DEADLINES overrides them. A deadline never exceeds LEASE_SHARE of the
+# claim lease, so the worker has given up (and settled the row) before another replica may take
+# it over: a deadline is what keeps a slow delivery from being delivered twice.
+DEFAULT_DEADLINE = 20.0
+DELIVERY_DEADLINES: dict[str, float] = {
+    # One Slack call, or a find-then-post after a takeover (slack_sdk retries a dropped connection once).
+    **{
+        kind: 20.0
+        for kind in (
+            EffectKind.CARD,
+            EffectKind.THREAD_POST,
+            EffectKind.INCIDENT_NOTE,
+            EffectKind.CHECKLIST,
+            EffectKind.CHECKLIST_UPDATE,
+            EffectKind.OPS_NOTICE,
+            EffectKind.SOURCE_REPLY,
+            EffectKind.RUN_ESCALATION,
+            EffectKind.DM,
+        )
+    },
+    EffectKind.POSTMORTEM: 30.0,  # three calls: upload URL, the file's bytes, complete
+    EffectKind.PAGERDUTY: 15.0,
+    EffectKind.PAGERDUTY_FOLLOW: 30.0,  # one event per service that was triggered
+    # bd: a find and a create, each a subprocess bd itself bounds at 30 s (BdTracker.timeout).
+    **{
+        kind: 40.0
+        for kind in (EffectKind.BEAD_FILE, EffectKind.BEAD_COMMENT, EffectKind.BEAD_CLOSE, EffectKind.BEAD_REOPEN)
+    },
+    EffectKind.GITHUB_RUN: 45.0,  # the run, its artifact pages and up to 50 MB of zips
+}
+LEASE_SHARE = 0.75
+
+
 @dataclass
 class _Bucket:
     """A token bucket per lane: about ``rate`` deliveries per second with short bursts."""
@@ -168,6 +209,9 @@ class OutboxWorker:
         lease: timedelta = store.LEASE,
         retry_policies: dict[str, RetryPolicy] | None = None,
         jitter: Callable[[], float] = random.random,
+        deadlines: Mapping[str, float] | None = None,
+        default_deadline: float = DEFAULT_DEADLINE,
+        max_in_flight: int = 50,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -185,9 +229,14 @@ class OutboxWorker:
         self.jitter = jitter  # in [0, 1): spreads retries; the simulation passes its seeded RNG
         # kind -> hook(session, item, effects, error), run in the transaction that dead-letters the row
         self.dead_hooks: dict[str, Callable[[Session, OutboxItem, Effects, str], None]] = {}
+        # kind -> total seconds one delivery may take (see DELIVERY_DEADLINES); capped by the lease
+        self.deadlines: dict[str, float] = {**DELIVERY_DEADLINES, **(deadlines or {})}
+        self.default_deadline = default_deadline
+        self.max_in_flight = max_in_flight
         self._buckets: dict[str, _Bucket] = {}
         self._wake = asyncio.Event()
         self._waiting_on_pacing = False  # the last claim found nothing while lanes were paced
+        self._in_flight: dict[str, asyncio.Task[None]] = {}  # lane -> its delivery under way
 
     # -- loop -------------------------------------------------------------------------------------
 
@@ -195,15 +244,38 @@ class OutboxWorker:
         """Called after a commit that wrote outbox rows (thread-safe via the loop when needed)."""
         self._wake.set()
 
-    async def run(self, stop: asyncio.Event, *, idle: float = 0.5, gather: float = 0.02, paced: float = 0.25) -> None:
-        while not stop.is_set():
-            self._wake.clear()  # before the step, so a wake-up during the step is not lost
-            try:
-                delivered = await self.step()
-            except Exception:  # the loop must outlive a bad step (DB blip); the row stays claimable
-                log.exception("outbox step failed")
-                delivered = 0
-            if delivered == 0:
+    def deadline(self, kind: str) -> float:
+        """Seconds one delivery of ``kind`` may take in all, always well inside the claim lease."""
+        wanted = self.deadlines.get(kind, self.default_deadline)
+        return max(0.0, min(wanted, self.lease.total_seconds() * LEASE_SHARE))
+
+    @property
+    def in_flight(self) -> set[str]:
+        """The lanes with a delivery under way (the running loop's tasks)."""
+        return set(self._in_flight)
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        *,
+        idle: float = 0.5,
+        gather: float = 0.02,
+        paced: float = 0.25,
+        grace: float = 3.0,
+    ) -> None:
+        """Claim and start deliveries until ``stop`` is set, without waiting for the ones in flight:
+        a finished delivery wakes the loop to claim its lane's next row. On stop, deliveries under
+        way get ``grace`` seconds to finish; the rest are cancelled and their leases run out."""
+        try:
+            while not stop.is_set():
+                self._wake.clear()  # before the claim, so a wake-up during it is not lost
+                try:
+                    started = await self._launch()
+                except Exception:  # the loop must outlive a bad claim (DB blip); rows stay claimable
+                    log.exception("outbox claim failed")
+                    started = []
+                if started:
+                    continue  # more lanes may be due than one claim takes
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=idle)
                 except TimeoutError:
@@ -215,8 +287,27 @@ class OutboxWorker:
                 # those lanes, so claim at most every ``paced`` seconds rather than rescanning
                 # their backlog after every commit (a new page then waits that long at most).
                 await asyncio.sleep(paced if self._waiting_on_pacing else gather)
+        except asyncio.CancelledError:
+            for task in self._in_flight.values():
+                task.cancel()
+            raise
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight.values()), timeout=grace)
+            for task in self._in_flight.values():
+                task.cancel()
 
     async def step(self) -> int:
+        """Claim at most one due row per lane (lanes with a delivery under way excepted) and
+        deliver them; returns when all of them are settled, each within its deadline."""
+        started = await self._launch()
+        if started:
+            await asyncio.gather(*started)
+        return len(started)
+
+    async def _launch(self) -> list[asyncio.Task[None]]:
+        room = self.max_in_flight - len(self._in_flight)
+        if room <= 0:
+            return []  # a finished delivery wakes the loop
         now = self.clock.now()
         blocked = {lane for lane, bucket in self._buckets.items() if not bucket.ready(now)}
         items = await asyncio.to_thread(
@@ -225,14 +316,30 @@ class OutboxWorker:
             now=now,
             worker=self.worker_id,
             kinds=set(self.handlers),
-            skip_lanes=blocked,
+            skip_lanes=blocked | set(self._in_flight),
+            limit=room,
             lease=self.lease,
         )
         self._waiting_on_pacing = not items and bool(blocked)
-        if not items:
-            return 0
-        await asyncio.gather(*(self._deliver(item) for item in items))
-        return len(items)
+        return [self._start(item) for item in items]
+
+    def _start(self, item: OutboxItem) -> asyncio.Task[None]:
+        lane = item.lane
+        task = asyncio.create_task(self._deliver(item), name=f"outbox:{item.kind}:{item.id}")
+        self._in_flight[lane] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if self._in_flight.get(lane) is finished:
+                del self._in_flight[lane]
+            if not finished.cancelled() and finished.exception() is not None:
+                # Settling failed (a DB blip): the row stays ``sending`` until its lease runs out.
+                log.error("outbox delivery of row %s failed", item.id, exc_info=finished.exception())
+            # The lane is free: its next row may be due now, and it was not pacing that held it.
+            self._waiting_on_pacing = False
+            self._wake.set()
+
+        task.add_done_callback(done)
+        return task
 
     # -- one row ----------------------------------------------------------------------------------
 
@@ -247,15 +354,25 @@ class OutboxWorker:
         if bucket is not None:
             bucket.ready(self.clock.now())
             bucket.take()
+        deadline = self.deadline(item.kind)
+        budget = asyncio.timeout(deadline)
         try:
-            result = await self.handlers[item.kind](item)
+            async with budget:
+                result = await self.handlers[item.kind](item)
+        except TimeoutError as exc:
+            if budget.expired():
+                # Cancelled where it stood (a bd child is killed, a socket closed): try again later.
+                log.warning("outbox %s row %s: not delivered within %gs, retrying", item.kind, item.id, deadline)
+                await self._failed(item, f"not delivered within the {deadline:g}s deadline")
+            else:
+                await self._failed(item, f"{type(exc).__name__}: {exc}")
         except RetryLater as exc:
             await self._settle(item, DeliveryState.PENDING, after=exc.after, error=str(exc), count=False)
         except PermanentFailure as exc:
             await self._dead(item, str(exc))
         except SlackApiError as exc:
             await self._slack_error(item, exc, bucket)
-        except (httpx.HTTPError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
             await self._failed(item, f"{type(exc).__name__}: {exc}")
         except Exception as exc:
             if getattr(exc, "retryable", None) is False:
