@@ -330,7 +330,7 @@ def test_run_first_seen_in_a_slack_alert_still_gets_validation_evidence(ci_bot: 
 def corrupt_deflate() -> bytes:
     data = bytearray(zip_bytes({"report.json": report_json(FAILING) * 50}))
     start = data.index(b"report.json") + len("report.json")  # the local header's name ends here
-    data[start + 10 : start + 40] = b"\xff" * 30  # the deflate stream, not the headers
+    data[start] = 0xFF  # the deflate stream's first block: BTYPE 11, which does not exist
     return bytes(data)
 
 
@@ -464,3 +464,28 @@ def test_the_largest_run_attempt_is_accepted(ci_bot: CiBot) -> None:
     response = ci_bot.webhook(workflow_run_payload(conclusion="failure", attempt=2**31 - 1))
     assert response.status_code == 202, response.text
     assert "attempt 2147483647" in response.json()["run"]
+
+
+def test_an_unreadable_artifact_of_the_largest_attempt_is_an_incident_on_both_databases(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run attempt PostgreSQL's INTEGER column holds at most, and a report nested too deeply:
+    the run still ends as a harness incident, on SQLite and PostgreSQL alike."""
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    with FakeGitHub(repos=(OCTO_REPO,)) as gh:
+        gh.add_artifact(OCTO_REPO, RUN_ID, "integration-report", deep_json())
+        settings = Settings(
+            TRIAGE_DATABASE_URL=db_url, TRIAGE_RUNBOOKS_DIR=RUNBOOKS, GITHUB_API_URL=gh.url, GITHUB_TOKEN=gh.token
+        )
+        core = build_runtime(settings, clock=FakeClock())
+        run = WorkflowRun.from_webhook(workflow_run_payload(conclusion="failure", attempt=2**31 - 1))
+        service = GitHubRunService(core.playbooks, core.clock, core.ingest)
+        assert service.accept(core.engine, "delivery-max", run) is True
+        assert asyncio.run(build_workers(core).outbox.step()) == 1
+        with Session(core.engine) as session:
+            occurrence = session.exec(select(Occurrence)).one()
+            job = session.exec(select(OutboxItem).where(OutboxItem.kind == "github_run")).one()
+        assert "report.json: JSON is nested too deeply to read" in (occurrence.message or "")
+        assert job.state == "done" and job.result["incidents"] == ["INC-1"]
+        core.engine.dispose()
