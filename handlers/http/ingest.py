@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from handlers.http.body import BodyTooLarge, loads_json, problem, read_capped, too_large
-from slackbot.clients.isolated import off_loop
+from slackbot.clients.isolated import off_loop, preload
 from slackbot.runtime import Runtime
 from slackbot.settings import secret
 from slackbot.signing import verify
@@ -60,6 +60,8 @@ def run_info_from_query(request: Request, now: datetime | None = None) -> RunInf
 
 
 def routes(runtime: Runtime) -> list[Route]:
+    preload(__name__)  # a large report is parsed by parse_report_json in a forked child
+
     async def authenticated_body(request: Request) -> bytes | Response:
         try:
             body = await read_capped(request, runtime.settings.max_body_bytes)
