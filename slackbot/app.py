@@ -27,6 +27,7 @@ from handlers.slack.requests import SlackRequests
 from slackbot.clients.bd import check_bd_version
 from slackbot.clients.github_actions import GitHubActions
 from slackbot.clients.tracker import TrackerError
+from slackbot.domain.effects import EffectKind
 from slackbot.incidents.timers import TimerService
 from slackbot.logs import bolt_logger
 from slackbot.outbox.bead_deliveries import BeadDeliveries, TrackerPool
@@ -121,6 +122,8 @@ def build_workers(runtime: Runtime, *, worker_id: str | None = None, timer_inter
             runtime.playbooks, runtime.clock, runtime.ingest, report_artifact=runtime.settings.github_report_artifact
         ),
         GitHubActions(runtime.settings.github_api_url, secret(runtime.settings.github_token), runtime.clock),
+        # the rest of the worker's deadline is left for naming the problem on the harness card
+        budget=0.8 * worker.deadline(EffectKind.GITHUB_RUN),
     )
     worker.handlers.update(github_jobs.handlers())
     if runtime.slack is not None:

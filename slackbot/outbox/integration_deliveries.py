@@ -38,20 +38,40 @@ class GitHubRunJobs:
     """A failed run always ends as an incident: what retrying cannot fix is named on its card at
     once (the service does that), and an error a retry might fix (GitHub 5xx, the network) is
     retried ``attempts`` times (fewer than the worker's own limit, so the job is never
-    dead-lettered for it) and then named on the card too."""
+    dead-lettered for it) and then named on the card too.
 
-    def __init__(self, engine: Engine, service: GitHubRunService, api: GitHubActions, *, attempts: int = 5) -> None:
+    ``budget`` bounds one attempt (listing, downloads, parsing) below the worker's deadline for the
+    kind: the worker's deadline cancels the job from outside, where only a retry and finally a dead
+    letter follow, while a budget spent here counts as one retryable failure, so a run whose
+    storage always stalls still ends as an incident naming that."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        service: GitHubRunService,
+        api: GitHubActions,
+        *,
+        attempts: int = 5,
+        budget: float | None = None,
+    ) -> None:
         self.engine = engine
         self.service = service
         self.api = api
         self.attempts = attempts
+        self.budget = budget
 
     def handlers(self) -> dict[str, Handler]:
         return {EffectKind.GITHUB_RUN: self.github_run}
 
     async def github_run(self, item: OutboxItem) -> dict[str, Any]:
+        budget = asyncio.timeout(self.budget)
         try:
-            return await self.service.process(self.engine, self.api, item.payload)
+            async with budget:
+                return await self.service.process(self.engine, self.api, item.payload)
+        except TimeoutError as exc:
+            spent = budget.expired() and self.budget is not None
+            reason = f"reading the run took longer than {self.budget:g} s" if spent else f"TimeoutError: {exc}"
+            return await self._retry_or_give_up(item, reason)
         except GitHubApiError as exc:
             if exc.retry_after is not None:
                 # GitHub said when: wait that long without spending one of the row's attempts.
@@ -59,7 +79,7 @@ class GitHubRunJobs:
             if exc.retryable:
                 return await self._retry_or_give_up(item, str(exc))
             return await self._give_up(item, str(exc))
-        except (httpx.HTTPError, OSError, TimeoutError) as exc:
+        except (httpx.HTTPError, OSError) as exc:
             return await self._retry_or_give_up(item, f"{type(exc).__name__}: {exc}")
 
     async def _retry_or_give_up(self, item: OutboxItem, error: str) -> dict[str, Any]:

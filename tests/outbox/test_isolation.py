@@ -29,7 +29,7 @@ from slackbot.clients.github_actions import GitHubActions
 from slackbot.clients.responders import Responders
 from slackbot.clock import FakeClock
 from slackbot.config import Playbooks
-from slackbot.db.models import OutboxItem
+from slackbot.db.models import Occurrence, OutboxItem
 from slackbot.domain.changes import Actor, Classify, SetSeverity
 from slackbot.domain.effects import EffectKind
 from slackbot.emulator import SlackEmulator
@@ -198,6 +198,38 @@ async def test_a_trickling_artifact_download_holds_back_no_card_and_is_retried_a
     # the client's 30 s per read, nor after the million bytes the storage host promised.
     assert card_after < given_up < SLOW + 2.0
     print(f"card delivered {card_after * 1000:.0f} ms into the slow download; download given up at {given_up:.2f} s")
+
+
+async def test_a_run_whose_storage_always_stalls_ends_as_an_incident_naming_the_budget(rig: Rig) -> None:
+    """The job's own budget ends an attempt before the worker's deadline cancels it from outside,
+    so spent retries still end where every failed run must: on a harness card."""
+    storage: Trickle = rig.stack.enter_context(Trickle(interval=1.0))
+    github: FakeGitHub = rig.stack.enter_context(FakeGitHub(repos=(OCTO_REPO,)))
+    github.add_artifact(OCTO_REPO, RUN_ID, "integration-report", b"")
+
+    @github.route("GET", "/repos/{owner}/{repo}/actions/artifacts/{artifact_id}/{archive_format}")
+    def to_slow_storage(request: object) -> Response:
+        return Response(302, None, headers={"Location": f"{storage.url}/blob?sig=presigned"})
+
+    service = GitHubRunService(rig.playbooks, rig.clock, IngestService(rig.playbooks, rig.clock))
+    assert service.accept(
+        rig.engine, "delivery-1", WorkflowRun.from_webhook(workflow_run_payload(conclusion="failure"))
+    )
+    worker = rig.worker(deadlines={EffectKind.GITHUB_RUN: SLOW})
+    actions = GitHubActions(github.url, github.token, rig.clock)
+    jobs = GitHubRunJobs(rig.engine, service, actions, attempts=2, budget=1.0)
+    worker.handlers.update(jobs.handlers())
+
+    async with running(worker):
+        await until(lambda: rig.rows(EffectKind.GITHUB_RUN)[0].attempts == 1, "the first attempt to run out")
+        rig.clock.advance(600)  # past the backoff
+        worker.wake()
+        await until(lambda: rig.rows(EffectKind.GITHUB_RUN)[0].state == "done", "the job to end", timeout=15)
+    (job,) = rig.rows(EffectKind.GITHUB_RUN)
+    assert job.attempts == 2 and "deadline" not in (job.last_error or "")
+    with Session(rig.engine) as session:
+        (occurrence,) = session.exec(select(Occurrence)).all()
+    assert "reading the run took longer than 1 s (after 2 attempts)" in (occurrence.message or "")
 
 
 # -- one slow destination among an incident's others ---------------------------------------------
