@@ -56,6 +56,8 @@ def test_a_failing_validator_is_triaged_in_the_playbooks_own_words(bot: Playbook
     assert "is now High" in bot.triage("severity INC-1 high", user=QA, channel=DRIFT)
     wait_for(lambda: any("INC-1" in text for text in bot.dms(FIXTURE_OWNER)), what="the owner's page for High")
     assert "High" in bot.card_text("INC-1", DRIFT)
+    # High files the incident record; resolving waits for it (a responder sees it in the thread first).
+    wait_for(lambda: incident(bot).bead_state == "filed", what="the incident record filed for High")
 
     # The resolution checklist's milestones fill the seed's incident record.
     pr = "https://github.com/acme/dispatch/pull/77"
