@@ -266,6 +266,12 @@ class OutboxWorker:
         """Claim and start deliveries until ``stop`` is set, without waiting for the ones in flight:
         a finished delivery wakes the loop to claim its lane's next row. On stop, deliveries under
         way get ``grace`` seconds to finish; the rest are cancelled and their leases run out."""
+
+        async def wake_on_stop() -> None:  # an idle wait ends at once on stop, not after ``idle``
+            await stop.wait()
+            self._wake.set()
+
+        stopping = asyncio.create_task(wake_on_stop(), name="outbox-stop")
         try:
             while not stop.is_set():
                 self._wake.clear()  # before the claim, so a wake-up during it is not lost
@@ -280,6 +286,8 @@ class OutboxWorker:
                     await asyncio.wait_for(self._wake.wait(), timeout=idle)
                 except TimeoutError:
                     continue
+                if stop.is_set():
+                    break
                 # Commits come in bursts (a storm of clicks, one ingest opening many incidents):
                 # let the burst land so one claim takes it, instead of one claim per commit
                 # competing with the acks on the same loop. If the last claim came back empty
@@ -291,6 +299,8 @@ class OutboxWorker:
             for task in self._in_flight.values():
                 task.cancel()
             raise
+        finally:
+            stopping.cancel()
         if self._in_flight:
             await asyncio.wait(set(self._in_flight.values()), timeout=grace)
             for task in self._in_flight.values():

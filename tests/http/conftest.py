@@ -119,6 +119,22 @@ def running(db_url: str, tmp_path: Path, **overrides: Any) -> Iterator[Server]:
         core.engine.dispose()
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One bot per module and database, for tests whose input is refused: they compare the rows
+    before and after, so they need no database of their own (a bot starts in about a second)."""
+    tmp_path = tmp_path_factory.mktemp("shared")
+    if request.param == "sqlite":
+        db_url = f"sqlite:///{tmp_path / 'triage.db'}"
+    else:
+        db_url = request.getfixturevalue("postgres").create_database(f"t_{uuid.uuid4().hex[:12]}")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "TRIAGE_API_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        with running(db_url, tmp_path) as started:
+            yield started
+
+
 @pytest.fixture
 def server(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "TRIAGE_API_TOKEN"):

@@ -57,8 +57,10 @@ def test_the_default_page_is_capped_and_says_where_the_rest_is(server: Server) -
         ({"status": "sleeping"}, "status must be one of open, resolved"),
     ],
 )
-def test_bad_paging_parameters_are_a_400_naming_them(server: Server, params: dict[str, str], expected: str) -> None:
-    response = httpx.get(server.url + "/api/incidents", params=params)
+def test_bad_paging_parameters_are_a_400_naming_them(
+    shared_server: Server, params: dict[str, str], expected: str
+) -> None:
+    response = httpx.get(shared_server.url + "/api/incidents", params=params)
     assert response.status_code == 400
     assert expected in response.json()["error"]
 
@@ -66,14 +68,16 @@ def test_bad_paging_parameters_are_a_400_naming_them(server: Server, params: dic
 # -- trust ---------------------------------------------------------------------------------------
 
 
-def test_without_a_token_only_loopback_reads_and_a_forwarded_client_is_not_loopback(server: Server) -> None:
-    assert httpx.get(server.url + "/api/incidents").status_code == 200
+def test_without_a_token_only_loopback_reads_and_a_forwarded_client_is_not_loopback(shared_server: Server) -> None:
+    assert httpx.get(shared_server.url + "/api/incidents").status_code == 200
     # A proxy on this host that says who the client is: that client decides, and it is remote.
-    forwarded = httpx.get(server.url + "/api/incidents", headers={"X-Forwarded-For": "203.0.113.9"})
+    forwarded = httpx.get(shared_server.url + "/api/incidents", headers={"X-Forwarded-For": "203.0.113.9"})
     assert forwarded.status_code == 401
     assert "TRIAGE_API_TOKEN" in forwarded.json()["error"]
     # Other headers decide nothing.
-    other = httpx.get(server.url + "/api/incidents", headers={"Forwarded": "for=203.0.113.9", "X-Real-IP": "1.2.3.4"})
+    other = httpx.get(
+        shared_server.url + "/api/incidents", headers={"Forwarded": "for=203.0.113.9", "X-Real-IP": "1.2.3.4"}
+    )
     assert other.status_code == 200
 
 

@@ -131,7 +131,8 @@ def check(server: Server, response: httpx.Response, before: tuple[tuple[int, ...
         )
 
 
-def test_reports_never_5xx_nor_partial_rows(server: Server) -> None:
+def test_reports_never_5xx_nor_partial_rows(shared_server: Server) -> None:
+    server = shared_server  # relative checks: one bot per module and database
     base = report(result(), result("BID-002", "TENANT-001", test_name="other"), result(status="passed"))
 
     @FUZZ
@@ -143,7 +144,9 @@ def test_reports_never_5xx_nor_partial_rows(server: Server) -> None:
     run()
 
 
-def test_alertmanager_webhooks_never_5xx_nor_partial_rows(server: Server) -> None:
+def test_alertmanager_webhooks_never_5xx_nor_partial_rows(shared_server: Server) -> None:
+    server = shared_server  # relative checks: one bot per module and database
+
     @FUZZ
     @given(documents(alert_payload()))
     def run(doc: Any) -> None:
@@ -153,7 +156,9 @@ def test_alertmanager_webhooks_never_5xx_nor_partial_rows(server: Server) -> Non
     run()
 
 
-def test_github_webhooks_never_5xx_nor_partial_rows(server: Server) -> None:
+def test_github_webhooks_never_5xx_nor_partial_rows(shared_server: Server) -> None:
+    server = shared_server  # relative checks: one bot per module and database
+
     @FUZZ
     @given(documents(workflow_run_payload()), st.sampled_from(["workflow_run", "ping", "push", "é"]))
     def run(doc: Any, event: str) -> None:
@@ -164,7 +169,8 @@ def test_github_webhooks_never_5xx_nor_partial_rows(server: Server) -> None:
     run()
 
 
-def test_api_queries_never_5xx(server: Server) -> None:
+def test_api_queries_never_5xx(shared_server: Server) -> None:
+    server = shared_server  # relative checks: one bot per module and database
     text = st.text(max_size=30) | NASTY_TEXT | st.just(str(uuid.uuid4()))
 
     @FUZZ

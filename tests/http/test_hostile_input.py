@@ -68,14 +68,14 @@ def test_a_report_over_the_cap_sent_with_urllib_reads_the_413(server: Server) ->
 
 
 @pytest.mark.parametrize("route", ["/webhooks/github", "/webhooks/alertmanager", "/ingest/junit", "/slack/events"])
-def test_every_body_route_answers_413_over_the_cap_also_when_streamed(server: Server, route: str) -> None:
+def test_every_body_route_answers_413_over_the_cap_also_when_streamed(shared_server: Server, route: str) -> None:
     def chunks() -> Any:
         # No Content-Length: the cap must hold while reading, not only on the declared size.
         for _ in range(CAP // 65536 + 2):
             yield b"a" * 65536
 
     params = {"repository": "acme/dispatch", "runId": "1"} if route == "/ingest/junit" else {}
-    response = httpx.post(server.url + route, params=params, content=chunks(), timeout=30)
+    response = httpx.post(shared_server.url + route, params=params, content=chunks(), timeout=30)
     assert response.status_code == 413, response.text
     assert "5 MB" in response.json()["error"]
 
@@ -110,18 +110,19 @@ def test_a_nul_byte_in_an_alert_is_stored_as_a_replacement_character(server: Ser
 # -- nesting depth -------------------------------------------------------------------------------
 
 
-def test_json_nested_5000_deep_is_a_400_on_every_json_route(server: Server) -> None:
+def test_json_nested_5000_deep_is_a_400_on_every_json_route(shared_server: Server) -> None:
+    before = shared_server.rows()
     nested = ('{"schemaVersion": 1, "run": ' + deep(5000) + "}").encode()
     assert len(nested) < 11_000
     for response in (
-        server.report(nested),
-        server.alertmanager(nested),
-        server.github(nested),
-        server.report(json.dumps(report(result(keyEntityIds={"a": "b"}))).replace('"b"', deep(900)).encode()),
+        shared_server.report(nested),
+        shared_server.alertmanager(nested),
+        shared_server.github(nested),
+        shared_server.report(json.dumps(report(result(keyEntityIds={"a": "b"}))).replace('"b"', deep(900)).encode()),
     ):
         assert response.status_code == 400, response.text
         assert "nested" in response.json()["error"]
-    assert server.rows() == (0, 0, 0, 0)
+    assert shared_server.rows() == before
 
 
 # -- run attempt, schema version, finishedAt -----------------------------------------------------
@@ -147,11 +148,14 @@ def with_run(**run: Any) -> dict[str, Any]:
         ({"finishedAt": "1900-01-01T00:00:00Z"}, "run.finishedAt"),
     ],
 )
-def test_run_fields_out_of_range_are_a_400_naming_the_field(server: Server, run: dict[str, Any], expected: str) -> None:
-    response = server.report(with_run(**run))
+def test_run_fields_out_of_range_are_a_400_naming_the_field(
+    shared_server: Server, run: dict[str, Any], expected: str
+) -> None:
+    before = shared_server.rows()
+    response = shared_server.report(with_run(**run))
     assert response.status_code == 400, response.text
     assert expected in response.json()["error"]
-    assert server.rows() == (0, 0, 0, 0)
+    assert shared_server.rows() == before
 
 
 def test_the_largest_run_attempt_and_a_finished_at_within_a_day_are_accepted(server: Server) -> None:
@@ -160,47 +164,49 @@ def test_the_largest_run_attempt_and_a_finished_at_within_a_day_are_accepted(ser
     assert response.status_code == 202, response.text
 
 
-def test_a_finished_at_more_than_a_day_ahead_is_refused(server: Server) -> None:
+def test_a_finished_at_more_than_a_day_ahead_is_refused(shared_server: Server) -> None:
     later = (datetime.now(UTC) + timedelta(days=2)).isoformat()
-    response = server.report(with_run(finishedAt=later))
+    response = shared_server.report(with_run(finishedAt=later))
     assert response.status_code == 400
     assert "run.finishedAt" in response.json()["error"] and "future" in response.json()["error"]
 
 
 @pytest.mark.parametrize("version", [True, 1.0, "1"])
-def test_schema_version_must_be_the_integer_1(server: Server, version: object) -> None:
+def test_schema_version_must_be_the_integer_1(shared_server: Server, version: object) -> None:
+    before = shared_server.rows()
     body = report(result())
     body["schemaVersion"] = version
-    response = server.report(body)
+    response = shared_server.report(body)
     assert response.status_code == 400
     assert "schemaVersion" in response.json()["error"]
-    assert server.rows() == (0, 0, 0, 0)
+    assert shared_server.rows() == before
 
 
 # -- authentication headers that are not ASCII ---------------------------------------------------
 
 
-def test_non_ascii_signatures_and_tokens_are_a_401_not_a_500(server: Server) -> None:
+def test_non_ascii_signatures_and_tokens_are_a_401_not_a_500(shared_server: Server) -> None:
+    before = shared_server.rows()
     body = json.dumps(report(result())).encode()
     weird = "sha256=é€".encode()
     answers = [
-        httpx.post(server.url + "/ingest/report", content=body, headers={"X-Triage-Signature": weird}),
+        httpx.post(shared_server.url + "/ingest/report", content=body, headers={"X-Triage-Signature": weird}),
         httpx.post(
-            server.url + "/ingest/junit",
+            shared_server.url + "/ingest/junit",
             params={"repository": "acme/dispatch", "runId": "1"},
             content=b"<testsuites/>",
             headers={"X-Triage-Signature": weird},
         ),
         httpx.post(
-            server.url + "/webhooks/github",
+            shared_server.url + "/webhooks/github",
             content=body,
             headers={"X-Hub-Signature-256": weird, "X-GitHub-Event": "workflow_run", "X-GitHub-Delivery": "d1"},
         ),
         httpx.post(
-            server.url + "/webhooks/alertmanager", content=body, headers={"Authorization": "Bearer é€".encode()}
+            shared_server.url + "/webhooks/alertmanager", content=body, headers={"Authorization": "Bearer é€".encode()}
         ),
         httpx.post(
-            server.url + "/slack/events",
+            shared_server.url + "/slack/events",
             content=b"token=x",
             headers={"X-Slack-Signature": "v0=é".encode(), "X-Slack-Request-Timestamp": "1"},
         ),
@@ -208,12 +214,12 @@ def test_non_ascii_signatures_and_tokens_are_a_401_not_a_500(server: Server) -> 
     for response in answers:
         assert response.status_code == 401, (response.request.url, response.text)
         assert response.json()["error"]
-    assert server.rows() == (0, 0, 0, 0)
+    assert shared_server.rows() == before
 
 
-def test_a_slack_request_with_a_non_numeric_timestamp_is_a_401(server: Server) -> None:
+def test_a_slack_request_with_a_non_numeric_timestamp_is_a_401(shared_server: Server) -> None:
     response = httpx.post(
-        server.url + "/slack/events",
+        shared_server.url + "/slack/events",
         content=b"command=%2Ftriage&text=help",
         headers={"X-Slack-Signature": "v0=" + "0" * 64, "X-Slack-Request-Timestamp": "soon"},
     )
