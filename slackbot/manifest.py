@@ -14,7 +14,19 @@ import yaml
 from slackbot.config.loader import ConfigProblem
 
 REQUIRED_EVENTS = ("app_home_opened", "message.channels", "reaction_added", "app_mention")
-REQUIRED_SCOPES = ("commands", "chat:write", "im:write", "usergroups:read", "users:read", "app_mentions:read")
+# Each one is used: posting, DMs (and reading them back to recover a page: im:history), reading the
+# card channel back (channels:history), user groups, reactions and mentions, postmortem uploads.
+REQUIRED_SCOPES = (
+    "commands",
+    "chat:write",
+    "im:write",
+    "im:history",
+    "channels:history",
+    "usergroups:read",
+    "reactions:read",
+    "app_mentions:read",
+    "files:write",
+)
 
 
 def check_manifest(path: Path) -> list[ConfigProblem]:

@@ -47,10 +47,39 @@ PUSH_STACK_MAX = 3
 JSON_FIELDS = ("blocks", "attachments", "metadata", "view", "files", "event_payload")
 TS_RE = re.compile(r"^\d{9,11}\.\d{1,6}$")
 REACTION_RE = re.compile(r"^[a-z0-9_+\-']+(?:::skin-tone-[2-6])?$")
+# What the bot is granted: exactly the bot scopes of manifest.yml (a test keeps the two equal), so
+# a call the manifest does not cover fails here as it would in a real workspace, with
+# ``missing_scope`` (a call on an IM channel needs ``im:history``, not ``channels:history``).
 BOT_SCOPES = (
-    "commands,chat:write,chat:write.public,im:write,usergroups:read,users:read,users:read.email,"
-    "reactions:write,app_mentions:read,channels:history,groups:history,im:history,files:write"
+    "commands,chat:write,chat:write.public,im:write,usergroups:read,reactions:read,"
+    "app_mentions:read,channels:history,im:history,files:write"
 )
+# Scopes a method needs (any one of them), from Slack's published Web API spec; conversation reads
+# need the scope of the conversation's kind (see ``_conversation_scope``).
+METHOD_SCOPES: dict[str, tuple[str, ...]] = {
+    "chat.postMessage": ("chat:write",),
+    "chat.update": ("chat:write",),
+    "chat.delete": ("chat:write",),
+    "chat.postEphemeral": ("chat:write",),
+    "conversations.open": ("im:write", "mpim:write"),
+    "conversations.join": ("channels:join",),
+    "users.info": ("users:read",),
+    "users.list": ("users:read",),
+    "users.lookupByEmail": ("users:read.email",),
+    "usergroups.list": ("usergroups:read",),
+    "usergroups.users.list": ("usergroups:read",),
+    "reactions.add": ("reactions:write",),
+    "reactions.remove": ("reactions:write",),
+    "files.upload": ("files:write",),
+    "files.getUploadURLExternal": ("files:write",),
+    "files.completeUploadExternal": ("files:write",),
+    "files.info": ("files:read",),
+}
+CONVERSATION_METHODS = {
+    "conversations.history": "history",
+    "conversations.replies": "history",
+    "conversations.info": "read",
+}
 SERVER_ERROR_HTML = (
     '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Server Error | Slack</title>'
     "</head><body><h1>Slack is having trouble</h1><p>Something went wrong on our end. "
@@ -100,6 +129,23 @@ class SlackError(Exception):
             data["errors"] = list(self.messages)
             data["response_metadata"] = {"messages": list(self.messages)}
         return ApiResponse.json(data, status=self.status, headers=self.headers)
+
+
+class _MissingScope(SlackError):
+    """Slack's answer to a call the token's scopes do not cover: it names what was needed."""
+
+    def __init__(self, needed: str, provided: str) -> None:
+        super().__init__("missing_scope")
+        self.needed, self.provided = needed, provided
+
+    def response(self) -> ApiResponse:
+        data = {"ok": False, "error": "missing_scope", "needed": self.needed, "provided": self.provided}
+        return ApiResponse.json(data)
+
+
+def _conversation_scope(channel: Channel, action: str) -> str:
+    kind = "im" if channel.is_im else "mpim" if channel.is_mpim else "groups" if channel.is_private else "channels"
+    return f"{kind}:{action}"
 
 
 @dataclass
@@ -220,8 +266,10 @@ class WebApi:
         root_url: Callable[[], str],
         rate_limit_per_channel: float = 1.0,
         burst: int = 5,
+        scopes: str = BOT_SCOPES,
     ) -> None:
         self.ws = workspace
+        self.scopes = scopes
         self.bot_token = bot_token
         self.root_url = root_url
         self.rate_limit_per_channel = rate_limit_per_channel
@@ -285,7 +333,7 @@ class WebApi:
                 response = self._dispatch(method, Params(data), headers)
             except SlackError as exc:
                 response = exc.response()
-            response.headers.setdefault("x-oauth-scopes", BOT_SCOPES)
+            response.headers.setdefault("x-oauth-scopes", self.scopes)
             self.ws.calls.append(
                 RecordedCall(
                     method=method,
@@ -306,6 +354,7 @@ class WebApi:
         handler = self.methods.get(method)
         if handler is None:
             raise SlackError("unknown_method")
+        self._authorize(method, params)
         return ApiResponse.json({"ok": True, **handler(params)})
 
     def _authenticate(self, params: Params, headers: dict[str, str]) -> None:
@@ -316,6 +365,16 @@ class WebApi:
             raise SlackError("not_authed")
         if token != self.bot_token:
             raise SlackError("invalid_auth")
+
+    def _authorize(self, method: str, params: Params) -> None:
+        granted = set(self.scopes.split(","))
+        needed = METHOD_SCOPES.get(method, ())
+        if method in CONVERSATION_METHODS:
+            channel = self.ws.resolve_channel(params.get("channel") or "")
+            if channel is not None:
+                needed = (_conversation_scope(channel, CONVERSATION_METHODS[method]),)
+        if needed and not granted.intersection(needed):
+            raise _MissingScope(",".join(needed), self.scopes)
 
     # -- shared checks ----------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 from slackbot.emulator import html
 from slackbot.emulator.actor import Actor, ActorResponse
-from slackbot.emulator.api import ApiResponse, WebApi, decode_params
+from slackbot.emulator.api import BOT_SCOPES, ApiResponse, WebApi, decode_params
 from slackbot.emulator.socket_mode import SocketModeServer
 from slackbot.emulator.state import (
     BOT_ID,
@@ -182,6 +182,7 @@ class SlackEmulator:
         clock: Callable[[], float] = time.time,
         socket_mode: bool = False,
         app_token: str = "xapp-emulator",
+        scopes: str = BOT_SCOPES,
     ) -> None:
         self.host = host
         self.port = port
@@ -198,6 +199,7 @@ class SlackEmulator:
             root_url=lambda: self.web_url,
             rate_limit_per_channel=rate_limit_per_channel,
             burst=burst,
+            scopes=scopes,
         )
         self.actor = Actor(
             self.workspace, signing_secret=signing_secret, bot_url=lambda: self.bot_url, root_url=lambda: self.web_url

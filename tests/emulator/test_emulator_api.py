@@ -17,6 +17,10 @@ from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 
 from slackbot.emulator import SlackEmulator
+from slackbot.emulator.api import BOT_SCOPES
+
+# These tests check the emulator as a stand-in for Slack, methods the bot never calls included.
+EVERY_SCOPE = BOT_SCOPES + ",channels:read,groups:history,users:read,users:read.email,reactions:write,files:read"
 
 CHANNEL = "C0TRIAGE"
 OTHER = "C0OTHER"
@@ -46,7 +50,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def slack(clock: FakeClock) -> Iterator[SlackEmulator]:
-    with SlackEmulator(clock=clock) as emulator:
+    with SlackEmulator(clock=clock, scopes=EVERY_SCOPE) as emulator:
         emulator.add_channel(CHANNEL, "triage")
         emulator.add_channel(OTHER, "other")
         emulator.add_user("U0ALICE", "alice", real_name="Alice Adams", tz="Europe/Berlin")

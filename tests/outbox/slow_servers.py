@@ -155,14 +155,18 @@ class StallingProxy(_Server):
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
+            def do_GET(self) -> None:  # slack_sdk reads conversations with GET
+                self.do_POST(method="GET")
+
+            def do_POST(self, method: str = "POST") -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                if _channel(body) in server.stalled:
+                query = self.path.partition("?")[2].encode()
+                if _channel(body or query) in server.stalled:
                     server.hold(self)
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                answer = httpx.post(server.upstream + self.path, content=body, headers=headers, timeout=10)
+                answer = httpx.request(method, server.upstream + self.path, content=body, headers=headers, timeout=10)
                 self.send_response(answer.status_code)
                 for name, value in answer.headers.items():
                     if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):

@@ -359,3 +359,29 @@ async def test_a_hung_slack_delays_a_responder_check_by_its_deadline_once_and_ke
     started = time.monotonic()
     assert await responders.allowed(CAROL) and not await responders.allowed("U0NOBODY")
     assert time.monotonic() - started < 0.2 and hole.arrived == 1  # the next clicks do not wait again
+
+
+# -- a page taken over from a crashed worker ------------------------------------------------------
+
+
+async def test_a_page_taken_over_from_a_crashed_worker_is_found_in_the_dm_not_sent_twice(rig: Rig) -> None:
+    """Recovery reads the DM back (conversations.history on an IM needs ``im:history``: the
+    emulator grants exactly the manifest's scopes, so a missing one fails here as in Slack)."""
+    rig.ingest(result("BID-001", "TENANT-001"))
+    _sev1(rig)
+    worker = rig.worker()
+    await rig.drain(worker)
+    dm = rig.rows(EffectKind.DM)[0]
+    user = str(dm.payload["user"])
+    assert len(rig.dms(user)) == 1
+    # The worker that sent it died before recording it: its lease ran out with the row "sending".
+    with Session(rig.engine) as session:
+        row = session.get(OutboxItem, dm.id)
+        assert row is not None
+        row.state, row.claimed_by, row.lease_until = "sending", "crashed", rig.clock.now() - timedelta(seconds=1)
+        session.add(row)
+        session.commit()
+    await rig.drain(worker)
+    (recovered,) = [r for r in rig.rows(EffectKind.DM) if r.id == dm.id]
+    assert recovered.state == "done" and recovered.result.get("recovered") is True, recovered.last_error
+    assert len(rig.dms(user)) == 1  # found, not paged twice
