@@ -369,7 +369,7 @@ def _result(case: Element, suite: _Suite, index: int, invariant_prefixes: frozen
             message=_cap(message, MESSAGE_LIMIT) if message is not None else None,
             detail=_cap(detail, DETAIL_LIMIT) if detail is not None else None,
             test_file=_cap(test_file, 1000) if test_file else None,
-            test_name=_cap(_test_name(raw_name), 2000) or None,
+            test_name=_cap(_pytest_class(classname) + _test_name(raw_name), 2000) or None,
             duration_seconds=_duration(case.get("time")),
             evidence=list(meta.evidence),
         )
@@ -474,6 +474,20 @@ def _file_from_classname(classname: str) -> str | None:
     if _DOTTED.fullmatch(classname):
         return _module_to_path(classname) or classname  # pytest: tests.test_api.TestUsers
     return classname  # some other tool's label: still the best identity there is
+
+
+def _pytest_class(classname: str) -> str:
+    """``TestCheckout::`` for pytest's ``tests.test_shop.TestCheckout`` (nested classes joined the
+    same way), as in pytest's node id: the file alone does not tell ``TestCheckout::test_total``
+    from ``TestRefund::test_total``, and two tests must never become one incident."""
+    classname = classname.strip()
+    if not _DOTTED.fullmatch(classname) or _SOURCE_FILE.search(classname):
+        return ""
+    parts = classname.split(".")
+    classes: list[str] = []
+    while len(parts) > 1 and parts[-1][:1].isupper():
+        classes.insert(0, parts.pop())
+    return "".join(f"{name}::" for name in classes)
 
 
 def _module_to_path(dotted: str) -> str | None:

@@ -155,7 +155,8 @@ def test_pytest_document() -> None:
     call, teardown, setup, passed, skip, xfail, xpass, collection, param = report.results
 
     # Call failure + teardown error: two results with the same name, both kept.
-    assert call.test_name == teardown.test_name == "test_BID_001_TENANT_001_no_cross_org"
+    # The class is part of the name, as in pytest's node id (two classes may share a test name).
+    assert call.test_name == teardown.test_name == "TestWindow::test_BID_001_TENANT_001_no_cross_org"
     assert (call.scenario_id, call.invariant_id) == ("BID-001", "TENANT-001")
     assert (teardown.scenario_id, teardown.invariant_id) == ("BID-001", "TENANT-001")
     assert call.test_file == "tests/integration/test_bidding.py"
@@ -180,6 +181,23 @@ def test_pytest_document() -> None:
 
     assert param.test_name == "test_DISPATCH_004_STATE_002[org-a]"
     assert (param.scenario_id, param.invariant_id) == ("DISPATCH-004", "STATE-002")
+
+
+def test_pytest_tests_of_the_same_name_in_two_classes_stay_two_tests() -> None:
+    report = parse(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.test_shop.TestCheckout" name="test_total"><failure message="a"/></testcase>'
+        '<testcase classname="tests.test_shop.TestRefund" name="test_total"><failure message="b"/></testcase>'
+        '<testcase classname="tests.test_shop.TestRefund.TestPartial" name="test_total"><failure/></testcase>'
+        '<testcase classname="tests.test_shop" name="test_total"><failure message="c"/></testcase>'
+        "</testsuite></testsuites>"
+    )
+    assert [(r.test_file, r.test_name) for r in report.results] == [
+        ("tests/test_shop.py", "TestCheckout::test_total"),
+        ("tests/test_shop.py", "TestRefund::test_total"),
+        ("tests/test_shop.py", "TestRefund::TestPartial::test_total"),
+        ("tests/test_shop.py", "test_total"),
+    ]
 
 
 def test_bare_testsuite_root_and_file_attribute() -> None:
