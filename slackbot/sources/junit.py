@@ -487,6 +487,8 @@ def _pytest_class(classname: str) -> str:
     classes: list[str] = []
     while len(parts) > 1 and parts[-1][:1].isupper():
         classes.insert(0, parts.pop())
+    if not parts[-1][:1].islower():
+        return ""  # not a Python module path (.NET's CBDD.Tests.Storage.RecoveryTests): the label stays whole
     return "".join(f"{name}::" for name in classes)
 
 

@@ -190,6 +190,7 @@ def test_pytest_tests_of_the_same_name_in_two_classes_stay_two_tests() -> None:
         '<testcase classname="tests.test_shop.TestRefund" name="test_total"><failure message="b"/></testcase>'
         '<testcase classname="tests.test_shop.TestRefund.TestPartial" name="test_total"><failure/></testcase>'
         '<testcase classname="tests.test_shop" name="test_total"><failure message="c"/></testcase>'
+        '<testcase classname="CBDD.Tests.Storage.RecoveryTests" name="Recover"><failure/></testcase>'
         "</testsuite></testsuites>"
     )
     assert [(r.test_file, r.test_name) for r in report.results] == [
@@ -197,6 +198,7 @@ def test_pytest_tests_of_the_same_name_in_two_classes_stay_two_tests() -> None:
         ("tests/test_shop.py", "TestRefund::test_total"),
         ("tests/test_shop.py", "TestRefund::TestPartial::test_total"),
         ("tests/test_shop.py", "test_total"),
+        ("CBDD.Tests.Storage.RecoveryTests", "Recover"),  # .NET: not a module path, the label stays whole
     ]
 
 
