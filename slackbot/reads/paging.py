@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, or_
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from slackbot.db.models import Incident
-from slackbot.reads.queries import STATUSES, QueryError
+from slackbot.reads.queries import QueryError, incident_filter
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -63,13 +63,7 @@ def incidents_page(
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> Page:
-    if status is not None and status not in STATUSES:
-        raise QueryError(f"status must be one of {', '.join(STATUSES)}; got '{status[:40]}'")
-    query = select(Incident)
-    if status:
-        query = query.where(Incident.status == status)
-    if failure_class:
-        query = query.where(Incident.failure_class == failure_class)
+    query = incident_filter(status=status, failure_class=failure_class)
     if cursor:
         created, ident = decode_cursor(cursor)
         query = query.where(

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from slackbot.clock import as_utc
 from slackbot.db.models import Incident, Run
@@ -34,17 +35,16 @@ def get_incident(session: Session, key: str | int) -> Incident:
     return incident
 
 
-def list_incidents(
-    session: Session,
+def incident_filter(
     *,
     status: str | None = None,
     failure_class: str | None = None,
     assignee: str | None = None,
     overdue_at: datetime | None = None,
-    limit: int = 500,
-) -> list[Incident]:
+) -> SelectOfScalar[Incident]:
+    """One place that validates and applies the filters every incident listing accepts."""
     if status is not None and status not in STATUSES:
-        raise QueryError(f"status must be one of {', '.join(STATUSES)}; got '{status}'")
+        raise QueryError(f"status must be one of {', '.join(STATUSES)}; got '{status[:40]}'")
     query = select(Incident)
     if status:
         query = query.where(Incident.status == status)
@@ -58,6 +58,19 @@ def list_incidents(
             col(Incident.failure_class).is_(None),
             col(Incident.classify_deadline) <= overdue_at,
         )
+    return query
+
+
+def list_incidents(
+    session: Session,
+    *,
+    status: str | None = None,
+    failure_class: str | None = None,
+    assignee: str | None = None,
+    overdue_at: datetime | None = None,
+    limit: int = 500,
+) -> list[Incident]:
+    query = incident_filter(status=status, failure_class=failure_class, assignee=assignee, overdue_at=overdue_at)
     return list(session.exec(query.order_by(col(Incident.created_at), col(Incident.id)).limit(limit)))
 
 
