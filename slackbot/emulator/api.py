@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from slackbot.emulator import validation
+from slackbot.emulator.scopes import METHODS, conversation_kind
 from slackbot.emulator.state import (
     BOT_ID,
     BOT_NAME,
@@ -52,34 +53,12 @@ REACTION_RE = re.compile(r"^[a-z0-9_+\-']+(?:::skin-tone-[2-6])?$")
 # ``missing_scope`` (a call on an IM channel needs ``im:history``, not ``channels:history``).
 BOT_SCOPES = (
     "commands,chat:write,chat:write.public,im:write,usergroups:read,reactions:read,"
-    "app_mentions:read,channels:history,im:history,files:write"
+    "app_mentions:read,channels:history,im:history,files:write,channels:read,users:read"
 )
-# Scopes a method needs (any one of them), from Slack's published Web API spec; conversation reads
-# need the scope of the conversation's kind (see ``_conversation_scope``).
-METHOD_SCOPES: dict[str, tuple[str, ...]] = {
-    "chat.postMessage": ("chat:write",),
-    "chat.update": ("chat:write",),
-    "chat.delete": ("chat:write",),
-    "chat.postEphemeral": ("chat:write",),
-    "conversations.open": ("im:write", "mpim:write"),
-    "conversations.join": ("channels:join",),
-    "users.info": ("users:read",),
-    "users.list": ("users:read",),
-    "users.lookupByEmail": ("users:read.email",),
-    "usergroups.list": ("usergroups:read",),
-    "usergroups.users.list": ("usergroups:read",),
-    "reactions.add": ("reactions:write",),
-    "reactions.remove": ("reactions:write",),
-    "files.upload": ("files:write",),
-    "files.getUploadURLExternal": ("files:write",),
-    "files.completeUploadExternal": ("files:write",),
-    "files.info": ("files:read",),
-}
-CONVERSATION_METHODS = {
-    "conversations.history": "history",
-    "conversations.replies": "history",
-    "conversations.info": "read",
-}
+# Scopes a method needs (any one of them) and the methods that need the conversation kind's scope,
+# both read from ``scopes.METHODS`` (the same data the manifest test derives the bot's scopes from).
+METHOD_SCOPES: dict[str, tuple[str, ...]] = {name: m.any_of for name, m in METHODS.items() if m.any_of}
+CONVERSATION_METHODS: dict[str, str] = {name: m.action for name, m in METHODS.items() if m.action}
 SERVER_ERROR_HTML = (
     '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Server Error | Slack</title>'
     "</head><body><h1>Slack is having trouble</h1><p>Something went wrong on our end. "
@@ -144,7 +123,7 @@ class _MissingScope(SlackError):
 
 
 def _conversation_scope(channel: Channel, action: str) -> str:
-    kind = "im" if channel.is_im else "mpim" if channel.is_mpim else "groups" if channel.is_private else "channels"
+    kind = conversation_kind(is_im=channel.is_im, is_mpim=channel.is_mpim, is_private=channel.is_private)
     return f"{kind}:{action}"
 
 
@@ -375,6 +354,13 @@ class WebApi:
                 needed = (_conversation_scope(channel, CONVERSATION_METHODS[method]),)
         if needed and not granted.intersection(needed):
             raise _MissingScope(",".join(needed), self.scopes)
+        unjoined = METHODS[method].unjoined_public if method in METHODS else None
+        if unjoined and unjoined not in granted:
+            # Slack's answer to a post into a public channel the bot has not joined, without the
+            # scope that allows it (a private one is refused by ``_writable`` either way).
+            channel = self.ws.resolve_channel(params.get("channel") or "")
+            if channel is not None and not channel.bot_is_member and not channel.is_private and not channel.is_im:
+                raise SlackError("not_in_channel")
 
     # -- shared checks ----------------------------------------------------------------------------
 

@@ -89,6 +89,8 @@ def test_manifest_declares_what_the_bot_relies_on(manifest) -> None:
         "app_mentions:read",
         "channels:history",
         "files:write",
+        "channels:read",  # triagebot doctor: conversations.info on each routing channel
+        "users:read",  # triagebot doctor: users.info on each routing user
     }
     assert scopes == set(BOT_SCOPES.split(","))
 
