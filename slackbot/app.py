@@ -19,6 +19,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from handlers.http import alertmanager, api, github, health, ingest, metrics, slack_events
 from handlers.http.body import DrainUnreadBody
@@ -79,6 +82,12 @@ def build_bolt(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp | Non
     status.register(app, runtime)
     malformed.register_fallbacks(app)  # last: answers the clicks and forms no listener knows
     return app
+
+
+async def _slack_disabled(_: Request) -> Response:
+    """Ingest-only (``serve --no-slack``): Slack's retries get a reason, not a bare 404."""
+    message = "Slack is disabled on this bot (triagebot serve --no-slack): it runs ingest only"
+    return JSONResponse({"error": message}, status_code=503)
 
 
 @dataclass
@@ -153,6 +162,7 @@ def build_workers(runtime: Runtime, *, worker_id: str | None = None, timer_inter
             FileDeliveries(runtime.engine, runtime.slack, runtime.playbooks, runtime.clock).handlers()
         )
     runtime.metrics.instrument_worker(worker)  # last: wraps the page handlers registered above
+    runtime.metrics.instrument_timers(scheduler)
     runtime.on_commit(worker.wake)
     return Workers(outbox=worker, timers=scheduler, trackers=trackers)
 
@@ -203,6 +213,8 @@ def build_asgi(
     routes += [*github.routes(runtime), *alertmanager.routes(runtime)]
     if bolt is not None and not socket_mode:
         routes.append(slack_events.route(runtime, SlackRequests(bolt)))
+    elif not socket_mode:
+        routes.append(Route("/slack/events", _slack_disabled, methods=["POST"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -243,4 +255,5 @@ def build_asgi(
 
     # A client still sending a refused body reads the answer instead of a connection reset.
     drain = Middleware(DrainUnreadBody, limit=4 * runtime.settings.max_body_bytes)
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[drain])
+    counted = Middleware(metrics.CountIngest, runtime=runtime)  # outermost: sees every answer, 413s too
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[counted, drain])

@@ -39,12 +39,12 @@ def check(runbooks_dir: Path | None, manifest: Path | None) -> None:
     """Validate runbooks/ (every playbook, every template rendered) and manifest.yml; each error
     names file, line and field."""
     from slackbot.manifest import check_manifest
-    from slackbot.settings import REPO_ROOT
+    from slackbot.settings import DEFAULT_MANIFEST
     from slackbot.template_check import check_directory
 
     directory = runbooks_dir or _settings().runbooks_dir
     problems = [str(p) for p in check_directory(directory)]
-    manifest_path = manifest or REPO_ROOT / "manifest.yml"
+    manifest_path = manifest or DEFAULT_MANIFEST
     problems += [str(p) for p in check_manifest(manifest_path)]
     if problems:
         for line in problems:
@@ -231,27 +231,90 @@ def incidents(status: str | None, as_json: bool) -> None:
     "the client address decides who is loopback for /api (README: Trust boundaries)",
 )
 @click.option("--socket-mode", is_flag=True, help="Slack over Socket Mode (needs SLACK_APP_TOKEN)")
-def serve(host: str, port: int, forwarded_allow_ips: str, socket_mode: bool) -> None:
-    """Run the bot: Slack requests and all HTTP routes on one port."""
+@click.option(
+    "--no-slack", is_flag=True, help="ingest only: no Slack token needed, /slack/events answers 503, posts wait"
+)
+def serve(host: str, port: int, forwarded_allow_ips: str, socket_mode: bool, no_slack: bool) -> None:
+    """Run the bot: Slack requests and all HTTP routes on one port. Checks the Slack token with
+    auth.test first and refuses to start, in one line, when it is missing or rejected."""
     from slackbot.server import run_server
 
-    run_server(_settings(), host=host, port=port, socket_mode=socket_mode, forwarded_allow_ips=forwarded_allow_ips)
+    run_server(
+        _settings(),
+        host=host,
+        port=port,
+        socket_mode=socket_mode,
+        no_slack=no_slack,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
+
+
+# -- doctor ---------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--manifest", type=click.Path(path_type=Path), default=None, help="default: the shipped manifest.yml")
+def doctor(manifest: Path | None) -> None:
+    """Check a deployment against its workspace: placeholders left in runbooks/ and manifest.yml,
+    the token's scopes, channels (and the bot in them), user groups, users, bd, PagerDuty keys and
+    the ingest secret. One line per problem with its fix; exit 1 when there is any."""
+    from slackbot.doctor import doctor as run_doctor
+    from slackbot.settings import DEFAULT_MANIFEST
+
+    findings = run_doctor(_settings(), manifest or DEFAULT_MANIFEST)
+    for note in findings.notes:
+        click.echo(note)
+    for problem in findings.problems:
+        click.echo(problem)
+    if findings.problems:
+        _fail(f"{len(findings.problems)} problem(s); fix them and run `triagebot doctor` again")
+    click.echo("ok: ready for the workspace")
+
+
+# -- manifest -------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--url", required=True, help="the bot's public base URL, e.g. https://triage.acme.com")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="write here (default: stdout)")
+@click.option("--manifest", type=click.Path(path_type=Path), default=None, help="default: the shipped manifest.yml")
+def manifest(url: str, out: Path | None, manifest: Path | None) -> None:
+    """The Slack app manifest for your host: paste it into Slack (Create app → From a manifest)."""
+    from slackbot.manifest import ManifestError, manifest_for_host
+    from slackbot.settings import DEFAULT_MANIFEST
+
+    try:
+        text = manifest_for_host((manifest or DEFAULT_MANIFEST).read_text(encoding="utf-8"), url)
+    except ManifestError as exc:
+        _fail(str(exc), 2)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {out} (request URLs: {url.rstrip('/')}/slack/events)", err=True)
 
 
 # -- demo -----------------------------------------------------------------------------------------
 
 
 @main.command()
-@click.option("--serve", "keep_serving", is_flag=True, help="keep the emulator and the bot running")
+@click.option("--serve", "keep_serving", is_flag=True, help="keep the emulator and the bot running (Ctrl-C stops)")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="with --serve: the emulator's port (default 8099; 0 picks a free one); the bot takes another free port",
+)
 @click.option("--database", default="sqlite:///triage-demo.db", show_default=True)
 @click.option("--runbooks", "runbooks_dir", type=click.Path(path_type=Path), help="default: TRIAGE_RUNBOOKS_DIR")
 @click.option("--playbook", default=None, help="show only this playbook's card (default: every playbook)")
-def demo(keep_serving: bool, database: str, runbooks_dir: Path | None, playbook: str | None) -> None:
-    """End to end on embedded defaults: SQLite, the local Slack emulator and each playbook's sample."""
+def demo(keep_serving: bool, port: int | None, database: str, runbooks_dir: Path | None, playbook: str | None) -> None:
+    """End to end on embedded defaults: SQLite, the local Slack emulator, the bd double and each
+    playbook's sample."""
     from slackbot.demo import run_demo
 
     directory = runbooks_dir or _settings().runbooks_dir
-    run_demo(database_url=database, runbooks_dir=directory, playbook=playbook, keep_serving=keep_serving)
+    run_demo(database_url=database, runbooks_dir=directory, playbook=playbook, keep_serving=keep_serving, port=port)
 
 
 # -- runbook --------------------------------------------------------------------------------------

@@ -9,8 +9,11 @@ faked inside the bot: it talks to the emulator over HTTP exactly as it would tal
 from __future__ import annotations
 
 import contextlib
+import errno
 import secrets
+import shlex
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,6 +34,7 @@ from slackbot.emulator.state import Message
 from slackbot.runtime import Runtime, build_runtime
 from slackbot.serving import serve
 from slackbot.settings import DEFAULT_RUNBOOKS, Settings
+from slackbot.slack.terminal import render_text
 
 RESPONDER = "U0CAROL"
 ALERTMANAGER_TOKEN = secrets.token_hex(16)
@@ -45,14 +49,38 @@ def _wait(condition: Any, timeout: float, what: str) -> Any:
     return value
 
 
+class PortTaken(click.ClickException):
+    """One line instead of a traceback: the usual cause is a demo still running."""
+
+
+@contextlib.contextmanager
+def _emulator(port: int) -> Iterator[SlackEmulator]:
+    # Paced like the bot's lanes in the demo (TRIAGE_LANE_RATE below): a real workspace's 1 post a
+    # second per channel would only make the demo wait.
+    emulator = SlackEmulator(port=port, rate_limit_per_channel=20, burst=20)
+    try:
+        emulator.start()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise PortTaken(
+            f"demo: port {port} is taken (another `triagebot demo --serve` still running?): "
+            "stop it, or pass --port N (--port 0 picks a free port)"
+        ) from None
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
 @contextlib.contextmanager
 def running_demo(
     database_url: str, *, runbooks_dir: Path = DEFAULT_RUNBOOKS, port: int | None = None, emulator_port: int = 0
 ) -> Iterator[dict[str, Any]]:
-    emulator = SlackEmulator(port=emulator_port).start()
-    beads_home = tempfile.TemporaryDirectory(prefix="triagebot-demo-beads-")
-    try:
-        bd = shutil.which("bd") or fake_bd_executable()  # the demo files real beads either way
+    with _emulator(emulator_port) as emulator, tempfile.TemporaryDirectory(prefix="triagebot-demo-beads-") as home:
+        # Always the bd double: it behaves like a supported bd for what the bot calls, so beads are
+        # filed and flakes resolve, whatever bd (or none) the machine has.
+        bd = fake_bd_executable()
         ingest_secret = secrets.token_hex(16)
         settings = Settings(
             TRIAGE_ALERTMANAGER_TOKEN=ALERTMANAGER_TOKEN,
@@ -64,16 +92,13 @@ def running_demo(
             TRIAGE_RUNBOOKS_DIR=runbooks_dir,
             TRIAGE_INGEST_SECRET=ingest_secret,
             TRIAGE_BD_BIN=bd,
-            BEADS_DIR=init_workspace(Path(beads_home.name), prefix="demo", bd=bd),
+            BEADS_DIR=init_workspace(Path(home), prefix="demo", bd=bd),
         )
         runtime = build_runtime(settings, slack=slack_client_for(settings))
         seed_workspace(emulator, runtime.playbooks)
         with serve(build_asgi(runtime), port=port) as bot_url:
             emulator.bot_url = bot_url + "/slack/events"
             yield {"emulator": emulator, "runtime": runtime, "bot_url": bot_url, "secret": ingest_secret}
-    finally:
-        emulator.stop()
-        beads_home.cleanup()
 
 
 @dataclass(frozen=True)
@@ -150,10 +175,24 @@ def show_playbook(emulator: SlackEmulator, runtime: Runtime, sample: Sample, bot
         click.echo(f"Responder <@{person}> classifies {key} as {playbook.class_label(chosen)}…")
         emulator.select_option(person, channel, card.ts, "incident_classify", chosen)
         _wait(lambda: (c := _card(emulator, key)) is not None and c.edited >= 1, 30, "the card redraw")
-    _wait(lambda: len(emulator.replies(channel, card.ts)) >= 1, 30, "the thread")
-    click.echo(f"The card of {key} with its status thread:\n")
-    click.echo(emulator.thread_transcript(channel, card.ts))
+    replies = _wait(lambda: emulator.replies(channel, card.ts), 30, "the thread")
+    click.echo(f"\nThe card of {key} in #{emulator.workspace.channels[channel].name}:\n")
+    click.echo(_compact(_card(emulator, key) or card))
+    click.echo(f"\n  Thread ({len(replies)} replies):")
+    for reply in replies:
+        click.echo(f"    > {_first_line(reply)}")
     return channel
+
+
+def _compact(message: Message) -> str:
+    blocks = message.blocks or [{"type": "section", "text": {"type": "mrkdwn", "text": message.text or ""}}]
+    text = render_text(blocks)
+    return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+def _first_line(message: Message, width: int = 96) -> str:
+    line = next((line.strip() for line in _compact(message).splitlines() if line.strip()), "")
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def _card(emulator: SlackEmulator, key: str) -> Message | None:
@@ -165,18 +204,36 @@ def _card(emulator: SlackEmulator, key: str) -> Message | None:
     return None
 
 
+def _triagebot() -> str:
+    """How to run this same triagebot from the user's shell."""
+    beside = Path(sys.executable).parent / "triagebot"
+    if beside.exists() and shutil.which("triagebot") != str(beside):
+        return shlex.quote(str(beside))
+    return "triagebot"
+
+
+def send_command(runbooks_dir: Path, bot_url: str, secret: str, sent: list[Path]) -> str:
+    """A ready-to-paste ``triagebot send`` of an example not sent yet (the same report twice
+    changes nothing, so it would show no new card)."""
+    examples = sorted((runbooks_dir / "examples").glob("*.json")) + sorted(runbooks_dir.glob("*/examples/*.json"))
+    fresh = [p for p in examples if p not in sent and p.stem != "alert"] or examples
+    report = fresh[0] if fresh else Path("report.json")
+    return f"TRIAGE_INGEST_SECRET={secret} {_triagebot()} send {shlex.quote(str(report.resolve()))} --server {bot_url}"
+
+
 def run_demo(
-    *, database_url: str, runbooks_dir: Path = DEFAULT_RUNBOOKS, playbook: str | None = None, keep_serving: bool = False
+    *,
+    database_url: str,
+    runbooks_dir: Path = DEFAULT_RUNBOOKS,
+    playbook: str | None = None,
+    keep_serving: bool = False,
+    port: int | None = None,
 ) -> None:
     if database_url.startswith("sqlite:///"):
         for suffix in ("", "-wal", "-shm"):
             Path(database_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
-    with running_demo(
-        database_url,
-        runbooks_dir=runbooks_dir,
-        port=3000 if keep_serving else None,
-        emulator_port=8099 if keep_serving else 0,
-    ) as demo:
+    emulator_port = (8099 if port is None else port) if keep_serving else 0
+    with running_demo(database_url, runbooks_dir=runbooks_dir, emulator_port=emulator_port) as demo:
         emulator: SlackEmulator = demo["emulator"]
         runtime: Runtime = demo["runtime"]
         chosen = samples(runtime.playbooks)
@@ -187,13 +244,21 @@ def run_demo(
             chosen = [s for s in chosen if s.playbook.name == playbook]
             if not chosen:
                 raise click.ClickException(f"demo: the {playbook} playbook has no examples/ to send")
-        click.echo(f"Slack emulator: {emulator.web_url}   bot: {demo['bot_url']}")
         channels = [show_playbook(emulator, runtime, sample, demo["bot_url"], demo["secret"]) for sample in chosen]
-        click.echo("\nOpen the channels in a browser:")
+        if not keep_serving:
+            click.echo("\nThe emulator and the bot stopped with this command. To keep them running, click the")
+            click.echo(f"cards in a browser and send more reports:  {_triagebot()} demo --serve")
+            return
+        click.echo(f"\nSlack emulator (open it in a browser): {emulator.web_url}")
         for channel in dict.fromkeys(channels):
-            click.echo(f"  {emulator.web_url}channels/{channel}")
-        if keep_serving:
-            click.echo("Serving until Ctrl-C. Try /triage from the emulator or send more reports.")
-            with contextlib.suppress(KeyboardInterrupt):
-                while True:
-                    time.sleep(1)
+            click.echo(f"  #{emulator.workspace.channels[channel].name}: {emulator.web_url}channels/{channel}")
+        click.echo(f"Bot: {demo['bot_url']}   ingest secret: {demo['secret']}")
+        click.echo("Send another report (a new card appears in the browser):")
+        click.echo(
+            f"  {send_command(runtime.playbooks.directory, demo['bot_url'], demo['secret'], [s.path for s in chosen])}"
+        )
+        click.echo("Serving until Ctrl-C.", nl=True)
+        sys.stdout.flush()
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(1)

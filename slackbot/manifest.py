@@ -8,6 +8,7 @@ same ``file:line: field: message`` shape as the runbook checks.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -73,3 +74,24 @@ def check_manifest(path: Path) -> list[ConfigProblem]:
         if scope not in scopes:
             problems.append(ConfigProblem(name, line_of("bot:"), "oauth_config.scopes.bot", f"missing scope {scope}"))
     return problems
+
+
+PLACEHOLDER_URL = "https://triagebot.example.com"
+
+
+class ManifestError(ValueError):
+    """The URL given for the manifest cannot be Slack's request URL."""
+
+
+def manifest_for_host(text: str, url: str) -> str:
+    """The shipped manifest with its request URLs pointing at ``url`` (comments kept). Slack only
+    sends to HTTPS request URLs, so the base must be ``https://host[:port][/prefix]``."""
+    parts = urlsplit(url.strip())
+    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+        raise ManifestError(f"--url must be https://HOST (Slack sends requests to HTTPS only), not {url!r}")
+    base = f"https://{parts.netloc}{parts.path.rstrip('/')}"
+    if base.endswith("/slack/events"):
+        base = base.removesuffix("/slack/events")
+    if PLACEHOLDER_URL not in text:
+        raise ManifestError(f"the manifest has no {PLACEHOLDER_URL} request URLs to replace")
+    return text.replace(PLACEHOLDER_URL, base)

@@ -13,7 +13,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from slackbot.domain.effects import EffectKind
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_RUNBOOKS = REPO_ROOT / "runbooks"
+# A checkout reads the repository's runbooks/ and manifest.yml; an installed wheel carries the same
+# files in slackbot/shipped/ (symlinks in the repository, copied into the wheel as package data).
+SHIPPED = REPO_ROOT if (REPO_ROOT / "runbooks").is_dir() else Path(__file__).resolve().parent / "shipped"
+DEFAULT_RUNBOOKS = SHIPPED / "runbooks"
+DEFAULT_MANIFEST = SHIPPED / "manifest.yml"
 
 
 class Settings(BaseSettings):
