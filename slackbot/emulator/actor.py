@@ -14,6 +14,7 @@ timestamps more than five minutes from its own ``time.time()``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -98,7 +99,8 @@ class Actor:
     def _over_socket(self) -> bool:
         return self.socket is not None and self.socket.connected
 
-    def _has_target(self) -> bool:
+    def has_target(self) -> bool:
+        """Whether a bot is there to deliver to (an HTTP URL, or a Socket Mode connection)."""
         return self._over_socket() or bool(self.bot_url())
 
     def _target(self) -> str:
@@ -246,9 +248,11 @@ class Actor:
 
     # -- block actions ----------------------------------------------------------------------------
 
-    def _find_element(self, message: Message, action_id: str, kinds: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
-        """The element with ``action_id`` (and one of ``kinds``) in a message, with its block id."""
-        for block in message.blocks:
+    def _find_element(
+        self, blocks: list[dict[str, Any]], action_id: str, kinds: tuple[str, ...], where: str = ""
+    ) -> tuple[str, dict[str, Any]]:
+        """The element with ``action_id`` (and one of ``kinds``) in blocks, with its block id."""
+        for block in blocks:
             candidates: list[Any] = []
             if block.get("type") == "actions":
                 candidates = list(block.get("elements", []))
@@ -259,17 +263,26 @@ class Actor:
             for element in candidates:
                 if isinstance(element, dict) and element.get("action_id") == action_id and element.get("type") in kinds:
                     return str(block.get("block_id", "")), element
-        raise LookupError(f"no {'/'.join(kinds)} with action_id {action_id!r} in message {message.ts}")
+        raise LookupError(f"no {'/'.join(kinds)} with action_id {action_id!r} in {where}")
 
     def _block_actions(
         self, user_id: str, channel_id: str, message_ts: str, action_id: str, kinds: tuple[str, ...]
     ) -> tuple[dict[str, Any], dict[str, Any], str]:
         """The common part of a ``block_actions`` payload and the element acted on."""
+        payload, message = self._message_payload(user_id, channel_id, message_ts)
+        block_id, element = self._find_element(message.blocks, action_id, kinds, f"message {message.ts}")
+        return payload, element, block_id
+
+    def _message_payload(self, user_id: str, channel_id: str, message_ts: str) -> tuple[dict[str, Any], Message]:
+        """A ``block_actions`` payload without its actions, for a message in the channel.
+
+        A deleted message still on someone's screen can be clicked: Slack then delivers the action
+        with the message as it was, and the app decides what that means.
+        """
         channel = self._channel(channel_id)
-        message = channel.find(message_ts)
+        message = channel.find(message_ts) or self.ws.deleted.get((channel_id, message_ts))
         if message is None:
             raise LookupError(f"no message {message_ts} in {channel_id}")
-        block_id, element = self._find_element(message, action_id, kinds)
         response_url = self.ws.issue_response_url(
             self.root_url(), kind="block_actions", user_id=user_id, channel_id=channel_id, message_ts=message.ts
         )
@@ -297,7 +310,112 @@ class Actor:
             "response_url": response_url.url,
             "actions": [],
         }
-        return payload, element, block_id
+        return payload, message
+
+    def _ephemeral_payload(self, user_id: str, channel_id: str, message_ts: str) -> dict[str, Any]:
+        """A ``block_actions`` payload for a click in an ephemeral message: Slack sends no ``message``."""
+        channel = self._channel(channel_id)
+        response_url = self.ws.issue_response_url(
+            self.root_url(),
+            kind="block_actions",
+            user_id=user_id,
+            channel_id=channel_id,
+            message_ts=message_ts,
+            is_ephemeral=True,
+        )
+        return {
+            "type": "block_actions",
+            "user": self._user(user_id),
+            "api_app_id": APP_ID,
+            "token": VERIFICATION_TOKEN,
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id, "is_ephemeral": True},
+            "trigger_id": self.ws.issue_trigger(user_id),
+            "team": self._team(),
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel_id, "name": self._channel_name(channel)},
+            "state": {"values": {}},
+            "response_url": response_url.url,
+            "actions": [],
+        }
+
+    def _seen_action(self, blocks: list[dict[str, Any]], seen: dict[str, Any]) -> dict[str, Any]:
+        """The ``actions`` item for what the person clicked or chose, as their client showed it.
+
+        The element is looked up in the blocks for its full definition (style, option objects); on a
+        card redrawn since (a double click, a stale page) it may be gone, and the client then sends
+        what it had on screen, as Slack's does.
+        """
+        action_id, kind = str(seen.get("action_id", "")), str(seen.get("type", "button"))
+        element: dict[str, Any] = {}
+        block_id = str(seen.get("block_id", ""))
+        with contextlib.suppress(LookupError):  # redrawn since: what the client had on screen
+            block_id, element = self._find_element(blocks, action_id, (kind,))
+        action: dict[str, Any] = {"action_id": action_id, "block_id": block_id}
+        if kind == "button":
+            action.update(
+                text=element.get("text") or {"type": "plain_text", "text": str(seen.get("text", "")), "emoji": True},
+                value=element.get("value", seen.get("value")),
+                type="button",
+            )
+            if element.get("style"):
+                action["style"] = element["style"]
+        else:
+            value = str(seen.get("value", ""))
+            options = list(element.get("options", []))
+            for group in element.get("option_groups", []):
+                options.extend(group.get("options", []) if isinstance(group, dict) else [])
+            option = next((o for o in options if isinstance(o, dict) and o.get("value") == value), None)
+            text = (
+                option.get("text")
+                if option
+                else {"type": "plain_text", "text": str(seen.get("text", "")), "emoji": True}
+            )
+            action.update(type=kind, selected_option={"text": text, "value": value})
+            if element.get("placeholder"):
+                action["placeholder"] = element["placeholder"]
+        action["action_ts"] = self.ws.next_ts()
+        return action
+
+    def act(
+        self, user_id: str, channel_id: str, message_ts: str, seen: dict[str, Any], *, ephemeral: bool = False
+    ) -> ActorResponse:
+        """A click or a choice in a message (``seen``: action_id, block_id, type, value, text)."""
+        with self.ws.lock:
+            if ephemeral:
+                payload = self._ephemeral_payload(user_id, channel_id, message_ts)
+                eph = next((e for e in self.ws.ephemerals if e.get("ts") == message_ts), None)
+                blocks = list(eph.get("blocks") or []) if eph else []
+            else:
+                payload, message = self._message_payload(user_id, channel_id, message_ts)
+                blocks = message.blocks
+            action = self._seen_action(blocks, seen)
+            payload["actions"] = [action]
+            if action["type"] != "button":
+                chosen = {"type": action["type"], "selected_option": action["selected_option"]}
+                payload["state"] = {"values": {action["block_id"]: {action["action_id"]: chosen}}}
+        return self._deliver_interaction(payload)
+
+    def act_in_view(self, user_id: str, view_id: str, seen: dict[str, Any]) -> ActorResponse:
+        """A click or a choice in a Home tab or a modal: the container is the view."""
+        with self.ws.lock:
+            view = self.ws.views.get(view_id)
+            if view is None or view.user_id != user_id:
+                raise LookupError(f"no view {view_id} for {user_id}")
+            payload: dict[str, Any] = {
+                "type": "block_actions",
+                "user": self._user(user_id),
+                "api_app_id": APP_ID,
+                "token": VERIFICATION_TOKEN,
+                "container": {"type": "view", "view_id": view_id},
+                "trigger_id": self.ws.issue_trigger(user_id, view_id=view_id if view.type == "modal" else None),
+                "team": self._team(),
+                "enterprise": None,
+                "is_enterprise_install": False,
+                "view": view.to_api(team_id=self.ws.team_id),
+                "actions": [self._seen_action(list(view.spec.get("blocks", [])), seen)],
+            }
+        return self._deliver_interaction(payload)
 
     def click_button(
         self, user_id: str, channel_id: str, message_ts: str, action_id: str, value: str | None = None
@@ -372,6 +490,10 @@ class Actor:
 
     def _apply_view_ack(self, user_id: str, view: View, ack: dict[str, Any]) -> None:
         action = ack.get("response_action")
+        errors = ack.get("errors")
+        view.errors = (
+            {str(k): str(v) for k, v in errors.items()} if action == "errors" and isinstance(errors, dict) else {}
+        )
         if action == "errors":
             return  # the modal stays open showing the errors
         if action == "clear":
@@ -384,6 +506,22 @@ class Actor:
             self.ws.modal_stacks.setdefault(user_id, []).append(pushed.id)
         elif action is None:
             self.ws.close_modal(user_id, view.id)
+
+    def close_view(self, user_id: str, view: View) -> ActorResponse:
+        """``view_closed``, sent when a person closes a modal that asked for ``notify_on_close``."""
+        with self.ws.lock:
+            payload = {
+                "type": "view_closed",
+                "team": self._team(),
+                "user": self._user(user_id),
+                "api_app_id": APP_ID,
+                "token": VERIFICATION_TOKEN,
+                "view": view.to_api(team_id=self.ws.team_id),
+                "is_cleared": True,
+                "is_enterprise_install": False,
+                "enterprise": None,
+            }
+        return self._deliver_interaction(payload)
 
     # -- Events API -------------------------------------------------------------------------------
 
@@ -460,7 +598,7 @@ class Actor:
     ) -> tuple[str, ActorResponse | None]:
         with self.ws.lock:
             message, event = self._store_user_message(user_id, channel_id, text, thread_ts, bot_id)
-        if not self._has_target():
+        if not self.has_target():
             return message.ts, None
         return message.ts, self.send_event(event)
 
@@ -473,6 +611,24 @@ class Actor:
             event = {k: v for k, v in event.items() if k != "channel_type"}
             event["type"] = "app_mention"
         return self.send_event(event)
+
+    def say(
+        self, user_id: str, channel_id: str, text: str, thread_ts: str | None = None
+    ) -> tuple[str, list[ActorResponse]]:
+        """A person types a message: Slack stores it, sends ``message`` to an app subscribed to the
+        channel's messages (``message.channels``, so a bot member of a public channel), and when
+        the text mentions the bot, ``app_mention`` as well: two events for one message."""
+        with self.ws.lock:
+            message, event = self._store_user_message(user_id, channel_id, text, thread_ts, None)
+            channel = self._channel(channel_id)
+            subscribed = channel.bot_is_member and self._channel_type(channel) == "channel"
+            mention = {k: v for k, v in event.items() if k != "channel_type"} | {"type": "app_mention"}
+        if not self.has_target():
+            return message.ts, []
+        responses = [self.send_event(event)] if subscribed else []
+        if f"<@{BOT_USER_ID}>" in text:
+            responses.append(self.send_event(mention))
+        return message.ts, responses
 
     def add_reaction(self, user_id: str, channel_id: str, ts: str, name: str) -> ActorResponse:
         self._target()

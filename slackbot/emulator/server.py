@@ -7,7 +7,10 @@ slack_sdk's urllib client and the browser are handled concurrently. Routes:
 - ``POST /api/<method>``              Web API (``api.WebApi``); any verb is accepted
 - ``POST /response/<id>``             response_url answers from the bot
 - ``POST /upload/v1/<file id>``       step 2 of ``files_upload_v2``
-- ``GET /``, ``/channels/<id>``, ``/home/<user>``, ``/api/state.json``   read-only views
+- ``GET /``, ``/channels/<id>?as=<user>``, ``/home/<user>``   pages a person can use (``ui.Ui``):
+  clicks, selects, modals, a composer for ``/commands`` and messages, reactions, App Home
+- ``GET /ui/state``, ``POST /ui/<gesture>``, ``GET /static/<file>``   what those pages call
+- ``GET /api/state.json``             the whole workspace as JSON
 - ``GET /archives/<channel>/p<ts>``   permalinks from ``chat.getPermalink``, redirected to the channel page
 
 With ``socket_mode=True`` the emulator also answers ``apps.connections.open`` for the app token and
@@ -25,7 +28,7 @@ import traceback
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from slackbot.emulator import html
 from slackbot.emulator.actor import Actor, ActorResponse
@@ -41,6 +44,7 @@ from slackbot.emulator.state import (
     Workspace,
     format_ts,
 )
+from slackbot.emulator.ui import Ui
 
 MAX_BODY = 50 * 1024 * 1024
 
@@ -112,7 +116,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = unquote(parts.path)
         body = self._read_body()
         headers = {k: v for k, v in self.headers.items()}
-        if path == "/api/state.json":
+        ui = emulator.ui.handle(self.command, path, parts.query, body)
+        if ui is not None:
+            self._send(ui)
+        elif path == "/api/state.json":
             with emulator.workspace.lock:
                 self._send(ApiResponse.text(html.state_json(emulator.workspace), content_type="application/json"))
         elif path.rstrip("/") == "/api/apps.connections.open" and emulator.socket is not None:
@@ -132,9 +139,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith("/upload/v1/"):
             self._send(emulator.api.receive_upload(path[len("/upload/v1/") :], body))
         else:
-            self._send(self._page(emulator, path))
+            self._send(self._page(emulator, path, parts.query))
 
-    def _page(self, emulator: SlackEmulator, path: str) -> ApiResponse:
+    def _page(self, emulator: SlackEmulator, path: str, query: str) -> ApiResponse:
         ws = emulator.workspace
         content_type = "text/html; charset=utf-8"
         with ws.lock:
@@ -142,7 +149,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return ApiResponse.text(html.index_page(ws), content_type=content_type)
             segments = [s for s in path.split("/") if s]
             if len(segments) == 2 and segments[0] == "channels" and segments[1] in ws.channels:
-                return ApiResponse.text(html.channel_page(ws, ws.channels[segments[1]]), content_type=content_type)
+                viewer = parse_qs(query).get("as", [html.default_user(ws) or ""])[-1]
+                if viewer not in ws.users or ws.users[viewer].is_bot:
+                    body = html.unknown_user(ws, viewer)
+                    return ApiResponse.text(html.page("Unknown user", body), status=400, content_type=content_type)
+                channel_page = html.channel_page(ws, ws.channels[segments[1]], viewer)
+                return ApiResponse.text(channel_page, content_type=content_type)
             if len(segments) == 2 and segments[0] == "home":
                 page = html.home_page(ws, segments[1])
                 if page is not None:
@@ -183,6 +195,7 @@ class SlackEmulator:
         socket_mode: bool = False,
         app_token: str = "xapp-emulator",
         scopes: str = BOT_SCOPES,
+        commands: tuple[str, ...] = ("/triage",),
     ) -> None:
         self.host = host
         self.port = port
@@ -190,6 +203,7 @@ class SlackEmulator:
         self.signing_secret = signing_secret
         self.bot_url = bot_url
         self.team_id = team_id
+        self.commands = commands  # the app's slash commands; the composer answers any other one as Slack does
         self.bot_user_id = BOT_USER_ID
         self.bot_id = BOT_ID
         self.workspace = Workspace(team_id=team_id, clock=clock)
@@ -204,6 +218,7 @@ class SlackEmulator:
         self.actor = Actor(
             self.workspace, signing_secret=signing_secret, bot_url=lambda: self.bot_url, root_url=lambda: self.web_url
         )
+        self.ui = Ui(self)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.app_token = app_token

@@ -295,6 +295,7 @@ class View:
     previous_view_id: str | None = None
     state_values: dict[str, Any] = field(default_factory=dict)
     closed: bool = False
+    errors: dict[str, str] = field(default_factory=dict)  # the app's last ``response_action: errors``
 
     def to_api(self, *, team_id: str) -> dict[str, Any]:
         spec = self.spec
@@ -446,6 +447,9 @@ class Workspace:
         self.ephemerals: list[dict[str, Any]] = []
         self.calls: list[RecordedCall] = []
         self.files: dict[str, UploadedFile] = {}
+        # Deleted messages by (channel, ts): a page still showing one can click it, and Slack then
+        # still delivers the action with the message as it was.
+        self.deleted: dict[tuple[str, str], Message] = {}
         self._last_ts = 0
         self._counter = itertools.count(1)
         self.add_user(BOT_USER_ID, BOT_NAME, real_name="Triage Bot", is_bot=True, bot_id=BOT_ID)
@@ -589,6 +593,7 @@ class Workspace:
 
     def delete(self, channel: Channel, message: Message) -> None:
         """Remove a message (``chat.delete``, ``delete_original``); a parent takes its thread with it."""
+        self.deleted[(channel.id, message.ts)] = message
         channel.timeline = [m for m in channel.timeline if m.ts != message.ts]
         channel.threads.pop(message.ts, None)
         if message.is_reply and message.thread_ts:
