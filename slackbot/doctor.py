@@ -172,6 +172,7 @@ def slack_ids(values: list[Value]) -> dict[str, dict[str, list[Value]]]:
 
 
 def _used(places: list[Value]) -> str:
+    places = list(dict.fromkeys(places))  # a YAML alias repeats its anchor's node: one place
     more = f" (and {len(places) - 1} more place(s))" if len(places) > 1 else ""
     return f"{places[0].where}{more}"
 
