@@ -48,13 +48,26 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from slackbot.clock import Clock, as_utc
-from slackbot.db.models import Incident, OutboxItem, TimelineEvent
-from slackbot.outbox.worker import Handler, OutboxWorker
+from slackbot.db.models import Incident, OutboxItem, TimelineEvent, Timer
+from slackbot.domain.states import TimerKind, TimerState
+from slackbot.incidents.timers import FireResult
+from slackbot.outbox.worker import SLACK_AUTH_ERRORS, Handler, OutboxWorker
+from slackbot.scheduler import TimerScheduler
 
 # Seconds. The 20-minute rule sits on a bucket edge; resolution is measured in hours to days.
 BUCKETS = (30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 14400, 28800, 86400, 259200, 604800)
 UNCLASSIFIED = "unclassified"
 
+# Timer lateness, seconds: a healthy scheduler fires within a tick (0.25 s) or two.
+LATENESS_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+# What a report or webhook endpoint answered, by path; the label is the endpoint's short name.
+INGEST_ENDPOINTS = {
+    "/ingest/report": "report",
+    "/ingest/junit": "junit",
+    "/webhooks/github": "github",
+    "/webhooks/alertmanager": "alertmanager",
+}
+STATUS_CLASSES = ("2xx", "4xx", "5xx")
 PAGE_KINDS = ("dm", "pagerduty", "run_escalation")
 ESCALATION_REASONS = ("unclassified", "manual", "multi_prefix", "recurred")
 # Timeline kinds that are escalations, and the reason each one counts under.
@@ -124,12 +137,47 @@ class AppMetrics:
             ["method", "error"],
             registry=r,
         )
-        # Series a dashboard expects from the start, so "no escalations yet" reads as 0, not as missing.
+        self.dead_lettered = Counter(
+            "triagebot_outbox_dead_lettered",
+            "Deliveries given up (dead-lettered), by kind and reason: slack_auth (the token), slack_scope "
+            "(the app's scopes), slack_target (a channel, user or message gone), slack_payload (what was "
+            "sent), exhausted (retries or time budget ran out), refused (the destination said no).",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.slack_auth_failures = Counter(
+            "triagebot_slack_auth_failures",
+            "Slack Web API calls refused because the bot token is not valid, by Slack's error.",
+            ["error"],
+            registry=r,
+        )
+        self.timer_lateness = Histogram(
+            "triagebot_timer_lateness_seconds",
+            "How long after its due time a timer fired (escalation rule, status reminder), by kind.",
+            ["kind"],
+            buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
+        self.ingest_requests = Counter(
+            "triagebot_ingest_requests",
+            "Reports and webhooks received, by endpoint and the status class answered (2xx, 4xx, 5xx).",
+            ["endpoint", "code"],
+            registry=r,
+        )
+        # Series a dashboard expects from the start, so "no escalations yet" reads as 0, not as missing
+        # (and an alert's increase() sees the first failure, which it would not on a series born at 1).
         for reason in ESCALATION_REASONS:
             self.escalations.labels(reason)
         for kind in PAGE_KINDS:
             self.pages_sent.labels(kind)
             self.pages_failed.labels(kind)
+        for error in sorted(SLACK_AUTH_ERRORS):
+            self.slack_auth_failures.labels(error)
+        for timer_kind in TimerKind:
+            self.timer_lateness.labels(timer_kind.value)
+        for endpoint in INGEST_ENDPOINTS.values():
+            for code in STATUS_CLASSES:
+                self.ingest_requests.labels(endpoint, code)
         r.register(_DatabaseCollector(engine, clock, classes))
         _watch(engine, self)
 
@@ -162,6 +210,31 @@ class AppMetrics:
                 previous(item, outcome, error)
 
         worker.on_result = on_result
+        previous_dead = worker.on_dead_letter
+
+        def on_dead_letter(item: OutboxItem, reason: str, error: str) -> None:
+            self.dead_lettered.labels(item.kind, reason).inc()
+            if previous_dead is not None:
+                previous_dead(item, reason, error)
+
+        worker.on_dead_letter = on_dead_letter
+
+    def instrument_timers(self, scheduler: TimerScheduler) -> None:
+        """Observe how late each timer fired against its due time (a tick's result says)."""
+        tick = scheduler.tick
+
+        async def observed_tick() -> FireResult:
+            result = await tick()
+            for kind, seconds in result.late:
+                self.timer_lateness.labels(kind).observe(max(0.0, seconds))
+            return result
+
+        scheduler.tick = observed_tick  # type: ignore[method-assign]
+
+    def observe_ingest(self, path: str, status: int) -> None:
+        endpoint = INGEST_ENDPOINTS.get(path)
+        if endpoint is not None:
+            self.ingest_requests.labels(endpoint, f"{min(max(status // 100, 2), 5)}xx").inc()
 
     def _counting_page(self, kind: str, handler: Handler) -> Handler:
         async def deliver(item: OutboxItem) -> dict[str, Any]:
@@ -174,16 +247,17 @@ class AppMetrics:
 
     def instrument_slack(self, client: AsyncWebClient) -> None:
         if not any(isinstance(h, _SlackErrorCounter) for h in client.retry_handlers):
-            client.retry_handlers.insert(0, _SlackErrorCounter(self.slack_api_errors))
+            client.retry_handlers.insert(0, _SlackErrorCounter(self.slack_api_errors, self.slack_auth_failures))
 
 
 class _SlackErrorCounter(AsyncRetryHandler):
     """Sees every attempt slack_sdk makes and never asks for a retry (retries are the outbox's
     job); first in the list so it sees attempts another handler then retries, too."""
 
-    def __init__(self, counter: Counter) -> None:
+    def __init__(self, counter: Counter, auth_failures: Counter) -> None:
         super().__init__(max_retry_count=0)
         self.counter = counter
+        self.auth_failures = auth_failures
 
     async def can_retry_async(
         self,
@@ -199,7 +273,10 @@ class _SlackErrorCounter(AsyncRetryHandler):
         elif response is not None:
             body = response.body if isinstance(response.body, dict) else {}
             if response.status_code >= 400 or body.get("ok") is False:
-                self.counter.labels(method, str(body.get("error") or f"http_{response.status_code}")).inc()
+                answer = str(body.get("error") or f"http_{response.status_code}")
+                self.counter.labels(method, answer).inc()
+                if answer in SLACK_AUTH_ERRORS:
+                    self.auth_failures.labels(answer).inc()
         return False
 
     async def _can_retry_async(self, **_: Any) -> bool:  # pragma: no cover - can_retry_async overrides
@@ -263,6 +340,12 @@ class _DatabaseCollector(Collector):
             "Effects that could not be delivered and need a person.",
             value=state["dead"],
         )
+        yield GaugeMetricFamily(
+            "triagebot_timers_overdue_seconds",
+            "How far past its due time the most overdue pending timer is (0 when none is due): "
+            "grows when no replica fires timers.",
+            value=state["overdue"],
+        )
 
     def _read(self) -> dict[str, Any]:
         with Session(self.engine) as session:
@@ -285,8 +368,13 @@ class _DatabaseCollector(Collector):
             dead = int(
                 session.exec(select(func.count()).select_from(OutboxItem).where(OutboxItem.state == "dead")).one()
             )
-        age = max(0.0, (self.clock.now() - as_utc(oldest)).total_seconds()) if oldest else 0.0
-        return {"open": opened, "depth": depth, "oldest_age": age, "dead": dead}
+            overdue_since: datetime | None = session.exec(
+                select(func.min(Timer.due_at)).where(Timer.state == TimerState.PENDING.value)
+            ).one()
+        now = self.clock.now()
+        age = max(0.0, (now - as_utc(oldest)).total_seconds()) if oldest else 0.0
+        overdue = max(0.0, (now - as_utc(overdue_since)).total_seconds()) if overdue_since else 0.0
+        return {"open": opened, "depth": depth, "oldest_age": age, "dead": dead, "overdue": overdue}
 
 
 # -- observing committed transitions ------------------------------------------------------------

@@ -69,12 +69,14 @@ class FireResult:
     stale: int = 0  # read as due, but fired elsewhere, cancelled or re-armed before the claim
     deferred: int = 0  # its incident was busy (locked by a change in progress): next tick
     ids: list[int] = field(default_factory=list)
+    late: list[tuple[str, float]] = field(default_factory=list)  # (kind, seconds past due) per fired timer
 
     def add(self, other: FireResult) -> None:
         self.fired += other.fired
         self.stale += other.stale
         self.deferred += other.deferred
         self.ids.extend(other.ids)
+        self.late.extend(other.late)
 
 
 class TimerService:
@@ -140,6 +142,7 @@ class TimerService:
                 stale=len(ready) - len(fired),
                 deferred=len(due) - len(ready),
                 ids=[t.id for t in fired],
+                late=[(t.kind, (utc(now) - utc(t.due_at)).total_seconds()) for t in fired],
             )
 
     @staticmethod

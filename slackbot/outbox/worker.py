@@ -63,6 +63,32 @@ PERMANENT_SLACK_ERRORS = frozenset(
 )
 
 
+# Why a delivery was dead-lettered, as a bounded label (metrics) and a word in the ERROR log line.
+SLACK_AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked"})
+_SLACK_REASONS = {
+    **dict.fromkeys(SLACK_AUTH_ERRORS, "slack_auth"),  # the token: every Slack delivery fails alike
+    "missing_scope": "slack_scope",  # the app's scopes: update it from manifest.yml and reinstall
+    **dict.fromkeys(
+        (
+            "channel_not_found",
+            "not_in_channel",
+            "is_archived",
+            "user_not_found",
+            "message_not_found",
+            "cant_update_message",
+            "restricted_action",
+        ),
+        "slack_target",  # a channel, user or message in routing or the database is wrong or gone
+    ),
+}
+DEAD_LETTER_REASONS = ("slack_auth", "slack_scope", "slack_target", "slack_payload", "exhausted", "refused")
+
+
+def slack_reason(error: str) -> str:
+    """The reason class of a permanent Slack error; the rest are what the bot sent (blocks, text)."""
+    return _SLACK_REASONS.get(error, "slack_payload")
+
+
 class RetryLater(Exception):
     """Not now, and not a failure (e.g. the card is not posted yet); does not count an attempt."""
 
@@ -222,6 +248,8 @@ class OutboxWorker:
         self.ops_channel = ops_channel
         self.paced = paced
         self.on_result = on_result
+        # (row, reason class, error) for each dead letter; the metrics count it by kind and reason
+        self.on_dead_letter: Callable[[OutboxItem, str, str], None] | None = None
         self.lease = lease
         self.stats = OutboxStats()
         # kind -> its retry budget; kinds without one use max_attempts (see RetryPolicy)
@@ -379,14 +407,14 @@ class OutboxWorker:
         except RetryLater as exc:
             await self._settle(item, DeliveryState.PENDING, after=exc.after, error=str(exc), count=False)
         except PermanentFailure as exc:
-            await self._dead(item, str(exc))
+            await self._dead(item, str(exc), reason="refused")
         except SlackApiError as exc:
             await self._slack_error(item, exc, bucket)
         except (httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
             await self._failed(item, f"{type(exc).__name__}: {exc}")
         except Exception as exc:
             if getattr(exc, "retryable", None) is False:
-                await self._dead(item, str(exc))
+                await self._dead(item, str(exc), reason="refused")
             elif getattr(exc, "retryable", None) is True:
                 await self._failed(item, str(exc))
             else:
@@ -412,14 +440,16 @@ class OutboxWorker:
         elif status >= 500:
             await self._failed(item, f"Slack HTTP {status}")
         elif error in PERMANENT_SLACK_ERRORS:
-            await self._dead(item, f"Slack error: {error}")
+            await self._dead(item, f"Slack error: {error}", reason=slack_reason(error))
         else:
             await self._failed(item, f"Slack error: {error or status}")
 
     async def _failed(self, item: OutboxItem, error: str) -> None:
         policy = self.retry_policies.get(item.kind)
         if self._exhausted(item, policy):
-            await self._dead(item, f"{error} (after {item.attempts + 1} attempts)", attempts_delta=1)
+            await self._dead(
+                item, f"{error} (after {item.attempts + 1} attempts)", attempts_delta=1, reason="exhausted"
+            )
             return
         self.stats.retried += 1
         cap = policy.max_backoff if policy is not None else 300.0
@@ -437,11 +467,13 @@ class OutboxWorker:
             return self.clock.now() - as_utc(item.created_at) >= policy.give_up_after
         return policy.max_attempts is None and attempts >= self.max_attempts
 
-    async def _dead(self, item: OutboxItem, error: str, attempts_delta: int = 0) -> None:
+    async def _dead(self, item: OutboxItem, error: str, attempts_delta: int = 0, *, reason: str) -> None:
         self.stats.dead += 1
         now = self.clock.now()
+        settled = False
 
         def work() -> None:
+            nonlocal settled
             with session_scope(self.engine) as session:
                 if not store.settle(
                     session,
@@ -453,6 +485,7 @@ class OutboxWorker:
                     attempts_delta=attempts_delta,
                 ):
                     return
+                settled = True
                 effects = Effects(now=now)
                 if item.incident_id is not None:
                     effects.record(
@@ -478,6 +511,20 @@ class OutboxWorker:
                 effects.flush(session)
 
         await asyncio.to_thread(work)
+        if settled:  # not when another replica had taken the row over meanwhile
+            # One line a person can act on: what could not be delivered, for which incident, and why.
+            incident = f"INC-{item.incident_id}" if item.incident_id is not None else "-"
+            log.error(
+                "outbox %s dead-lettered (%s): row %s, key %s, incident %s: %s",
+                item.kind,
+                reason,
+                item.id,
+                item.dedup_key,
+                incident,
+                error,
+            )
+            if self.on_dead_letter is not None:
+                self.on_dead_letter(item, reason, error)
         self._report(item, DeliveryState.DEAD, error)
         self.wake()
 
