@@ -10,7 +10,17 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from handlers.slack.guard import ensure_responder
 from handlers.slack.payloads import BadPayload, chosen, first_action, incident_of
-from slackbot.domain.changes import Acknowledge, Actor, Change, Classify, Escalate, IncidentError, SetFlag, SetSeverity
+from slackbot.domain.changes import (
+    Acknowledge,
+    Actor,
+    Change,
+    Classify,
+    Escalate,
+    IncidentError,
+    SetFlag,
+    SetSeverity,
+    ShowDetails,
+)
 from slackbot.domain.ids import IncidentRefError, parse_escalate_value
 from slackbot.reads.queries import QueryError
 from slackbot.runtime import Runtime
@@ -81,6 +91,18 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     async def escalate(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         await change(body, respond, Escalate("escalated from the card"))
+
+    # The card's details are its own state, kept by the core: the redraw that shows them is the
+    # same outbox redraw every change makes, so a later change keeps them shown.
+    @app.action(card.ACTION_DETAILS)
+    async def show_details(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        await change(body, respond, ShowDetails(on=True))
+
+    @app.action(card.ACTION_HIDE_DETAILS)
+    async def hide_details(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        await change(body, respond, ShowDetails(on=False))
 
     @app.action(card.ACTION_RUNBOOK)
     async def runbook(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:

@@ -94,6 +94,7 @@ class Incident(SQLModel, table=True):
     bead_id: str | None = None
     bead_state: str = Field(default="none", description="none | pending | filed | failed")
     revision: int = Field(default=0, description="bumped on every change; the card shows the latest")
+    card_details: bool = Field(default=False, description="the card shows its details (taxonomy, evidence, repro)")
     created_at: datetime
     updated_at: datetime
 

@@ -97,6 +97,14 @@ class RequestPostmortem:
     pass
 
 
+@dataclass(frozen=True)
+class ShowDetails:
+    """Expand (or collapse) the card's details. The wanted state, not a toggle: a click delivered
+    twice, or made on a card drawn before someone else toggled it, asks for the same thing."""
+
+    on: bool
+
+
 Change = (
     Acknowledge
     | Assign
@@ -109,4 +117,5 @@ Change = (
     | RequestBead
     | RecordStep
     | RequestPostmortem
+    | ShowDetails
 )

@@ -36,13 +36,14 @@ from slackbot.domain.changes import (
     SetFlag,
     SetMilestone,
     SetSeverity,
+    ShowDetails,
 )
 from slackbot.domain.effects import EffectKind, Event, Key, Lane
 from slackbot.domain.states import ClassSource, IncidentStatus, SeveritySource, TimerKind, timer_subject
 from slackbot.incidents import beads, checklists
 from slackbot.incidents.effects import Effects, cancel_timer, utc
 from slackbot.incidents.paging import enqueue_page, targets_for
-from slackbot.incidents.state import Turn, load_for_change, require_open
+from slackbot.incidents.state import Turn, changed, load_for_change, require_open
 
 
 class IncidentCore:
@@ -95,6 +96,8 @@ class IncidentCore:
                 return checklists.record_step(turn, ref)
             case RequestPostmortem():
                 return _postmortem(turn)
+            case ShowDetails(on=on):
+                return _details(turn, on)
         raise AssertionError(f"unhandled change {change!r}")
 
 
@@ -376,3 +379,18 @@ def _postmortem(turn: Turn) -> Outcome:
     )
     what = "a draft postmortem (the incident is still open)" if draft else "the postmortem"
     return Outcome(turn.id, f"posting {what} of {turn.key} in its thread")
+
+
+# -- the card ---------------------------------------------------------------------------------------
+
+
+def _details(turn: Turn, on: bool) -> Outcome:
+    """Expand or collapse the card's details, for everyone who sees the card (it is one message).
+    A way of looking, not an event: no timeline row and no thread post, and the quiet-thread
+    reminder stays where it was. Allowed on a resolved incident too: that is when people read it."""
+    incident = turn.incident
+    if incident.card_details == on:
+        return Outcome(turn.id, f"{turn.key}'s details are already {'shown' if on else 'hidden'}", changed=False)
+    incident.card_details = on
+    changed(turn.session, turn.playbook, incident, turn.effects, remind=False)
+    return Outcome(turn.id, f"{turn.key}'s details {'shown' if on else 'hidden'}")

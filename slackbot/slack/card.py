@@ -48,6 +48,8 @@ ACTION_BEAD = "incident_file_bead"
 ACTION_RUNBOOK = "incident_runbook"
 ACTION_STATUS = "incident_status"
 ACTION_FLAG = "incident_flag"
+ACTION_DETAILS = "incident_details"
+ACTION_HIDE_DETAILS = "incident_hide_details"
 
 
 @dataclass(frozen=True)
@@ -88,34 +90,144 @@ def _entry_text(kind: str, ident: str | None, entry: TaxonomyEntry | None, viola
 
 def render_card(view: CardView) -> tuple[str, list[dict[str, Any]]]:
     """Returns (fallback text, blocks as dicts). Pure: same view, same card."""
+    incident = view.incident
+    blocks = _alert_card(view) if incident.repository == ALERTMANAGER_REPOSITORY else _failure_card(view)
+    blocks = blocks[:MAX_BLOCKS]
+    fallback = truncate(f"{incident.key} {identity(incident)}: {escape(incident.symptom)}", 3900)
+    return fallback, [b.to_dict() for b in blocks]
+
+
+def _header(incident: Incident) -> HeaderBlock:
+    resolved = incident.status == IncidentStatus.RESOLVED
+    icon = "✅" if resolved else ("🟠" if incident.failure_class else "🔴")
+    return HeaderBlock(text=truncate(f"{icon} {incident.key} · {identity(incident)}", 150, "…"))
+
+
+def _failure_card(view: CardView) -> list[Block]:
+    """Built for the first screen at 3 a.m. (incident.io: answer the majority's question first,
+    details in one click; PagerDuty: the actions on the notification itself). Above the buttons:
+    what failed and where, how bad, whose, in what state, and what the bot does next. Taxonomy,
+    evidence, artifacts and the repro stay behind "Details", which redraws the card expanded."""
+    incident, playbook = view.incident, view.playbook
+    blocks: list[Block] = [_header(incident)]
+    what = render_named(playbook, "card_summary", **summary_context(view)) + "\n" + _where_line(view)
+    blocks.append(SectionBlock(text=_md(truncate(what, SECTION_LIMIT)), accessory=_details_button(incident)))
+    blocks.append(_section("\n".join(_state_lines(view))))
+    if incident.status != IncidentStatus.RESOLVED:
+        blocks.append(_actions(incident, playbook))
+    if view.pending:
+        pending = [f"⏰ {escape(p.description)} at {slack_date(p.at, '{time}')}" for p in view.pending]
+        blocks.append(ContextBlock(elements=[_md(truncate(c, SECTION_LIMIT)) for c in pending[:10]]))
+    if incident.card_details:
+        blocks.append(DividerBlock())
+        blocks.extend(_details(view))
+    return blocks
+
+
+def _where_line(view: CardView) -> str:
+    """The failing test, its suite and the run to open, and whether it is new."""
+    incident, run = view.incident, view.run
+    parts = [f"suite {code(incident.suite)}"]
+    if identity(incident) != incident.test_identity:  # the header names the ids; this, the test
+        parts.insert(0, code(incident.test_identity))
+    if run is not None:
+        parts.append(
+            link(run.url, f"run {run.run_id}" + (f" (attempt {run.run_attempt})" if run.run_attempt > 1 else ""))
+        )
+    if incident.occurrence_count > 1:
+        parts.append(f"seen {incident.occurrence_count}× since {slack_date(incident.first_seen)}")
+    return " · ".join(parts)
+
+
+def _state_lines(view: CardView) -> list[str]:
+    """How bad and in what state; then whose: the class and its owner, or the suggestion."""
     incident, playbook = view.incident, view.playbook
     resolved = incident.status == IncidentStatus.RESOLVED
-    ids = identity(incident)
-    icon = "✅" if resolved else ("🟠" if incident.failure_class else "🔴")
-    blocks: list[Block] = [HeaderBlock(text=truncate(f"{icon} {incident.key} · {ids}", 150, "…"))]
-    blocks.append(_section(render_named(playbook, "card_summary", **summary_context(view))))
+    status = "Resolved" if resolved else playbook.milestone_label(incident.milestone)
+    assignee = f"<@{incident.assignee}>" if incident.assignee else "nobody yet"
+    state = (
+        f"*Severity:* {escape(playbook.severity_label(incident.severity))} · *Status:* {escape(status)} · "
+        f"*Assignee:* {assignee}"
+    )
+    if incident.escalation_level:
+        state += f" · *Escalated:* level {incident.escalation_level}"
+    if incident.failure_class:
+        route = playbook.class_route(incident.failure_class)
+        whose = f"*Class:* {escape(playbook.class_label(incident.failure_class))}" + (
+            " _(contract rule)_" if incident.class_source == "contract" else ""
+        )
+    elif incident.suggested_class:
+        route = playbook.class_route(incident.suggested_class)
+        reason = f" ({escape(incident.suggested_reason)})" if incident.suggested_reason else ""
+        whose = f"*Suggested class:* {escape(playbook.class_label(incident.suggested_class))}{truncate(reason, 200)}"
+    else:
+        route = None
+        whose = "*Class:* unclassified — classify to route"
+    owner = route.owner.mention() if route else playbook.owner_target(None).mention()
+    if route is not None and route.secondary_owner is not None:
+        owner += f" (secondary {route.secondary_owner.mention()})"
+    lines = [state, f"{whose} · *Owner:* {owner}"]
+    flags = _flag_lines(view, short=True)
+    if flags:
+        lines.append(" · ".join(flags))
+    return lines
 
+
+def _details_button(incident: Incident) -> ButtonElement:
+    """Show and hide are two actions, so a stale or repeated click asks for the state it names."""
+    if incident.card_details:
+        return ButtonElement(text="Hide details", action_id=ACTION_HIDE_DETAILS, value=str(incident.id))
+    return ButtonElement(text="Details", action_id=ACTION_DETAILS, value=str(incident.id))
+
+
+def _details(view: CardView) -> list[Block]:
+    incident, playbook = view.incident, view.playbook
+    blocks: list[Block] = []
+    flags = _flag_lines(view)
+    if flags:
+        blocks.append(_section("\n".join(flags)))
+    blocks.append(SectionBlock(fields=[_md(truncate(f, FIELD_LIMIT)) for f in _detail_fields(view)[:10]]))
+    blocks.extend(_failure_sections(view))
+    context = [f"Test: {code(incident.test_identity)}", f"Playbook: {escape(playbook.title)}"]
+    blocks.append(ContextBlock(elements=[_md(truncate(c, SECTION_LIMIT)) for c in context]))
+    return blocks
+
+
+def _detail_fields(view: CardView) -> list[str]:
+    """What the first screen leaves out: history, deadlines, the bead, the tested organisation."""
+    incident, playbook = view.incident, view.playbook
+    fields = [
+        f"*Occurrences:*\n{incident.occurrence_count} (first {slack_date(incident.first_seen)}, "
+        f"last {slack_date(incident.last_seen)})"
+    ]
+    if incident.organization_under_test or playbook.policy.id_contract != "none":
+        fields.append(f"*Organization under test:*\n{escape(incident.organization_under_test) or '—'}")
+    if not incident.failure_class and incident.is_open and incident.classify_deadline is not None:
+        fields.append(f"*Classify by:*\n{slack_date(incident.classify_deadline)}")
+    if incident.bead_id or incident.bead_state != BeadState.NONE:
+        bead = code(incident.bead_id) if incident.bead_id else f"bead {escape(incident.bead_state)}"
+        fields.append(f"*Defect bead:*\n{bead}")
+    return fields
+
+
+def _alert_card(view: CardView) -> list[Block]:
+    """Alertmanager incidents keep their layout until they get a card of their own (alert_card)."""
+    incident, playbook = view.incident, view.playbook
+    resolved = incident.status == IncidentStatus.RESOLVED
+    blocks: list[Block] = [_header(incident)]
+    blocks.append(_section(render_named(playbook, "card_summary", **summary_context(view))))
     flags = _flag_lines(view)
     if flags:
         blocks.append(_section("\n".join(flags)))
     blocks.append(SectionBlock(fields=[_md(truncate(f, FIELD_LIMIT)) for f in _fields(view)[:10]]))
-
-    alert = alert_runbook(incident, playbook)
-    if incident.repository == ALERTMANAGER_REPOSITORY:
-        blocks.extend(_alert_sections(alert, incident, view))
-    else:
-        blocks.extend(_failure_sections(view))
-
+    blocks.extend(_alert_sections(alert_runbook(incident, playbook), incident, view))
     context = [f"Test: {code(incident.test_identity)}", f"Playbook: {escape(playbook.title)}"]
     context += [f"⏰ {escape(p.description)} at {slack_date(p.at, '{time}')}" for p in view.pending]
     blocks.append(ContextBlock(elements=[_md(truncate(c, SECTION_LIMIT)) for c in context[:10]]))
-
     if not resolved:
         blocks.append(DividerBlock())
         blocks.append(_actions(incident, playbook))
-    blocks = blocks[:MAX_BLOCKS]
-    fallback = truncate(f"{incident.key} {ids}: {escape(incident.symptom)}", 3900)
-    return fallback, [b.to_dict() for b in blocks]
+    return blocks
 
 
 def summary_context(view: CardView) -> dict[str, Any]:
@@ -137,7 +249,8 @@ def summary_context(view: CardView) -> dict[str, Any]:
     }
 
 
-def _flag_lines(view: CardView) -> list[str]:
+def _flag_lines(view: CardView, *, short: bool = False) -> list[str]:
+    """What is unusual about the failure; ``short`` names it for the first screen, the details explain."""
     incident, playbook = view.incident, view.playbook
     lines = []
     if incident.contract_violation:
@@ -146,15 +259,22 @@ def _flag_lines(view: CardView) -> list[str]:
         lines.append(f"⚠️ *Contract violation:* no {missing} emitted — {escape(holder)} defect")
     if incident.documentation_gap:
         lines.append(
-            f"📘 *Documentation gap:* {escape(incident.documentation_gap)} — update the {escape(playbook.name)} "
-            "playbook's runbook"
+            "📘 *Documentation gap*"
+            if short
+            else f"📘 *Documentation gap:* {escape(incident.documentation_gap)} — update the "
+            f"{escape(playbook.name)} playbook's runbook"
         )
     if incident.multi_prefix:
-        lines.append("🧩 *Multi-prefix run:* failures span several scenario classes — likely harness or shared service")
+        lines.append(
+            "🧩 *Multi-prefix run*"
+            if short
+            else "🧩 *Multi-prefix run:* failures span several scenario classes — likely harness or shared service"
+        )
     for key in incident.flags:
         rule = playbook.flags.get(key)
         if rule is not None:
-            lines.append(f"🚩 *{escape(rule.label)}*" + (f" — {escape(rule.description)}" if rule.description else ""))
+            described = f" — {escape(rule.description)}" if rule.description and not short else ""
+            lines.append(f"🚩 *{escape(rule.label)}*{described}")
     return lines
 
 

@@ -74,8 +74,10 @@ def _clean(text: str) -> str:
 def _angle(match: re.Match[str]) -> str:
     inner = match.group(1)
     target, _, label = inner.partition("|")
-    if target.startswith("!date^") or target.startswith("!subteam^"):
+    if target.startswith("!date^"):
         return label or target
+    if target.startswith("!subteam^"):
+        return label or "@" + target.removeprefix("!subteam^")
     if target.startswith("!"):
         return "@" + target[1:]
     if target.startswith("@"):

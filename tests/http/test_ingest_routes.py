@@ -165,4 +165,4 @@ def test_ingest_is_refused_when_the_server_has_no_secret(tmp_path: Path) -> None
 def test_health_and_readiness(base_url: str) -> None:
     assert httpx.get(base_url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(base_url + "/readyz").json()
-    assert ready["status"] == "ready" and ready["database"] == "ok" and ready["schema"] == "0003"
+    assert ready["status"] == "ready" and ready["database"] == "ok" and ready["schema"] == "0004"

@@ -44,6 +44,7 @@ def init_beads(tmp_path: Path) -> Path:
     return beads_dir
 
 
+SHOW_DETAILS, HIDE_DETAILS = "incident_details", "incident_hide_details"
 NIGHTLY = "C0NIGHTLY"
 RESPONDER = "U0CAROL"
 OUTSIDER = "U0OUTSIDER"
@@ -97,6 +98,13 @@ class Bot:
 
     def card_text(self, key: str, channel: str = NIGHTLY) -> str:
         return json.dumps(self.card(key, channel).blocks)
+
+    def details_text(self, key: str, channel: str = NIGHTLY, user: str = RESPONDER) -> str:
+        """The card with its details shown, opened the way a responder does: a click through the bot."""
+        if HIDE_DETAILS not in self.card_text(key, channel):
+            self.emulator.click_button(user, channel, self.card(key, channel).ts, SHOW_DETAILS)
+            wait_for(lambda: HIDE_DETAILS in self.card_text(key, channel), what=f"the details of {key}")
+        return self.card_text(key, channel)
 
     def thread(self, key: str, channel: str = NIGHTLY) -> list[Message]:
         return self.emulator.replies(channel, self.card(key, channel).ts)

@@ -9,19 +9,15 @@ from sqlmodel import Session, select
 
 from slackbot.db.models import Incident, TimelineEvent
 from tests.factories import report, result
-from tests.slack.conftest import NIGHTLY, OUTSIDER, RESPONDER, Bot, wait_for
+from tests.slack.conftest import HIDE_DETAILS, NIGHTLY, OUTSIDER, RESPONDER, SHOW_DETAILS, Bot, wait_for
 
 
 def test_a_failure_posts_one_card_and_a_recurrence_is_a_thread_reply(bot: Bot) -> None:
     bot.send(report(result("BID-001", "TENANT-001", message="notification for org-b visible to org-a")))
     card = bot.card("INC-1")
     text = bot.card_text("INC-1")
-    # the card explains itself: meanings from the taxonomy, evidence to capture, commands to run
-    assert "Bidding lifecycle" in text
-    assert "Tenant isolation" in text
-    assert "gh run download 9187 --dir logs/nightly/2026-11-22/ci-artifacts" in text
-    assert 'vitest -c vitest.integration.config.ts tests/integration --run -t \\"BID-001\\"' in text
-    assert "<!date^" in text  # the classification deadline as a Slack date
+    assert "<!date^" in text  # when the bot escalates unless someone classifies, as a Slack date
+    assert "gh run download" not in text  # the first screen is what failed, not how to dig
     actions = [e["action_id"] for b in card.blocks if b["type"] == "actions" for e in b["elements"]]
     assert actions == [
         "incident_ack",
@@ -32,13 +28,20 @@ def test_a_failure_posts_one_card_and_a_recurrence_is_a_thread_reply(bot: Bot) -
         "incident_file_bead",
         "incident_runbook",
     ]
+    # one click away, the card explains itself: meanings from the taxonomy, commands to run
+    text = bot.details_text("INC-1")
+    assert "Bidding lifecycle" in text
+    assert "Tenant isolation" in text
+    assert "gh run download 9187 --dir logs/nightly/2026-11-22/ci-artifacts" in text
+    assert 'vitest -c vitest.integration.config.ts tests/integration --run -t \\"BID-001\\"' in text
     assert "rerun" not in text.lower() or "never rerun" in text.lower()
 
     bot.send(report(result("BID-001", "TENANT-001"), run_id="9188"))
     (reply,) = bot.wait_thread("INC-1", 1)
     assert "Seen again" in reply.text and "9188" in reply.text
-    updated = bot.wait_edits("INC-1", 1)
-    assert "2 (first" in json.dumps(updated.blocks)
+    updated = bot.wait_edits("INC-1", 2)  # the details, then the recurrence
+    redrawn = json.dumps(updated.blocks, ensure_ascii=False)
+    assert "seen 2× since" in redrawn and "2 (first" in redrawn  # still open: the details keep up
     assert len(bot.cards()) == 1
 
 
@@ -73,6 +76,34 @@ def test_acknowledge_assigns_the_clicker(bot: Bot) -> None:
     assert "incident_ack" not in actions
 
 
+def test_details_open_and_close_through_the_bot_and_stay_open_across_changes(bot: Bot) -> None:
+    bot.send(report(result("BID-001", "TENANT-001", message="winner from org-b")))
+    card = bot.card("INC-1")
+    assert "Bidding lifecycle" not in bot.card_text("INC-1")
+    bot.emulator.click_button(OUTSIDER, NIGHTLY, card.ts, SHOW_DETAILS)  # details change the card for all
+    assert "Only responders" in wait_for(lambda: bot.emulator.ephemerals(OUTSIDER), what="the refusal")[-1]["text"]
+
+    assert bot.emulator.click_button(RESPONDER, NIGHTLY, card.ts, SHOW_DETAILS).status == 200
+    shown = bot.wait_edits("INC-1", 1)
+    text = json.dumps(shown.blocks)
+    assert "Bidding lifecycle" in text and "Reproduce locally" in text and HIDE_DETAILS in text
+    # A change redraws the card as it is: still open, so the reader keeps their place.
+    bot.emulator.select_option(RESPONDER, NIGHTLY, card.ts, "incident_classify", "algorithm_regression")
+    classified = bot.wait_edits("INC-1", 2)
+    assert "Algorithm regression" in json.dumps(classified.blocks) and "Reproduce locally" in json.dumps(
+        classified.blocks
+    )
+
+    bot.emulator.click_button(RESPONDER, NIGHTLY, card.ts, HIDE_DETAILS)
+    hidden = json.dumps(bot.wait_edits("INC-1", 3).blocks)
+    assert "Reproduce locally" not in hidden and SHOW_DETAILS in hidden and "Algorithm regression" in hidden
+    # Looking is not an event: the timeline and the thread hold only the classification.
+    with Session(bot.core.engine) as session:
+        kinds = {e.kind for e in session.exec(select(TimelineEvent).where(TimelineEvent.incident_id == 1))}
+    assert "classified" in kinds and not any("detail" in k for k in kinds)
+    assert not any("details" in m.text for m in bot.thread("INC-1"))
+
+
 def test_someone_outside_the_responder_groups_is_refused_and_nothing_changes(bot: Bot) -> None:
     bot.send(report(result("HLT-001", "NOTIF-001")))
     card = bot.card("INC-1")
@@ -98,7 +129,7 @@ def test_untrusted_text_is_escaped_so_a_test_name_pings_nobody(bot: Bot) -> None
         )
     )
     card = bot.card("INC-1")
-    text = json.dumps(card.blocks) + card.text
+    text = json.dumps(card.blocks) + card.text + bot.details_text("INC-1")
     assert "<!channel>" not in text and "<@U0ADMIN>" not in text and "<https://evil" not in text
     assert "&lt;!channel&gt; boom" in text
 
@@ -106,6 +137,7 @@ def test_untrusted_text_is_escaped_so_a_test_name_pings_nobody(bot: Bot) -> None
 def test_two_hundred_evidence_items_fit_slacks_block_limits(bot: Bot) -> None:
     evidence = [{"kind": "db_snapshot", "path": f"evidence/BID-003/snapshot-{n:03d}.json"} for n in range(200)]
     bot.send(report(result("BID-003", "IDEMP-001", evidence=evidence)))
+    bot.details_text("INC-1")
     card = bot.card("INC-1")
     assert len(card.blocks) <= 50
     for block in card.blocks:
