@@ -1,8 +1,9 @@
 """``python -m slackbot.emulator --port 8099``: a local Slack to point a bot (or a browser) at.
 
-Seeds a channel and a user so there is something to post to, prints the URLs to configure, and
-serves until interrupted. Point the bot at it with ``SLACK_API_URL=<base_url>`` and the emulator's
-token and signing secret; pass ``--bot-url`` to let the emulator deliver to the bot.
+Seeds a channel and a user so there is something to post to, prints the URLs to configure and the
+page to open (interactive once a bot is attached), and serves until interrupted. Point the bot at
+it with ``SLACK_API_URL=<base_url>`` and the emulator's token and signing secret; pass
+``--bot-url`` to let the emulator deliver to the bot.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def _pair(value: str) -> tuple[str, str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m slackbot.emulator",
-        description="A local Slack (Web API, workspace state, read-only pages) to try the bot without a workspace.",
+        description="A local Slack (Web API, workspace state, pages to click in) to try the bot without a workspace.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099)
@@ -51,8 +52,15 @@ def main(argv: list[str] | None = None) -> None:
         emulator.add_channel(channel_id, name)
     for user_id, name in args.user or [("U0ALICE", "alice")]:
         emulator.add_user(user_id, name)
-    emulator.start()
+    try:
+        emulator.start()
+    except OSError as exc:
+        raise SystemExit(
+            f"emulator: cannot listen on {args.host}:{args.port} ({exc.strerror}); pick another --port"
+        ) from None
+    first_channel = emulator.channel_ids()[0]
     print(f"Slack emulator: Web API {emulator.base_url}  pages {emulator.web_url}", flush=True)
+    print(f"  open {emulator.web_url}channels/{first_channel}", flush=True)
     print(f"  bot token {emulator.bot_token}  signing secret {emulator.signing_secret}", flush=True)
     try:
         threading.Event().wait()

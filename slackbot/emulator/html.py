@@ -1,4 +1,4 @@
-"""How a person would read the emulated workspace: a plain-text transcript and read-only HTML pages.
+"""How a person reads and uses the emulated workspace: a plain-text transcript and HTML pages.
 
 Both render messages the way the Slack client shows them, not as raw JSON: blocks rather than the
 fallback ``text``, buttons as ``[Label]``, and mrkdwn entities resolved (``<@U1>`` reads ``@alice``,
@@ -6,7 +6,8 @@ fallback ``text``, buttons as ``[Label]``, and mrkdwn entities resolved (``<@U1>
 escaped untrusted text shows up literally, a live broadcast shows up as ``@channel``.
 
 The HTML escapes every piece of workspace text, because that text comes from test names and logs,
-which are attacker-shaped by design (``<script>``, ``<!channel>``).
+which are attacker-shaped by design (``<script>``, ``<!channel>``); mrkdwn is rendered by
+``mrkdwn.to_html``, which escapes before it formats.
 """
 
 from __future__ import annotations

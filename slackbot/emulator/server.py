@@ -264,6 +264,10 @@ class SlackEmulator:
     def web_url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
+    def page_url(self, channel_id: str, user_id: str | None = None) -> str:
+        """The page of a channel to open in a browser, acting as ``user_id`` (default: the first person)."""
+        return f"{self.web_url}channels/{channel_id}" + (f"?as={user_id}" if user_id else "")
+
     @property
     def base_url(self) -> str:
         return f"{self.web_url}api/"

@@ -114,7 +114,7 @@ def page(browser: Browser, live: Live) -> Iterator[Page]:
 
 
 def open_channel(page: Page, live: Live, user: str = RESPONDER) -> None:
-    page.goto(f"{live.emulator.web_url}channels/{NIGHTLY}?as={user}")
+    page.goto(live.emulator.page_url(NIGHTLY, user))
     # a marker that survives only as long as the page is not reloaded
     page.evaluate("window.__sameDocument = true")
 

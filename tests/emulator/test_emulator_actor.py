@@ -15,12 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
+import httpx
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from slackbot.emulator import SlackEmulator
+from slackbot.emulator import SlackEmulator, html
 
 CHANNEL = "C0TRIAGE"
 SECRET = "actor-test-secret"
@@ -397,3 +398,146 @@ def test_user_messages_mentions_reactions_and_home(slack: SlackEmulator, bot: Re
     home = bot.last.payload["event"]
     assert home["type"] == "app_home_opened" and home["tab"] == "home"
     assert home["channel"] == slack.dm_channel_id("U0ALICE")
+
+
+# -- what the page's gestures send (slackbot/emulator/ui.py) ---------------------------------------
+
+
+def _gesture(slack: SlackEmulator, which: str, **body: Any) -> dict[str, Any]:
+    response = httpx.post(f"{slack.web_url}ui/{which}", json=body, trust_env=False, timeout=10)
+    data: dict[str, Any] = response.json()
+    data["http_status"] = response.status_code
+    return data
+
+
+def _overflow_message(client: WebClient) -> str:
+    options = [{"text": {"type": "plain_text", "text": t}, "value": t.lower()} for t in ("Mute", "Reopen")]
+    blocks = [
+        {
+            "type": "section",
+            "block_id": "row",
+            "text": {"type": "mrkdwn", "text": "*INC-1*"},
+            "accessory": {"type": "overflow", "action_id": "more", "options": options},
+        },
+        {
+            "type": "actions",
+            "block_id": "act",
+            "elements": [
+                {"type": "button", "action_id": "ack", "text": {"type": "plain_text", "text": "Ack"}, "value": "1"}
+            ],
+        },
+    ]
+    ts: str = client.chat_postMessage(channel=CHANNEL, text="INC-1", blocks=blocks)["ts"]
+    return ts
+
+
+def test_an_overflow_choice_in_the_page_is_a_signed_block_actions(
+    slack: SlackEmulator, bot: RecordingBot, client: WebClient
+) -> None:
+    ts = _overflow_message(client)
+    act = {"action_id": "more", "block_id": "row", "type": "overflow", "value": "reopen", "text": "Reopen"}
+    container = {"kind": "message", "channel": CHANNEL, "ts": ts}
+    assert _gesture(slack, "action", user="U0ALICE", container=container, act=act)["ok"] is True
+    assert bot.rejected == 0 and bot.last.headers["content-type"] == "application/x-www-form-urlencoded"
+    payload = bot.last.payload
+    assert payload["type"] == "block_actions" and payload["user"]["id"] == "U0ALICE"
+    [action] = payload["actions"]
+    assert action["type"] == "overflow" and action["block_id"] == "row"
+    assert action["selected_option"] == {"text": {"type": "plain_text", "text": "Reopen"}, "value": "reopen"}
+    assert payload["message"]["ts"] == ts and payload["response_url"].startswith(slack.web_url)
+
+
+def test_a_click_on_a_redrawn_or_deleted_card_is_delivered_as_the_page_showed_it(
+    slack: SlackEmulator, bot: RecordingBot, client: WebClient
+) -> None:
+    ts = _overflow_message(client)
+    client.chat_update(channel=CHANNEL, ts=ts, text="INC-1 acked", blocks=[])  # the button is gone
+    act = {"action_id": "ack", "block_id": "act", "type": "button", "value": "1", "text": "Ack"}
+    container = {"kind": "message", "channel": CHANNEL, "ts": ts}
+    assert _gesture(slack, "action", user="U0ALICE", container=container, act=act)["ok"] is True
+    [action] = bot.last.payload["actions"]
+    assert (action["action_id"], action["value"], action["text"]["text"]) == ("ack", "1", "Ack")
+    assert bot.last.payload["message"]["text"] == "INC-1 acked"  # the card as it is now
+    client.chat_delete(channel=CHANNEL, ts=ts)
+    assert _gesture(slack, "action", user="U0ALICE", container=container, act=act)["ok"] is True
+    assert bot.last.payload["message"]["ts"] == ts and len(bot.received) == 2
+
+
+def test_a_bot_that_fails_is_shown_as_slack_shows_it(
+    slack: SlackEmulator, bot: RecordingBot, client: WebClient
+) -> None:
+    bot.reply = lambda request: (500, {"error": "boom"})
+    ts = _overflow_message(client)
+    act = {"action_id": "ack", "block_id": "act", "type": "button", "value": "1", "text": "Ack"}
+    answer = _gesture(
+        slack, "action", user="U0ALICE", container={"kind": "message", "channel": CHANNEL, "ts": ts}, act=act
+    )
+    assert answer["http_status"] == 200 and answer["ok"] is False and "HTTP 500" in answer["detail"]
+    _gesture(slack, "compose", user="U0ALICE", channel=CHANNEL, text="/triage list")
+    assert slack.ephemerals("U0ALICE")[-1]["text"] == '/triage failed with the error "dispatch_failed"'
+
+
+def test_the_composer_sends_commands_messages_and_mentions(
+    slack: SlackEmulator, bot: RecordingBot, client: WebClient
+) -> None:
+    bot.reply = lambda request: (200, {"text": "listed"} if request.form.get("command") else None)
+    _gesture(slack, "compose", user="U0ALICE", channel=CHANNEL, text="/triage show @alice <x>")
+    assert bot.last.form["command"] == "/triage" and bot.last.form["text"] == "show <@U0ALICE|alice> &lt;x&gt;"
+    assert slack.ephemerals("U0ALICE")[-1]["text"] == "listed"
+    _gesture(slack, "compose", user="U0ALICE", channel=CHANNEL, text="@triagebot triage BID-001 is red")
+    message_event, mention_event = (r.payload["event"] for r in bot.received[-2:])
+    assert message_event["type"] == "message" and mention_event["type"] == "app_mention"
+    assert message_event["ts"] == mention_event["ts"]
+    assert mention_event["text"] == "<@U0BOT> triage BID-001 is red"
+    before = len(bot.received)
+    answer = _gesture(slack, "compose", user="U0ALICE", channel=CHANNEL, text="/deploy now")
+    assert answer["valid"] is False and len(bot.received) == before  # Slack never sends an unknown command
+    assert "`/deploy` is not a valid command" in slack.ephemerals("U0ALICE")[-1]["text"]
+
+
+def test_clicks_in_an_ephemeral_message_and_in_app_home_name_their_container(
+    slack: SlackEmulator, bot: RecordingBot, client: WebClient
+) -> None:
+    button = {"type": "button", "action_id": "go", "text": {"type": "plain_text", "text": "Go"}, "value": "v"}
+    blocks = [{"type": "actions", "block_id": "b", "elements": [button]}]
+    eph_ts = client.chat_postEphemeral(channel=CHANNEL, user="U0ALICE", text="pick", blocks=blocks)["message_ts"]
+    act = {"action_id": "go", "block_id": "b", "type": "button"}
+    _gesture(
+        slack, "action", user="U0ALICE", container={"kind": "ephemeral", "channel": CHANNEL, "ts": eph_ts}, act=act
+    )
+    assert bot.last.payload["container"]["is_ephemeral"] is True and "message" not in bot.last.payload
+    view_id = client.views_publish(user_id="U0ALICE", view={"type": "home", "blocks": blocks})["view"]["id"]
+    _gesture(slack, "action", user="U0ALICE", container={"kind": "view", "view_id": view_id}, act=act)
+    assert bot.last.payload["container"] == {"type": "view", "view_id": view_id}
+    assert bot.last.payload["actions"][0]["value"] == "v"
+
+
+def test_a_modal_with_errors_keeps_what_was_typed_and_shows_the_error_under_the_field(
+    slack: SlackEmulator, bot: RecordingBot, client: WebClient
+) -> None:
+    field_block = {
+        "type": "input",
+        "block_id": "why",
+        "label": {"type": "plain_text", "text": "Why"},
+        "element": {"type": "plain_text_input", "action_id": "text"},
+    }
+    view = {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Why"},
+        "submit": {"type": "plain_text", "text": "Go"},
+        "blocks": [field_block],
+    }
+    view_id = client.views_open(trigger_id=slack.issue_trigger("U0ALICE"), view=view)["view"]["id"]
+    bot.reply = lambda request: (200, {"response_action": "errors", "errors": {"why": "Say <why>."}})
+    answer = _gesture(slack, "submit", user="U0ALICE", view_id=view_id, values={"why": {"text": "because <b>"}})
+    assert answer["ok"] is True
+    assert bot.last.payload["view"]["state"]["values"] == {
+        "why": {"text": {"type": "plain_text_input", "value": "because <b>"}}
+    }
+    with slack.workspace.lock:
+        shown = html.modal_html(slack.workspace, "U0ALICE")
+    assert 'value="because &lt;b&gt;"' in shown and '<div class="error">Say &lt;why&gt;.</div>' in shown
+    bot.reply = lambda request: (200, None)
+    assert _gesture(slack, "submit", user="U0ALICE", view_id=view_id, values={"why": {"text": "ok"}})["ok"] is True
+    again = _gesture(slack, "submit", user="U0ALICE", view_id=view_id, values={"why": {"text": "ok"}})
+    assert again["http_status"] == 409 and again["error"] == "view_closed" and slack.open_modals("U0ALICE") == []
