@@ -18,10 +18,19 @@ metric:
   refused or rolled-back change is never counted, and a new code path that writes the same
   columns or audit rows is counted without touching this module. Each replica counts what it
   committed itself, the usual Prometheus counter semantics (sum over replicas).
-* **Deliveries** (pages sent and failed, outbox outcomes, Slack API errors by method) come from
-  the outbox worker (page handlers wrapped, ``on_result`` for dead letters) and from a slack_sdk
-  retry handler that never retries but sees every HTTP attempt and its ``ok``/``error``: the
-  client's own interception point, shared by Bolt's per-request clients (Bolt copies the list).
+* **Deliveries** (pages sent and failed, outbox outcomes, dead letters by kind and reason, Slack
+  API errors by method, Slack auth failures) come from the outbox worker (page handlers wrapped,
+  ``on_result`` and ``on_dead_letter``) and from a slack_sdk retry handler that never retries but
+  sees every HTTP attempt and its ``ok``/``error``: the client's own interception point, shared by
+  Bolt's per-request clients (Bolt copies the list).
+* **The bot's own health**: how late each timer fired (from the scheduler's tick), how overdue the
+  oldest pending timer is (read at scrape), and what the ingest and webhook routes answered by
+  status class (``handlers.http.metrics.CountIngest``). deploy/prometheus/triagebot-rules.yml
+  alerts on these and deploy/grafana/triagebot-dashboard.json shows them; a test checks that
+  every metric they read is exported here.
+
+Labels stay bounded: kinds, reasons, endpoints and status classes are fixed sets; Slack's error
+codes and API method names are the only open-ended ones, and both are Slack's finite vocabulary.
 """
 
 from __future__ import annotations
