@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck imports pytest bench runbook clean
+.PHONY: demo test lint typecheck imports pytest bench runbook dist clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ bench: $(STAMP)
 
 runbook: $(STAMP)
 	$(BIN)/triagebot runbook render
+
+# A wheel with everything the bot runs (the playbooks and manifest.yml included, as package data):
+# `pip install dist/triagebot-*.whl` anywhere, or the Dockerfile's build stage does the same.
+dist: $(STAMP)
+	rm -rf dist build
+	$(BIN)/python -m pip wheel --no-deps --wheel-dir dist .
+	@ls dist/*.whl
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -15,6 +15,7 @@ import pytest
 from slackbot.app import build_asgi, slack_client_for
 from slackbot.emulator import SlackEmulator
 from slackbot.runtime import build_runtime
+from slackbot.server import check_slack_at_start
 from slackbot.serving import free_port, serve
 from slackbot.settings import Settings
 from tests.conftest import RUNBOOKS
@@ -58,19 +59,25 @@ def test_serve_with_a_token_slack_rejects_exits_with_one_line(slack: SlackEmulat
     assert not (tmp_path / "bot.db").exists()  # nothing started
 
 
-def test_serve_without_a_token_says_what_to_set(tmp_path: Path) -> None:
-    result = serve_process({"TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}"})
-    assert result.returncode == 2
-    [line] = result.stderr.strip().splitlines()
+def refusal(settings: Settings, capsys: pytest.CaptureFixture[str]) -> str:
+    """What ``serve`` prints before it would start (the runbook check before it is tested above)."""
+    with pytest.raises(SystemExit) as exited:
+        check_slack_at_start(settings, socket_mode=False)
+    assert exited.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    return line
+
+
+def test_serve_without_a_token_says_what_to_set(capsys: pytest.CaptureFixture[str]) -> None:
+    line = refusal(Settings(SLACK_BOT_TOKEN=None, SLACK_SIGNING_SECRET="x"), capsys)
     assert line.startswith("triagebot: SLACK_BOT_TOKEN is not set: ") and "--no-slack" in line
 
 
-def test_serve_without_a_signing_secret_in_http_mode_says_so(slack: SlackEmulator, tmp_path: Path) -> None:
-    env = {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_API_URL": slack.base_url}
-    result = serve_process({**env, "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}"})
-    assert result.returncode == 2
-    [line] = result.stderr.strip().splitlines()
-    assert line.startswith("triagebot: SLACK_SIGNING_SECRET is not set: ")
+def test_serve_without_a_signing_secret_in_http_mode_says_so(
+    slack: SlackEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(SLACK_BOT_TOKEN=slack.bot_token, SLACK_API_URL=slack.base_url, SLACK_SIGNING_SECRET=None)
+    assert refusal(settings, capsys).startswith("triagebot: SLACK_SIGNING_SECRET is not set: ")
 
 
 def _bot(settings: Settings) -> Iterator[str]:
