@@ -90,7 +90,11 @@ def _entity_html(inner: str, ws: Workspace) -> str | None:
             group = ws.usergroups.get(special.split("^", 1)[1])
             handle = group.handle if group else (label.lstrip("@") or special.split("^", 1)[1])
             return f'<span class="mention">@{_e(handle)}</span>'
-        return _e(unescape(label or special))  # <!date^...|fallback> and friends: the fallback
+        if special.startswith("date^"):
+            shown = slack_date(special, ws.now())
+            if shown is not None:
+                return _e(shown)
+        return _e(unescape(label or special))  # what Slack cannot format: the fallback
     url = unescape(target)
     if url.startswith(("http://", "https://", "mailto:")):
         shown = unescape(label) if label else url
@@ -198,6 +202,56 @@ def day_label(moment: datetime, now: datetime) -> str:
 
 def local(epoch: float, tz: str) -> datetime:
     return datetime.fromtimestamp(epoch, _zone(tz))
+
+
+_DATE_TOKEN = re.compile(
+    r"\{(date_num|date_short_pretty|date_long_pretty|date_pretty|date_short|date_long|date|time_secs|time|ago)\}"
+)
+
+
+def _ago(seconds: float) -> str:
+    future = seconds < 0
+    seconds = abs(seconds)
+    for size, unit in ((86400 * 365, "year"), (86400 * 30, "month"), (86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            count = int(seconds // size)
+            words = f"{count} {unit}{'s' if count != 1 else ''}"
+            return f"in {words}" if future else f"{words} ago"
+    return "in a few seconds" if future else "a few seconds ago"
+
+
+def slack_date(spec: str, now: float, tz: str = "UTC") -> str | None:
+    """``date^<epoch>^<format>[^<link>]`` as Slack formats it for the reader (``{time}`` 3:04 PM,
+    ``{date_short}`` Dec 4, 2026, ``{date_pretty}`` Yesterday, ``{ago}`` 3 minutes ago); ``None``
+    when the spec is malformed (Slack then shows the fallback)."""
+    parts = spec.split("^")
+    if len(parts) < 3 or not parts[1].lstrip("-").isdigit():
+        return None
+    epoch = int(parts[1])
+    moment, today = local(epoch, tz), local(now, tz)
+    day = day_label(moment, today)
+    month_day = f"{moment.strftime('%B')} {_ordinal(moment.day)}, {moment.year}"
+
+    def token(match: re.Match[str]) -> str:
+        name = match.group(1)
+        pretty = day if day in ("Today", "Yesterday") else None
+        if name == "date_num":
+            return moment.strftime("%Y-%m-%d")
+        if name in ("date", "date_pretty"):
+            return (pretty if name.endswith("pretty") else None) or month_day
+        if name in ("date_short", "date_short_pretty"):
+            return (
+                pretty if name.endswith("pretty") else None
+            ) or f"{moment.strftime('%b')} {moment.day}, {moment.year}"
+        if name in ("date_long", "date_long_pretty"):
+            return (pretty if name.endswith("pretty") else None) or f"{moment.strftime('%A')}, {month_day}"
+        if name == "time":
+            return clock_time(moment)
+        if name == "time_secs":
+            return clock_time(moment).replace(" ", f":{moment.second:02d} ")
+        return _ago(now - epoch)
+
+    return _DATE_TOKEN.sub(token, unescape(parts[2]))
 
 
 def message_time(ts: str, now: float, tz: str = "UTC") -> str:

@@ -141,3 +141,13 @@ def test_a_modal_form_becomes_slacks_state_values_and_required_fields_are_refuse
     values, errors = state_values(view, {"what": {"text": ""}}, ws)
     assert errors == {"what": "Please complete this required field."}
     assert values["sev"] == {"pick": {"type": "static_select", "selected_option": None}}
+
+
+def test_date_tokens_are_formatted_for_the_reader(ws: Workspace) -> None:
+    at = int(datetime(2026, 12, 3, 9, 5, 7, tzinfo=UTC).timestamp())  # yesterday, seen at NOW
+    spec = "{date_num} · {date} · {date_short} · {date_long} · {date_pretty} · {time} · {time_secs} · {ago}"
+    assert to_html(f"<!date^{at}^{spec}|fallback>", ws) == (
+        "2026-12-03 · December 3rd, 2026 · Dec 3, 2026 · Thursday, December 3rd, 2026 · Yesterday"
+        " · 9:05 AM · 9:05:07 AM · 1 day ago"
+    )
+    assert to_html("<!date^soon^{time}|at some point>", ws) == "at some point"  # malformed: the fallback
