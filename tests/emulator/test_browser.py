@@ -236,6 +236,13 @@ def test_plain_messages_and_mentions_reach_the_bot_as_events(page: Page, live: L
     expect(mine.locator(".mention")).to_have_text("@triagebot")
     # app_mention that is not "triage": the bot answers in the thread with its help
     expect(mine.locator(".reply-to")).to_contain_text("1 reply")
+    # a reply typed in that thread lands under it, not in the channel
+    mine.locator(".reply-to").click()
+    page.locator("#compose").fill("thanks, @carol")
+    page.locator("#compose").press("Enter")
+    expect(page.locator(".msg.reply", has_text="thanks")).to_contain_text("thanks, @carol")
+    expect(mine.locator(".reply-to")).to_contain_text("2 replies")
+    assert_not_reloaded(page)
 
 
 def test_app_home_tab_renders_what_the_bot_published(page: Page, live: Live) -> None:
