@@ -26,7 +26,15 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+# The real JUnit producers the tests run (vitest, jest + jest-junit), pinned by the lock file.
+JS_PRODUCERS := tests/producers/js
+JS_STAMP := $(JS_PRODUCERS)/node_modules/.installed
+
+$(JS_STAMP): $(JS_PRODUCERS)/package.json $(JS_PRODUCERS)/package-lock.json
+	cd $(JS_PRODUCERS) && npm ci --no-audit --no-fund
+	touch $(JS_STAMP)
+
+pytest: $(STAMP) $(JS_STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test: lint typecheck imports pytest
@@ -45,4 +53,4 @@ dist: $(STAMP)
 	@ls dist/*.whl
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache $(JS_PRODUCERS)/node_modules

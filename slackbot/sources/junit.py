@@ -104,11 +104,16 @@ def parse_junit(
     root_tag = _local(root.tag)
     if root_tag not in ("testsuites", "testsuite"):
         raise JUnitError(f"root element must be <testsuites> or <testsuite>, got <{root_tag}>")
-    results: list[Result] = []
+    checkout = _checkout_dir(run.repository)
+    entries: list[_Entry] = []
     for index, (case, suite) in enumerate(_testcases(root), start=1):
         if index > max_results:
             raise TooManyTestcases(f"the report has more than {max_results:,} testcases (the limit per report)")
-        results.append(_result(case, suite, index, invariant_prefixes))
+        entries.append(_entry(case, suite, index, invariant_prefixes, checkout))
+    try:
+        results = _with_harness(entries)
+    except ValidationError as exc:
+        raise JUnitError(f"report is not valid: {_first_error(exc)}") from None
     try:
         return Report(schema_version=1, run=run, results=results)
     except ValidationError as exc:  # e.g. more results than the format allows
@@ -201,6 +206,7 @@ class _Suite:
     name: str
     file: str | None
     meta: _Meta
+    key: int = 0  # which <testsuite> element: vitest's hooks block the tests of their own suite
 
 
 def _testcases(root: Element) -> Iterator[tuple[Element, _Suite]]:
@@ -224,7 +230,7 @@ def _testcases(root: Element) -> Iterator[tuple[Element, _Suite]]:
 def _suite_context(element: Element, parent: _Suite) -> _Suite:
     name = element.get("name") or ""
     meta = _meta(_properties(element), f"testsuite {name!r}")
-    return _Suite(name=name, file=element.get("file") or parent.file, meta=meta.under(parent.meta))
+    return _Suite(name=name, file=element.get("file") or parent.file, meta=meta.under(parent.meta), key=id(element))
 
 
 def _properties(element: Element) -> list[tuple[str, str]]:
@@ -308,9 +314,28 @@ def _json_evidence(value: str, name: str, where: str) -> list[dict[str, Any]]:
 # --- one testcase ---------------------------------------------------------------------------------
 
 
-def _result(case: Element, suite: _Suite, index: int, invariant_prefixes: frozenset[str]) -> Result:
+@dataclass
+class _Entry:
+    """One testcase as parsed, before the harness pass decides whether it blocked other tests."""
+
+    result: Result
+    suite: int
+    name: str  # the test name as shown (class prefix included)
+    shape: str  # "vitest" (classname is the file), "jest" (classname is a label), "" otherwise
+    harness: str | None = None  # what broke, for a failure of the harness rather than of a test
+    label: str | None = None  # the harness failure's own name: tests it blocked share it
+    blocks_itself: bool = True  # the test itself did not run (a setup, a beforeAll failed)
+    after: bool = False  # the test ran, then its teardown failed
+    stopped: str | None = None  # what did not run at all: "every test in tests/test_x.py"
+    blocked: list[str] = field(default_factory=list)
+
+
+def _entry(
+    case: Element, suite: _Suite, index: int, invariant_prefixes: frozenset[str], checkout: str | None
+) -> _Entry:
     raw_name = case.get("name") or ""
-    classname = case.get("classname") or ""
+    raw_classname = case.get("classname") or ""
+    classname = raw_classname.strip()
     where = f"testcase #{index} {raw_name!r}"
 
     failures: list[tuple[str, Element]] = []
@@ -351,16 +376,32 @@ def _result(case: Element, suite: _Suite, index: int, invariant_prefixes: frozen
         invariant = meta.invariant or name_ids[1] or class_ids[1] or suite.meta.invariant
         meta = meta.under(suite.meta)
 
+    # jest-junit's defaults: classname and name are both "<describe chain> <title>", and no file.
+    label_classname = bool(classname) and _is_label(raw_classname, raw_name)
     test_file = case.get("file")
     if not test_file and unhandled and detail:
         origin = _ORIGINATED_IN.search(detail)  # "This error originated in "x.test.ts" test file."
         test_file = origin.group(1) if origin else None
-    test_file = test_file or _file_from_classname(classname) or suite.file
-    if not test_file and not classname.strip() and _DOTTED.fullmatch(raw_name):
+    if not test_file and classname == _JEST_SUITE_FAILED and _is_source_path(raw_name):
+        test_file = raw_name  # jest-junit's reportTestSuiteErrors: the name is the file
+    if not test_file and label_classname:
+        # The label is not a file, and two files may hold the same describe and test names: the
+        # failure's own stack names the file.
+        test_file = _file_from_stack(detail, checkout) or suite.file
+    python = _python_classname(classname, suite.name)
+    if not test_file and not label_classname:
+        test_file = _file_from_classname(classname, python) or suite.file
+    if not test_file and not classname and _DOTTED.fullmatch(raw_name):
         test_file = _module_to_path(raw_name)  # pytest collection error: name = the module path
+    if not test_file and not classname and suite.name:
+        test_file = suite.name  # gotestsum's TestMain: the suite is the Go package
 
+    name = _test_name(raw_name)
+    if python:
+        name = _pytest_class(classname) + name
+    shape = "vitest" if classname and _is_source_path(classname) else "jest" if label_classname else ""
     try:
-        return Result(
+        result = Result(
             scenario_id=scenario,
             invariant_id=invariant,
             status=status,
@@ -369,12 +410,162 @@ def _result(case: Element, suite: _Suite, index: int, invariant_prefixes: frozen
             message=_cap(message, MESSAGE_LIMIT) if message is not None else None,
             detail=_cap(detail, DETAIL_LIMIT) if detail is not None else None,
             test_file=_cap(test_file, 1000) if test_file else None,
-            test_name=_cap(_pytest_class(classname) + _test_name(raw_name), 2000) or None,
+            test_name=_cap(name, 2000) or None,
             duration_seconds=_duration(case.get("time")),
             evidence=list(meta.evidence),
         )
     except ValidationError as exc:
         raise JUnitError(f"{where}: {_first_error(exc)}") from None
+    entry = _Entry(result, suite.key, name, shape)
+    if failures:
+        _classify_harness(entry, classname, raw_name, message or "", detail or "", unhandled, failures)
+    return entry
+
+
+# --- harness failures -----------------------------------------------------------------------------
+#
+# A hook, a fixture, a setup or teardown, a module that does not import, an unhandled error: the
+# harness broke, not the product. Such a failure carries no scenario or invariant (the contract
+# check then presets it to the harness class), is named after what broke (the tests it blocked
+# share that name, so they are one incident) and its message names the tests it blocked.
+
+_PYTEST_PHASE = re.compile(r"^failed on (setup|teardown) with ")
+_PYTEST_FIXTURE = re.compile(r"^\s*(?:async\s+)?def ([A-Za-z_][A-Za-z0-9_]*)\(", re.MULTILINE)
+_NUNIT_PHASE = re.compile(r"^(OneTimeSetUp|OneTimeTearDown|SetUp|TearDown)\s*:")
+_NUNIT_SETUP_FRAME = re.compile(r"^\s*at [^\n(]*\.(SetUp|OneTimeSetUp)\(\)", re.MULTILINE)
+_GO_PACKAGE_FAILURES = frozenset({"[build failed]", "[setup failed]", "Failure"})
+_JEST_SUITE_FAILED = "Test suite failed to run"
+_BLOCKED_SHOWN = 20
+
+
+def _classify_harness(
+    entry: _Entry,
+    classname: str,
+    raw_name: str,
+    message: str,
+    detail: str,
+    unhandled: bool,
+    failures: list[tuple[str, Element]],
+) -> None:
+    kinds = {kind for kind, _ in failures}
+    phase = _PYTEST_PHASE.match(message)
+    nunit = _NUNIT_PHASE.match(message)
+    if unhandled:
+        entry.harness, entry.label, entry.blocks_itself = "unhandled error", entry.name, False
+    elif kinds == {"error"} and not classname and message == "collection failure":
+        entry.harness, entry.label = "collection error (the module did not import)", entry.name
+        entry.blocks_itself, entry.stopped = False, f"every test in {entry.result.test_file or entry.name}"
+    elif kinds == {"error"} and phase:
+        fixture = _PYTEST_FIXTURE.search(detail)
+        what = f"fixture {fixture.group(1)}" if fixture else entry.name
+        entry.harness, entry.label = f"{phase.group(1)} error", f"{what} ({phase.group(1)})"
+        entry.blocks_itself = phase.group(1) == "setup"
+        entry.after = not entry.blocks_itself
+    elif nunit or _NUNIT_SETUP_FRAME.match(detail):
+        hook = nunit.group(1) if nunit else _NUNIT_SETUP_FRAME.match(detail).group(1)  # type: ignore[union-attr]
+        entry.harness, entry.label = f"{hook} failed", hook
+        entry.blocks_itself = "SetUp" in hook
+        entry.after = not entry.blocks_itself
+    elif kinds == {"error"} and raw_name in _GO_PACKAGE_FAILURES and message in ("Build error", "Runtime error"):
+        entry.harness, entry.label = f"package failure ({message.lower()})", raw_name
+        entry.blocks_itself, entry.stopped = False, f"every test of package {entry.result.test_file}"
+    elif not classname and raw_name == "TestMain":
+        entry.harness, entry.label, entry.blocks_itself = "package failure (TestMain)", raw_name, False
+        entry.stopped = f"every test of package {entry.result.test_file}"
+    elif entry.shape == "jest" and classname == _JEST_SUITE_FAILED:
+        entry.harness, entry.label, entry.blocks_itself = "test file failed to run", _JEST_SUITE_FAILED, False
+        entry.stopped = f"every test in {entry.result.test_file or raw_name}"
+    elif entry.shape == "jest" and "_callCircusHook" in detail:
+        entry.harness, entry.label = "hook failed", None  # named after its tests, once they are known
+
+
+def _with_harness(entries: list[_Entry]) -> list[Result]:
+    """Results in document order, harness failures marked (see above)."""
+    by_suite: dict[int, list[_Entry]] = {}
+    for entry in entries:
+        by_suite.setdefault(entry.suite, []).append(entry)
+    for entry in entries:
+        if entry.shape == "vitest" and entry.harness is None and entry.result.is_failure:
+            _vitest_hook(entry, by_suite[entry.suite])
+
+    groups: dict[tuple[object, ...], list[_Entry]] = {}
+    for entry in entries:
+        if entry.harness is None:
+            continue
+        if entry.label is None:  # jest: one hook failure per suite and error
+            key: tuple[object, ...] = (entry.suite, entry.harness, _first_line(entry.result.message or ""))
+        else:
+            key = (entry.result.test_file, entry.harness, entry.label)
+        groups.setdefault(key, []).append(entry)
+    for members in groups.values():
+        label = members[0].label or _hook_label([m.name for m in members])
+        blocked = list(dict.fromkeys(name for m in members for name in m.blocked))
+        blocked += [m.name for m in members if m.blocks_itself and m.name not in blocked]
+        ran = list(dict.fromkeys(m.name for m in members if m.after))
+        stopped = members[0].stopped
+        for member in members:
+            member.result = _as_harness(member, label, blocked, ran, stopped)
+    return [entry.result for entry in entries]
+
+
+def _vitest_hook(entry: _Entry, suite: list[_Entry]) -> None:
+    """vitest reports a failed beforeAll/afterAll as a testcase named after its describe block (the
+    whole chain in vitest 5, the innermost name in vitest 3), and a file that failed to load (or
+    whose top-level hook failed) as one named after the file; the tests under it are the ones it
+    skipped. The hook is named by its whole chain, as its tests are."""
+    whole_file = entry.name == entry.result.test_file
+    scope = f" > {entry.name} > "
+    under = [o for o in suite if o is not entry and (whole_file or scope in f" > {o.name}")]
+    if not under and not whole_file:
+        return  # an ordinary test
+    entry.harness = "file failed to load or its hook failed" if whole_file else "hook failed"
+    entry.label, entry.blocks_itself = entry.name, False
+    if under and not whole_file:
+        chain = f" > {under[0].name}"
+        entry.label = chain[3 : chain.index(scope) + len(scope) - 3]
+    # Tests that ran (passed or failed) were not blocked: an afterAll failed, after them. Those
+    # skipped by a beforeAll cannot be told from those skipped on their own.
+    if all(o.result.status == "skipped" for o in under):
+        entry.blocked = [o.name for o in under]
+    if whole_file and not under:
+        entry.stopped = f"every test in {entry.name}"  # the file did not load: none was collected
+
+
+def _hook_label(names: list[str]) -> str:
+    """jest names no hook: what its tests' names share is the describe block it belongs to."""
+    words = [name.split() for name in names]
+    common: list[str] = []
+    for column in zip(*words, strict=False):
+        if len(set(column)) != 1:
+            break
+        common.append(column[0])
+    shared = " ".join(common) if len(names) > 1 and common else names[0]
+    return f"{shared} (hook)"
+
+
+def _as_harness(entry: _Entry, label: str, blocked: list[str], ran: list[str], stopped: str | None) -> Result:
+    result = entry.result
+    lines: list[str] = [f"Blocked {stopped}"] if stopped else []
+    if blocked:
+        shown = ", ".join(blocked[:_BLOCKED_SHOWN])
+        more = f" and {len(blocked) - _BLOCKED_SHOWN} more" if len(blocked) > _BLOCKED_SHOWN else ""
+        lines.append(f"Blocked {len(blocked)} test{'s' if len(blocked) != 1 else ''}: {shown}{more}")
+    if ran:
+        lines.append(f"After: {', '.join(ran[:_BLOCKED_SHOWN])}")
+    message = "\n".join([result.message or entry.harness or "", *lines])
+    listing = "".join(f"\n  - {name}" for name in blocked)
+    header = f"Harness failure: {entry.harness}." + (f"\nBlocked tests:{listing}" if blocked else "")
+    header += f"\nBlocked {stopped}." if stopped else ""
+    detail = f"{header}\n\n{result.detail}" if result.detail else header
+    return result.model_copy(
+        update={
+            "scenario_id": None,
+            "invariant_id": None,
+            "test_name": _cap(label, 2000),
+            "message": _cap(message, MESSAGE_LIMIT),
+            "detail": _cap(detail, DETAIL_LIMIT),
+        }
+    )
 
 
 def _body(element: Element) -> str:
@@ -465,30 +656,76 @@ def _ids_in(text: str, invariant_prefixes: frozenset[str]) -> tuple[str | None, 
     return scenario, invariant
 
 
-def _file_from_classname(classname: str) -> str | None:
-    classname = classname.strip()
+def _is_source_path(text: str) -> bool:
+    return "/" in text or "\\" in text or bool(_SOURCE_FILE.search(text))
+
+
+def _is_label(raw_classname: str, raw_name: str) -> bool:
+    """A classname that is a human label rather than a file, module or class: jest-junit's default
+    ``{classname} {title}`` (the describe chain and the title, with spaces; the same as the name)."""
+    classname = raw_classname.strip()
+    if _is_source_path(classname):
+        return False
+    return raw_classname == raw_name or any(ch.isspace() for ch in raw_classname)
+
+
+def _python_classname(classname: str, suite_name: str) -> bool:
+    """pytest's ``tests.test_api.TestUsers``, as opposed to a Java or .NET class
+    (``org.acme.FailingTest``): pytest's suite is named ``pytest`` unless configured otherwise,
+    and its modules are ``test_*`` or ``*_test`` unless configured otherwise."""
+    if not _DOTTED.fullmatch(classname) or _SOURCE_FILE.search(classname):
+        return False
+    parts = classname.split(".")
+    while len(parts) > 1 and parts[-1][:1].isupper():
+        parts.pop()
+    module = parts[-1]
+    if not module[:1].islower():
+        return False  # .NET: CBDD.Tests.Storage.RecoveryTests
+    return suite_name == "pytest" or module.startswith("test_") or module.endswith("_test")
+
+
+def _file_from_classname(classname: str, python: bool) -> str | None:
     if not classname:
         return None
-    if "/" in classname or "\\" in classname or _SOURCE_FILE.search(classname):
-        return classname  # vitest: the file path relative to the project root
-    if _DOTTED.fullmatch(classname):
+    if python:
         return _module_to_path(classname) or classname  # pytest: tests.test_api.TestUsers
-    return classname  # some other tool's label: still the best identity there is
+    return classname  # a file (vitest), a package (Go), a class (Java, .NET): the identity there is
+
+
+# A stack frame's file: ``at fn (/abs/or/rel/path.test.js:12:3)`` or ``at /path.test.js:12:3``.
+_STACK_FILE = re.compile(r"^\s*at (?:[^\n(]*\()?((?:[A-Za-z]:)?[^\s():]+\.[cm]?[jt]sx?):\d+:\d+\)?\s*$", re.MULTILINE)
+
+
+def _file_from_stack(detail: str | None, checkout: str | None) -> str | None:
+    """The test file in a JavaScript stack: the first frame outside node_modules and Node itself,
+    relative to the checkout (GitHub Actions checks ``owner/name`` out in ``…/name/name/``)."""
+    if not detail:
+        return None
+    for match in _STACK_FILE.finditer(detail[:DETAIL_LIMIT]):
+        path = match.group(1)
+        if "/node_modules/" in path or "\\node_modules\\" in path or path.startswith("node:"):
+            continue
+        if checkout and path.startswith("/"):
+            cut = path.rfind(checkout)
+            if cut >= 0 and len(path) > cut + len(checkout):
+                path = path[cut + len(checkout) :]
+        return path
+    return None
+
+
+def _checkout_dir(repository: str) -> str | None:
+    name = repository.rstrip("/").rsplit("/", 1)[-1]
+    return f"/{name}/" if name else None
 
 
 def _pytest_class(classname: str) -> str:
     """``TestCheckout::`` for pytest's ``tests.test_shop.TestCheckout`` (nested classes joined the
     same way), as in pytest's node id: the file alone does not tell ``TestCheckout::test_total``
     from ``TestRefund::test_total``, and two tests must never become one incident."""
-    classname = classname.strip()
-    if not _DOTTED.fullmatch(classname) or _SOURCE_FILE.search(classname):
-        return ""
     parts = classname.split(".")
     classes: list[str] = []
     while len(parts) > 1 and parts[-1][:1].isupper():
         classes.insert(0, parts.pop())
-    if not parts[-1][:1].islower():
-        return ""  # not a Python module path (.NET's CBDD.Tests.Storage.RecoveryTests): the label stays whole
     return "".join(f"{name}::" for name in classes)
 
 

@@ -48,11 +48,17 @@ def test_vitest_hook_failures_snapshot() -> None:
     assert len(report.results) == 8
     assert Counter(r.status for r in report.results) == {"skipped": 4, "passed": 2, "failed": 2}
     results = by_name(report)
-    # A failed beforeAll/afterAll is a testcase named after the suite.
+    # A failed beforeAll/afterAll is a testcase named after the suite: a harness failure that
+    # names the tests it skipped (an afterAll's tests ran: it blocked none).
     hook = results["suite with beforeAll"]
     assert hook.status == "failed"
-    assert hook.message == "beforeAll error"
-    assert hook.detail == "Error: beforeAll error\n ❯ basic.test.ts:10:11"
+    blocked = ["suite with beforeAll > ok 1", "suite with beforeAll > ok 2", "suite with beforeAll > skip 1"]
+    assert hook.message == f"beforeAll error\nBlocked 3 tests: {', '.join(blocked)}"
+    assert hook.detail == (
+        "Harness failure: hook failed.\nBlocked tests:"
+        + "".join(f"\n  - {name}" for name in blocked)
+        + "\n\nError: beforeAll error\n ❯ basic.test.ts:10:11"
+    )
     assert results["suite with afterAll"].message == "afterAll error"
     assert results["suite with beforeAll > ok 1"].status == "skipped"
     assert results["suite with afterAll > ok 1"].status == "passed"
@@ -100,7 +106,7 @@ def test_unhandled_errors_never_carry_ids() -> None:
     )
     result = parse(doc).results[0]
     assert (result.status, result.scenario_id, result.invariant_id) == ("error", None, None)
-    assert result.test_file == "vitest unhandled errors"
+    assert result.test_file is None  # the suite's name is a label, not a file
 
 
 # --- pytest shape ---------------------------------------------------------------------------------
@@ -154,20 +160,24 @@ def test_pytest_document() -> None:
     ]
     call, teardown, setup, passed, skip, xfail, xpass, collection, param = report.results
 
-    # Call failure + teardown error: two results with the same name, both kept.
-    # The class is part of the name, as in pytest's node id (two classes may share a test name).
-    assert call.test_name == teardown.test_name == "TestWindow::test_BID_001_TENANT_001_no_cross_org"
+    # Call failure + teardown error: two results, both kept. The class is part of the name, as in
+    # pytest's node id (two classes may share a test name). The teardown error is the harness's:
+    # no ids, named after the fixture its traceback starts in, and it names the test it ran after.
+    assert call.test_name == "TestWindow::test_BID_001_TENANT_001_no_cross_org"
+    assert teardown.test_name == "fixture teardown (teardown)"
     assert (call.scenario_id, call.invariant_id) == ("BID-001", "TENANT-001")
-    assert (teardown.scenario_id, teardown.invariant_id) == ("BID-001", "TENANT-001")
+    assert (teardown.scenario_id, teardown.invariant_id) == (None, None)
     assert call.test_file == "tests/integration/test_bidding.py"
     assert call.message == "AssertionError: notification for org-b visible to org-a\nassert 1 == 0"
     assert call.detail is not None and "E       AssertionError" in call.detail
     assert call.duration_seconds == pytest.approx(0.101)
-    assert teardown.message == 'failed on teardown with "RuntimeError: db gone"'
+    assert teardown.message == (
+        'failed on teardown with "RuntimeError: db gone"\nAfter: TestWindow::test_BID_001_TENANT_001_no_cross_org'
+    )
 
-    assert setup.test_name == "test_users[a-1]"
+    assert setup.test_name == "test_users[a-1] (setup)"  # no fixture in the traceback: the test's own
     assert setup.test_file == "tests/test_api.py"
-    assert setup.message == 'failed on setup with "ConnectionError: refused"'
+    assert setup.message == 'failed on setup with "ConnectionError: refused"\nBlocked 1 test: test_users[a-1]'
     assert setup.scenario_id is None and setup.invariant_id is None
     assert passed.test_name == "test_users[b-2]"
     assert passed.message is None and passed.detail is None
@@ -175,7 +185,8 @@ def test_pytest_document() -> None:
     assert xfail.message == "known bug"
     assert xpass.message == "[XPASS(strict)] known bug"
 
-    assert collection.message == "collection failure"
+    assert collection.message == "collection failure\nBlocked every test in tests/test_broken.py"
+    assert collection.scenario_id is None and collection.invariant_id is None
     assert collection.test_name == "tests.test_broken"
     assert collection.test_file == "tests/test_broken.py"
 
