@@ -73,6 +73,11 @@ class Incident(SQLModel, table=True):
         sa_column=Column(JSON, nullable=False, server_default="{}"),
         description="fields milestones asked for",
     )
+    alert: dict[str, Any] | None = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="an Alertmanager incident's alert as last notified (status, labels, summary, links)",
+    )
     assignee: str | None = None
     suggested_class: str | None = None
     suggested_reason: str | None = None

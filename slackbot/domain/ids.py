@@ -86,7 +86,10 @@ ALERTMANAGER_REPOSITORY = "alertmanager"  # the repository of incidents opened f
 
 
 def identity(incident: Any) -> str:
-    """How people name a failure: its ids, or the test when its playbook needs no ids."""
+    """How people name a failure: its ids, or the test when its playbook needs no ids. An alert is
+    named by its alertname alone (it never has an invariant to miss)."""
+    if incident.repository == ALERTMANAGER_REPOSITORY:
+        return str(incident.scenario_id or incident.test_identity)
     if incident.scenario_id or incident.invariant_id:
         return f"{incident.scenario_id or 'no scenarioId'} / {incident.invariant_id or 'no invariantId'}"
     if incident.contract_violation:

@@ -27,12 +27,12 @@ from slack_sdk.models.blocks import (
 )
 
 from slackbot.config import Playbook
-from slackbot.config.policy import AlertRunbook
 from slackbot.config.taxonomy import TaxonomyEntry
 from slackbot.db.models import Incident, Run
 from slackbot.documents.commands import fill_command, repro_for
 from slackbot.domain.ids import ALERTMANAGER_REPOSITORY, escalate_value, identity
 from slackbot.domain.states import BeadState, IncidentStatus
+from slackbot.slack.alert_card import render_alert_card
 from slackbot.slack.escape import code, escape, link, slack_date, truncate
 from slackbot.slack.posts import Mrkdwn, render_named
 
@@ -91,8 +91,11 @@ def _entry_text(kind: str, ident: str | None, entry: TaxonomyEntry | None, viola
 def render_card(view: CardView) -> tuple[str, list[dict[str, Any]]]:
     """Returns (fallback text, blocks as dicts). Pure: same view, same card."""
     incident = view.incident
-    blocks = _alert_card(view) if incident.repository == ALERTMANAGER_REPOSITORY else _failure_card(view)
-    blocks = blocks[:MAX_BLOCKS]
+    if incident.repository == ALERTMANAGER_REPOSITORY:  # an alert has its own layout (alert_card.py)
+        actions = None if incident.status == IncidentStatus.RESOLVED else _actions(incident, view.playbook)
+        pending = [(p.description, p.at) for p in view.pending]
+        return render_alert_card(incident, view.playbook, pending=pending, actions=actions)
+    blocks = _failure_card(view)[:MAX_BLOCKS]
     fallback = truncate(f"{incident.key} {identity(incident)}: {escape(incident.symptom)}", 3900)
     return fallback, [b.to_dict() for b in blocks]
 
@@ -210,26 +213,6 @@ def _detail_fields(view: CardView) -> list[str]:
     return fields
 
 
-def _alert_card(view: CardView) -> list[Block]:
-    """Alertmanager incidents keep their layout until they get a card of their own (alert_card)."""
-    incident, playbook = view.incident, view.playbook
-    resolved = incident.status == IncidentStatus.RESOLVED
-    blocks: list[Block] = [_header(incident)]
-    blocks.append(_section(render_named(playbook, "card_summary", **summary_context(view))))
-    flags = _flag_lines(view)
-    if flags:
-        blocks.append(_section("\n".join(flags)))
-    blocks.append(SectionBlock(fields=[_md(truncate(f, FIELD_LIMIT)) for f in _fields(view)[:10]]))
-    blocks.extend(_alert_sections(alert_runbook(incident, playbook), incident, view))
-    context = [f"Test: {code(incident.test_identity)}", f"Playbook: {escape(playbook.title)}"]
-    context += [f"⏰ {escape(p.description)} at {slack_date(p.at, '{time}')}" for p in view.pending]
-    blocks.append(ContextBlock(elements=[_md(truncate(c, SECTION_LIMIT)) for c in context[:10]]))
-    if not resolved:
-        blocks.append(DividerBlock())
-        blocks.append(_actions(incident, playbook))
-    return blocks
-
-
 def summary_context(view: CardView) -> dict[str, Any]:
     """What the playbook's ``card_summary.j2`` may say (escaped unless built from trusted ids)."""
     incident, playbook = view.incident, view.playbook
@@ -276,77 +259,6 @@ def _flag_lines(view: CardView, *, short: bool = False) -> list[str]:
             described = f" — {escape(rule.description)}" if rule.description and not short else ""
             lines.append(f"🚩 *{escape(rule.label)}*{described}")
     return lines
-
-
-def _fields(view: CardView) -> list[str]:
-    incident, playbook = view.incident, view.playbook
-    resolved = incident.status == IncidentStatus.RESOLVED
-    status = "Resolved" if resolved else playbook.milestone_label(incident.milestone)
-    suggested = (
-        f"{escape(playbook.class_label(incident.suggested_class))} ({escape(incident.suggested_reason)})"
-        if incident.suggested_class
-        else "none — classify to route"
-    )
-    route = playbook.class_route(incident.failure_class)
-    owner = route.owner.mention() if route else "—"
-    if route is not None and route.secondary_owner is not None:
-        owner += f" (secondary {route.secondary_owner.mention()})"
-    fields = [
-        f"*Status:*\n{escape(status)}",
-        f"*Class:*\n{escape(playbook.class_label(incident.failure_class))}"
-        + (" _(contract rule)_" if incident.class_source == "contract" else ""),
-        f"*Severity:*\n{escape(playbook.severity_label(incident.severity))}",
-        f"*Assignee:*\n{f'<@{incident.assignee}>' if incident.assignee else 'nobody yet'}",
-        f"*Owner:*\n{owner}",
-        f"*Suggested owner:*\n{truncate(suggested, 400)}",
-        f"*Occurrences:*\n{incident.occurrence_count} (first {slack_date(incident.first_seen)}, "
-        f"last {slack_date(incident.last_seen)})",
-    ]
-    if route is not None and route.required_action:
-        fields.append(f"*Required action:*\n{escape(route.required_action)}")
-    elif incident.organization_under_test or playbook.policy.id_contract != "none":
-        fields.append(f"*Organization under test:*\n{escape(incident.organization_under_test) or '—'}")
-    if not incident.failure_class and not resolved and incident.classify_deadline is not None:
-        fields.append(f"*Classify by:*\n{slack_date(incident.classify_deadline)}")
-    if incident.escalation_level:
-        fields.append(f"*Escalation level:*\n{incident.escalation_level}")
-    if incident.bead_id or incident.bead_state != BeadState.NONE:
-        bead = code(incident.bead_id) if incident.bead_id else f"bead {escape(incident.bead_state)}"
-        fields.append(f"*Defect bead:*\n{bead}")
-    return fields
-
-
-def alert_runbook(incident: Incident, playbook: Playbook) -> AlertRunbook | None:
-    """Operational alerts from Alertmanager carry their own runbook (the playbook's ``alerts``)."""
-    if incident.repository != ALERTMANAGER_REPOSITORY:
-        return None
-    return playbook.alert(incident.scenario_id)
-
-
-def _alert_sections(alert: AlertRunbook | None, incident: Incident, view: CardView) -> list[Block]:
-    name = code(incident.scenario_id)
-    if alert is None:
-        blocks: list[Block] = [
-            _section(
-                f"*Alert:* {name} — _no runbook for it in the {escape(view.playbook.name)} playbook_: "
-                "escalate, and add one so the next responder does not improvise."
-            )
-        ]
-    else:
-        blocks = [_section(f"*Alert:* {name} — _detected by_ {escape(alert.detection)}")]
-        if alert.steps:
-            text = "\n".join(f"{n}. *{escape(s.phase or '')}:* {escape(s.text)}" for n, s in enumerate(alert.steps, 1))
-            blocks.append(_section(f"*Runbook:*\n{text}"))
-        else:  # the failure mode's checklist is the runbook: it is posted in the thread
-            route = view.playbook.class_route(alert.failure_class)
-            if route is not None and route.first_response:
-                blocks.append(_section(f"*Runbook:* {escape(route.label)} — the steps are the checklist in the thread"))
-    if incident.key_entity_ids:
-        labels = ", ".join(f"{escape(k)}={code(v)}" for k, v in sorted(incident.key_entity_ids.items()))
-        blocks.append(_section(f"*Key entity ids (alert labels):* {labels}"))
-    if view.run is not None and view.run.url:
-        blocks.append(_section(f"*Source:* {link(view.run.url, 'Alertmanager')}"))
-    return blocks
 
 
 def _failure_sections(view: CardView) -> list[Block]:

@@ -50,7 +50,7 @@ from slackbot.domain.changes import Actor, IncidentError, Resolve
 from slackbot.domain.effects import EffectKind, Event, Key
 from slackbot.domain.ids import ALERTMANAGER_REPOSITORY, short_symptom
 from slackbot.domain.states import IncidentStatus
-from slackbot.incidents import opening
+from slackbot.incidents import opening, state
 from slackbot.incidents.core import IncidentCore
 from slackbot.incidents.effects import Effects, utc
 
@@ -135,6 +135,29 @@ class AlertmanagerPayload(_Model):
             (a.annotations[name] for a in self.alerts if a.annotations.get(name)), ""
         )
 
+    def snapshot(self, *, resolved_at: datetime | None = None) -> dict[str, Any]:
+        """What the alert card shows, as this notification tells it (``Incident.alert``). Labels
+        are the group's common ones: every alert of the group has them, so a silence matching
+        them silences the group and nothing else."""
+        firing = [a for a in self.alerts if a.status == "firing"]
+        generator = next((a.generator_url for a in (*firing, *self.alerts) if a.generator_url), "")
+        labels = dict(sorted(self.common_labels.items())[:_MAX_LABELS]) or {"alertname": self.alertname}
+        return {
+            "status": self.status,
+            "alertname": self.alertname,
+            "labels": {_cut(k, 100): _cut(v, _MAX_TEXT) for k, v in labels.items()},
+            "summary": _cut(self.annotation("summary"), _MAX_TEXT),
+            "description": _cut(self.annotation("description"), _MAX_TEXT),
+            "value": _cut(self.annotation("value"), _MAX_TEXT),
+            "runbook_url": _cut(self.annotation("runbook_url"), _MAX_URL),
+            "dashboard_url": _cut(self.annotation("dashboard_url") or self.annotation("grafana_url"), _MAX_URL),
+            "external_url": _cut(self.external_url, _MAX_URL),
+            "generator_url": _cut(generator, _MAX_URL),
+            "firing": len(firing),
+            "alerts": [_cut(a.describe(), 200) for a in firing][:10],
+            "resolved_at": resolved_at.isoformat() if resolved_at else None,
+        }
+
     @property
     def notification_id(self) -> str:
         """Equal for the repeats and HA twins of one notification, different when anything
@@ -142,6 +165,15 @@ class AlertmanagerPayload(_Model):
         alerts = sorted((a.identity, a.status, a.starts_at) for a in self.alerts)
         basis = json.dumps([self.group_key, self.status, alerts], separators=(",", ":"))
         return hashlib.sha256(basis.encode()).hexdigest()[:40]
+
+
+_MAX_LABELS = 30
+_MAX_TEXT = 500
+_MAX_URL = 2000
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def group_fingerprint(group_key: str) -> str:
@@ -203,7 +235,7 @@ class AlertmanagerService:
             query = query.with_for_update()
         incident = session.exec(query).first()
         if payload.status == "resolved":
-            return self._resolve(session, incident)
+            return self._resolve(session, payload, incident)
         firing = [a for a in payload.alerts if a.status == "firing"]
         if incident is None and not firing:
             return AlertOutcome("not_open", message="no firing alert and no open incident for this group")
@@ -327,6 +359,7 @@ class AlertmanagerService:
         iid = incident.id
         fresh = self._occurrences(session, incident, run, firing, payload, now)
         incident.occurrence_count = len(fresh)
+        incident.alert = payload.snapshot()
         session.add(incident)
         effects.enqueue(
             EffectKind.INCIDENT_NOTE,
@@ -362,6 +395,7 @@ class AlertmanagerService:
         resolved = [a.describe() for a in payload.alerts if a.status == "resolved"]
         if not fresh and not resolved:
             return AlertOutcome("unchanged", incident.id, f"{incident.key}: nothing new in this notification")
+        incident.alert = payload.snapshot()
         effects = Effects(now=now)
         note = {
             "template": "alert_update",
@@ -387,10 +421,12 @@ class AlertmanagerService:
 
     # -- resolved ---------------------------------------------------------------------------------
 
-    def _resolve(self, session: Session, incident: Incident | None) -> AlertOutcome:
+    def _resolve(self, session: Session, payload: AlertmanagerPayload, incident: Incident | None) -> AlertOutcome:
         if incident is None:
             return AlertOutcome("not_open", message="no open incident for this group (already resolved?)")
         assert incident.id is not None
+        # The card says the alert cleared whether or not the incident may close with it.
+        incident.alert = payload.snapshot(resolved_at=self.clock.now())
         try:
             # The core validates before it changes anything: a refused resolve leaves nothing behind.
             self.core.apply(session, incident.id, ACTOR, Resolve(RESOLVED_NOTE))
@@ -417,6 +453,7 @@ class AlertmanagerService:
                 incident_id=incident.id,
                 lane=incident.channel,
             )
+            state.changed(session, self.playbooks.get(incident.playbook), incident, effects)
             effects.flush(session)
             return AlertOutcome("kept_open", incident.id, str(exc))
         return AlertOutcome("resolved", incident.id, f"{incident.key} resolved by Alertmanager")

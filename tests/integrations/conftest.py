@@ -10,6 +10,7 @@ import json
 import uuid
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,32 +84,40 @@ class CiBot(Bot):
         return httpx.post(self.url + "/webhooks/alertmanager", json=payload, headers=headers, timeout=10)
 
 
+@contextmanager
+def running_ci_bot(directory: Path) -> Iterator[CiBot]:
+    """The bot and its fakes, in ``directory``; a context so one bot can serve a whole module."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        repos = ("acme/dispatch", OCTO_REPO)
+        with SlackEmulator() as emulator, running_pagerduty() as pagerduty, FakeGitHub(repos=repos) as github:
+            settings = Settings(
+                SLACK_BOT_TOKEN=emulator.bot_token,
+                SLACK_SIGNING_SECRET=emulator.signing_secret,
+                SLACK_API_URL=emulator.base_url,
+                TRIAGE_DATABASE_URL=f"sqlite:///{directory / 'triage.db'}",
+                TRIAGE_RUNBOOKS_DIR=RUNBOOKS,
+                TRIAGE_INGEST_SECRET=SECRET,
+                PAGERDUTY_EVENTS_URL=pagerduty.url,
+                TRIAGE_BD_BIN=FAKE_BD,
+                BEADS_DIR=init_beads(directory),
+                GITHUB_API_URL=github.url,
+                GITHUB_TOKEN=github.token,
+                GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET,
+                TRIAGE_ALERTMANAGER_TOKEN=ALERTMANAGER_TOKEN,
+            )
+            clock = ShiftClock()
+            core = build_runtime(settings, slack=slack_client_for(settings), clock=clock)
+            seed_workspace(emulator, core.playbooks)
+            emulator.add_user(OUTSIDER, "outsider")
+            emulator.add_user(NOTIFIER_USER, "github-actions", is_bot=True)
+            with serve(build_asgi(core)) as url:
+                emulator.bot_url = url + "/slack/events"
+                yield CiBot(core=core, clock=clock, emulator=emulator, pagerduty=pagerduty, github=github, url=url)
+
+
 @pytest.fixture
-def ci_bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CiBot]:
-    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    repos = ("acme/dispatch", OCTO_REPO)
-    with SlackEmulator() as emulator, running_pagerduty() as pagerduty, FakeGitHub(repos=repos) as github:
-        settings = Settings(
-            SLACK_BOT_TOKEN=emulator.bot_token,
-            SLACK_SIGNING_SECRET=emulator.signing_secret,
-            SLACK_API_URL=emulator.base_url,
-            TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'triage.db'}",
-            TRIAGE_RUNBOOKS_DIR=RUNBOOKS,
-            TRIAGE_INGEST_SECRET=SECRET,
-            PAGERDUTY_EVENTS_URL=pagerduty.url,
-            TRIAGE_BD_BIN=FAKE_BD,
-            BEADS_DIR=init_beads(tmp_path),
-            GITHUB_API_URL=github.url,
-            GITHUB_TOKEN=github.token,
-            GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET,
-            TRIAGE_ALERTMANAGER_TOKEN=ALERTMANAGER_TOKEN,
-        )
-        clock = ShiftClock()
-        core = build_runtime(settings, slack=slack_client_for(settings), clock=clock)
-        seed_workspace(emulator, core.playbooks)
-        emulator.add_user(OUTSIDER, "outsider")
-        emulator.add_user(NOTIFIER_USER, "github-actions", is_bot=True)
-        with serve(build_asgi(core)) as url:
-            emulator.bot_url = url + "/slack/events"
-            yield CiBot(core=core, clock=clock, emulator=emulator, pagerduty=pagerduty, github=github, url=url)
+def ci_bot(tmp_path: Path) -> Iterator[CiBot]:
+    with running_ci_bot(tmp_path) as bot:
+        yield bot

@@ -86,7 +86,7 @@ def test_alert_lifecycle_open_repeat_grow_document_resolve_reopen(ci_bot: CiBot)
     card = ci_bot.card_text("INC-1", ALERTS)
     assert "IngestionLagHigh" in card and "Ingestion lag exceeds threshold" in card and "critical" in card
     assert "ingestion_lag_seconds &gt; 3600" in card  # the alert rule's detection, escaped
-    assert "Key entity ids" in card and "job=`ingestion`" in card  # the group's common labels
+    assert "*Labels (key entity ids):*" in card and "`job=ingestion`" in card  # the group's common labels
     assert "Playbook: " in card and "Contract violation" not in card and "Invariant" not in card
     note = wait_thread_with(ci_bot, "INC-1", "fired")
     assert "<https://runbooks.example.com/ingestion-lag|runbook>" in note

@@ -59,7 +59,7 @@ def test_an_alertmanager_incident_shows_its_operational_runbook_not_ci_commands(
         else:  # the runbook is its failure mode's checklist, posted in the thread
             route = playbook.class_route(alert.failure_class)
             assert route is not None and route.first_response
-            assert f"*Runbook:* {escape(route.label)} — the steps are the checklist in the thread" in rendered
+            assert f"1. {escape(route.first_response[0])[:40]}" in rendered  # its steps, on the alert card
         assert "gh run download" not in rendered and "contract violation" not in rendered
 
 
