@@ -180,3 +180,16 @@ def test_the_dockerfile_bd_step_installs_bd_from_a_release_archive(tmp_path: Pat
         ["sh", "-c", f'python3 -c "{program}"'], env={**env, "BD_SHA256": "0" * 64}, capture_output=True, text=True
     )
     assert bad.returncode == 1 and bad.stderr.strip() == "bd: sha256 mismatch" and not destination.exists()
+
+
+def test_no_document_tells_anyone_to_pip_install_a_package_that_does_not_exist() -> None:
+    """`pip install triagebot` asks PyPI, where there is no triagebot: every install line names the
+    repository or a wheel."""
+    documents = [REPO / "README.md", REPO / "docs" / "deploy.md", *(REPO / "examples").rglob("*.yml")]
+    for document in documents:
+        for number, line in enumerate(document.read_text().splitlines(), 1):
+            if re.search(r"pip install\b", line) and "triagebot" in line:
+                assert "git+" in line or ".whl" in line or "$TRIAGEBOT_PIP" in line, f"{document.name}:{number}: {line}"
+    workflow = yaml.safe_load((REPO / "examples" / "github-actions" / "integration.yml").read_text())
+    install = next(s for s in workflow["jobs"]["integration"]["steps"] if "TRIAGEBOT_PIP" in s.get("env", {}))
+    assert install["env"]["TRIAGEBOT_PIP"].startswith("${{ vars.TRIAGEBOT_PIP || 'triagebot @ git+https://github.com/")
