@@ -1,4 +1,8 @@
-"""JUnit XML (vitest and pytest shapes) → Report v1 (DESIGN.md section 5, reference B4).
+"""JUnit XML → Report v1 (DESIGN.md section 5, reference B4).
+
+Read from the real tools' output (tests/ingest/test_junit_producers.py runs pytest, vitest 3 and
+jest + jest-junit; tests/fixtures/junit holds real NUnit/JunitXml.TestLogger, gotestsum,
+go-junit-report and Maven Surefire files; shared/fixtures/external vitest 5's snapshots).
 
 Parsing goes through defusedxml: entity declarations (billion laughs), external entities and any
 ``<!DOCTYPE>`` are refused with a :class:`JUnitError` that says which one; malformed XML gives the
@@ -21,11 +25,23 @@ Per ``<testcase>``:
   ``invariant_prefixes`` is always the invariant. pytest names cannot contain ``-``, so ``BID_001``
   is read as ``BID-001`` too. The ``vitest unhandled errors`` suite never yields ids.
 * **testFile** — the ``file`` attribute, else the classname: vitest's is already a relative path,
-  pytest's dotted ``tests.test_api.TestUsers`` becomes ``tests/test_api.py`` (class parts dropped),
-  any other label is kept as it is. A pytest collection error (``classname=""``) takes the module
-  path from its name; a vitest unhandled error takes the file its body says it originated in.
-* **testName** — one line; vitest's describe chain as ``a > b > c``; pytest ``[params]`` kept.
-  Same-named cases (params, a call failure plus a teardown error) stay separate results.
+  pytest's dotted ``tests.test_api.TestUsers`` becomes ``tests/test_api.py`` (class parts dropped;
+  pytest's when the suite is ``pytest`` or the module is ``test_*``/``*_test``), a Go package, a
+  Java or .NET class is kept as it is. jest-junit's default classname is a label (``Checkout
+  total``), not a file: the first stack frame outside node_modules names the file, relative to the
+  checkout (``…/<repo>/<repo>/`` on GitHub Actions). A pytest collection error (``classname=""``)
+  takes the module path from its name; a vitest unhandled error takes the file its body says it
+  originated in; gotestsum's ``TestMain`` (``classname=""``) takes its suite, the package.
+* **testName** — one line; vitest's describe chain as ``a > b > c``; pytest's class as in its node
+  id (``TestCheckout::test_total``) and ``[params]`` kept. Same-named cases (params, a call failure
+  plus a teardown error) stay separate results.
+* **Harness failures** — a failed hook (vitest's suite-named testcase, jest's ``_callCircusHook``
+  stack, NUnit ``OneTimeSetUp:``/``SetUp``/``TearDown :``), a pytest setup/teardown error or
+  collection error, a vitest file that did not load, jest's "Test suite failed to run", Go's
+  ``[build failed]``/``[setup failed]``/``TestMain``, an unhandled error: no ids (the contract check
+  presets the harness class), named after what broke (``fixture database (setup)``, the describe
+  chain, ``OneTimeSetUp``) so the tests it blocked share one incident, and the message lists them
+  (``Blocked 2 tests: …``, ``After: …`` for a teardown, ``Blocked every test in …``).
 * **durationSeconds** — ``time`` when it is a non-negative number, else None (vitest snapshots: ``...``).
 * Malformed-XML columns are 1-based.
 """
@@ -484,9 +500,12 @@ def _with_harness(entries: list[_Entry]) -> list[Result]:
     by_suite: dict[int, list[_Entry]] = {}
     for entry in entries:
         by_suite.setdefault(entry.suite, []).append(entry)
+    scopes: dict[int, dict[str, list[_Entry]]] = {}
     for entry in entries:
         if entry.shape == "vitest" and entry.harness is None and entry.result.is_failure:
-            _vitest_hook(entry, by_suite[entry.suite])
+            if entry.suite not in scopes:
+                scopes[entry.suite] = _describe_scopes(by_suite[entry.suite])
+            _vitest_hook(entry, by_suite[entry.suite], scopes[entry.suite])
 
     groups: dict[tuple[object, ...], list[_Entry]] = {}
     for entry in entries:
@@ -508,19 +527,31 @@ def _with_harness(entries: list[_Entry]) -> list[Result]:
     return [entry.result for entry in entries]
 
 
-def _vitest_hook(entry: _Entry, suite: list[_Entry]) -> None:
+def _describe_scopes(suite: list[_Entry]) -> dict[str, list[_Entry]]:
+    """Each describe block of a vitest file, by its whole chain (``a > b``) and by its own name
+    (``b``), with the testcases under it: one pass, so a big file is not scanned per failure."""
+    found: dict[str, list[_Entry]] = {}
+    for entry in suite:
+        parts = entry.name.split(" > ")
+        for depth in range(1, len(parts)):
+            for key in {" > ".join(parts[:depth]), parts[depth - 1]}:
+                found.setdefault(key, []).append(entry)
+    return found
+
+
+def _vitest_hook(entry: _Entry, suite: list[_Entry], scopes: dict[str, list[_Entry]]) -> None:
     """vitest reports a failed beforeAll/afterAll as a testcase named after its describe block (the
     whole chain in vitest 5, the innermost name in vitest 3), and a file that failed to load (or
     whose top-level hook failed) as one named after the file; the tests under it are the ones it
     skipped. The hook is named by its whole chain, as its tests are."""
     whole_file = entry.name == entry.result.test_file
-    scope = f" > {entry.name} > "
-    under = [o for o in suite if o is not entry and (whole_file or scope in f" > {o.name}")]
+    under = [o for o in suite if o is not entry] if whole_file else scopes.get(entry.name, [])
     if not under and not whole_file:
         return  # an ordinary test
     entry.harness = "file failed to load or its hook failed" if whole_file else "hook failed"
     entry.label, entry.blocks_itself = entry.name, False
     if under and not whole_file:
+        scope = f" > {entry.name} > "
         chain = f" > {under[0].name}"
         entry.label = chain[3 : chain.index(scope) + len(scope) - 3]
     # Tests that ran (passed or failed) were not blocked: an afterAll failed, after them. Those
