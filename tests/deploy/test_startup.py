@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,8 +89,35 @@ def _bot(settings: Settings) -> Iterator[str]:
 
 @pytest.fixture
 def ingest_only(tmp_path: Path) -> Iterator[str]:
-    """What ``serve --no-slack`` builds: no Slack client at all."""
-    yield from _bot(Settings(TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}", TRIAGE_RUNBOOKS_DIR=RUNBOOKS))
+    """``triagebot serve --no-slack`` with a Slack token in the environment it must ignore."""
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TRIAGE_", "GITHUB_"))}
+    env = {**base, "SLACK_BOT_TOKEN": "xoxb-ignored", "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}"}
+    process = subprocess.Popen(
+        [TRIAGEBOT, "serve", "--no-slack", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while not _answers(url + "/healthz"):
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "serve --no-slack never answered /healthz"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def test_ingest_only_answers_slack_with_503_and_a_reason_and_is_ready(ingest_only: str) -> None:
@@ -99,9 +127,9 @@ def test_ingest_only_answers_slack_with_503_and_a_reason_and_is_ready(ingest_onl
     ready = httpx.get(ingest_only + "/readyz")
     assert ready.status_code == 200
     body = ready.json()
-    assert body["status"] == "ready" and body["database"] == "ok" and body["slack"].startswith("disabled")
+    assert body["status"] == "ready" and body["database"] == "ok" and body["slack"] == "disabled (serve --no-slack)"
     assert set(body) >= {"database", "slack", "bd", "pagerduty", "github"}
-    assert body["pagerduty"].startswith("configured (") and body["github"].startswith("no token")
+    assert body["pagerduty"] == "configured (5 routing key(s))" and body["github"].startswith("no token")
 
 
 def test_readyz_is_not_ready_when_slack_refuses_the_token(slack: SlackEmulator, tmp_path: Path) -> None:
