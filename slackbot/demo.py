@@ -257,7 +257,8 @@ def run_demo(
         click.echo(
             f"  {send_command(runtime.playbooks.directory, demo['bot_url'], demo['secret'], [s.path for s in chosen])}"
         )
-        click.echo("Serving until Ctrl-C.", nl=True)
+        click.echo("In the page: click a card's buttons, type /triage list in a channel, switch users, open App Home.")
+        click.echo("Serving until Ctrl-C.")
         sys.stdout.flush()
         with contextlib.suppress(KeyboardInterrupt):
             while True:

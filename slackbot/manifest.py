@@ -1,4 +1,5 @@
-"""Checks on ``manifest.yml`` that matter to this bot: the command, events and scopes it relies on.
+"""``manifest.yml``: the checks that matter to this bot (the command, events and scopes it relies
+on), and the manifest written for a deployment's host (``triagebot manifest --url``).
 
 The full structural validation against Slack's published manifest schema runs in the test suite
 (``tests/config/test_manifest.py``); here we check what would break the bot at run time, with the
