@@ -105,6 +105,10 @@ def test_doctor_checks_the_workspace_itself(workspace: tuple[SlackEmulator, dict
     ws.channels["C0NIGHTLY9"].bot_is_member = False
     del ws.users["U0ERIN9"]
     del ws.usergroups["S0FLAKE9"]
+    routing = Path(env["TRIAGE_RUNBOOKS_DIR"]) / "integration-triage" / "routing.yml"
+    key = re.search(r"pagerduty_routing_key: (\w+)", routing.read_text())
+    assert key
+    routing.write_text(routing.read_text().replace(key.group(1), key.group(1)[:31]))  # one character lost
     second = doctor(env, "--manifest", manifest)
     lines = second.output.splitlines()
     assert any(
@@ -117,4 +121,12 @@ def test_doctor_checks_the_workspace_itself(workspace: tuple[SlackEmulator, dict
     ), lines
     assert any(": user U0ERIN9 not found (user_not_found): " in x for x in lines)
     assert any(": user group S0FLAKE9 does not exist in " in x for x in lines)
+    assert any(
+        re.match(
+            r"runbooks/integration-triage/routing\.yml:\d+.*: pagerduty_routing_key \w{4}…\w{4} is not a "
+            r"PagerDuty key \(32 letters and digits, this one has 31 characters\)",
+            x,
+        )
+        for x in lines
+    ), lines
     assert not any("placeholder" in x for x in lines)
