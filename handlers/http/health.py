@@ -83,7 +83,7 @@ def routes(runtime: Runtime) -> list[Route]:
             checks = {"database": f"error: {type(exc).__name__}"}
         checks.update(runtime.readiness_extras())
         checks["slack"] = await slack_status()
-        checks.setdefault("bd", "not checked yet")
+        checks.setdefault("bd", None)  # null until the start-up `bd version` has answered
         checks.update(pagerduty=pagerduty, github=github)
         ready = checks["database"] == "ok" and not str(checks["slack"]).startswith("error")
         return JSONResponse({"status": "ready" if ready else "unavailable", **checks}, 200 if ready else 503)
