@@ -333,11 +333,12 @@ def runbook_render(out: Path | None, runbooks_dir: Path | None, only: str | None
     """Render each playbook's published document (policy.yml ``document``) from runbooks/."""
     from slackbot.config import RunbookError
     from slackbot.documents.runbook import render_directory
-    from slackbot.settings import REPO_ROOT
+    from slackbot.settings import REPO_ROOT, SHIPPED
     from slackbot.slack.replies import usage_lines
 
     directory = runbooks_dir or _settings().runbooks_dir
-    target = out or REPO_ROOT / "docs"
+    # a checkout's docs/; installed from a wheel, ./docs (never inside site-packages)
+    target = out or (REPO_ROOT / "docs" if SHIPPED == REPO_ROOT else Path("docs"))
     try:
         documents = render_directory(directory, usage_lines(), only=only)
     except RunbookError as exc:
