@@ -253,7 +253,9 @@ def serve(host: str, port: int, forwarded_allow_ips: str, socket_mode: bool, no_
 
 
 @main.command()
-@click.option("--manifest", type=click.Path(path_type=Path), default=None, help="default: the shipped manifest.yml")
+@click.option(
+    "--manifest", type=click.Path(path_type=Path), default=None, help="default: ./manifest.yml, else the shipped one"
+)
 def doctor(manifest: Path | None) -> None:
     """Check a deployment against its workspace: placeholders left in runbooks/ and manifest.yml,
     the token's scopes, channels (and the bot in them), user groups, users, bd, PagerDuty keys and
@@ -261,7 +263,12 @@ def doctor(manifest: Path | None) -> None:
     from slackbot.doctor import doctor as run_doctor
     from slackbot.settings import DEFAULT_MANIFEST
 
-    findings = run_doctor(_settings(), manifest or DEFAULT_MANIFEST)
+    # the manifest `triagebot manifest --out manifest.yml` wrote here, else the one shipped
+    here = Path("manifest.yml")
+    manifest_path = manifest or (here if here.is_file() else DEFAULT_MANIFEST)
+    settings = _settings()
+    click.echo(f"checking: runbooks {settings.runbooks_dir}, manifest {manifest_path}")
+    findings = run_doctor(settings, manifest_path)
     for note in findings.notes:
         click.echo(note)
     for problem in findings.problems:

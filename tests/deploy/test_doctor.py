@@ -95,8 +95,9 @@ def test_doctor_checks_the_workspace_itself(workspace: tuple[SlackEmulator, dict
     first = doctor(env, "--manifest", manifest)
     # the token lacks one scope the manifest asks for; everything else is there
     assert first.exit_code == 1, first.output
-    assert first.output.splitlines()[0].startswith("slack: ok: ")
-    problems = first.output.splitlines()[1:-1]
+    checking, ok, *problems, summary = first.output.splitlines()
+    assert checking == f"checking: runbooks {env['TRIAGE_RUNBOOKS_DIR']}, manifest {manifest}"
+    assert ok.startswith("slack: ok: ") and summary.startswith("error: 1 problem(s)")
     assert len(problems) == 1, first.output
     problem = problems[0]
     assert problem.startswith("slack: the bot token lacks the scope files:write that manifest.yml asks for: ")
