@@ -53,4 +53,4 @@ dist: $(STAMP)
 	@ls dist/*.whl
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache $(JS_PRODUCERS)/node_modules
+	rm -rf $(VENV) .mypy_cache .ruff_cache dist build $(JS_PRODUCERS)/node_modules
