@@ -12,6 +12,7 @@ import logging
 import httpx
 import pytest
 
+from slackbot.outbox.worker import DEAD_LETTER_REASONS, PERMANENT_SLACK_ERRORS, SLACK_AUTH_ERRORS, slack_reason
 from slackbot.signing import sign
 from tests.factories import report, result
 from tests.metrics.test_metrics import scrape, settle, value
@@ -101,3 +102,11 @@ def test_a_timer_that_fires_late_is_observed_with_its_lateness(bot: Bot) -> None
     assert 300 <= late < 330
     assert value(samples, "triagebot_timer_lateness_seconds_bucket", kind="classify", le="120.0") == 0
     assert value(samples, "triagebot_timer_lateness_seconds_bucket", kind="classify", le="600.0") == 1
+
+
+def test_every_permanent_slack_error_has_a_bounded_reason() -> None:
+    reasons = {error: slack_reason(error) for error in PERMANENT_SLACK_ERRORS}
+    assert set(reasons.values()) <= set(DEAD_LETTER_REASONS)
+    assert {e for e, r in reasons.items() if r == "slack_auth"} == SLACK_AUTH_ERRORS
+    assert reasons["missing_scope"] == "slack_scope" and reasons["msg_too_long"] == "slack_payload"
+    assert reasons["channel_not_found"] == reasons["user_not_found"] == "slack_target"
