@@ -33,9 +33,10 @@ def test_a_failing_validator_is_triaged_in_the_playbooks_own_words(bot: Playbook
     (opened,) = answer["incidents"]
     assert (opened["playbook"], opened["contractViolation"]) == ("contract-drift", False)
 
-    card = bot.card_text("INC-1", DRIFT)
-    assert "Failing command:" in card and "python3 scripts/validate-fixture-coverage.py" in card
-    assert "fixture coverage FAILED" in card  # the log's tail, on the first screen
+    first = bot.card_text("INC-1", DRIFT)
+    assert "Failing command/check:" in first and "python3 scripts/validate-fixture-coverage.py" in first
+    card = bot.details_text("INC-1", DRIFT, user=QA)
+    assert "fixture coverage FAILED" in card  # the log's tail, one click away
     assert "Contract fixture drift triage" in card and "Medium" in card  # the seed's default guidance
     assert "Contract violation" not in card and "scenarioId" not in card  # seed 002 has no ids
     for bucket in ("Schema drift", "Fixture stale", "Runtime regression"):

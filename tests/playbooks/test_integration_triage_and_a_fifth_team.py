@@ -25,7 +25,7 @@ def test_integration_triage_speaks_seed_001(bot: PlaybookBot) -> None:
     assert [i["playbook"] for i in answer["incidents"]] == ["integration-triage"] * 2
     violation = bot.card_text("INC-2")
     assert "no scenarioId/invariantId emitted" in violation and "Harness/diagnostics defect" in violation
-    card = bot.card_text("INC-1")
+    card = bot.details_text("INC-1")
     assert "Bidding lifecycle (competitive/instant/emergency)" in card  # the taxonomy's meaning
     assert "Evidence to capture" in card and "counts by orgId" in card
     assert "pnpm exec vitest -c vitest.integration.config.ts tests/integration --run -t" in card
@@ -60,7 +60,7 @@ def test_a_fifth_team_written_only_as_data_works_beside_the_others(fifth_team_bo
     assert nightly["playbook"] == "integration-triage"  # the other teams are served as before
 
     default_channel = "C0TRIAGE"  # suite "load" is not one of its suites: the workspace default channel
-    card = bot.card_text(opened["id"], default_channel)
+    card = bot.details_text(opened["id"], default_channel)
     assert "Load test failures" in card and "Quota exceeded" in card and "P1" in card and "P2" in card
     assert "Harness/diagnostics" not in card and "SEV-" not in card
 

@@ -35,7 +35,7 @@ def test_a_storage_failure_runs_the_library_runbook(bot: PlaybookBot) -> None:
     (opened,) = answer["incidents"]
     assert (opened["playbook"], opened["contractViolation"], opened["class"]) == ("library-incidents", False, None)
 
-    card = bot.card_text("INC-1", LIBRARY)
+    card = bot.details_text("INC-1", LIBRARY, user=MAINTAINER)
     assert TEST in card and "Contract violation" not in card  # identified by its test, not by ids
     assert "Storage and recovery" in card  # suggested from the JUnit classname's scope glob
     assert "Write-ahead log record checksum mismatch" in card

@@ -134,7 +134,7 @@ def test_the_20_minute_rule_escalates_an_unclassified_incident_and_classifying_s
     assert "<!subteam^S0LEADS>" in page[0].text
     assert incident(bot).escalation_level == 1
     redrawn = bot.wait_edits("INC-1", 1)
-    assert "Escalation level" in str(redrawn.blocks)
+    assert "*Escalated:* level 1" in str(redrawn.blocks)
     bot.triage("classify INC-1 infra")
     bot.clock.shift(minutes=30)  # well past the next level: nothing more fires
     wait_for(lambda: any("classified this as" in m.text for m in bot.thread("INC-1")), what="classification post")

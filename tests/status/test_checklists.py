@@ -303,7 +303,7 @@ def test_end_to_end_steps_are_recorded_redrawn_and_a_failure_pages(bot: Bot) -> 
     assert "<!subteam^S0LEADS>" in post[0].text and "Reproduce locally" in post[0].text
     dms = wait_for(lambda: bot.emulator.messages(bot.emulator.dm_channel_id(LEADS_ONCALL)), what="the DM")
     assert "INC-1" in dms[-1].text
-    wait_for(lambda: "Escalation level:*\\n1" in bot.card_text("INC-1"), what="the card to show the escalation")
+    wait_for(lambda: "*Escalated:* level 1" in bot.card_text("INC-1"), what="the card to show the escalation")
     wait_for(lambda: "❌ Failed by" in json.dumps(_checklist(bot).blocks, ensure_ascii=False), what="the redraw")
     assert [e.result for e in executions(bot.core.engine, 1)] == ["done", "failed"]
 

@@ -101,7 +101,7 @@ def test_milestones_from_the_card_select_and_from_the_command(bot: Bot) -> None:
     post = wait_for(lambda: [m for m in bot.thread("INC-1") if "Triage complete" in m.text], what="the post")
     assert f"<@{RESPONDER}>" in post[0].text
     redrawn = bot.wait_edits("INC-1", edits + 1)
-    assert "*Status:*\\nTriage complete" in json.dumps(redrawn.blocks)
+    assert "*Status:* Triage complete" in json.dumps(redrawn.blocks)
     assert status_options(redrawn.blocks)[0] == "mitigation_active"  # forward only
     (row,) = timeline(bot.core.engine, 1, "milestone")
     assert row.actor == RESPONDER and row.source == "button" and row.data["milestone"] == "triage_complete"
