@@ -97,7 +97,7 @@ def test_failed_run_downloads_the_report_artifact_and_posts_cards(ci_bot: CiBot)
     card = json.dumps(ci_bot.card("INC-1", NIGHTLY).blocks)  # suite "nightly" from the report
     assert "BID-001" in card and "TENANT-001" in card
     assert "https://github.com/octo-org/octo-repo/actions/runs/289782451" in card
-    assert "evidence/BID-001/notifications.json" in card
+    assert "evidence/BID-001/notifications.json" in ci_bot.details_text("INC-1", NIGHTLY)
 
     listing = next(r for r in gh.requests if r.path.endswith(f"/runs/{RUN_ID}/artifacts"))
     assert listing.headers["authorization"] == f"Bearer {gh.token}"
