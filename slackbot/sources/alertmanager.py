@@ -155,6 +155,7 @@ class AlertmanagerPayload(_Model):
             "generator_url": _cut(generator, _MAX_URL),
             "firing": len(firing),
             "alerts": [_cut(a.describe(), 200) for a in firing][:10],
+            "firing_ids": sorted({a.identity for a in firing})[:_MAX_FIRING_IDS],
             "resolved_at": resolved_at.isoformat() if resolved_at else None,
         }
 
@@ -170,6 +171,7 @@ class AlertmanagerPayload(_Model):
 _MAX_LABELS = 30
 _MAX_TEXT = 500
 _MAX_URL = 2000
+_MAX_FIRING_IDS = 1000
 
 
 def _cut(text: str, limit: int) -> str:
@@ -280,13 +282,18 @@ class AlertmanagerService:
         payload: AlertmanagerPayload,
         now: datetime,
     ) -> list[AmAlert]:
-        """Add an occurrence for each alert instance this incident has not counted yet."""
+        """Add an occurrence for each alert instance this incident has not counted yet. An alert
+        that was firing at the last notification is the same alert whatever its start time: the
+        two instances of an HA pair each start an alert when they receive it (amtool without
+        ``--start``, or a pair of Prometheus replicas), so their twins differ by milliseconds.
+        Once an alert was notified resolved, firing again is a new occurrence."""
         assert incident.id is not None and run.id is not None
         known = set(session.exec(select(Occurrence.occurrence_key).where(Occurrence.incident_id == incident.id)).all())
+        firing = set((incident.alert or {}).get("firing_ids") or [])
         fresh: list[AmAlert] = []
         for alert in alerts:
             key = self._occurrence_key(alert)
-            if key in known:
+            if key in known or alert.identity in firing:
                 continue
             known.add(key)
             fresh.append(alert)
