@@ -218,7 +218,7 @@ class SlackEmulator:
         self.actor = Actor(
             self.workspace, signing_secret=signing_secret, bot_url=lambda: self.bot_url, root_url=lambda: self.web_url
         )
-        self.ui = Ui(self)
+        self.ui = Ui(self.workspace, self.actor, commands)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.app_token = app_token

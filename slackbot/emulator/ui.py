@@ -20,18 +20,15 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
 
 from slackbot.emulator import html
-from slackbot.emulator.actor import ActorResponse
+from slackbot.emulator.actor import Actor, ActorResponse
 from slackbot.emulator.api import ApiResponse
 from slackbot.emulator.state import View, Workspace
-
-if TYPE_CHECKING:
-    from slackbot.emulator.server import SlackEmulator
 
 STATIC = Path(__file__).parent / "static"
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -141,10 +138,10 @@ def state_values(view: View, raw: dict[str, Any], ws: Workspace) -> tuple[dict[s
 class Ui:
     """Routes ``/ui/*`` and ``/static/*`` for one emulator."""
 
-    def __init__(self, emulator: SlackEmulator) -> None:
-        self.emulator = emulator
-        self.ws = emulator.workspace
-        self.actor = emulator.actor
+    def __init__(self, workspace: Workspace, actor: Actor, commands: tuple[str, ...]) -> None:
+        self.ws = workspace
+        self.actor = actor
+        self.commands = commands  # the app's slash commands; the composer answers any other as Slack does
         self.routes: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "action": self.action,
             "submit": self.submit,
@@ -306,7 +303,7 @@ class Ui:
             raise BadGesture(400, "msg_too_long", f"messages are limited to {MAX_MESSAGE} characters")
         if text.startswith("/"):
             command, _, rest = text.partition(" ")
-            if command not in self.emulator.commands:
+            if command not in self.commands:
                 self.slackbot_says(
                     user,
                     channel,
