@@ -237,3 +237,31 @@ class ProcessedDelivery(SQLModel, table=True):
     source: str
     delivery_id: str
     received_at: datetime
+
+
+class InboxItem(SQLModel, table=True):
+    """A Slack interaction's change, written before its ack and applied after it (``slackbot.inbox``).
+
+    ``id`` is the arrival sequence; ``request_key`` names the Slack request, so a redelivered one
+    is recorded once; the row is marked in the same transaction as the change it asks for, so a
+    crash either applied it and marked it, or did neither."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("request_key", name="uq_inbox_request_key"),
+        Index("ix_inbox_state_id", "state", "id"),  # what is still to apply, oldest first
+        Index("ix_inbox_incident_state_id", "incident_id", "state", "id"),  # one incident's, in order
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_key: str
+    # No foreign key: a click naming an incident that does not exist is recorded, then refused.
+    incident_id: int
+    actor: str = Field(description="the Slack user id")
+    via: str = Field(description="button | command | modal")
+    change: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    response_url: str | None = Field(default=None, sa_column=Column(Text))
+    state: str = Field(default="pending", description="pending | done | refused")
+    outcome: str | None = Field(default=None, sa_column=Column(Text))
+    received_at: datetime
+    applied_at: datetime | None = None
