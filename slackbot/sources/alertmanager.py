@@ -154,10 +154,16 @@ class AlertmanagerPayload(_Model):
             "external_url": _cut(self.external_url, _MAX_URL),
             "generator_url": _cut(generator, _MAX_URL),
             "firing": len(firing),
-            "alerts": [_cut(a.describe(), 200) for a in firing][:10],
+            "alerts": [_cut(self._distinct(a), 200) for a in firing][:10],
             "firing_ids": sorted({a.identity for a in firing})[:_MAX_FIRING_IDS],
             "resolved_at": resolved_at.isoformat() if resolved_at else None,
         }
+
+    def _distinct(self, alert: AmAlert) -> str:
+        """``instance=db-1``: what tells this alert from the rest of its group (the card shows the
+        labels they share once)."""
+        own = [f"{k}={v}" for k, v in sorted(alert.labels.items()) if self.common_labels.get(k) != v]
+        return " ".join(own) or alert.describe()
 
     @property
     def notification_id(self) -> str:
@@ -400,10 +406,18 @@ class AlertmanagerService:
         assert incident.id is not None
         fresh = self._occurrences(session, incident, run, firing, payload, now)
         resolved = [a.describe() for a in payload.alerts if a.status == "resolved"]
-        if not fresh and not resolved:
-            return AlertOutcome("unchanged", incident.id, f"{incident.key}: nothing new in this notification")
-        incident.alert = payload.snapshot()
+        snapshot = payload.snapshot()
         effects = Effects(now=now)
+        if not fresh and not resolved:
+            if snapshot != incident.alert:
+                # No alert started or ended, but the group as this instance sends it differs from
+                # what the card shows: each of an HA pair may first send the group with only the
+                # alerts it had received, and the next notification has them all.
+                incident.alert = snapshot
+                state.changed(session, self.playbooks.get(incident.playbook), incident, effects, remind=False)
+                effects.flush(session)
+            return AlertOutcome("unchanged", incident.id, f"{incident.key}: nothing new in this notification")
+        incident.alert = snapshot
         note = {
             "template": "alert_update",
             "firing": [a.describe() for a in fresh][:20],

@@ -139,6 +139,32 @@ class Cluster:
             output, _ = run.communicate(timeout=10)
             assert run.returncode == 0, output
 
+    def fire_many(self, alertname: str, alerts: list[dict[str, str]], annotations: dict[str, str]) -> None:
+        """Several alerts of one group, to both instances at once (one ``amtool`` per alert and
+        instance), so the group's first notification carries them all."""
+        start = f"--start={_rfc3339(now())}"
+        runs = [
+            subprocess.Popen(
+                [
+                    self.amtool,
+                    "alert",
+                    "add",
+                    f"alertname={alertname}",
+                    *(f"{k}={v}" for k, v in labels.items()),
+                    *(f"--annotation={k}={v}" for k, v in annotations.items()),
+                    start,
+                    f"--alertmanager.url={instance.url}",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            for labels in alerts
+            for instance in self.instances
+        ]
+        for run in runs:
+            output, _ = run.communicate(timeout=10)
+            assert run.returncode == 0, output
+
     def resolve(self, alertname: str, *, labels: dict[str, str], start: datetime) -> None:
         self.fire(alertname, labels=labels, start=start, end=datetime.now(UTC) - timedelta(seconds=1))
 
@@ -331,6 +357,8 @@ def test_an_ha_pair_firing_a_known_alert_opens_one_alert_card(am_bot: tuple[CiBo
     note = thread_with(bot, incident.key, "fired")
     assert f"<{RUNBOOK_URL}|runbook>" in note and "*Detection:* contest_status_transitions_failed" in note
     thread_with(bot, incident.key, "Runbook checklist")
+    paged = thread_with(bot, incident.key, "Paging")
+    assert paged.startswith("📟 Alert firing: Contest c-42 did not lock.") and "escalated" not in paged
     wait_for(lambda: triggers(bot, "ContestLockFailed"), timeout=DEADLINE, what="the page")
     [page] = triggers(bot, "ContestLockFailed")
     assert page["payload"]["severity"] == "warning"  # type: ignore[index]
@@ -466,3 +494,27 @@ def test_twins_whose_start_times_differ_are_one_alert(am_bot: tuple[CiBot, Clust
     thread_with(bot, incident.key, "fired")
     assert not [m.text for m in bot.thread(incident.key, ALERTS) if "more firing" in m.text]
     assert incident_for(bot, "DatabaseConnectionFailure").occurrence_count == 1
+
+
+def test_a_group_of_alerts_is_one_card_with_its_common_labels(am_bot: tuple[CiBot, Cluster]) -> None:
+    bot, cluster = am_bot
+    common = {"severity": "warning", "job": "api"}
+    instances = [{**common, "instance": "api-1"}, {**common, "instance": "api-2"}]
+    # The description carries the value, as most rules write it ({{ $value }}): no `value` annotation.
+    cluster.fire_many("AuthServiceUnavailable", instances, {"description": "auth error rate 7.5% over 5m"})
+    incident = incident_for(bot, "AuthServiceUnavailable")
+    wait_for(
+        lambda: "*Firing (2):*" in card_of(bot, incident.key) or None,
+        timeout=DEADLINE,
+        what="both alerts on the card",
+    )
+    card = card_of(bot, incident.key)
+    assert "*Firing (2):* `instance=api-1`, `instance=api-2`" in card  # each alert by what sets it apart
+    assert "*AuthServiceUnavailable* — auth error rate 7.5% over 5m" in card  # no summary: the description
+    silence = re.search(r"<([^|>]+)\|🔕 Silence>", card)
+    # Silencing from the card silences the group: its matchers are the labels every alert shares.
+    assert silence and urllib.parse.unquote(silence[1]).endswith(
+        'filter={alertname="AuthServiceUnavailable",job="api",severity="warning"}'
+    )
+    assert cards_named(bot, "AuthServiceUnavailable") == 1
+    assert incident_for(bot, "AuthServiceUnavailable").occurrence_count == 2
