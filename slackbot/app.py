@@ -221,6 +221,8 @@ def build_asgi(
         stop = asyncio.Event()
         tasks = []
         tasks.append(asyncio.create_task(workers.outbox.run(stop), name="outbox"))
+        # Applies what Slack requests asked for: first what a crashed or stopped process recorded.
+        tasks.append(asyncio.create_task(runtime.inbox.run(stop), name="slack-inbox"))
         tasks.append(asyncio.create_task(check_bd(runtime, workers.trackers), name="bd-version"))
         workers.timers.start()
         pooled = await open_pooled_session(runtime.slack)
@@ -235,9 +237,9 @@ def build_asgi(
         try:
             yield
         finally:
-            # Clicks whose change still waits for a quiet moment are applied now, while the
-            # database and the outbox are still there (their effects go out on the next start).
-            await runtime.after_ack.close(timeout=10)
+            # Recorded changes still waiting for a quiet moment are applied now, and pending answers
+            # sent (what does not make it in time stays recorded: the next start applies it).
+            await runtime.inbox.close(timeout=10)
             if connecting is not None and socket is not None:
                 connecting.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

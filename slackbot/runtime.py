@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -23,6 +24,7 @@ from slackbot.db.engine import make_engine, session_scope
 from slackbot.db.migrate import upgrade
 from slackbot.db.models import Incident, ProcessedDelivery, TimelineEvent
 from slackbot.domain.changes import Actor, Change, IncidentError, Outcome
+from slackbot.inbox import Inbox
 from slackbot.incidents.core import IncidentCore
 from slackbot.incidents.effects import utc
 from slackbot.metrics import AppMetrics
@@ -51,10 +53,13 @@ class Runtime:
     responders: Responders = field(init=False)
     metrics: AppMetrics = field(init=False)
     after_ack: AfterAck = field(init=False)
+    inbox: Inbox = field(init=False)
 
     def __post_init__(self) -> None:
         self.ingest = IngestService(self.playbooks, self.clock)
-        self.incidents = IncidentCore(self.playbooks, self.clock)
+        self.incidents = IncidentCore(
+            self.playbooks, self.clock, coalesce=timedelta(seconds=self.settings.coalesce_seconds)
+        )
         # One registry per app (not the process-global default), so several apps can coexist.
         classes = [key for playbook in self.playbooks for key in playbook.classes]
         self.metrics = AppMetrics(self.engine, self.clock, classes)
@@ -62,6 +67,17 @@ class Runtime:
             self.metrics.instrument_slack(self.slack)
         self.after_ack = AfterAck(AckFirst(max_delay=self.settings.after_ack_max_delay))
         self.responders = Responders(self.playbooks.workspace.responders, self.slack, self.clock)
+        # What Slack interactions ask for: recorded before the ack, applied after it (the lifespan runs it).
+        self.inbox = Inbox(
+            self.engine,
+            self.incidents,
+            self.clock,
+            self.after_ack,
+            allowed=self.responders.allowed,
+            describe=self.responders.describe,
+            on_changed=self.notify_committed,
+            poll=self.settings.inbox_poll,
+        )
 
     def change(self, incident_id: int, actor: Actor, change: Change) -> Outcome:
         """One change through the incident core, in its own transaction (blocking: run it in a thread)."""

@@ -67,11 +67,26 @@ class Settings(BaseSettings):
         alias="TRIAGE_LANE_RATE",
         description="posts per second per Slack channel (Slack allows about 1; raise only for a local emulator)",
     )
+    coalesce_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        alias="TRIAGE_COALESCE_SECONDS",
+        description=(
+            "seconds a classification's thread post and checklist wait for a correction; one replaced "
+            'sooner is folded into the next one\'s post ("classified X, then Y") and never posted'
+        ),
+    )
     after_ack_max_delay: float = Field(
         default=10.0,
         ge=0,
         alias="TRIAGE_AFTER_ACK_MAX_DELAY",
         description="seconds a click's change may wait while Slack requests keep arriving (acks go first)",
+    )
+    inbox_poll: float = Field(
+        default=1.0,
+        gt=0,
+        alias="TRIAGE_INBOX_POLL",
+        description="seconds between looks for Slack requests another replica (or a crashed process) recorded",
     )
     outbox_lease_seconds: float = Field(
         default=60.0,
@@ -85,6 +100,25 @@ class Settings(BaseSettings):
         description=(
             'JSON object, effect kind -> seconds one delivery may take in all, e.g. {"github_run": 40}; '
             "kinds left out keep their defaults; never more than 3/4 of the outbox lease"
+        ),
+    )
+
+    retain_occurrences_days: int | None = Field(
+        default=None,
+        ge=30,
+        alias="TRIAGE_RETAIN_OCCURRENCES_DAYS",
+        description=(
+            "days a resolved incident keeps its occurrences before `triagebot archive` moves them to an "
+            "archive file; unset keeps them forever. At least 30 (/triage stats reads 30 days)"
+        ),
+    )
+    retain_timeline_days: int | None = Field(
+        default=None,
+        ge=30,
+        alias="TRIAGE_RETAIN_TIMELINE_DAYS",
+        description=(
+            "days a resolved incident keeps its timeline (audit rows) before `triagebot archive` moves it, "
+            "whole, to an archive file; unset keeps it forever. At least 30 (/triage stats reads 30 days)"
         ),
     )
 

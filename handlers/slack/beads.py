@@ -11,12 +11,21 @@ from slack_sdk.models.blocks import InputBlock, PlainTextInputElement, SectionBl
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.slack.guard import ensure_responder, open_view
-from handlers.slack.payloads import BadPayload, first_action, incident_of, inputs, metadata_incident, refusal
+from handlers.slack.guard import ensure_responder, open_view, submitted
+from handlers.slack.payloads import (
+    BadPayload,
+    first_action,
+    incident_of,
+    inputs,
+    metadata_incident,
+    refusal,
+    request_key,
+)
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident
 from slackbot.documents.record import RecordTemplateError, render_record
-from slackbot.domain.changes import Actor, IncidentError, RequestBead
+from slackbot.domain.changes import IncidentError, RequestBead
+from slackbot.inbox import Request
 from slackbot.reads.record import record_inputs
 from slackbot.runtime import Runtime
 from slackbot.slack import card
@@ -109,10 +118,9 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
         if errors:
             await ack(response_action="errors", errors=errors)
             return
-        try:
-            await asyncio.to_thread(runtime.change, incident_id, Actor(user, "button"), RequestBead(expected, observed))
-        except IncidentError as exc:
-            await ack(**refusal(view, str(exc), "expected"))
-            return
-        await ack()
-        runtime.notify_committed()
+        asked = Request(request_key(body), incident_id, user, "modal", RequestBead(expected, observed))
+        why = await submitted(runtime, asked)  # recorded before the ack, applied in order
+        if why:
+            await ack(**refusal(view, why, "expected"))
+        else:
+            await ack()

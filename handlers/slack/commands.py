@@ -10,15 +10,16 @@ import asyncio
 import re
 import shlex
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from handlers.slack.payloads import request_key
 from slackbot.config import ChoiceError, Playbook
 from slackbot.db.engine import session_scope
 from slackbot.domain.changes import (
     Acknowledge,
-    Actor,
     Assign,
     Change,
     Classify,
@@ -32,6 +33,7 @@ from slackbot.domain.changes import (
     SetSeverity,
 )
 from slackbot.domain.ids import echo
+from slackbot.inbox import Applied, Request
 from slackbot.reads.queries import QueryError, get_incident, list_incidents, parse_incident_key
 from slackbot.reads.stats import StatsService, stats_text
 from slackbot.runtime import Runtime
@@ -59,9 +61,44 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
 
     @app.command("/triage")
     async def triage(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()  # nothing before this: Slack gives us 3 seconds
-        text, in_channel = await triage_command.dispatch(str(body.get("text", "")), str(body.get("user_id", "")))
+        # A read is acked before anything else (Slack gives us 3 seconds); a change is parsed and
+        # recorded in the inbox first, then acked (an acked change is never lost, slackbot.inbox).
+        request = Received(body, ack)
+        if not request.changes:
+            await request.ack()
+        try:
+            text, in_channel = await triage_command.dispatch(request.text, request.user, request)
+        finally:
+            await request.ack()  # whatever did not ack yet (a usage error, a refusal) acks now
         await respond(text=truncate(text, REPLY_LIMIT), response_type="in_channel" if in_channel else "ephemeral")
+
+
+# The subcommands that change an incident: their request is recorded before it is acked.
+CHANGING = frozenset(
+    {"ack", "classify", "severity", "assign", "escalate", "flag", "unflag", "bead", "status", "resolve", "postmortem"}
+)
+WAIT_FOR_OUTCOME = 30.0  # seconds; Slack takes replies at a response URL for 30 minutes
+
+
+class Received:
+    """One ``/triage`` request: its words, who sent it, its key and response URL, and its ack (once)."""
+
+    def __init__(self, body: dict[str, Any], ack: AsyncAck) -> None:
+        self.text = str(body.get("text", ""))
+        self.user = str(body.get("user_id", ""))
+        self.key = request_key(body)
+        url = body.get("response_url")
+        self.response_url = url if isinstance(url, str) and url else None
+        self.changes = self.text.strip().split(" ", 1)[0].lower() in CHANGING
+        self._ack: AsyncAck | None = ack
+
+    async def ack(self) -> None:
+        if self._ack is not None:
+            ack, self._ack = self._ack, None
+            await ack()
+
+
+CURRENT: ContextVar[Received] = ContextVar("triage_request")
 
 
 class TriageCommand:
@@ -88,7 +125,8 @@ class TriageCommand:
             "stats": self.stats,
         }
 
-    async def dispatch(self, text: str, user_id: str) -> Reply:
+    async def dispatch(self, text: str, user_id: str, request: Received) -> Reply:
+        CURRENT.set(request)  # this task's request: the listener's, whatever else runs beside it
         try:
             words = shlex.split(text.strip())
         except ValueError:
@@ -183,55 +221,66 @@ class TriageCommand:
 
     # -- changes ----------------------------------------------------------------------------------
 
-    async def _change(self, actor_id: str, key: str, change: Change) -> Reply:
-        if not await self.runtime.responders.allowed(actor_id):
-            return (
-                f"⛔ Only responders ({self.runtime.responders.describe()}) can change incidents. "
-                "Ask one of them, or a lead to add you to the group.",
-                False,
-            )
+    async def _change(self, actor_id: str, key: str, change: Change, what: str = "change incidents") -> Applied:
+        """Record the change, ack, and wait for what became of it (in order with the clicks and
+        commands before it on the same incident). Who may act is checked when it is applied."""
         incident_id = parse_incident_key(key)
-        outcome = await self.runtime.after_ack.run(  # in order with the clicks before it
-            asyncio.to_thread, self.runtime.change, incident_id, Actor(actor_id, "command"), change
-        )
-        if outcome.changed:
-            self.runtime.notify_committed()
+        request = CURRENT.get()
+        asked = Request(request.key, incident_id, actor_id, "command", change, request.response_url, what)
+        await self.runtime.inbox.record(asked, urgent=True)
+        await request.ack()
+        applied = await self.runtime.inbox.outcome(request.key, WAIT_FOR_OUTCOME)
+        if applied is None:
+            return Applied(
+                request.key,
+                incident_id,
+                "pending",
+                f"INC-{incident_id}: your change is recorded and will be made shortly.",
+            )
+        return applied
+
+    async def _reply(self, actor_id: str, key: str, change: Change) -> Reply:
+        applied = await self._change(actor_id, key, change)
+        if applied.state == "refused":
+            if applied.message.startswith("⛔"):
+                return applied.message, False
+            raise IncidentError(applied.message)
         # Outcome messages are built by the core from ids and labels we control (they may hold
         # real mentions); user-typed text only reaches replies through escaped errors.
-        if not outcome.changed:
-            return outcome.message, False
-        return f"<@{actor_id}>: {outcome.message}", True
+        if not applied.changed:
+            return applied.message, False
+        return f"<@{actor_id}>: {applied.message}", True
 
     async def ack(self, args: list[str], user_id: str) -> Reply:
         _need(args, 1, "ack ID")
-        return await self._change(user_id, args[0], Acknowledge())
+        return await self._reply(user_id, args[0], Acknowledge())
 
     async def classify(self, args: list[str], user_id: str) -> Reply:
         _need(args, 2, "classify ID CLASS")
-        return await self._change(user_id, args[0], Classify(" ".join(args[1:])))
+        return await self._reply(user_id, args[0], Classify(" ".join(args[1:])))
 
     async def severity(self, args: list[str], user_id: str) -> Reply:
         _need(args, 2, "severity ID SEVERITY")
-        return await self._change(user_id, args[0], SetSeverity(" ".join(args[1:])))
+        return await self._reply(user_id, args[0], SetSeverity(" ".join(args[1:])))
 
     async def assign(self, args: list[str], user_id: str) -> Reply:
         _need(args, 2, "assign ID @user")
         match = _USER.match(args[1])
         if not match:
             raise UsageError("usage: `/triage assign ID @user` (mention the person so Slack sends their id)")
-        return await self._change(user_id, args[0], Assign(match.group(1) or match.group(2)))
+        return await self._reply(user_id, args[0], Assign(match.group(1) or match.group(2)))
 
     async def escalate(self, args: list[str], user_id: str) -> Reply:
         _need(args, 1, "escalate ID [reason]")
-        return await self._change(user_id, args[0], Escalate(" ".join(args[1:])))
+        return await self._reply(user_id, args[0], Escalate(" ".join(args[1:])))
 
     async def flag(self, args: list[str], user_id: str) -> Reply:
         _need(args, 2, "flag ID FLAG")
-        return await self._change(user_id, args[0], SetFlag(" ".join(args[1:])))
+        return await self._reply(user_id, args[0], SetFlag(" ".join(args[1:])))
 
     async def unflag(self, args: list[str], user_id: str) -> Reply:
         _need(args, 2, "unflag ID FLAG")
-        return await self._change(user_id, args[0], SetFlag(" ".join(args[1:]), on=False))
+        return await self._reply(user_id, args[0], SetFlag(" ".join(args[1:]), on=False))
 
     async def status(self, args: list[str], user_id: str) -> Reply:
         """``status ID MILESTONE [note]``, ``key=value`` words fill named record fields. A
@@ -251,27 +300,23 @@ class TriageCommand:
             raise AssertionError("unreachable")
         fields = dict(w.split("=", 1) for w in words if "=" in w and w.split("=", 1)[0].isidentifier())
         note = " ".join(w for w in words if not ("=" in w and w.split("=", 1)[0].isidentifier()))
-        return await self._change(user_id, args[0], SetMilestone(milestone.key, note, fields))
+        return await self._reply(user_id, args[0], SetMilestone(milestone.key, note, fields))
 
     async def resolve(self, args: list[str], user_id: str) -> Reply:
         _need(args, 1, "resolve ID root cause…")
-        return await self._change(user_id, args[0], Resolve(" ".join(args[1:])))
+        return await self._reply(user_id, args[0], Resolve(" ".join(args[1:])))
 
     async def bead(self, args: list[str], user_id: str) -> Reply:
         _need(args, 1, "bead ID")
-        return await self._change(user_id, args[0], RequestBead())
+        return await self._reply(user_id, args[0], RequestBead())
 
     async def postmortem(self, args: list[str], user_id: str) -> Reply:
         """Uploads the postmortem into the thread (a draft while the incident is open)."""
         _need(args, 1, "postmortem ID")
-        if not await self.runtime.responders.allowed(user_id):
-            return f"⛔ Only responders ({self.runtime.responders.describe()}) can post postmortems.", False
-        incident_id = parse_incident_key(args[0])
-        outcome = await asyncio.to_thread(
-            self.runtime.change, incident_id, Actor(user_id, "command"), RequestPostmortem()
-        )
-        self.runtime.notify_committed()
-        return f"📝 {outcome.message}.", False
+        applied = await self._change(user_id, args[0], RequestPostmortem(), "post postmortems")
+        if applied.state == "refused" and not applied.message.startswith("⛔"):
+            raise IncidentError(applied.message)
+        return applied.message if applied.state == "refused" else f"📝 {applied.message}.", False
 
     async def stats(self, args: list[str], user_id: str) -> Reply:
         service = StatsService(self.runtime.playbooks, self.runtime.clock)

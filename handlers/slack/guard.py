@@ -1,4 +1,4 @@
-"""The one permission check every changing listener runs after ``ack()``, and opening a modal."""
+"""The permission check listeners run after ``ack()``, opening a modal, and a form's change."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from slack_bolt.async_app import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from slackbot.inbox import Request
 from slackbot.runtime import Runtime
 
 
@@ -39,3 +40,15 @@ async def open_view(client: AsyncWebClient, body: dict[str, Any], view: dict[str
             response_type="ephemeral",
             replace_original=False,
         )
+
+
+MODAL_WAIT = 2.0  # seconds a form waits for its outcome: Slack closes it with an error after 3
+
+
+async def submitted(runtime: Runtime, request: Request) -> str | None:
+    """Record a form's change, wait for it to be applied, and return why it was refused, if it
+    was (the form shows it). Not applied in time (a burst ahead of it): the form closes and the
+    change follows, from the inbox; a refusal then is only in the row and the log."""
+    await runtime.inbox.record(request, urgent=True)
+    applied = await runtime.inbox.outcome(request.key, MODAL_WAIT)
+    return applied.message if applied is not None and applied.state == "refused" else None

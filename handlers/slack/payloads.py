@@ -10,6 +10,7 @@ through the functions below, which raise ``BadPayload`` with a message for the s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -197,6 +198,21 @@ def _view_problem(body: dict[str, Any], submitted: bool) -> str | None:
 
 
 # -- pieces listeners read -----------------------------------------------------------------------------
+
+
+def request_key(body: dict[str, Any]) -> str:
+    """Names one Slack request, the same each time it is delivered (the inbox's unique key).
+    Slack issues a fresh ``trigger_id`` per interaction and command; a click adds its action and
+    its ``action_ts``. Without a trigger (not in Slack's payloads, but cheap to cover), a digest of
+    the request stands in: a redelivery carries the same bytes."""
+    trigger = body.get("trigger_id")
+    if isinstance(trigger, str) and trigger:
+        kind = str(body.get("type") or body.get("command") or "")
+        actions = body.get("actions")
+        action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+        return f"{kind}:{trigger}:{action.get('action_id', '')}:{action.get('action_ts', '')}"[:500]
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    return f"digest:{digest}"
 
 
 def first_action(body: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from slack_sdk.models.blocks import InputBlock, PlainTextInputElement, SectionBl
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.slack.guard import ensure_responder, open_view
+from handlers.slack.guard import ensure_responder, open_view, submitted
 from handlers.slack.payloads import (
     BadPayload,
     chosen,
@@ -29,12 +29,14 @@ from handlers.slack.payloads import (
     metadata,
     metadata_incident,
     refusal,
+    request_key,
 )
 from slackbot.config import Playbook
 from slackbot.config.policy import Milestone
 from slackbot.db.engine import session_scope
-from slackbot.domain.changes import Actor, IncidentError, Outcome, RecordStep, SetMilestone
+from slackbot.domain.changes import IncidentError, RecordStep, SetMilestone
 from slackbot.domain.checklists import StaleButton, StepRef
+from slackbot.inbox import Request
 from slackbot.incidents import reminders
 from slackbot.runtime import Runtime
 from slackbot.slack import card
@@ -85,37 +87,34 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     async def refuse(respond: AsyncRespond, text: str) -> None:
         await respond(text=text, response_type="ephemeral", replace_original=False)
 
-    async def answer(respond: AsyncRespond, outcome: Outcome) -> None:
-        if outcome.changed:
-            runtime.notify_committed()
-        else:
-            await refuse(respond, outcome.message)
-
     @app.action(card.ACTION_STATUS)
     async def status(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
-        await ack()
         user = body["user"]["id"]
-        if not await ensure_responder(runtime, user, respond, "post status milestones"):
-            return
         try:
             action = first_action(body)
             wanted = chosen(action)
             incident_id = incident_of(action, value=False)
+            # Read before the ack: whether this milestone needs a form decides what is recorded.
             playbook = await asyncio.to_thread(runtime.playbook_of, incident_id)
             milestone = playbook.milestone(wanted)
             if milestone is None:
                 raise IncidentError("this card's status menu is from an older runbook; use /triage status")
-            if milestone.asks:
-                # the trigger expires 3 s after the click: open the modal before anything slow
-                await open_view(client, body, milestone_modal(incident_id, playbook, milestone), respond)
-                return
-            outcome = await runtime.after_ack.run(  # in order with the clicks and commands before it
-                asyncio.to_thread, runtime.change, incident_id, Actor(user, "button"), SetMilestone(milestone.key)
-            )
         except (IncidentError, BadPayload) as exc:
+            await ack()
             await refuse(respond, f"⚠️ {escape(str(exc))}")
             return
-        await answer(respond, outcome)
+        if milestone.asks:
+            await ack()
+            if await ensure_responder(runtime, user, respond, "post status milestones"):
+                # the trigger expires 3 s after the click: open the modal before anything slow
+                await open_view(client, body, milestone_modal(incident_id, playbook, milestone), respond)
+            return
+        url = respond.response_url if isinstance(respond.response_url, str) else None
+        asked = SetMilestone(milestone.key)
+        await runtime.inbox.record(
+            Request(request_key(body), incident_id, user, "button", asked, url, "post status milestones")
+        )
+        await ack()
 
     @app.view(MILESTONE_CALLBACK)
     async def milestone_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -130,33 +129,29 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
             milestone = metadata(view).get("milestone")
             if not isinstance(milestone, str) or not milestone:
                 raise BadPayload("this form is from an older version of the bot; open it again from the card")
-            await asyncio.to_thread(
-                runtime.change,
-                incident_id,
-                Actor(user, "button"),
-                SetMilestone(milestone, "", {k: v for k, v in fields.items() if v}),
-            )
-        except (IncidentError, BadPayload) as exc:  # e.g. a class that needs its bead first: the modal says why
+        except BadPayload as exc:
             await ack(**refusal(view, str(exc)))
             return
-        await ack()
-        runtime.notify_committed()
+        asked = SetMilestone(milestone, "", {k: v for k, v in fields.items() if v})
+        why = await submitted(runtime, Request(request_key(body), incident_id, user, "modal", asked))
+        if why:
+            await ack(**refusal(view, why))
+        else:
+            await ack()
 
     @app.action(re.compile(rf"^{ACTION_PREFIX}:"))
     async def checklist_step(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
-        user = body["user"]["id"]
-        if not await ensure_responder(runtime, user, respond, "record runbook steps"):
-            return
         try:
             ref = StepRef.decode(str(first_action(body).get("value") or ""))
-            outcome = await runtime.after_ack.run(
-                asyncio.to_thread, runtime.change, ref.incident, Actor(user, "button"), RecordStep(ref)
-            )
-        except (IncidentError, StaleButton, BadPayload) as exc:
+        except (StaleButton, BadPayload) as exc:
+            await ack()
             await refuse(respond, f"⚠️ {escape(str(exc))}")
             return
-        await answer(respond, outcome)
+        url = respond.response_url if isinstance(respond.response_url, str) else None
+        user = body["user"]["id"]
+        asked = Request(request_key(body), ref.incident, user, "button", RecordStep(ref), url, "record runbook steps")
+        await runtime.inbox.record(asked)
+        await ack()
 
     @app.middleware
     async def thread_activity(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse | None:
