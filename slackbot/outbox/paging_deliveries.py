@@ -140,7 +140,7 @@ class PagingDeliveries:
         )
         links = []
         if run and run.url:
-            links.append({"href": run.url, "text": "CI run"})
+            links.append({"href": run.url, "text": "Alertmanager" if run.provider == "alertmanager" else "CI run"})
         if incident:
             links.append(
                 {

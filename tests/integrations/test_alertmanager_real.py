@@ -415,6 +415,7 @@ def test_a_sev1_alert_without_runbook_url_gets_its_steps_a_bead_and_pages_ops_an
     pages = triggers(bot, "SettlementFailed")
     assert {p["payload"]["severity"] for p in pages} == {"critical"}  # type: ignore[index]
     assert all("nvariant" not in p["payload"]["summary"] for p in pages)  # type: ignore[index]
+    assert [link["text"] for link in pages[0]["links"]][:1] == ["Alertmanager"]  # type: ignore[index]
 
 
 def test_an_unknown_alert_gets_an_alert_card_and_a_no_runbook_note(am_bot: tuple[CiBot, Cluster]) -> None:
