@@ -1,128 +1,149 @@
-"""Work after an ack: it yields to arriving Slack requests, runs in order, and is not dropped.
+"""Work after an ack yields to arriving Slack requests, and is never dropped.
 
-Real asyncio with short intervals (20 ms quiet, a fraction of a second's bound), so each test
-takes well under a second.
+A click's change is recorded in the inbox before its ack; the inbox's applier waits for requests
+to pause (or for the after-ack bound) before applying it, unless someone waits for the outcome
+(a command, a form). Stopping applies what is recorded and sends pending answers without waiting
+for a pause. Real asyncio with a 20 ms quiet interval; nothing here asserts how long a step took
+(the machine may be loaded): each test waits for what it expects with a deadline, and checks what
+must not have happened yet while requests were still arriving.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
-from slackbot.after_ack import AckFirst, AfterAck
+from sqlalchemy.engine import Engine
+
+from slackbot.after_ack import AckFirst
+from slackbot.clock import FakeClock
+from slackbot.config import Playbooks
+from slackbot.domain.changes import Classify
+from slackbot.inbox import Inbox
+from tests.inbox.helpers import CLASSES, Told, inbox_for, open_incidents, request, rows
 
 
-async def keep_arriving(gate: AckFirst, seconds: float, every: float = 0.005) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+async def keep_arriving(gate: AckFirst, until: Callable[[], bool], every: float = 0.005) -> None:
+    while not until():
         gate.arrived()
         await asyncio.sleep(every)
 
 
-def test_a_change_waits_while_requests_arrive_and_runs_once_they_pause() -> None:
-    async def scenario() -> tuple[float, float]:
-        after_ack = AfterAck(AckFirst(quiet=0.02, max_delay=5.0))
-        applied = asyncio.Event()
-        start = time.monotonic()
-
-        async def change() -> None:
-            applied.set()
-
-        after_ack.gate.arrived()
-        after_ack.submit(change)
-        await keep_arriving(after_ack.gate, 0.25)
-        burst_over = time.monotonic() - start
-        assert not applied.is_set()  # nothing ran while the acks kept coming
-        await asyncio.wait_for(applied.wait(), timeout=1)
-        return burst_over, time.monotonic() - start
-
-    burst_over, applied_at = asyncio.run(scenario())
-    assert applied_at - burst_over < 0.2  # right after the pause, not after max_delay
+async def settled(engine: Engine, count: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(row.state != "pending" for row in await asyncio.to_thread(rows, engine)) >= count:
+            return True
+        await asyncio.sleep(0.01)
+    return False
 
 
-def test_a_change_runs_after_max_delay_even_if_requests_never_pause() -> None:
-    async def scenario() -> float:
-        after_ack = AfterAck(AckFirst(quiet=0.02, max_delay=0.15))
-        applied: list[float] = []
-        start = time.monotonic()
-
-        async def change() -> None:
-            applied.append(time.monotonic() - start)
-
-        after_ack.gate.arrived()
-        after_ack.submit(change)
-        await keep_arriving(after_ack.gate, 0.5)
-        assert applied
-        return applied[0]
-
-    waited = asyncio.run(scenario())
-    assert 0.15 <= waited < 0.4
+def states(engine: Engine) -> list[str]:
+    return [row.state for row in rows(engine)]
 
 
-def test_without_requests_a_change_runs_at_once() -> None:
-    async def scenario() -> float:
-        after_ack = AfterAck(AckFirst(quiet=0.02, max_delay=5.0))
-        start = time.monotonic()
-        result = await after_ack.run(asyncio.sleep, 0, "changed")
-        assert result == "changed"
-        return time.monotonic() - start
-
-    assert asyncio.run(scenario()) < 0.1
+def running(inbox: Inbox, stop: asyncio.Event) -> asyncio.Task[None]:
+    return asyncio.create_task(inbox.run(stop))
 
 
-def test_changes_apply_in_arrival_order_whether_queued_or_awaited_and_errors_reach_the_awaiter() -> None:
+def test_a_change_waits_while_requests_arrive_and_is_applied_once_they_pause(
+    sqlite_engine: Engine, playbooks: Playbooks, clock: FakeClock
+) -> None:
+    [incident] = open_incidents(sqlite_engine, playbooks, clock, 1)
+    gate = AckFirst(quiet=0.02, max_delay=60.0)
+    inbox = inbox_for(sqlite_engine, playbooks, clock, gate=gate)
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        stop = asyncio.Event()
+        task = running(inbox, stop)
+        gate.arrived()
+        await inbox.record(request(1, incident, Classify(CLASSES[0])))
+        burst_end = time.monotonic() + 0.3
+        await keep_arriving(gate, lambda: time.monotonic() > burst_end)
+        during = await asyncio.to_thread(states, sqlite_engine)  # the acks kept coming: nothing applied
+        assert await settled(sqlite_engine, 1)
+        stop.set()
+        await task
+        return during, await asyncio.to_thread(states, sqlite_engine)
+
+    during, after = asyncio.run(scenario())
+    assert during == ["pending"] and after == ["done"]
+
+
+def test_a_change_is_applied_after_the_bound_even_if_requests_never_pause(
+    sqlite_engine: Engine, playbooks: Playbooks, clock: FakeClock
+) -> None:
+    [incident] = open_incidents(sqlite_engine, playbooks, clock, 1)
+    gate = AckFirst(quiet=0.02, max_delay=0.15)
+    inbox = inbox_for(sqlite_engine, playbooks, clock, gate=gate)
+
     async def scenario() -> list[str]:
-        after_ack = AfterAck(AckFirst(quiet=0.02, max_delay=5.0))
-        order: list[str] = []
+        stop = asyncio.Event()
+        task = running(inbox, stop)
+        await inbox.record(request(1, incident, Classify(CLASSES[0])))
+        applied: list[bool] = []
 
-        async def change(name: str) -> str:
-            order.append(name)
-            return name
+        async def watch() -> None:
+            applied.append(await settled(sqlite_engine, 1))
 
-        async def refused() -> None:
-            raise ValueError("INC-9 is resolved")
+        watcher = asyncio.create_task(watch())
+        await keep_arriving(gate, watcher.done)  # requests never pause while we wait
+        stop.set()
+        await task
+        assert applied == [True]
+        return await asyncio.to_thread(states, sqlite_engine)
 
-        after_ack.gate.arrived()
-        after_ack.submit(change, "click 1")
-        command = asyncio.ensure_future(after_ack.run(change, "command"))
-        await asyncio.sleep(0)  # the command's listener runs up to its await: it is queued now
-        failing = asyncio.ensure_future(after_ack.run(refused))
-        await asyncio.sleep(0)
-        after_ack.submit(change, "click 2")
-        assert await command == "command"
-        try:
-            await failing
-        except ValueError as exc:
-            assert "resolved" in str(exc)
-        else:
-            raise AssertionError("the refusal did not reach the command")
-        await after_ack.run(change, "last")
-        return order
-
-    assert asyncio.run(scenario()) == ["click 1", "command", "click 2", "last"]
+    assert asyncio.run(scenario()) == ["done"]
 
 
-def test_stopping_applies_waiting_changes_and_answers_at_once() -> None:
-    async def scenario() -> tuple[list[str], float]:
-        after_ack = AfterAck(AckFirst(quiet=0.02, max_delay=60.0))
-        done: list[str] = []
+def test_a_command_someone_waits_for_is_applied_during_a_burst(
+    sqlite_engine: Engine, playbooks: Playbooks, clock: FakeClock
+) -> None:
+    [incident] = open_incidents(sqlite_engine, playbooks, clock, 1)
+    gate = AckFirst(quiet=0.02, max_delay=60.0)
+    inbox = inbox_for(sqlite_engine, playbooks, clock, gate=gate)
 
-        async def change() -> None:
-            done.append("change")
+    async def scenario() -> str | None:
+        stop = asyncio.Event()
+        task = running(inbox, stop)
+        asked = request(1, incident, Classify(CLASSES[0]))
+        await inbox.record(asked, urgent=True)
+        waiting = asyncio.ensure_future(inbox.outcome(asked.key, 10))
+        await keep_arriving(gate, waiting.done)
+        stop.set()
+        await task
+        applied = await waiting
+        return applied.state if applied else None
 
-        async def answer() -> None:
-            done.append("answer")
+    assert asyncio.run(scenario()) == "done"
 
-        arrivals = asyncio.ensure_future(keep_arriving(after_ack.gate, 5.0))
-        await asyncio.sleep(0.05)
-        after_ack.submit(change)
-        after_ack.spawn(answer())
-        await asyncio.sleep(0.05)
-        assert done == []  # still waiting for a pause that does not come
-        start = time.monotonic()
-        await after_ack.close(timeout=5)
-        arrivals.cancel()
-        return sorted(done), time.monotonic() - start
 
-    done, took = asyncio.run(scenario())
-    assert done == ["answer", "change"] and took < 1
+def test_stopping_applies_recorded_changes_and_sends_answers_without_waiting_for_a_pause(
+    sqlite_engine: Engine, playbooks: Playbooks, clock: FakeClock
+) -> None:
+    [incident] = open_incidents(sqlite_engine, playbooks, clock, 1)
+    gate = AckFirst(quiet=0.02, max_delay=600.0)
+    inbox = inbox_for(sqlite_engine, playbooks, clock, gate=gate)
+    told = inbox.answer
+    assert isinstance(told, Told)
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        stop = asyncio.Event()
+        task = running(inbox, stop)
+        finished = False
+        arrivals = asyncio.create_task(keep_arriving(gate, lambda: finished))
+        await inbox.record(request(1, incident, Classify(CLASSES[0])))
+        await inbox.record(request(2, incident, Classify(CLASSES[0])))  # no change: answered
+        before = await asyncio.to_thread(states, sqlite_engine)
+        # With a 600 s bound and requests still arriving, only stopping can apply them now.
+        await inbox.close(timeout=60)
+        finished = True
+        await arrivals
+        stop.set()
+        await task
+        return before, await asyncio.to_thread(states, sqlite_engine)
+
+    before, after = asyncio.run(scenario())
+    assert before == ["pending", "pending"] and after == ["done", "done"]
+    assert [url for url, _ in told.answers] == ["https://r/2"]
