@@ -107,6 +107,15 @@ class Playbook:
     def run_escalation_class(self) -> str | None:
         return self.class_with("run_escalation")
 
+    @functools.cached_property
+    def class_patterns(self) -> list[tuple[str, re.Pattern[str]]]:
+        """(class, pattern) for every message/log pattern the classes declare, compiled once."""
+        return [(k, re.compile(p, re.IGNORECASE)) for k, r in self.classes.items() for p in r.patterns]
+
+    def classes_for(self, signal: str) -> list[str]:
+        """The classes that claim a kind of evidence (``ClassRoute.signals``)."""
+        return [k for k, r in self.classes.items() if signal in r.signals]
+
     def contract_violation(self, scenario_id: str | None, invariant_id: str | None) -> bool:
         contract = self.policy.id_contract
         if contract == "none":

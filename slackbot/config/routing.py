@@ -25,6 +25,20 @@ from slackbot.config.durations import Duration
 from slackbot.config.targets import Owner, Target
 
 Source = Literal["report", "junit", "github", "alertmanager", "slack"]
+# Evidence the bot gathers itself that a class may claim (slackbot/suggest): a test that failed and
+# passed on one sha (flake), failing since one change (regression), one infrastructure error across
+# many tests (infra), a run across prefixes or without the contract's ids (harness), migrations or
+# seeds changed since the last green run (drift).
+Signal = Literal["flake", "regression", "infra", "harness", "drift"]
+
+
+def _valid_patterns(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern {pattern!r} is not a regular expression: {exc}") from None
+    return patterns
 
 
 class Raci(Strict):
@@ -65,6 +79,16 @@ class ClassRoute(Strict):
     run_escalation: bool = Field(
         default=False, description="target of the run-level escalation when a run spans several prefixes"
     )
+    # What makes the bot suggest this class (slackbot/suggest), each team in its own words:
+    patterns: list[str] = Field(
+        default_factory=list, description="regular expressions over the failure's message and log (case-insensitive)"
+    )
+    signals: list[Signal] = Field(default_factory=list, description="evidence kinds that suggest this class")
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        return _valid_patterns(patterns)
 
     @model_validator(mode="after")
     def _github_needs_repo(self) -> ClassRoute:

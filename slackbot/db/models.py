@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -81,6 +81,12 @@ class Incident(SQLModel, table=True):
     assignee: str | None = None
     suggested_class: str | None = None
     suggested_reason: str | None = None
+    suggested_confidence: float | None = Field(default=None, description="0..1; how sure the suggestion is")
+    suspects: list[dict[str, Any]] | None = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="changes between the last green and the first failing sha, with their owners",
+    )
     contract_violation: bool = False
     documentation_gap: str | None = None
     multi_prefix: bool = False
@@ -138,6 +144,30 @@ class Occurrence(SQLModel, table=True):
     key_entity_ids: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     evidence: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     occurred_at: datetime
+
+
+class RunResults(SQLModel, table=True):
+    """Every result one report carried, passes included, as one packed row (slackbot/history): a
+    run of 10,000 results is one insert, not 10,000. ``outcomes`` is the sorted records of
+    (8-byte digest of the test, 1-byte outcome); a test's history is a binary search per run."""
+
+    __tablename__ = "run_results"
+    __table_args__ = (
+        UniqueConstraint("run_pk", "content_key", name="uq_run_results_content"),
+        Index("ix_run_results_branch", "repository", "branch", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_pk: int = Field(foreign_key="runs.id", index=True)
+    content_key: str = Field(description="hash of the outcomes: the same report sent twice is one row")
+    repository: str
+    branch: str = Field(default="", description="'' when the run named none")
+    sha: str | None = None
+    attempt: int = 1
+    results: int = 0
+    failed: int = 0
+    outcomes: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    recorded_at: datetime
 
 
 class TimelineEvent(SQLModel, table=True):

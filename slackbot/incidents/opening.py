@@ -53,6 +53,7 @@ class Opening:
     multi_prefix: bool = False
     documentation_gap: str | None = None
     suggested: tuple[str, str] | None = None  # (class, why)
+    suggested_confidence: float | None = None  # 0..1 (slackbot/suggest); None: a rule's guess
     preset_class: str | None = None  # an alert's runbook names the failure mode
     preset_reason: str | None = None
     preset_severity: str | None = None
@@ -137,6 +138,7 @@ def incident_row(opening: Opening, now: datetime) -> dict[str, Any]:
         "classify_deadline": utc(now + within) if within is not None and failure_class is None else None,
         "suggested_class": opening.suggested[0] if opening.suggested else opening.preset_class,
         "suggested_reason": opening.suggested[1] if opening.suggested else opening.preset_reason,
+        "suggested_confidence": opening.suggested_confidence if opening.suggested else None,
         "failure_class": failure_class,
         "class_source": source.value if source else None,
         "classified_at": utc(now) if failure_class else None,

@@ -26,9 +26,11 @@ from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, Occurrence, Run
 from slackbot.domain.effects import Event
 from slackbot.domain.ids import fingerprint, prefix_of, short_symptom
+from slackbot.history import store as history
 from slackbot.incidents import opening, reminders
 from slackbot.incidents.effects import Effects, table, utc
 from slackbot.sources.report import Report, Result
+from slackbot.suggest.advice import Advice
 
 _CHUNK = 500
 # Where a report came from (the timeline's source) and which routing source that is.
@@ -148,6 +150,9 @@ class IngestService:
         effects = Effects(now=now)
         run, run_is_new = self._upsert_run(session, report, now)
         assert run.id is not None
+        # -- test history (issue 16): every result this report carried, passes included ------
+        history.record(session, run, report.results, now)
+        # ------------------------------------------------------------------------------------
         failures = [r for r in report.results if r.is_failure]
         groups = self._group(report, failures, _ROUTING_SOURCE.get(source, "report"))
         known_keys = self._existing_occurrence_keys(session, run.id, groups)
@@ -163,6 +168,11 @@ class IngestService:
         open_incidents = self._open_incidents(session, list(fresh_groups))
         closed = [fp for fp in fresh_groups if fp not in open_incidents]
         reopenable = opening.reopenable(session, self.playbooks, closed, now)
+        # -- suggestions (issue 16): history, run shape and the team's past, read once ----------
+        opening_firsts = [groups[fp].first for fp in closed if fresh_groups[fp] and fp not in reopenable]
+        advice = Advice(session, report.run.repository, report.run.branch, [g.first for g in groups.values()])
+        advice.prepare(opening_firsts)
+        # ------------------------------------------------------------------------------------
         ingested: list[IngestedIncident] = []
         occurrence_rows: list[dict[str, Any]] = []
         new: list[tuple[opening.Opening, dict[str, Any]]] = []
@@ -182,7 +192,7 @@ class IngestService:
             if incident is None and not fresh:
                 continue
             if incident is None:
-                planned = self._opening(report, run, group, now, group.playbook.name in escalating)
+                planned = self._opening(report, run, group, now, escalating.get(group.playbook.name), advice)
                 new.append((planned, opening.incident_row(planned, now)))
                 playbook_name = group.playbook.name
             else:
@@ -374,9 +384,12 @@ class IngestService:
 
     # -- new incidents --------------------------------------------------------------------------
 
-    def _opening(self, report: Report, run: Run, group: _Group, now: datetime, multi: bool) -> opening.Opening:
+    def _opening(
+        self, report: Report, run: Run, group: _Group, now: datetime, spans: list[str] | None, advice: Advice
+    ) -> opening.Opening:
         first, playbook = group.first, group.playbook
         occurred = report.run.finished_at or now
+        suggestion = advice.suggest(playbook, first, spans)
         return opening.Opening(
             playbook=playbook,
             fingerprint=group.fingerprint,
@@ -393,9 +406,10 @@ class IngestService:
             test_file=first.test_file,
             organization_under_test=first.organization_under_test,
             key_entity_ids=dict(first.key_entity_ids),
-            multi_prefix=multi,
+            multi_prefix=spans is not None,
             documentation_gap=documentation_gap(playbook, first.scenario_id, first.invariant_id),
-            suggested=suggest_owner(playbook, first),
+            suggested=(suggestion.failure_class, suggestion.reason(playbook)) if suggestion else None,
+            suggested_confidence=suggestion.confidence if suggestion else None,
         )
 
     @staticmethod
@@ -417,21 +431,6 @@ class IngestService:
             "evidence": [e.model_dump(by_alias=True, exclude_none=True) for e in result.evidence],
             "occurred_at": utc(run.finished_at or now),
         }
-
-
-def suggest_owner(playbook: Playbook, result: Result) -> tuple[str, str] | None:
-    """A first guess at the class, with why: the test file's scope glob, else the prefix's hint."""
-    match = playbook.owner_for_path(result.test_file)
-    if match:
-        failure_class, pattern = match
-        return failure_class, f"test file {result.test_file} matches scope {pattern}"
-    for label, entry in (
-        ("scenario", playbook.scenario_entry(result.scenario_id)),
-        ("invariant", playbook.invariant_entry(result.invariant_id)),
-    ):
-        if entry is not None and entry.likely_class is not None:
-            return entry.likely_class, f"{label} prefix {entry.prefix}-* is usually {entry.likely_class}"
-    return None
 
 
 def documentation_gap(playbook: Playbook, scenario_id: str | None, invariant_id: str | None) -> str | None:

@@ -1,0 +1,60 @@
+"""One report's outcomes as sorted fixed-width records: 8 bytes of the test's digest, 1 byte of
+outcome flags. 10,000 results are 90 kB and one row; finding a test is a binary search, no
+decoding. The flags are a set, so a test retried within one report (JUnit reruns) that failed
+and then passed keeps both: that is what a flake looks like, and neither half may be lost."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from enum import IntFlag
+
+_DIGEST = 8
+_WIDTH = _DIGEST + 1
+
+
+class Outcome(IntFlag):
+    PASSED = 1
+    FAILED = 2
+    SKIPPED = 4
+
+    @classmethod
+    def of(cls, status: str) -> Outcome:
+        if status in ("failed", "error"):
+            return cls.FAILED
+        return cls.SKIPPED if status == "skipped" else cls.PASSED
+
+
+def key_of(scenario_id: str | None, invariant_id: str | None, test_identity: str) -> bytes:
+    """The test a result or an incident is about. Ids win when the harness emitted both, as the
+    incident fingerprint does, so renaming a test file keeps its scenario's history."""
+    basis = f"ids|{scenario_id}|{invariant_id}" if scenario_id and invariant_id else f"test|{test_identity}"
+    return hashlib.blake2b(basis.encode(), digest_size=_DIGEST).digest()
+
+
+def pack(results: Iterable[tuple[bytes, Outcome]]) -> bytes:
+    flags: dict[bytes, int] = {}
+    for key, outcome in results:
+        flags[key] = flags.get(key, 0) | outcome
+    return b"".join(key + bytes((flags[key],)) for key in sorted(flags))
+
+
+def lookup(packed: bytes, key: bytes) -> Outcome | None:
+    """The test's outcome in this report, or None when the report did not carry it (a JSON report
+    names only failures: absent means unknown, not passed)."""
+    lo, hi = 0, len(packed) // _WIDTH
+    while lo < hi:
+        mid = (lo + hi) // 2
+        start = mid * _WIDTH
+        found = packed[start : start + _DIGEST]
+        if found < key:
+            lo = mid + 1
+        elif found > key:
+            hi = mid
+        else:
+            return Outcome(packed[start + _DIGEST])
+    return None
+
+
+def count(packed: bytes) -> int:
+    return len(packed) // _WIDTH

@@ -1,0 +1,101 @@
+"""Keeping and reading test history: one ``RunResults`` row per report, read a branch at a time."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import exists
+from sqlalchemy import select as select_columns  # six columns: more than sqlmodel.select types
+from sqlmodel import Session, col, select
+
+from slackbot.db.models import Run, RunResults
+from slackbot.history.outcomes import Outcome, key_of, lookup, pack
+from slackbot.history.summary import History, Seen
+
+# How far back a test's history reaches: enough runs to see a flip or a streak, few enough that
+# reading them stays a few milliseconds when an ingest opens incidents.
+WINDOW = 60
+_SEARCHES = 200
+
+
+class ResultLike(Protocol):  # what it reads of sources.report.Result (history imports no source)
+    @property
+    def scenario_id(self) -> str | None: ...
+    @property
+    def invariant_id(self) -> str | None: ...
+    @property
+    def test_identity(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+
+
+def record(session: Session, run: Run, results: Iterable[ResultLike], now: datetime) -> RunResults | None:
+    """Every result of one report, passes included. The same report sent again adds nothing;
+    a run reported in several files (one per shard) adds one row per file."""
+    assert run.id is not None
+    packed = pack((key_of(r.scenario_id, r.invariant_id, r.test_identity), Outcome.of(r.status)) for r in results)
+    if not packed:
+        return None
+    content_key = hashlib.sha256(packed).hexdigest()[:32]
+    seen = session.scalar(
+        select(exists().where(col(RunResults.run_pk) == run.id, col(RunResults.content_key) == content_key))
+    )
+    if seen:
+        return None
+    failed = sum(1 for i in range(8, len(packed), 9) if packed[i] & Outcome.FAILED)
+    row = RunResults(
+        run_pk=run.id,
+        content_key=content_key,
+        repository=run.repository,
+        branch=run.branch or "",
+        sha=run.sha,
+        attempt=run.run_attempt,
+        results=len(packed) // 9,
+        failed=failed,
+        outcomes=packed,
+        recorded_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def histories(
+    session: Session, repository: str, branch: str | None, keys: Sequence[bytes], *, window: int = WINDOW
+) -> dict[bytes, History]:
+    """Each test's history on the branch, oldest first, over the branch's last ``window`` reports."""
+    rows = session.execute(
+        select_columns(
+            col(RunResults.run_pk),
+            col(RunResults.sha),
+            col(RunResults.attempt),
+            col(RunResults.outcomes),
+            col(Run.run_id),
+            col(Run.url),
+        )
+        .join(Run, col(Run.id) == col(RunResults.run_pk))
+        .where(col(RunResults.repository) == repository, col(RunResults.branch) == (branch or ""))
+        .order_by(col(RunResults.id).desc())
+        .limit(window)
+    ).all()
+    found: dict[bytes, list[Seen]] = {key: [] for key in keys}
+    # A few tests: a binary search each per run. Thousands (a run that broke everything): one
+    # pass over each run's records into a dict is cheaper than thousands of searches.
+    many = len(found) > _SEARCHES
+    for run_pk, sha, attempt, packed, run_id, url in reversed(rows):
+        if many:
+            table = {packed[i : i + 8]: packed[i + 8] for i in range(0, len(packed), 9)}
+            outcomes = ((key, seen, table.get(key)) for key, seen in found.items())
+        else:
+            outcomes = ((key, seen, lookup(packed, key)) for key, seen in found.items())
+        for _key, seen, flags in outcomes:
+            if flags is None:
+                continue
+            outcome = Outcome(flags)
+            if seen and seen[-1].run_pk == run_pk:  # another shard of the same run
+                seen[-1] = seen[-1].also(outcome)
+            else:
+                seen.append(Seen(run_pk, run_id, url, sha, attempt, outcome))
+    return {key: History(seen) for key, seen in found.items()}

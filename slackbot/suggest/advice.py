@@ -1,0 +1,86 @@
+"""Suggestions for the failures one report opens, with what they share read once: the run's
+shape, the tests' history on the branch (one query for all of them) and each playbook's past."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Protocol
+
+from sqlmodel import Session
+
+from slackbot.config import Playbook
+from slackbot.history.outcomes import key_of
+from slackbot.history.store import ResultLike, histories
+from slackbot.history.summary import History
+from slackbot.suggest.failure import Failure, suggest
+from slackbot.suggest.past import Past
+from slackbot.suggest.patterns import Memo, pattern_votes
+from slackbot.suggest.signals import RunShape
+from slackbot.suggest.suggestion import Suggestion
+from slackbot.suggest.words import masked_line
+
+
+class FailedResult(ResultLike, Protocol):  # what it reads of sources.report.Result
+    @property
+    def test_file(self) -> str | None: ...
+    @property
+    def message(self) -> str | None: ...
+    @property
+    def detail(self) -> str | None: ...
+    @property
+    def command(self) -> str | None: ...
+
+
+def run_shape(playbook: Playbook, firsts: Sequence[FailedResult]) -> RunShape:
+    """``firsts``: one result per failing test of the run."""
+    if not firsts:
+        return RunShape()
+    lines = Counter(masked_line(r.message or r.command) for r in firsts)
+    common, sharing = lines.most_common(1)[0]
+    example = next(r for r in firsts if masked_line(r.message or r.command) == common)
+    infra = set(playbook.classes_for("infra"))
+    is_infra = any(v.failure_class in infra for v in pattern_votes(playbook, example.message or example.command or ""))
+    return RunShape(len(firsts), common or None, sharing, None, is_infra)
+
+
+class Advice:
+    """``firsts``: one result per failing test of the run (its shape)."""
+
+    def __init__(self, session: Session, repository: str, branch: str | None, firsts: Sequence[FailedResult]) -> None:
+        self.session = session
+        self.repository, self.branch = repository, branch
+        self.firsts = list(firsts)
+        self._histories: dict[bytes, History] = {}
+        self._pasts: dict[str, Past] = {}
+        self._shapes: dict[str, RunShape] = {}
+        self._patterns: dict[str, Memo] = {}
+
+    def prepare(self, opening: Sequence[FailedResult]) -> None:
+        """Read the history of the tests about to open incidents, in one query."""
+        keys = [key_of(r.scenario_id, r.invariant_id, r.test_identity) for r in opening]
+        if keys:
+            self._histories.update(histories(self.session, self.repository, self.branch, keys))
+
+    def history(self, result: FailedResult) -> History | None:
+        return self._histories.get(key_of(result.scenario_id, result.invariant_id, result.test_identity))
+
+    def suggest(self, playbook: Playbook, result: FailedResult, spans: list[str] | None) -> Suggestion | None:
+        if playbook.name not in self._pasts:
+            self._pasts[playbook.name] = Past.load(self.session, playbook.name)
+            self._shapes[playbook.name] = run_shape(playbook, self.firsts)
+            self._patterns[playbook.name] = Memo(playbook)
+        shape = self._shapes[playbook.name]
+        if spans:
+            shape = RunShape(shape.failing_tests, shape.common_error, shape.sharing, spans, shape.common_error_is_infra)
+        failure = Failure(
+            message=result.message or "",
+            detail=result.detail or "",
+            command=result.command or "",
+            test_file=result.test_file,
+            scenario_id=result.scenario_id,
+            invariant_id=result.invariant_id,
+            history=self.history(result),
+            shape=shape,
+        )
+        return suggest(playbook, failure, self._pasts[playbook.name], self._patterns[playbook.name])

@@ -1,0 +1,62 @@
+"""Adding votes up into one suggestion, keeping every reason."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from slackbot.config import Playbook
+
+# Above this the suggestion says it is confident: tuned on the labelled corpus (bench/suggest.py)
+# so that confident suggestions are right at least 95% of the time.
+CONFIDENT = 0.7
+# Evidence nobody gave: a lone weak vote must not look certain.
+_PRIOR = 1.0
+
+
+@dataclass(frozen=True)
+class Vote:
+    failure_class: str
+    weight: float
+    signal: str  # pattern | history | run | scope | prefix | past | changes
+    reason: str
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    failure_class: str
+    confidence: float
+    votes: tuple[Vote, ...]  # every vote, the suggested class's first
+
+    @property
+    def confident(self) -> bool:
+        return self.confidence >= CONFIDENT
+
+    def reason(self, playbook: Playbook) -> str:
+        """Which signals voted, for the suggested class and then for the others."""
+        mine = [v.reason for v in self.votes if v.failure_class == self.failure_class]
+        others: dict[str, list[str]] = defaultdict(list)
+        for vote in self.votes:
+            if vote.failure_class != self.failure_class:
+                others[vote.failure_class].append(vote.reason)
+        text = "; ".join(mine)
+        if others:
+            text += " — against: " + "; ".join(f"{playbook.class_label(k)} ({', '.join(r)})" for k, r in others.items())
+        return text
+
+
+def combine(playbook: Playbook, votes: list[Vote]) -> Suggestion | None:
+    """The class with the most weight; confidence is its share of all the weight given, plus a
+    prior, so agreeing signals make it sure and disagreeing ones make it doubt. Ties go to the
+    class listed first in the playbook (its order is the team's)."""
+    votes = [v for v in votes if v.failure_class in playbook.classes and v.weight > 0]
+    if not votes:
+        return None
+    scores: dict[str, float] = defaultdict(float)
+    for vote in votes:
+        scores[vote.failure_class] += vote.weight
+    order = {key: n for n, key in enumerate(playbook.classes)}
+    best = max(scores, key=lambda k: (scores[k], -order[k]))
+    confidence = scores[best] / (sum(scores.values()) + _PRIOR)
+    ranked = sorted(votes, key=lambda v: (v.failure_class != best, -scores[v.failure_class], -v.weight))
+    return Suggestion(best, round(confidence, 2), tuple(ranked))
