@@ -65,7 +65,9 @@ class Runtime:
         self.metrics = AppMetrics(self.engine, self.clock, classes)
         if self.slack is not None:
             self.metrics.instrument_slack(self.slack)
-        self.after_ack = AfterAck(AckFirst(max_delay=self.settings.after_ack_max_delay))
+        self.after_ack = AfterAck(
+            AckFirst(quiet=self.settings.after_ack_quiet, max_delay=self.settings.after_ack_max_delay)
+        )
         self.responders = Responders(self.playbooks.workspace.responders, self.slack, self.clock)
         # What Slack interactions ask for: recorded before the ack, applied after it (the lifespan runs it).
         self.inbox = Inbox(

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         alias="TRIAGE_AFTER_ACK_MAX_DELAY",
         description="seconds a click's change may wait while Slack requests keep arriving (acks go first)",
     )
+    after_ack_quiet: float = Field(
+        default=0.02,
+        gt=0,
+        alias="TRIAGE_AFTER_ACK_QUIET",
+        description="seconds without Slack requests after which recorded changes are applied (acks go first)",
+    )
     inbox_poll: float = Field(
         default=1.0,
         gt=0,
