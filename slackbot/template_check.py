@@ -109,7 +109,17 @@ def _post_payloads(playbook: Playbook, sample: _Sample, full: bool) -> dict[str,
     payloads: dict[str, dict[str, Any]] = {
         "acknowledged": {"actor": actor},
         "assigned": {"actor": actor, "assignee": "U0OTHER"},
-        "classified": {"class": classes[0], "previous": classes[-1] if full else None, "actor": actor},
+        "classified": {
+            "class": classes[0],
+            "previous": classes[-1] if full else None,
+            "actor": actor,
+            # a run of classifications folded into one post (slackbot/incidents/coalescing.py)
+            **(
+                {"sequence": [{"class": classes[-1], "actor": "U0OTHER"}, {"class": classes[0], "actor": actor}]}
+                if full
+                else {}
+            ),
+        },
         "severity": {"actor": actor, "severity": severities[0], "previous": severities[-1]},
         "milestone": {"actor": actor, "milestone": milestone.key, "note": "sample" if full else "", "fields": fields},
         "resolved": {"actor": actor, "note": "sample root cause", "fields": fields},

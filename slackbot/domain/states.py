@@ -48,6 +48,9 @@ class DeliveryState(StrEnum):
     SENDING = "sending"
     DONE = "done"
     DEAD = "dead"
+    # Never delivered, on purpose: a newer row carries what it would have said (a classification
+    # replaced before its post went out; see slackbot/incidents/coalescing.py). Not an error.
+    SUPERSEDED = "superseded"
 
 
 class StepResult(StrEnum):

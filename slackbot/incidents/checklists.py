@@ -13,6 +13,8 @@ than recorded against the wrong step.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import Session
 
 from slackbot.config import Playbook
@@ -35,14 +37,28 @@ def alertname_of(incident: Incident) -> str | None:
     return incident.scenario_id if incident.repository == ALERTMANAGER_REPOSITORY else None
 
 
-def enqueue_checklist(effects: Effects, incident: Incident, *, failure_class: str, reclassified: bool) -> str:
+def enqueue_checklist(
+    effects: Effects,
+    incident: Incident,
+    *,
+    failure_class: str,
+    reclassified: bool,
+    not_before: datetime | None = None,
+) -> str:
     """Post the class's checklist in the thread (after the card exists: the outbox handler waits
     for it). Called after the change that classified, so the revision names this classification.
     On reclassification the older checklist is redrawn as superseded, without buttons.
     Returns the new checklist's key."""
     assert incident.id is not None
     key = Key.checklist(incident.id, incident.revision)
-    effects.enqueue(EffectKind.CHECKLIST, key, {"class": failure_class}, incident_id=incident.id, lane=incident.channel)
+    effects.enqueue(
+        EffectKind.CHECKLIST,
+        key,
+        {"class": failure_class},
+        incident_id=incident.id,
+        lane=incident.channel,
+        not_before=not_before,
+    )
     if reclassified:
         effects.enqueue(
             EffectKind.CHECKLIST_UPDATE,

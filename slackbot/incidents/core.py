@@ -11,6 +11,8 @@ answering) lives beside it: ``opening``, ``timers``, ``beads``; all of them end 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
@@ -40,16 +42,18 @@ from slackbot.domain.changes import (
 )
 from slackbot.domain.effects import EffectKind, Event, Key, Lane
 from slackbot.domain.states import ClassSource, IncidentStatus, SeveritySource, TimerKind, timer_subject
-from slackbot.incidents import beads, checklists
+from slackbot.incidents import beads, checklists, coalescing
 from slackbot.incidents.effects import Effects, cancel_timer, utc
 from slackbot.incidents.paging import enqueue_page, targets_for
 from slackbot.incidents.state import Turn, changed, load_for_change, require_open
 
 
 class IncidentCore:
-    def __init__(self, playbooks: Playbooks, clock: Clock) -> None:
+    def __init__(self, playbooks: Playbooks, clock: Clock, *, coalesce: timedelta = coalescing.DEFAULT_WINDOW) -> None:
         self.playbooks = playbooks
         self.clock = clock
+        # How long a classification's thread post and checklist wait for a correction (coalescing.py)
+        self.coalesce = coalesce
 
     # -- the door every change goes through --------------------------------------------------
 
@@ -76,7 +80,7 @@ class IncidentCore:
             case Assign(user_id=user_id):
                 return _assign(turn, user_id)
             case Classify(choice=choice):
-                return _classify(turn, choice)
+                return _classify(turn, choice, self.coalesce)
             case SetSeverity(choice=choice):
                 return _severity(turn, choice)
             case Escalate(reason=reason, seen_level=seen_level):
@@ -147,7 +151,7 @@ def _assign(turn: Turn, user_id: str) -> Outcome:
 # -- cause and severity -----------------------------------------------------------------------------
 
 
-def _classify(turn: Turn, choice: str) -> Outcome:
+def _classify(turn: Turn, choice: str, window: timedelta) -> Outcome:
     playbook, incident = turn.playbook, turn.incident
     chosen = playbook.parse_class(choice)
     require_open(incident)
@@ -178,9 +182,26 @@ def _classify(turn: Turn, choice: str) -> Outcome:
         beads.auto_file(incident, turn.effects, chosen)
     if route.default_severity and incident.severity_source in (None, SeveritySource.DEFAULT):
         _apply_severity(turn, route.default_severity, SeveritySource.CLASS)
-    turn.changed("classified", **{"class": chosen, "previous": previous})
-    # The interactive checklist (Done / Failed / Skip per step) follows the classified post.
-    checklists.enqueue_checklist(turn.effects, incident, failure_class=chosen, reclassified=previous is not None)
+    # A classification replaced before its post went out is folded into this one's post (which
+    # names the whole sequence), and its checklist is dropped; both wait ``window`` for the next.
+    now = turn.effects.now
+    folded = coalescing.fold_classifications(turn.session, turn.id, now)
+    sequence = [*folded.sequence, {"class": chosen, "actor": turn.actor.user_id}]
+    since = folded.since or now
+    due = coalescing.due_at(now, window, folded.since)
+    post: dict[str, Any] = {"class": chosen, "previous": folded.previous if folded.sequence else previous}
+    if len(sequence) > 1:
+        post["sequence"] = sequence
+    turn.changed("classified", not_before=due, since=since.isoformat(), **post)
+    # The interactive checklist (Done / Failed / Skip per step) follows the classified post. When
+    # the checklist it replaces was never posted, there is nothing in the thread to strike out.
+    checklists.enqueue_checklist(
+        turn.effects,
+        incident,
+        failure_class=chosen,
+        reclassified=previous is not None and not folded.checklists,
+        not_before=due,
+    )
     return Outcome(turn.id, f"{turn.key} {verb.lower()} {route.label}")
 
 

@@ -7,6 +7,7 @@ redraw and the optional thread post are queued, and the quiet-thread reminder mo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, select
@@ -45,6 +46,7 @@ def changed(
     *,
     thread: dict[str, Any] | None = None,
     remind: bool = True,
+    not_before: datetime | None = None,
 ) -> None:
     """Bump the revision, queue the redraw and (optionally) a thread post. Every change is activity
     on the incident, so the quiet-thread reminder moves back one interval (``remind=False`` when
@@ -64,6 +66,7 @@ def changed(
             thread,
             incident_id=incident.id,
             lane=incident.channel,
+            not_before=not_before,
         )
     redraw(incident, effects)
 
@@ -102,7 +105,8 @@ class Turn:
             kind, message, incident_id=self.id, actor=self.actor.user_id, source=self.actor.source, data=data
         )
 
-    def changed(self, template: str | None = None, **post: Any) -> None:
-        """``changed`` for this turn, with a thread post from ``template`` when given."""
+    def changed(self, template: str | None = None, *, not_before: datetime | None = None, **post: Any) -> None:
+        """``changed`` for this turn, with a thread post from ``template`` when given (due at
+        ``not_before``, or at once)."""
         thread = {"template": template, "actor": self.actor.user_id, **post} if template else None
-        changed(self.session, self.playbook, self.incident, self.effects, thread=thread)
+        changed(self.session, self.playbook, self.incident, self.effects, thread=thread, not_before=not_before)

@@ -120,8 +120,8 @@ class ChecklistDeliveries:
             origin = await asyncio.to_thread(self._origin, key)
             if origin is None:
                 raise PermanentFailure(f"no checklist {key}")
-            if origin.state == DeliveryState.DEAD:
-                continue  # never posted: nothing to redraw
+            if origin.state in (DeliveryState.DEAD, DeliveryState.SUPERSEDED):
+                continue  # never posted (or folded into a newer one unseen): nothing to redraw
             if origin.state != DeliveryState.DONE:
                 raise RetryLater("the checklist is not posted yet", after=1.0)
             view = await asyncio.to_thread(self._view, item.incident_id, key, origin.payload["class"])
@@ -149,6 +149,8 @@ class ChecklistDeliveries:
                     OutboxItem.incident_id == incident_id,
                     OutboxItem.kind == EffectKind.CHECKLIST.value,
                     col(OutboxItem.id) < newest_id,
+                    # one dropped unseen (coalescing) has nothing to strike out; the one before has
+                    col(OutboxItem.state) != DeliveryState.SUPERSEDED.value,
                 )
                 .order_by(col(OutboxItem.id).desc())
                 .limit(1)

@@ -12,15 +12,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from slackbot.db.engine import session_scope
 from slackbot.db.models import OutboxItem
+from slackbot.domain.effects import EffectKind
 from slackbot.domain.states import DeliveryState
 from slackbot.incidents.effects import utc
 
 LEASE = timedelta(seconds=60)  # the default; TRIAGE_OUTBOX_LEASE_SECONDS sets it per process
+# Slack is edited at most once a second per card: a redraw claimed sooner after the last one waits.
+CARD_EDIT_INTERVAL = timedelta(seconds=1)
 
 
 def _due(now: datetime) -> Any:
@@ -48,7 +52,14 @@ def claim(
         # Only ids, lanes, states and attempts are read for the candidates: loading a few hundred rows
         # (payloads and all) to deliver a dozen made claiming the slowest part of a busy outbox.
         query = (
-            select(OutboxItem.id, OutboxItem.lane, OutboxItem.state, OutboxItem.attempts)
+            sa_select(
+                col(OutboxItem.id),
+                col(OutboxItem.lane),
+                col(OutboxItem.state),
+                col(OutboxItem.attempts),
+                col(OutboxItem.kind),
+                col(OutboxItem.incident_id),
+            )
             .where(_due(moment), col(OutboxItem.kind).in_(sorted(kinds)))
             .order_by(col(OutboxItem.id))
             .limit(limit * 4)
@@ -57,12 +68,31 @@ def claim(
             query = query.where(col(OutboxItem.lane).not_in(sorted(skip_lanes)))
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
+        candidates = [tuple(row) for row in session.execute(query)]
+        held = _cards_held(
+            session, moment, {i for _, _, _, _, kind, i in candidates if kind == _CARD and i is not None}
+        )
         chosen: dict[str, tuple[int, bool]] = {}
-        for row_id, lane, state, attempts in session.exec(query):
+        postponed: dict[int, datetime] = {}
+        for row_id, lane, state, attempts, kind, incident_id in candidates:
+            if kind == _CARD and incident_id in held and row_id is not None:
+                # The card is being drawn (by any replica) or was drawn less than a second ago: a
+                # second draw now would edit it twice in a second, or land before the first and
+                # be overwritten by the older state. The lane's next row goes instead.
+                if state == DeliveryState.PENDING:
+                    postponed[row_id] = held[incident_id]
+                continue
             if lane not in chosen and len(chosen) < limit and row_id is not None:
                 # An earlier attempt may have reached Slack if a worker died holding the row
                 # (its lease ran out) or an attempt failed without an answer (timeout, 5xx).
                 chosen[lane] = (row_id, state == DeliveryState.SENDING or attempts > 0)
+        for row_id, until in postponed.items():
+            session.execute(
+                update(OutboxItem)
+                .where(col(OutboxItem.id) == row_id, col(OutboxItem.state) == DeliveryState.PENDING.value)
+                .values(next_attempt_at=until)
+                .execution_options(synchronize_session=False)
+            )
         if not chosen:
             return []
         won = session.execute(
@@ -82,6 +112,39 @@ def claim(
         # handlers look for an earlier copy before posting again (e.g. SlackDeliveries._find_post).
         item.result = {**item.result, "takeover": maybe_delivered[item.id or 0]}
     return claimed
+
+
+_CARD = EffectKind.CARD.value
+
+
+def _cards_held(session: Session, now: datetime, incidents: set[int]) -> dict[int, datetime]:
+    """Incidents whose card may not be drawn yet, each with the moment it may: one being drawn
+    (a live claim) or drawn within ``CARD_EDIT_INTERVAL``."""
+    if not incidents:
+        return {}
+    rows = session.exec(
+        select(OutboxItem.incident_id, OutboxItem.state, OutboxItem.done_at, OutboxItem.lease_until).where(
+            col(OutboxItem.kind) == _CARD,
+            col(OutboxItem.incident_id).in_(sorted(incidents)),
+            or_(
+                and_(col(OutboxItem.state) == DeliveryState.SENDING.value, col(OutboxItem.lease_until) >= now),
+                and_(
+                    col(OutboxItem.state) == DeliveryState.DONE.value,
+                    col(OutboxItem.done_at) > now - CARD_EDIT_INTERVAL,
+                ),
+            ),
+        )
+    )
+    held: dict[int, datetime] = {}
+    for incident_id, state, done_at, _lease in rows:
+        if incident_id is None:
+            continue
+        # In flight: look again a second from now (its settle wakes the lane's worker anyway).
+        until = (
+            utc(done_at) + CARD_EDIT_INTERVAL if state == DeliveryState.DONE and done_at else now + CARD_EDIT_INTERVAL
+        )
+        held[incident_id] = max(held.get(incident_id, until), until)
+    return held
 
 
 def settle(

@@ -63,6 +63,9 @@ def post_context(
         route = playbook.classes[payload["class"]]
         ctx |= {
             "label": route.label,
+            # The classifications this one post reports, oldest first: more than one when the
+            # ones before were replaced before their post went out ("classified X, then Y").
+            "sequence": _sequence(playbook, payload),
             "previous": payload.get("previous"),
             "previous_label": playbook.class_label(payload.get("previous")),
             "owner": Mrkdwn(route.owner.mention()),
@@ -127,6 +130,17 @@ def post_context(
         if name == "milestone":
             ctx["milestone_label"] = playbook.milestone_label(payload["milestone"])
     return ctx
+
+
+def _sequence(playbook: Playbook, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    steps = payload.get("sequence")
+    if not isinstance(steps, list) or not steps:
+        steps = [{"class": payload["class"], "actor": payload.get("actor")}]
+    return [
+        {"label": playbook.class_label(step.get("class")), "actor": mention(step.get("actor"))}
+        for step in steps
+        if isinstance(step, dict)
+    ]
 
 
 def _occurrence_run(payload: dict[str, Any], latest: Run | None) -> str:

@@ -3,70 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 
-import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from slackbot.clock import FakeClock
-from slackbot.config import Playbooks
-from slackbot.db.models import OutboxItem, TimelineEvent
-from slackbot.emulator import SlackEmulator
-from slackbot.emulator.seeding import seed_workspace
+from slackbot.db.models import TimelineEvent
 from slackbot.outbox import store
 from slackbot.outbox.slack_deliveries import SlackDeliveries
-from slackbot.outbox.worker import OutboxWorker
-from slackbot.sources.ingest import IngestService
-from tests.factories import parsed, result
-
-NIGHTLY = "C0NIGHTLY"
-OPS = "C0OPS"
-
-
-@dataclass
-class Rig:
-    engine: Engine
-    clock: FakeClock
-    emulator: SlackEmulator
-    playbooks: Playbooks
-
-    def worker(self, name: str, max_attempts: int = 8) -> OutboxWorker:
-        client = AsyncWebClient(token=self.emulator.bot_token, base_url=self.emulator.base_url)
-        worker = OutboxWorker(self.engine, self.clock, {}, worker_id=name, ops_channel=OPS, max_attempts=max_attempts)
-        worker.handlers.update(SlackDeliveries(self.engine, client, self.playbooks, self.clock, name).handlers())
-        return worker
-
-    def rows(self) -> list[OutboxItem]:
-        with Session(self.engine) as session:
-            return list(session.exec(select(OutboxItem).order_by(OutboxItem.id)))  # type: ignore[arg-type]
-
-    def drain(self, worker: OutboxWorker, *, seconds: float = 600, tick: float = 1.0) -> None:
-        """Step the worker while moving virtual time forward, like the running loop would."""
-
-        async def go() -> None:
-            elapsed = 0.0
-            while elapsed < seconds and any(r.state in ("pending", "sending") for r in self.rows()):
-                await worker.step()
-                self.clock.advance(tick)
-                elapsed += tick
-
-        asyncio.run(go())
-
-
-@pytest.fixture
-def rig(sqlite_engine: Engine, playbooks: Playbooks) -> Iterator[Rig]:
-    clock = FakeClock()
-    with SlackEmulator(clock=lambda: clock.now().timestamp()) as emulator:
-        seed_workspace(emulator, playbooks)
-        yield Rig(sqlite_engine, clock, emulator, playbooks)
-
-
-def ingest(rig: Rig, *results: dict[str, object], run_id: str = "9187") -> None:
-    IngestService(rig.playbooks, rig.clock).ingest_report(rig.engine, parsed(*results, run_id=run_id))
+from tests.factories import result
+from tests.outbox.rig import NIGHTLY, OPS, Rig, ingest
 
 
 def test_server_errors_are_retried_with_backoff_and_counted(rig: Rig) -> None:
@@ -183,8 +129,10 @@ def test_a_burst_of_changes_is_one_card_edit_that_shows_the_last_and_every_threa
     shown = str(card.blocks)
     assert "data_schema_drift" in shown and "SEV-2" in shown and "<@U0CAROL>" in shown
     posts = [m.text for m in rig.emulator.replies(NIGHTLY, card.ts) if m.ts != card.ts]
-    # every thread post went out, in order: only the card's redraws were merged
-    assert [p.split()[0] for p in posts] == ["🏷️", "🚨", "🚦", "🔁", "👀"]
+    # every thread post went out, in order, but the card's redraws were merged, and so was the first
+    # classification, replaced before its post went out: the one post names both, in order
+    assert [p.split()[0] for p in posts] == ["🚨", "🚦", "🏷️", "👀"]
+    assert posts[2].startswith("🏷️ <@U0CAROL> classified this as *Algorithm regression*, then *Data/schema drift*.")
 
 
 def test_a_change_while_the_card_is_being_drawn_queues_a_new_redraw(rig: Rig) -> None:
