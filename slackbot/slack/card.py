@@ -154,6 +154,8 @@ def _state_lines(view: CardView) -> list[str]:
     )
     if incident.escalation_level:
         state += f" · *Escalated:* level {incident.escalation_level}"
+    if incident.bead_id:  # the defect's record is what a responder opens next: first screen, not Details
+        state += f" · *Bead:* {code(incident.bead_id)}"
     if incident.failure_class:
         route = playbook.class_route(incident.failure_class)
         whose = f"*Class:* {escape(playbook.class_label(incident.failure_class))}" + (
@@ -197,7 +199,7 @@ def _details(view: CardView) -> list[Block]:
 
 
 def _detail_fields(view: CardView) -> list[str]:
-    """What the first screen leaves out: history, deadlines, the bead, the tested organisation."""
+    """What the first screen leaves out: history, deadlines, a bead still being filed, the tested organisation."""
     incident, playbook = view.incident, view.playbook
     fields = [
         f"*Occurrences:*\n{incident.occurrence_count} (first {slack_date(incident.first_seen)}, "
@@ -207,9 +209,8 @@ def _detail_fields(view: CardView) -> list[str]:
         fields.append(f"*Organization under test:*\n{escape(incident.organization_under_test) or '—'}")
     if not incident.failure_class and incident.is_open and incident.classify_deadline is not None:
         fields.append(f"*Classify by:*\n{slack_date(incident.classify_deadline)}")
-    if incident.bead_id or incident.bead_state != BeadState.NONE:
-        bead = code(incident.bead_id) if incident.bead_id else f"bead {escape(incident.bead_state)}"
-        fields.append(f"*Defect bead:*\n{bead}")
+    if not incident.bead_id and incident.bead_state != BeadState.NONE:
+        fields.append(f"*Defect bead:*\n{escape(incident.bead_state)}")
     return fields
 
 
