@@ -29,6 +29,14 @@ from slackbot.slack.escape import escape
 Wanted = Change | Callable[[dict[str, Any]], Change]
 
 
+def suggested_class(action: dict[str, Any]) -> str:
+    """The class a Confirm button confirms: its block names it (``card.SUGGESTION_BLOCK``)."""
+    block = action.get("block_id")
+    if not isinstance(block, str) or not block.startswith(card.SUGGESTION_BLOCK):
+        raise BadPayload("this card is from an older version of the bot; use /triage classify")
+    return block.removeprefix(card.SUGGESTION_BLOCK)
+
+
 def register(app: AsyncApp, runtime: Runtime) -> None:
     inbox = runtime.inbox
 
@@ -69,6 +77,11 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     @app.action(card.ACTION_CLASSIFY)
     async def classify(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await change(ack, body, respond, lambda action: Classify(chosen(action)))
+
+    # Confirm the suggestion: the same classification as the menu, with the class the card showed.
+    @app.action(card.ACTION_CONFIRM)
+    async def confirm(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await change(ack, body, respond, lambda action: Classify(suggested_class(action)))
 
     @app.action(card.ACTION_SEVERITY)
     async def severity(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:

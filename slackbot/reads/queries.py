@@ -105,6 +105,7 @@ def incident_json(incident: Incident, run: Run | None = None) -> dict[str, Any]:
         "classifyDeadline": _iso(incident.classify_deadline),
         "suggestedClass": incident.suggested_class,
         "suggestedReason": incident.suggested_reason,
+        "confidence": incident.suggested_confidence,
         "contractViolation": incident.contract_violation,
         "documentationGap": incident.documentation_gap,
         "multiPrefix": incident.multi_prefix,

@@ -50,6 +50,8 @@ ACTION_STATUS = "incident_status"
 ACTION_FLAG = "incident_flag"
 ACTION_DETAILS = "incident_details"
 ACTION_HIDE_DETAILS = "incident_hide_details"
+ACTION_CONFIRM = "incident_confirm_suggestion"
+SUGGESTION_BLOCK = "suggested:"  # + the class the Confirm button beside it classifies as
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ def _failure_card(view: CardView) -> list[Block]:
     blocks: list[Block] = [_header(incident)]
     what = render_named(playbook, "card_summary", **summary_context(view)) + "\n" + _where_line(view)
     blocks.append(SectionBlock(text=_md(truncate(what, SECTION_LIMIT)), accessory=_details_button(incident)))
-    blocks.append(_section("\n".join(_state_lines(view))))
+    blocks.append(_state_block(view))
     if incident.status != IncidentStatus.RESOLVED:
         blocks.append(_actions(incident, playbook))
     if view.pending:
@@ -164,7 +166,9 @@ def _state_lines(view: CardView) -> list[str]:
     elif incident.suggested_class:
         route = playbook.class_route(incident.suggested_class)
         reason = f" ({escape(incident.suggested_reason)})" if incident.suggested_reason else ""
-        whose = f"*Suggested class:* {escape(playbook.class_label(incident.suggested_class))}{truncate(reason, 200)}"
+        whose = f"*Suggested class:* {escape(playbook.class_label(incident.suggested_class))}{truncate(reason, 400)}"
+        if incident.suggested_confidence is not None:  # the signals' suggestion (slackbot/suggest)
+            whose += f" · {round(100 * incident.suggested_confidence)}% confident"
     else:
         route = None
         whose = "*Class:* unclassified — classify to route"
@@ -176,6 +180,19 @@ def _state_lines(view: CardView) -> list[str]:
     if flags:
         lines.append(" · ".join(flags))
     return lines
+
+
+def _state_block(view: CardView) -> SectionBlock:
+    """The state lines; with a suggestion nobody has acted on, its one-click Confirm beside them.
+    The block names the suggested class, so a click on a card drawn before the suggestion changed
+    confirms what that card showed."""
+    incident, playbook = view.incident, view.playbook
+    block = _section("\n".join(_state_lines(view)))
+    if incident.suggested_class and not incident.failure_class and incident.status != IncidentStatus.RESOLVED:
+        label = truncate(f"Confirm {playbook.class_label(incident.suggested_class)}", 75, "…")
+        block.block_id = f"{SUGGESTION_BLOCK}{incident.suggested_class}"
+        block.accessory = ButtonElement(text=label, action_id=ACTION_CONFIRM, value=str(incident.id), style="primary")
+    return block
 
 
 def _details_button(incident: Incident) -> ButtonElement:

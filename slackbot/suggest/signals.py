@@ -15,6 +15,7 @@ REGRESSION_PER_RUN = 0.5
 REGRESSION_MAX = 2.5
 INFRA_RUN = 3.0
 SPANNING = 1.5
+SHARED = 3.0
 MISSING_IDS = 3.0
 SCOPE = 1.0
 PREFIX = 0.75
@@ -64,9 +65,13 @@ def shape_votes(playbook: Playbook, shape: RunShape, *, missing_ids: bool, share
     if many and shape.common_error_is_infra and shares_common_error:
         reason = f"{shape.sharing} of {shape.failing_tests} failing tests in the run share one infrastructure error"
         votes += _votes(playbook, "infra", INFRA_RUN, "run", reason)
-    if shape.spans_prefixes:
-        reason = f"the run's failures span prefixes {', '.join(shape.spans_prefixes[:6])}"
-        votes += _votes(playbook, "harness", SPANNING, "run", reason)
+    elif shape.spans_prefixes:  # across prefixes, and not one infrastructure error: the harness
+        prefixes = ", ".join(shape.spans_prefixes[:6])
+        if many and shares_common_error:
+            reason = f"{shape.sharing} failing tests across prefixes {prefixes} share one error: a shared cause"
+            votes += _votes(playbook, "harness", SHARED, "run", reason)
+        elif not (many and shape.common_error_is_infra):
+            votes += _votes(playbook, "harness", SPANNING, "run", f"the run's failures span prefixes {prefixes}")
     if missing_ids:
         votes += _votes(playbook, "harness", MISSING_IDS, "run", "the failure lacks the contract's ids")
     return votes

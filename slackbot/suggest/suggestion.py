@@ -11,7 +11,11 @@ from slackbot.config import Playbook
 # so that confident suggestions are right at least 95% of the time.
 CONFIDENT = 0.7
 # Evidence nobody gave: a lone weak vote must not look certain.
-_PRIOR = 1.0
+_PRIOR = 0.5
+# A message pattern or where the test lives, alone, is a hint: it is confident only when another
+# kind of signal (history, the run, the team's past) agrees.
+_HINTS = frozenset({"pattern", "scope", "prefix"})
+_HINT_ONLY = 0.65
 
 
 @dataclass(frozen=True)
@@ -58,5 +62,7 @@ def combine(playbook: Playbook, votes: list[Vote]) -> Suggestion | None:
     order = {key: n for n, key in enumerate(playbook.classes)}
     best = max(scores, key=lambda k: (scores[k], -order[k]))
     confidence = scores[best] / (sum(scores.values()) + _PRIOR)
+    if {v.signal for v in votes if v.failure_class == best} <= _HINTS:
+        confidence = min(confidence, _HINT_ONLY)
     ranked = sorted(votes, key=lambda v: (v.failure_class != best, -scores[v.failure_class], -v.weight))
     return Suggestion(best, round(confidence, 2), tuple(ranked))

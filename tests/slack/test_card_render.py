@@ -132,7 +132,8 @@ def test_the_first_screen_says_what_failed_how_bad_whose_and_in_what_state(playb
         # Digging stays one click away: nothing of it above the buttons, and the Details button there.
         for deep in ("Evidence", "Reproduce locally", "Download artifacts", "expected 1, got 2", "*Scenario:*"):
             assert deep not in top, (playbook.name, deep)
-        assert buttons(blocks) == ["incident_details"] and blocks[1]["accessory"]["text"]["text"] == "Details"
+        assert buttons(blocks) == ["incident_details", "incident_confirm_suggestion"]  # confirming is one click
+        assert blocks[1]["accessory"]["text"]["text"] == "Details"
     default = playbooks.default
     assert len(first_screen(render_card(suggested(default))[1])) == FIRST_SCREEN_LINES
 
@@ -159,7 +160,8 @@ def test_details_show_the_taxonomy_evidence_artifacts_and_repro(runbook: Playboo
     for deep in ("Bidding lifecycle", "Evidence to capture", "artifacts/bid.png", "expected 1, got 2"):
         assert deep in text and deep not in json.dumps(short, ensure_ascii=False)
     assert "gh run download 9187" in text and "Reproduce locally" in text and "branch `main`" in text
-    assert buttons(long) == ["incident_hide_details"] and long[1]["accessory"]["text"]["text"] == "Hide details"
+    assert buttons(long) == ["incident_hide_details", "incident_confirm_suggestion"]
+    assert long[1]["accessory"]["text"]["text"] == "Hide details"
     assert long[: len(short)] == [*short[:1], long[1], *short[2:]]  # the first screen does not move
     assert len(json.dumps(long)) < 12000
 
