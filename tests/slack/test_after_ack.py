@@ -11,8 +11,12 @@ must not have happened yet while requests were still arriving.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy.engine import Engine
 
@@ -20,8 +24,11 @@ from slackbot.after_ack import AckFirst
 from slackbot.clock import FakeClock
 from slackbot.config import Playbooks
 from slackbot.domain.changes import Classify
+from slackbot.emulator.actor import ActorResponse
 from slackbot.inbox import Inbox
+from tests.factories import report, result
 from tests.inbox.helpers import CLASSES, Told, inbox_for, open_incidents, request, rows
+from tests.slack.conftest import NIGHTLY, RESPONDER, Bot, wait_for
 
 
 async def keep_arriving(gate: AckFirst, until: Callable[[], bool], every: float = 0.005) -> None:
@@ -147,3 +154,36 @@ def test_stopping_applies_recorded_changes_and_sends_answers_without_waiting_for
     before, after = asyncio.run(scenario())
     assert before == ["pending", "pending"] and after == ["done", "done"]
     assert [url for url, _ in told.answers] == ["https://r/2"]
+
+
+class Capture:
+    """Stands in for a Socket Mode link so the emulator's actor hands over the click it would send."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.payloads: list[dict[str, Any]] = []
+
+    def deliver(self, type: str, payload: dict[str, Any], **_: Any) -> ActorResponse:
+        self.payloads.append(json.loads(json.dumps(payload)))
+        return ActorResponse(status=200, body="", json=None)
+
+
+def test_a_click_slack_delivers_twice_is_acked_twice_and_applied_once(bot: Bot) -> None:
+    bot.send(report(result("BID-001", "TENANT-001")))
+    card = bot.card("INC-1")
+    actor = bot.emulator.actor
+    capture = actor.socket = Capture()
+    try:
+        for chosen in ("algorithm_regression", "data_schema_drift"):
+            bot.emulator.select_option(RESPONDER, NIGHTLY, card.ts, "incident_classify", chosen)
+    finally:
+        actor.socket = None
+    first, second = capture.payloads
+    for payload in (first, first, second, first):  # the first click delivered again, before and after
+        body = f"payload={quote(json.dumps(payload))}".encode()
+        assert actor.deliver(body, content_type="application/x-www-form-urlencoded", sent=payload).status == 200
+    timeline = wait_for(
+        lambda: (t := bot.triage("timeline INC-1")).count("lassified ") >= 2 and t, what="both classifications"
+    )
+    assert re.findall(r"(?:Classified|Reclassified) (\w+)", timeline) == ["algorithm_regression", "data_schema_drift"]
