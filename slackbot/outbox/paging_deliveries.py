@@ -155,12 +155,7 @@ class PagingDeliveries:
             "component": incident.scenario_id if incident else None,
             "group": incident.suite if incident else (run.suite if run else None),
             "class": (incident.failure_class or "unclassified") if incident else "multi_prefix",
-            "custom_details": {
-                "invariantId": incident.invariant_id if incident else None,
-                "occurrences": incident.occurrence_count if incident else None,
-                "severity": incident.severity if incident else None,
-                "playbook": playbook.name,
-            },
+            "custom_details": self._details(incident, playbook.name),
         }
         body["client"] = "triagebot"
         body["client_url"] = self.public_url
@@ -175,6 +170,20 @@ class PagingDeliveries:
         if response.status_code == 429 or response.status_code >= 500:
             raise PagerDutyError(f"PagerDuty HTTP {response.status_code}: {message}", retryable=True)
         raise PagerDutyError(f"PagerDuty rejected the event (HTTP {response.status_code}): {message}", retryable=False)
+
+    @staticmethod
+    def _details(incident: Incident | None, playbook: str) -> dict[str, Any]:
+        """What the responder's phone shows beside the summary: only what this incident has (an
+        alert has an alertname and labels, never an invariant id)."""
+        details: dict[str, Any] = {"playbook": playbook}
+        if incident is None:
+            return details
+        details |= {"occurrences": incident.occurrence_count, "severity": incident.severity}
+        if incident.alert:
+            details |= {"alertname": incident.scenario_id, "labels": incident.alert.get("labels", {})}
+        elif incident.invariant_id:
+            details["invariantId"] = incident.invariant_id
+        return details
 
     @staticmethod
     def _dedup(incident: Incident | None, payload: dict[str, Any]) -> str:

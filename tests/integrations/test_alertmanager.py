@@ -94,7 +94,10 @@ def test_alert_lifecycle_open_repeat_grow_document_resolve_reopen(ci_bot: CiBot)
     for phase in ("Detect", "Diagnose", "Recover", "Verify", "Document"):
         assert phase in steps
     wait_thread_with(ci_bot, "INC-1", "Paging")
-    wait_for(lambda: ci_bot.pagerduty.triggers(), what="the PagerDuty trigger")  # ops has a routing key
+    (page, *_) = wait_for(lambda: ci_bot.pagerduty.triggers(), what="the PagerDuty trigger")  # ops has a key
+    details = page["payload"]["custom_details"]  # what the on-call phone shows: the alert, no CI fields
+    assert details["alertname"] == "IngestionLagHigh" and details["labels"]["job"] == "ingestion"
+    assert "invariantId" not in details
 
     # Alertmanager repeats unchanged groups, and an HA pair sends everything twice.
     for _ in range(2):
