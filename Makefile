@@ -34,8 +34,11 @@ $(JS_STAMP): $(JS_PRODUCERS)/package.json $(JS_PRODUCERS)/package-lock.json
 	cd $(JS_PRODUCERS) && npm ci --no-audit --no-fund
 	touch $(JS_STAMP)
 
+# Two workers (CI has two cores); --dist loadfile keeps a test file on one worker, so the servers,
+# browsers and Alertmanagers a module shares start once, not once per worker.
+PYTEST_WORKERS ?= 2
 pytest: $(STAMP) $(JS_STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile
 
 test: lint typecheck imports pytest
 
