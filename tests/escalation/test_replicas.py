@@ -124,7 +124,7 @@ def start_replica(name: str, env: dict[str, str], tmp_path: Path) -> Replica:
     return Replica(name, port, process, log)
 
 
-def wait_ready(replica: Replica, timeout: float = 30.0) -> None:
+def wait_ready(replica: Replica, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if replica.process.poll() is not None:
@@ -235,7 +235,7 @@ def settled(cluster: Cluster) -> bool:
     return escalated >= INCIDENTS and busy == 0
 
 
-def wait_settled(cluster: Cluster, timeout: float = 45.0) -> None:
+def wait_settled(cluster: Cluster, timeout: float = 120.0) -> None:  # a liveness bound, generous for a loaded CI
     deadline = time.monotonic() + timeout
     while not settled(cluster):
         if time.monotonic() > deadline:
