@@ -6,18 +6,20 @@ See the package docstring for the guarantees; this module is the mechanism.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
 from slackbot.after_ack import AfterAck
 from slackbot.clock import Clock
@@ -32,6 +34,10 @@ from slackbot.slack.escape import escape
 log = logging.getLogger(__name__)
 
 PENDING, DONE, REFUSED = "pending", "done", "refused"
+# Settled rows are kept a week (a redelivery comes within minutes; the timeline is the audit
+# trail), then deleted in small batches when the applier is idle, every PRUNE_EVERY seconds.
+KEEP = timedelta(days=7)
+PRUNE_EVERY = 600.0
 Answer = Callable[[str, str, bool], Awaitable[Any]]  # (response URL, text, in the channel)
 
 
@@ -111,6 +117,7 @@ class Inbox:
         self._since: float | None = None  # when the oldest request recorded here and not yet applied came in
         # What recording cost, said at shutdown (bench/ack_latency.py reads it): requests, commits, seconds
         self.recorded = [0, 0, 0.0]
+        self._next_prune = 0.0
 
     # -- recording (before the ack) ------------------------------------------------------------
 
@@ -231,6 +238,10 @@ class Inbox:
             if applied >= self.batch:  # more than one look's worth: the rest still yields to acks
                 self._since = self._since or since or time.monotonic()
                 continue
+            if not applied and time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + PRUNE_EVERY
+                with contextlib.suppress(SQLAlchemyError):  # pruning waits for the next time
+                    await asyncio.to_thread(self.prune)
             await _first(self._wake.wait(), stop.wait(), timeout=self.poll)
 
     async def close(self, timeout: float = 10.0) -> None:
@@ -281,6 +292,16 @@ class Inbox:
                 if len(results) < self.per_transaction:
                     break
         return settled
+
+    def prune(self, limit: int = 1000) -> int:
+        """Delete up to ``limit`` rows settled more than ``KEEP`` ago; pending rows always stay."""
+        cutoff = utc(self.clock.now()) - KEEP
+        with session_scope(self.engine) as session:
+            old = select(InboxItem.id).where(InboxItem.state != PENDING, col(InboxItem.applied_at) < cutoff)
+            ids = list(session.exec(old.limit(limit)))
+            if ids:
+                session.exec(delete(InboxItem).where(col(InboxItem.id).in_(ids)))
+            return len(ids)
 
     def _pending(self) -> list[_Row]:
         with Session(self.engine) as session:

@@ -4,6 +4,7 @@ SQLite and PostgreSQL, from any replica; refusals are answered, redeliveries rec
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
@@ -107,3 +108,22 @@ def test_two_replicas_apply_each_request_once_in_order(engine: Engine, playbooks
         expected = [CLASSES[(n // 3) % 2] for n in range(60) if n % 3 == k]
         timeline = classified(engine, incident_id)
         assert timeline == expected, timeline
+
+
+def test_settled_requests_are_pruned_after_a_week_and_pending_ones_never(
+    engine: Engine, playbooks: Playbooks, clock: FakeClock
+) -> None:
+    [incident_id] = open_incidents(engine, playbooks, clock, 1)
+    inbox = inbox_for(engine, playbooks, clock)
+
+    async def clicks() -> None:
+        await inbox.record(request(1, incident_id, Classify(CLASSES[0])))
+        await drain(inbox)
+        await inbox.record(request(2, incident_id, Classify(CLASSES[1])))  # recorded, not applied
+
+    asyncio.run(clicks())
+    clock.advance(timedelta(days=6))
+    assert inbox.prune() == 0
+    clock.advance(timedelta(days=2))
+    assert inbox.prune() == 1
+    assert [(r.request_key.split(":")[1], r.state) for r in rows(engine)] == [("T2", "pending")]
