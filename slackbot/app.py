@@ -29,6 +29,7 @@ from handlers.slack import actions, alerts, beads, commands, events, malformed, 
 from handlers.slack.requests import SlackRequests
 from slackbot.clients.bd import check_bd_version
 from slackbot.clients.github_actions import GitHubActions
+from slackbot.clients.github_changes import GitHubChanges
 from slackbot.clients.tracker import TrackerError
 from slackbot.domain.effects import EffectKind
 from slackbot.incidents.timers import TimerService
@@ -39,6 +40,7 @@ from slackbot.outbox.file_deliveries import FileDeliveries
 from slackbot.outbox.integration_deliveries import GitHubRunJobs, IntegrationPosts
 from slackbot.outbox.paging_deliveries import PagingDeliveries
 from slackbot.outbox.slack_deliveries import SlackDeliveries
+from slackbot.outbox.suspect_deliveries import SuspectJobs
 from slackbot.outbox.worker import OUTAGE_RETRY_POLICIES, OutboxWorker
 from slackbot.runtime import Runtime
 from slackbot.scheduler import TimerScheduler
@@ -135,6 +137,9 @@ def build_workers(runtime: Runtime, *, worker_id: str | None = None, timer_inter
         budget=0.8 * worker.deadline(EffectKind.GITHUB_RUN),
     )
     worker.handlers.update(github_jobs.handlers())
+    # Suspect changes (issue 16): GitHub's compare between a failure's last green and first failing sha.
+    changes = GitHubChanges(runtime.settings.github_api_url, secret(runtime.settings.github_token), runtime.clock)
+    worker.handlers.update(SuspectJobs(runtime.engine, changes, runtime.playbooks, runtime.clock).handlers())
     if runtime.slack is not None:
         slack = SlackDeliveries(
             runtime.engine,

@@ -82,7 +82,7 @@ class Incident(SQLModel, table=True):
     suggested_class: str | None = None
     suggested_reason: str | None = None
     suggested_confidence: float | None = Field(default=None, description="0..1; how sure the suggestion is")
-    suspects: list[dict[str, Any]] | None = Field(
+    suspects: dict[str, Any] | None = Field(
         default=None,
         sa_column=Column(JSON, nullable=True),
         description="changes between the last green and the first failing sha, with their owners",

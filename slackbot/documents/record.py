@@ -120,6 +120,7 @@ def context(inputs: RecordInputs) -> dict[str, Any]:
         "last_seen": incident.last_seen.strftime("%Y-%m-%d %H:%M UTC"),
         "contract_violation": incident.contract_violation,
         "documentation_gap": incident.documentation_gap,
+        "suspects": incident.suspects,  # the changes since the last green sha (slackbot/suggest)
         "timeline": [
             {"at": e.at.strftime("%Y-%m-%d %H:%M"), "message": e.message, "source": e.source, "actor": e.actor}
             for e in inputs.timeline

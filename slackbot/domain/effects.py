@@ -28,6 +28,7 @@ class EffectKind(StrEnum):
     SOURCE_REPLY = "source_reply"  # answer in the thread of the Slack message that asked
     OPS_NOTICE = "ops_notice"  # a dead letter or health notice in the ops channel
     GITHUB_RUN = "github_run"  # fetch and ingest a GitHub Actions run
+    SUSPECTS = "suspects"  # compare the last green sha with the first failing one (slackbot/suggest)
 
 
 class Lane:
@@ -182,4 +183,5 @@ class Event(StrEnum):
     ALERT_RESOLVED = "alert_resolved"
     ARTIFACT_PROBLEMS = "artifact_problems"
     VALIDATION_EVIDENCE = "validation_evidence"
+    SUSPECTS = "suspects"  # the changes since the last green run, with their owners
     DELIVERY_FAILED = "delivery_failed"

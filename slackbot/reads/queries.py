@@ -106,6 +106,7 @@ def incident_json(incident: Incident, run: Run | None = None) -> dict[str, Any]:
         "suggestedClass": incident.suggested_class,
         "suggestedReason": incident.suggested_reason,
         "confidence": incident.suggested_confidence,
+        "suspects": incident.suspects,
         "contractViolation": incident.contract_violation,
         "documentationGap": incident.documentation_gap,
         "multiPrefix": incident.multi_prefix,

@@ -35,6 +35,7 @@ from slackbot.domain.states import BeadState, IncidentStatus
 from slackbot.slack.alert_card import render_alert_card
 from slackbot.slack.escape import code, escape, link, slack_date, truncate
 from slackbot.slack.posts import Mrkdwn, render_named
+from slackbot.slack.suspects import suspect_lines
 
 SECTION_LIMIT = 3000
 FIELD_LIMIT = 2000
@@ -228,6 +229,8 @@ def _detail_fields(view: CardView) -> list[str]:
         fields.append(f"*Classify by:*\n{slack_date(incident.classify_deadline)}")
     if not incident.bead_id and incident.bead_state != BeadState.NONE:
         fields.append(f"*Defect bead:*\n{escape(incident.bead_state)}")
+    if incident.suspects:
+        fields.append("*Suspect changes:*\n" + "\n".join(suspect_lines(incident.suspects)))
     return fields
 
 

@@ -10,6 +10,7 @@ from slackbot.config import ChoiceError, Playbook, Playbooks
 from slackbot.db.models import Incident, TimelineEvent
 from slackbot.domain.ids import identity
 from slackbot.slack.escape import code, escape, slack_date
+from slackbot.slack.suspects import suspect_lines
 
 COMMANDS = (
     ("help [ID|playbook]", "this text, in the words of an incident's playbook"),
@@ -92,6 +93,8 @@ def incident_detail(incident: Incident, playbook: Playbook, pending: Sequence[tu
             f"Suggested owner: {escape(playbook.class_label(incident.suggested_class))} "
             f"({escape(incident.suggested_reason)})"
         )
+    if incident.suspects:  # the changes since the last green sha (slackbot/suggest)
+        lines.append("Suspect changes: " + " · ".join(suspect_lines(incident.suspects)))
     if incident.contract_violation:
         lines.append(
             "⚠️ Contract violation: "

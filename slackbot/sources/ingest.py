@@ -24,7 +24,7 @@ from slackbot.config import FailureContext, Playbook, Playbooks
 from slackbot.config.routing import Source
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, Occurrence, Run
-from slackbot.domain.effects import Event
+from slackbot.domain.effects import EffectKind, Event, Lane
 from slackbot.domain.ids import fingerprint, prefix_of, short_symptom
 from slackbot.history import store as history
 from slackbot.incidents import opening, reminders
@@ -215,6 +215,13 @@ class IngestService:
         for (planned, row), ref in zip(new, inserted, strict=True):
             refs[row["fingerprint"]] = ref
             opening.announce(planned, ref, row, effects, created=self._created(run, row), source="ingest")
+            # -- suspect changes (issue 16): GitHub's compare, fetched after commit ----------------
+            shas = advice.suspect_range(groups[row["fingerprint"]].first)
+            if shas is not None:
+                payload = {"repository": report.run.repository, "base": shas[0], "head": shas[1]}
+                key = f"suspects:{ref.id}:{shas[0]}...{shas[1]}"
+                effects.enqueue(EffectKind.SUSPECTS, key, payload, incident_id=ref.id, lane=Lane.GITHUB)
+            # --------------------------------------------------------------------------------
         for row in occurrence_rows:
             row["incident_id"] = refs[row.pop("fingerprint")].id
         for start in range(0, len(occurrence_rows), _CHUNK * 4):

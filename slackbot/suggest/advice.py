@@ -84,3 +84,14 @@ class Advice:
             shape=shape,
         )
         return suggest(playbook, failure, self._pasts[playbook.name], self._patterns[playbook.name])
+
+    def suspect_range(self, result: FailedResult) -> tuple[str, str] | None:
+        """(last green sha, first failing sha) when the test failed since a green run on this
+        branch at another sha: the changes between them are the suspects."""
+        history = self.history(result)
+        if history is None:
+            return None
+        first, green = history.first_failing, history.last_green
+        if first is None or green is None or not first.sha or not green.sha or first.sha == green.sha:
+            return None
+        return green.sha, first.sha

@@ -17,6 +17,7 @@ content_type="application/zip")`` raw bytes, and ``auth=False`` marks routes tha
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import re
@@ -138,6 +139,10 @@ class FakeGitHub:
         self.artifacts: dict[int, dict[str, Any]] = {}  # id -> {"repository", "run_id", "meta", "data"}
         self.blobs: dict[str, int] = {}  # pre-signed token -> artifact id
         self._register_actions_routes()
+        # Compare and contents, for the suspect changes between a last green and a failing sha.
+        self.comparisons: dict[tuple[str, str], dict[str, Any]] = {}  # (repo, "base...head") -> body
+        self.files: dict[tuple[str, str], str] = {}  # (repo, path) -> text (any ref)
+        self._register_compare_routes()
 
     # ---- lifecycle
 
@@ -618,6 +623,64 @@ class FakeGitHub:
                 denied = b"<Error><Code>AuthenticationFailed</Code></Error>"
                 return Response(403, denied, content_type="application/xml")
             return Response(200, self.artifacts[artifact_id]["data"], content_type="application/zip")
+
+    def add_comparison(
+        self, repository: str, base: str, head: str, commits: list[dict[str, Any]], files: list[str]
+    ) -> None:
+        """``GET …/compare/{base}...{head}``: ``commits`` as ``{"sha", "author", "message"}``."""
+        with self.lock:
+            self.comparisons[(repository, f"{base}...{head}")] = {"commits": commits, "files": files}
+
+    def add_file(self, repository: str, path: str, text: str) -> None:
+        with self.lock:
+            self.files[(repository, path)] = text
+
+    def _register_compare_routes(self) -> None:
+        @self.route("GET", "/repos/{owner}/{repo}/compare/{basehead}")
+        def compare(request: Request) -> Response:
+            # GitHub paginates a comparison's commits (and its files with them), 250 commits and
+            # 300 files at most per page, with a Link header to the next.
+            repository = f"{request.params['owner']}/{request.params['repo']}"
+            stored = self.comparisons.get((repository, request.params["basehead"]))
+            if stored is None:
+                return error(404)
+            per_page = max(1, min(100, int(request.arg("per_page", "30") or 30)))
+            page = max(1, int(request.arg("page", "1") or 1))
+            commits, files = stored["commits"], stored["files"]
+            headers = {}
+            if page * per_page < max(len(commits), len(files)):
+                query = {k: v[0] for k, v in request.query.items()}
+                query.update(page=str(page + 1), per_page=str(per_page))
+                headers["Link"] = f'<{self.url}{request.path}?{urlencode(query)}>; rel="next"'
+            window = slice((page - 1) * per_page, page * per_page)
+            body = {
+                "status": "ahead",
+                "ahead_by": len(commits),
+                "total_commits": len(commits),
+                "commits": [
+                    {
+                        "sha": c["sha"],
+                        "commit": {"author": {"name": c["author"]}, "message": c["message"]},
+                        "author": {"login": c["author"]},
+                        "html_url": f"{self.html_base}/{repository}/commit/{c['sha']}",
+                    }
+                    for c in commits[window]
+                ],
+                "files": [{"filename": f, "status": "modified"} for f in files[window]],
+            }
+            return Response(200, body, headers=headers)
+
+        def contents(request: Request) -> Response:
+            repository = f"{request.params['owner']}/{request.params['repo']}"
+            path = "/".join(request.params[k] for k in ("dir", "name") if k in request.params)
+            text = self.files.get((repository, path))
+            if text is None:
+                return error(404)
+            encoded = base64.b64encode(text.encode()).decode()
+            return Response(200, {"type": "file", "encoding": "base64", "content": encoded, "path": path})
+
+        self.route("GET", "/repos/{owner}/{repo}/contents/{name}")(contents)
+        self.route("GET", "/repos/{owner}/{repo}/contents/{dir}/{name}")(contents)
 
 
 @contextmanager
