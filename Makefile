@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck imports pytest bench runbook dist clean
+.PHONY: demo test lint typecheck imports pytest bench runbook dist clean mutation
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ test: lint typecheck imports pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+# Planted bugs the founder-absence simulation must catch (slackbot/simulation/mutants.py); about
+# 15 min on 2 cores, so not part of `make test` (tests/simulation runs two of them).
+mutation: $(STAMP)
+	$(BIN)/triagebot simulate --mutants --days 3 --report docs/mutation.md
 
 runbook: $(STAMP)
 	$(BIN)/triagebot runbook render

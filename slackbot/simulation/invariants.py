@@ -10,7 +10,7 @@ went wrong and where to look.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,31 +23,11 @@ from slackbot.config import load_playbooks
 from slackbot.db.engine import make_engine
 from slackbot.db.models import Incident, Occurrence, OutboxItem, Run, TimelineEvent
 from slackbot.outbox.slack_deliveries import CARD_EVENT, POST_EVENT
-from slackbot.simulation.records import SimulationRun, SnapMessage
+from slackbot.simulation.outside import check_outside
+from slackbot.simulation.records import Check, SimulationRun, SnapMessage
 
 PAGE_KINDS = ("dm", "pagerduty")
 CHECKLIST_EVENT = "triagebot_checklist"
-
-
-@dataclass
-class Check:
-    key: str
-    promise: str  # the promise in plain words, as the report shows it
-    checked: int  # how many things were looked at
-    violations: list[str] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return not self.violations
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "promise": self.promise,
-            "passed": self.passed,
-            "checked": self.checked,
-            "violations": self.violations,
-        }
 
 
 @dataclass
@@ -178,23 +158,8 @@ def check_one_card(run: SimulationRun, facts: Facts) -> Check:
     return check
 
 
-def _expected_escalations(runbook: Runbook, incident: Incident, until: datetime) -> list[datetime]:
-    """When the 20-minute rule and its repeats came due for this incident (if never classified
-    before them)."""
-    policy = runbook.policy.escalation
-    if incident.class_source == "contract" or policy is None or incident.classify_deadline is None:
-        return []
-    stop = until
-    for moment in (incident.classified_at, incident.resolved_at if incident.status == "resolved" else None):
-        if moment is not None:
-            stop = min(stop, as_utc(moment))
-    first = as_utc(incident.classify_deadline)
-    moments = [first + k * policy.repeat_every for k in range(len(policy.levels) + policy.max_repeats)]
-    return [m for m in moments if m < stop]
-
-
 def check_escalations(run: SimulationRun, facts: Facts) -> Check:
-    check = Check("escalations", "Every escalation that came due paged exactly once", 0)
+    check = Check("escalations", "Every page the bot queued reached its person and PagerDuty exactly once", 0)
     dms = _dm_messages(run)
     triggers: dict[tuple[str, str], list[datetime]] = defaultdict(list)
     for event in run.snapshot.pagerduty:
@@ -203,14 +168,10 @@ def check_escalations(run: SimulationRun, facts: Facts) -> Check:
             triggers[key].append(datetime.fromisoformat(event["_received_at"]))
     for incident in facts.incidents:
         iid = incident.id or 0
-        due = _expected_escalations(facts.runbook, incident, run.drained_at)
+        # when each level was due is the outside check's business (outside.check_timed_rule): here
+        # only what the bot recorded against what reached the fakes
         fired = [e for e in facts.events(iid, "escalated") if e.source == "timer"]
-        check.checked += len(due)
-        if len(fired) != len(due):
-            check.violations.append(
-                f"{incident.key}: {len(due)} escalations came due ({', '.join(_when(m) for m in due) or 'none'}), "
-                f"{len(fired)} fired"
-            )
+        check.checked += len(facts.rows(*PAGE_KINDS, incident_id=iid))
         levels = Counter(int(e.data.get("level", 0)) for e in fired)
         for level, count in sorted(levels.items()):
             if count > 1:
@@ -375,30 +336,6 @@ def check_timeline(run: SimulationRun, facts: Facts) -> Check:
     return check
 
 
-def check_no_page_after_classification(run: SimulationRun, facts: Facts) -> Check:
-    check = Check("no_late_pages", "Nobody was paged about an unclassified incident after it had been classified", 0)
-    incidents = {i.id: i for i in facts.incidents}
-    dms = _dm_messages(run)
-    for row in facts.rows(*PAGE_KINDS):
-        if row.payload.get("reason") != "unclassified" or row.incident_id is None:
-            continue
-        check.checked += 1
-        incident = incidents.get(row.incident_id)
-        if incident is None or incident.classified_at is None or row.state != "done" or _skipped(row):
-            continue
-        classified = as_utc(incident.classified_at)
-        sent = [datetime.fromtimestamp(m.at, classified.tzinfo) for m in dms.get(row.id or 0, [])]
-        late = [s for s in sent if s > classified]
-        if row.kind == "pagerduty" and row.done_at and as_utc(row.done_at) > classified:
-            late.append(as_utc(row.done_at))
-        if late:
-            check.violations.append(
-                f"{incident.key} was classified at {_when(classified)} but {row.kind} page outbox {row.id} "
-                f"(level {row.payload.get('step')}) went out at {_when(late[0])}"
-            )
-    return check
-
-
 def check_every_failure_handled(run: SimulationRun, facts: Facts) -> Check:
     check = Check(
         "every_failure_handled",
@@ -465,7 +402,6 @@ CHECKS = (
     check_escalations,
     check_outbox,
     check_timeline,
-    check_no_page_after_classification,
     check_every_failure_handled,
     check_beads,
 )
@@ -479,4 +415,8 @@ def check_all(run: SimulationRun, facts: Facts | None = None) -> list[Check]:
             facts = Facts.load(engine, load_playbooks(run.runbook_dir).default)
         finally:
             engine.dispose()
-    return [check(run, facts) for check in CHECKS]
+    checks = [check(run, facts) for check in CHECKS] + check_outside(run, facts.runbook)
+    for check in checks:
+        if check.checked == 0 and not check.violations:
+            check.violations.append("examined no cases: a promise checked against nothing is not kept")
+    return checks

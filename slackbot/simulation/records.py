@@ -98,3 +98,26 @@ class Snapshot:
 
     def replies(self) -> list[SnapMessage]:
         return [m for m in self.messages if m.thread_ts not in (None, m.ts)]
+
+
+@dataclass
+class Check:
+    key: str
+    promise: str  # the promise in plain words, as the report shows it
+    checked: int  # how many things were looked at
+    violations: list[str] = field(default_factory=list)
+    outside: bool = False  # computed from the YAML and the traffic, compared with the fakes only
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations and self.checked > 0  # examining nothing proves nothing
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "promise": self.promise,
+            "passed": self.passed,
+            "checked": self.checked,
+            "violations": self.violations,
+            "from_the_outside": self.outside,
+        }

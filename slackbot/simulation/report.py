@@ -114,6 +114,7 @@ def numbers(run: SimulationRun, facts: Facts) -> dict[str, Any]:
             "restarts": len(run.restarts),
         },
         "people": {"actions": len(run.people.done), "by_action": dict(people)},
+        "outcomes": outcomes(run, facts),
         "faults": _faults(run, facts),
         "wall_seconds": round(run.wall_seconds, 1),
     }
@@ -170,6 +171,111 @@ def _faults(run: SimulationRun, facts: Facts) -> dict[str, Any]:
     }
 
 
+def _median_minutes(values: list[float]) -> float | None:
+    return round(statistics.median(values), 1) if values else None
+
+
+def outcomes(run: SimulationRun, facts: Facts) -> dict[str, Any]:
+    """What a lead asks first: how fast people acknowledged, classified and resolved, per class and
+    playbook; what is still open and why; how often each person was paged at night. Times run from
+    the card's appearance in Slack to the person's action (what both sides saw)."""
+    posted: dict[str, datetime] = {}
+    for message in run.snapshot.top_level():
+        metadata = message.metadata or {}
+        if metadata.get("event_type") == CARD_EVENT:
+            key = f"INC-{(metadata.get('event_payload') or {}).get('incident')}"
+            posted.setdefault(key, datetime.fromtimestamp(message.at, as_utc(run.started).tzinfo))
+    first: dict[tuple[str, str], datetime] = {}
+    for done in run.people.done:
+        step = (
+            "ack"
+            if done.what.startswith("acknowledged")
+            else "classify"
+            if done.what.startswith(("classified", "reclassified"))
+            else "resolve"
+            if done.what.startswith("resolved") and "resolved" in done.answer
+            else None
+        )
+        if step is not None:
+            first.setdefault((done.incident, step), done.at)
+    per_class: dict[str, dict[str, list[float]]] = {}
+    still_open = []
+    for incident in facts.incidents:
+        group = f"{incident.playbook} / {incident.failure_class or incident.suggested_class or 'unclassified'}"
+        times = per_class.setdefault(group, {"incidents": [], "ack": [], "classify": [], "resolve": []})
+        times["incidents"].append(1)
+        card = posted.get(incident.key)
+        for step in ("ack", "classify", "resolve"):
+            at = first.get((incident.key, step))
+            if card is not None and at is not None:
+                times[step].append((at - card).total_seconds() / 60)
+        if incident.status == "open":
+            why = (
+                f"unclassified, escalated to level {incident.escalation_level}"
+                if not incident.failure_class
+                else f"classified {incident.failure_class}, milestone {incident.milestone or 'none yet'}"
+            )
+            bead = f", bead {incident.bead_id}" if incident.bead_id else ""
+            still_open.append(
+                f"{incident.key} ({incident.scenario_id or '-'} / {incident.invariant_id or '-'}): {why}{bead}"
+            )
+    nights: Counter[str] = Counter()
+    for message in run.snapshot.messages:
+        if message.channel.startswith("D") and "You are paged" in message.text:
+            hour = datetime.fromtimestamp(message.at, as_utc(run.started).tzinfo).hour
+            if hour >= 22 or hour < 7:
+                nights[message.channel[1:]] += 1
+    number_of_nights = max(1, (run.ended - run.started).days)
+    return {
+        "by_class": {
+            group: {
+                "incidents": len(t["incidents"]),
+                "median_minutes_to_acknowledge": _median_minutes(t["ack"]),
+                "median_minutes_to_classify": _median_minutes(t["classify"]),
+                "median_minutes_to_resolve": _median_minutes(t["resolve"]),
+            }
+            for group, t in sorted(per_class.items())
+        },
+        "still_open": still_open,
+        "night_pages_per_person": {user: round(n / number_of_nights, 1) for user, n in nights.most_common()},
+    }
+
+
+def _outcome_lines(figures: dict[str, Any]) -> list[str]:
+    found = figures["outcomes"]
+
+    def minutes(value: float | None) -> str:
+        return "—" if value is None else f"{value:g} min"
+
+    rows = [
+        (
+            group,
+            str(t["incidents"]),
+            minutes(t["median_minutes_to_acknowledge"]),
+            minutes(t["median_minutes_to_classify"]),
+            minutes(t["median_minutes_to_resolve"]),
+        )
+        for group, t in found["by_class"].items()
+    ]
+    lines = _table(rows, ("playbook / class", "incidents", "to acknowledge", "to classify", "to resolve"))
+    lines += ["", "Medians from the card's appearance in Slack to the person's action (— : nobody did it)."]
+    if found["still_open"]:
+        lines += ["", f"**Still open at the end ({len(found['still_open'])}):**", ""]
+        lines += [f"- {line}" for line in found["still_open"][:SHOWN_VIOLATIONS]]
+        if len(found["still_open"]) > SHOWN_VIOLATIONS:
+            lines.append(f"- … and {len(found['still_open']) - SHOWN_VIOLATIONS} more (see the JSON report)")
+    else:
+        lines += ["", "Nothing is open at the end."]
+    nights = found["night_pages_per_person"]
+    lines += [
+        "",
+        "Pages per person per night (22:00-07:00 UTC): "
+        + (", ".join(f"<@{user}> {n}" for user, n in nights.items()) or "none")
+        + ".",
+    ]
+    return lines
+
+
 def report_json(result: SimulationResult, figures: dict[str, Any]) -> dict[str, Any]:
     return {
         "passed": result.passed,
@@ -207,9 +313,11 @@ def report_markdown(result: SimulationResult, figures: dict[str, Any]) -> str:
         f"{'outages and process crashes were injected on the way' if sim['faults'] else 'no faults were injected'}."
     )
     out.append("")
+    cases = sum(c.checked for c in result.checks)
     if result.passed:
         out.append(
-            f"**All {len(result.checks)} promises held.** The run took {figures['wall_seconds']} s of real time."
+            f"**All {len(result.checks)} promises held**, each examined against at least one case ({cases} cases "
+            f"in all; a promise that examines none fails). The run took {figures['wall_seconds']} s of real time."
         )
     else:
         out.append(
@@ -219,6 +327,9 @@ def report_markdown(result: SimulationResult, figures: dict[str, Any]) -> str:
         )
     if run.sabotage:
         out += ["", "Deliberately broken for this run: " + "; ".join(run.sabotage) + "."]
+
+    out += ["", "## Outcomes", ""]
+    out += _outcome_lines(figures)
 
     out += ["", "## What was simulated", ""]
     out.append(
@@ -304,8 +415,19 @@ def report_markdown(result: SimulationResult, figures: dict[str, Any]) -> str:
         out.append("Nobody touched Slack.")
 
     out += ["", "## Invariants", ""]
+    out.append(
+        "Each promise with the number of cases it examined. The checks marked *from the outside* compute what "
+        "must have happened from the playbook's YAML and the traffic sent, and compare it with what Slack, "
+        "PagerDuty, bd and GitHub recorded; the others compare the bot's own records with those fakes."
+    )
+    out.append("")
     verdicts = [
-        (c.promise, str(c.checked), "PASS" if c.passed else f"FAIL ({len(c.violations)})") for c in result.checks
+        (
+            c.promise + (" *(from the outside)*" if c.outside else ""),
+            str(c.checked),
+            "PASS" if c.passed else f"FAIL ({len(c.violations)})",
+        )
+        for c in result.checks
     ]
     out += _table(verdicts, ("promise", "checked", "result"))
     for check in broken:

@@ -102,6 +102,8 @@ class SentFailure:
     scenario_id: str | None
     invariant_id: str | None
     test_identity: str
+    message: str = ""  # what CI said failed: the outside checks find the card, DM and bead by it
+    test_file: str = ""
 
 
 @dataclass
@@ -272,7 +274,7 @@ class Traffic:
         # schema drift after a migration day: test files under the data_schema_drift scope
         migration = self._day(0.35, 0.5)
         state = _invariant(rb, rng, "STATE")
-        drift_a, drift_b = rng.sample(scenarios, k=2) if len(scenarios) > 1 else (scenarios[0], scenarios[0])
+        drift_a, _ = rng.sample(scenarios, k=2) if len(scenarios) > 1 else (scenarios[0], scenarios[0])
         self._add(
             Story(
                 key=f"{SCHEMA_DRIFT}:{drift_a.prefix}",
@@ -286,12 +288,12 @@ class Traffic:
                         concrete_path(rb, FailureClass.DATA_SCHEMA_DRIFT, "0042_add_shift_caps.sql"),
                         f"{drift_a.prefix}-031 seed loads after migration 0042",
                     ),
-                    _result(
-                        f"{drift_b.prefix}-032",
+                    _result(  # the same scenario breaks a second invariant: its own incident
+                        f"{drift_a.prefix}-031",
                         f"{state.prefix}-005",
                         'null value in column "cap_minutes" violates not-null constraint',
                         concrete_path(rb, FailureClass.DATA_SCHEMA_DRIFT, "0042_seed_caps.sql"),
-                        f"{drift_b.prefix}-032 fixtures match the schema after migration 0042",
+                        f"{drift_a.prefix}-031 fixtures match the schema after migration 0042",
                     ),
                 ],
                 root_cause="migration 0042 added shifts.cap_minutes NOT NULL but the seed still inserts "
@@ -457,6 +459,8 @@ class Traffic:
                             result["scenarioId"],
                             result["invariantId"],
                             "::".join(p for p in (result["testFile"], result["testName"]) if p),
+                            str(result.get("message") or ""),
+                            str(result.get("testFile") or ""),
                         )
                     )
         scenarios, invariants = self.runbook.taxonomy.scenarios, self.runbook.taxonomy.invariants

@@ -4,6 +4,7 @@ a broken bot fails the command with a precise account."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -162,3 +163,61 @@ def test_a_teams_own_runbooks_are_simulated_as_written(tmp_path: Path) -> None:
     bot = result.figures["bot"]
     assert bot["contract_violations"] >= 1 and bot["issues_in_github"] == bot["contract_violations"]
     assert result.figures["simulated"]["runbooks"] == str(own)
+
+
+def test_escalation_deadlines_come_from_the_policy_not_from_the_bot(unattended: SimulationResult) -> None:
+    """The bot's own classify_deadline proves nothing: a level-1 page that did not reach the escalation
+    target within 5 minutes of classify_within is named, whatever the database says."""
+    checks = {c.key: c for c in check_all(unattended.run)}
+    assert checks["timed_rule"].passed and checks["timed_rule"].checked > 50
+    assert checks["timed_rule"].outside and checks["no_late_pages"].checked >= 2
+    snapshot = unattended.run.snapshot
+    late = []
+    for message in snapshot.messages:
+        if message.channel == "DU0GRACE" and "Reason: unclassified" in message.text and "*INC-1*" in message.text:
+            late.append(dataclasses.replace(message, at=message.at + 40 * 60))  # as a 3x deadline would send it
+        else:
+            late.append(message)
+    run = dataclasses.replace(unattended.run, snapshot=dataclasses.replace(snapshot, messages=late))
+    violations = next(c for c in check_all(run) if c.key == "timed_rule").violations
+    assert any(
+        re.fullmatch(
+            r"INC-1 \(.+, opened .+\): level 1 was due at .+ \(0:20:00 after it opened\), but <@U0GRACE> "
+            r"got no page by .+; their pages for it: .+",
+            v,
+        )
+        for v in violations
+    ), violations[:3]
+
+
+def test_a_promise_that_examined_nothing_fails(unattended: SimulationResult) -> None:
+    people = copy.copy(unattended.run.people)
+    people.done = []  # nobody marked the tenant leak SEV-1: no severity was ever set
+    run = dataclasses.replace(unattended.run, people=people)
+    severity = next(c for c in check_all(run) if c.key == "severity_pages")
+    assert severity.checked == 0 and not severity.passed
+    assert severity.violations == ["examined no cases: a promise checked against nothing is not kept"]
+
+
+def test_planted_bugs_fail_the_simulation(tmp_path: Path) -> None:
+    """Two of the mutation list's bugs, each on a temporary copy of the package in its own process
+    (one simulated day, no faults): issue 15's deadline multiplier and an off-by-one in the
+    multi-prefix rule. ``make mutation`` runs the whole list."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from slackbot.simulation.mutants import run_mutant, select
+
+    with ThreadPoolExecutor(2) as pool:
+        verdicts = list(
+            pool.map(
+                lambda m: run_mutant(m, days=1, seed=7, runbooks=RUNBOOKS, faults=False),
+                select(["deadline-x3", "multi-prefix-off-by-one"]),
+            )
+        )
+    (deadline, threshold) = verdicts
+    assert deadline.killed and deadline.runs == ["unattended"]
+    assert deadline.how.startswith("timed_rule (INC-1 "), deadline.how
+    assert "level 1 was due at Mon 23 Nov" in deadline.how
+    assert threshold.killed, threshold.how  # a run with exactly two prefixes was not escalated
+    assert re.match(r"run_escalations \(run \d+ \(.+\) failed across \w+, \w+: <@U0GRACE> should", threshold.how)
+    assert not (Path(__file__).parents[2] / "slackbot" / "incidents" / "opening.py").read_text().count("3 * within")

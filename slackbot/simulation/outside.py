@@ -1,0 +1,484 @@
+"""The promises checked from the outside: what must have happened, from the playbook's YAML and the
+traffic actually sent, against what the fakes recorded.
+
+Nothing here reads the bot's database. When an escalation was due comes from ``classify_within``,
+``escalation.levels`` and ``repeat_every`` in policy.yml and from the moment CI's report reached the
+bot; whom it must reach comes from routing.yml; whether it fired comes from the DMs in the Slack
+emulator and the events the fake PagerDuty received; which beads must exist comes from the contract,
+the severities that file one and the classes that do, and is compared with bd's listing and the
+fake GitHub's issues. The simulated people say when they classified, resolved or marked a severity
+(they did it through Slack, so that is traffic too).
+
+A bot that sets its own deadline wrong (three times ``classify_within``, say) cannot pass by
+agreeing with itself: its pages arrive at the wrong time, to the wrong people, or not at all, and a
+check says which incident, which level, when it was due and what arrived instead. A check that
+examined nothing fails (``check_all`` adds that violation): "0 checked, PASS" proves nothing.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from slackbot.config import Playbook as Runbook
+from slackbot.config.targets import Role
+from slackbot.outbox.slack_deliveries import CARD_EVENT
+from slackbot.simulation.records import Check, SimulationRun, SnapMessage
+from slackbot.simulation.traffic import SentFailure
+
+# How long a page may take to reach its person after it came due: the DM lane is paced at one post
+# a second, a 429 burst makes it wait out Retry-After, a crash costs a 60 s lease. Generous next to
+# that, and a quarter of the 20-minute rule, so a deadline that moved is still caught.
+ARRIVAL = timedelta(minutes=5)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%a %d %b %H:%M:%S") if value else "never"
+
+
+def _at(message: SnapMessage) -> datetime:
+    return datetime.fromtimestamp(message.at, UTC)
+
+
+def label_of(runbook: Runbook, failure: SentFailure) -> str:
+    """How the card and the pages name a failure (``domain.ids.identity``, written out again so a
+    bug there shows here)."""
+    if failure.scenario_id or failure.invariant_id:
+        return f"{failure.scenario_id or 'no scenarioId'} / {failure.invariant_id or 'no invariantId'}"
+    if runbook.policy.id_contract != "none":
+        return "no scenarioId / no invariantId"
+    return failure.test_identity
+
+
+def breaks_contract(runbook: Runbook, failure: SentFailure) -> bool:
+    """policy.yml's ``id_contract``, read here rather than through the playbook's own method, so a
+    bug in the bot's contract check cannot move the expectation with it."""
+    contract = runbook.policy.id_contract
+    if contract == "both":
+        return not (failure.scenario_id and failure.invariant_id)
+    return contract == "scenario" and not failure.scenario_id
+
+
+def _symptom(message: str) -> str:
+    line = next((part.strip() for part in message.splitlines() if part.strip()), "")
+    return line[:30]
+
+
+@dataclass
+class Failure:
+    """One distinct failure as CI sent it (grouped the way the playbook's id contract says)."""
+
+    label: str
+    symptom: str
+    contract: bool
+    test_file: str
+    kind: str
+    scenario_id: str | None
+    invariant_id: str | None
+    sent: list[datetime] = field(default_factory=list)
+
+
+@dataclass
+class Card:
+    key: str
+    message: SnapMessage
+    failure: Failure | None
+    opened: datetime | None  # when CI's report that opened it reached the bot
+
+
+@dataclass
+class PeopleSaid:
+    classified: dict[str, datetime] = field(default_factory=dict)  # first classification
+    classes: dict[str, list[tuple[datetime, str]]] = field(default_factory=dict)  # every (re)classification
+    resolved: dict[str, list[datetime]] = field(default_factory=dict)
+    severities: list[tuple[datetime, str, str]] = field(default_factory=list)  # (at, incident, severity)
+
+
+@dataclass
+class World:
+    """The expectation side (traffic and YAML) and the observation side (the fakes), joined by the
+    card each failure got."""
+
+    runbook: Runbook
+    failures: list[Failure]
+    cards: dict[str, Card]
+    dms: dict[str, list[tuple[datetime, str, str]]]  # incident -> (at, user, reason)
+    people: PeopleSaid
+    end: datetime
+
+    @classmethod
+    def of(cls, run: SimulationRun, runbook: Runbook) -> World:
+        failures: dict[tuple[object, ...], Failure] = {}
+        for sent in run.traffic.sent:
+            for failure in sent.failures:
+                contract = breaks_contract(runbook, failure)
+                both = failure.scenario_id and failure.invariant_id
+                identity = (
+                    ("ids", failure.scenario_id, failure.invariant_id) if both else ("test", failure.test_identity)
+                )
+                found = failures.get(identity)
+                if found is None:
+                    found = failures[identity] = Failure(
+                        label_of(runbook, failure),
+                        _symptom(failure.message),
+                        contract,
+                        failure.test_file,
+                        failure.kind,
+                        failure.scenario_id,
+                        failure.invariant_id,
+                    )
+                found.sent.append(sent.at)
+        cards: dict[str, Card] = {}
+        for message in run.snapshot.top_level():
+            metadata = message.metadata or {}
+            if metadata.get("event_type") != CARD_EVENT:
+                continue
+            head, _, label = message.header.partition(" · ")
+            incident = head.split(" ")[-1]
+            text = html.unescape(message.text)
+            matching = [f for f in failures.values() if f.label == label.strip() and f.symptom in text]
+            match = matching[0] if matching else None
+            opened = max((t for t in match.sent if t <= _at(message)), default=None) if match else None
+            cards[incident] = Card(incident, message, match, opened)
+        dms: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
+        for message in run.snapshot.messages:
+            if not message.channel.startswith("D") or "You are paged for *" not in message.text:
+                continue
+            incident = message.text.split("You are paged for *", 1)[1].split("*", 1)[0]
+            reason = message.text.split("Reason: ", 1)[1].split(".", 1)[0] if "Reason: " in message.text else ""
+            dms[incident].append((_at(message), message.channel[1:], reason))
+        people = PeopleSaid()
+        for done in run.people.done:
+            if done.what.startswith(("classified it ", "reclassified it ")):
+                people.classified.setdefault(done.incident, done.at)
+                people.classes.setdefault(done.incident, []).append((done.at, done.what.split()[2]))
+            elif done.what.startswith("resolved it") and not ("bead" in done.answer and "resolved" not in done.answer):
+                people.resolved.setdefault(done.incident, []).append(done.at)
+            elif done.what.startswith("marked it "):
+                people.severities.append((done.at, done.incident, done.what.split()[2]))
+        return cls(runbook, list(failures.values()), cards, dms, people, run.drained_at)
+
+    def suggested(self, failure: Failure) -> str | None:
+        """The class whose people own an unclassified failure: the test file's scope glob in
+        routing.yml, else the likely class the taxonomy gives its scenario or invariant prefix."""
+        owner = self.runbook.owner_for_path(failure.test_file)
+        if owner:
+            return owner[0]
+        for identifier, entries in (
+            (failure.scenario_id, self.runbook.taxonomy.scenarios),
+            (failure.invariant_id, self.runbook.taxonomy.invariants),
+        ):
+            prefix = identifier.split("-", 1)[0] if identifier and "-" in identifier else None
+            entry = next((e for e in entries if prefix and e.prefix == prefix), None)
+            if entry is not None and entry.likely_class is not None:
+                return entry.likely_class
+        return None
+
+    def owning(self, key: str, failure: Failure, at: datetime) -> str | None:
+        """The class whose people a page at ``at`` goes to: the last one chosen by then, else the
+        suggestion."""
+        chosen = [c for when, c in self.people.classes.get(key, []) if when <= at]
+        return chosen[-1] if chosen else self.suggested(failure)
+
+    def pagerduty_keys(self, roles: list[Role], failure_class: str | None) -> set[str]:
+        return {
+            t.target.pagerduty_routing_key
+            for t in self.runbook.targets(roles, failure_class)
+            if t.target.pagerduty_routing_key
+        }
+
+    def users(self, roles: list[Role], failure_class: str | None) -> set[str]:  # who gets the DM
+        return {t.dm_user for t in self.runbook.targets(roles, failure_class) if t.dm_user}
+
+    def stop(self, key: str) -> datetime:
+        """Until when an unclassified incident keeps escalating: people classified or resolved it,
+        or the run ended."""
+        moments = [self.end, *self.people.resolved.get(key, [])]
+        if key in self.people.classified:
+            moments.append(self.people.classified[key])
+        return min(moments)
+
+
+def check_cards_per_failure(run: SimulationRun, world: World) -> Check:
+    check = Check("cards_from_traffic", "Every distinct failure CI sent got its own card (grouped by its ids)", 0)
+    by_failure: dict[int, list[Card]] = defaultdict(list)
+    for card in world.cards.values():
+        if card.failure is None:
+            check.violations.append(
+                f"{card.key}'s card ({card.message.header!r}, ts {card.message.ts}) matches no failure CI sent"
+            )
+        else:
+            by_failure[id(card.failure)].append(card)
+    for failure in world.failures:
+        check.checked += 1
+        cards = by_failure.get(id(failure), [])
+        resolved = sum(len(world.people.resolved.get(c.key, [])) for c in cards)
+        if not cards:
+            check.violations.append(
+                f"{failure.label} ({failure.symptom}…), sent {len(failure.sent)} times from {_when(failure.sent[0])}, "
+                "has no card"
+            )
+        elif len(cards) > 1 + resolved:
+            check.violations.append(
+                f"{failure.label} has {len(cards)} cards ({', '.join(c.key for c in cards)}) but was resolved "
+                f"{resolved} times"
+            )
+    return check
+
+
+def _levels(world: World, card: Card) -> list[tuple[int, datetime, set[str]]]:
+    """(level, due, people to page) for the timed rule, from policy.yml and routing.yml alone."""
+    policy = world.runbook.policy
+    if policy.classify_within is None or policy.escalation is None or card.opened is None or card.failure is None:
+        return []
+    if card.failure.contract and world.runbook.missing_ids_class:
+        return []  # classified by the contract check the moment it opened: no timer
+    escalation = policy.escalation
+    owning = world.suggested(card.failure)
+    found = []
+    for step in range(len(escalation.levels) + escalation.max_repeats):
+        due = card.opened + policy.classify_within + step * escalation.repeat_every
+        level = escalation.levels[min(step, len(escalation.levels) - 1)]
+        found.append((step + 1, due, world.users(list(level.notify), owning)))
+    return found
+
+
+def check_timed_rule(run: SimulationRun, world: World) -> Check:
+    check = Check(
+        "timed_rule",
+        "Every incident nobody classified in time paged the people routing.yml names, at each level, when due",
+        0,
+    )
+    if world.runbook.policy.classify_within is None:
+        check.checked = 1  # nothing to check by design: the playbook has no timed rule
+        return check
+    for card in world.cards.values():
+        pages = [(at, user) for at, user, reason in world.dms.get(card.key, []) if reason == "unclassified"]
+        stop = world.stop(card.key)
+        claimed: set[int] = set()
+        for level, due, users in _levels(world, card):
+            if due >= stop:
+                continue
+            optional = due > stop - ARRIVAL  # classified (or the run ended) moments after it came due
+            for user in sorted(users):
+                check.checked += 1
+                match = next(
+                    (
+                        i
+                        for i, (at, who) in enumerate(pages)
+                        if i not in claimed and who == user and due <= at <= due + ARRIVAL
+                    ),
+                    None,
+                )
+                if match is not None:
+                    claimed.add(match)
+                elif not optional:
+                    got = [_when(at) for at, who in pages if who == user]
+                    check.violations.append(
+                        f"{card.key} ({card.failure.label if card.failure else '?'}, opened {_when(card.opened)}): "
+                        f"level {level} was due at {_when(due)} ({world.runbook.policy.classify_within} after it "
+                        f"opened), but <@{user}> got no page by {_when(due + ARRIVAL)}; their pages for it: "
+                        f"{', '.join(got) or 'none'}"
+                    )
+        for index, (at, user) in enumerate(pages):
+            if index not in claimed and at <= stop:
+                due_times = [due for _, due, users in _levels(world, card) if user in users]
+                check.violations.append(
+                    f"{card.key}: <@{user}> was paged at {_when(at)} as unclassified, but no level was due for them "
+                    f"then (due: {', '.join(_when(d) for d in due_times) or 'never'})"
+                )
+    return check
+
+
+def check_no_late_pages(run: SimulationRun, world: World) -> Check:
+    check = Check("no_late_pages", "Nobody was paged about an unclassified incident after it had been classified", 0)
+    for card in world.cards.values():
+        classified = world.people.classified.get(card.key)
+        if card.failure is not None and card.failure.contract and world.runbook.missing_ids_class:
+            classified = card.opened  # the contract check classifies it as it opens
+        if classified is None:
+            continue
+        check.checked += 1
+        for at, user, reason in world.dms.get(card.key, []):
+            if reason == "unclassified" and at > classified + timedelta(seconds=5):
+                check.violations.append(
+                    f"{card.key} was classified at {_when(classified)} but <@{user}> was paged as unclassified "
+                    f"at {_when(at)}"
+                )
+    return check
+
+
+def check_pagerduty(run: SimulationRun, world: World) -> Check:
+    check = Check(
+        "pagerduty_services",
+        "PagerDuty got triggers for exactly the services routing.yml names for the levels and severities due",
+        0,
+    )
+    received: dict[str, dict[str, list[datetime]]] = defaultdict(lambda: defaultdict(list))
+    for event in run.snapshot.pagerduty:
+        if event.get("event_action") == "trigger" and event.get("_received_at"):
+            at = datetime.fromisoformat(str(event["_received_at"]))
+            received[str(event.get("dedup_key"))][str(event.get("routing_key"))].append(at)
+    for card in world.cards.values():
+        if card.failure is None:
+            continue
+        stop = world.stop(card.key)
+        owning = world.suggested(card.failure)
+        required: dict[str, datetime] = {}  # routing key -> when it became due
+        allowed: set[str] = set()
+        escalation = world.runbook.policy.escalation
+        for level, due, _ in _levels(world, card):
+            if due >= stop or escalation is None:
+                continue
+            notify = list(escalation.levels[min(level - 1, len(escalation.levels) - 1)].notify)
+            for key in world.pagerduty_keys(notify, owning):
+                allowed.add(key)
+                if due <= stop - ARRIVAL:
+                    required.setdefault(key, due)
+        for at, key, severity in world.people.severities:
+            rule = world.runbook.policy.severities.get(severity)
+            if key == card.key and rule is not None:
+                chosen = world.owning(key, card.failure, at)
+                for routing_key in world.pagerduty_keys(list(rule.pages), chosen):
+                    allowed.add(routing_key)
+                    required.setdefault(routing_key, at)
+        got = received.get(card.key, {})
+        if not required and not got:
+            continue
+        check.checked += 1
+        for routing_key, due in sorted(required.items()):
+            if not got.get(routing_key):
+                check.violations.append(
+                    f"{card.key}: PagerDuty service …{routing_key[-6:]} was due a trigger from {_when(due)} "
+                    "and never got one"
+                )
+        for routing_key, times in sorted(got.items()):
+            if routing_key not in allowed:
+                check.violations.append(
+                    f"{card.key}: PagerDuty service …{routing_key[-6:]} got a trigger at {_when(min(times))} "
+                    "that no level or severity due called for"
+                )
+            elif routing_key in required and min(times) < required[routing_key]:
+                check.violations.append(
+                    f"{card.key}: PagerDuty service …{routing_key[-6:]} was triggered at {_when(min(times))}, "
+                    f"before it was due ({_when(required[routing_key])})"
+                )
+    return check
+
+
+def check_severity_pages(run: SimulationRun, world: World) -> Check:
+    check = Check("severity_pages", "A severity that pages paged the roles policy.yml names for it", 0)
+    for at, key, severity in world.people.severities:
+        rule = world.runbook.policy.severities.get(severity)
+        card = world.cards.get(key)
+        if rule is None or card is None or card.failure is None:
+            continue
+        owning = world.owning(key, card.failure, at)
+        for user in sorted(world.users(list(rule.pages), owning)):
+            check.checked += 1
+            got = [t for t, who, reason in world.dms.get(key, []) if who == user and reason == "severity"]
+            if not [t for t in got if at <= t <= at + ARRIVAL]:
+                check.violations.append(
+                    f"{key} was marked {severity} at {_when(at)}; <@{user}> should have been paged by "
+                    f"{_when(at + ARRIVAL)} ({', '.join(rule.pages)}), got {', '.join(map(_when, got)) or 'nothing'}"
+                )
+            elif len(got) > 1:
+                check.violations.append(f"{key}: <@{user}> was paged {len(got)} times for {severity}")
+    return check
+
+
+def check_run_escalations(run: SimulationRun, world: World) -> Check:
+    threshold = world.runbook.policy.multi_prefix_threshold
+    check = Check(
+        "run_escalations", f"Every run failing across {threshold} or more scenario prefixes paged its escalation", 0
+    )
+    target_class = world.runbook.run_escalation_class
+    if target_class is None:
+        return check
+    users = world.users(["escalation"], target_class)
+    posted: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for message in run.snapshot.messages:
+        if message.channel.startswith("D") and "failed across several scenario classes" in message.text:
+            run_id = message.text.split("|", 1)[-1].split(">", 1)[0].rsplit("#", 1)[-1]
+            posted[(message.channel[1:], run_id)].append(_at(message))
+    for sent in run.traffic.sent:
+        if len(sent.prefixes) < threshold:
+            continue
+        for user in sorted(users):
+            check.checked += 1
+            got = posted.get((user, sent.run_id), [])
+            if len(got) != 1 or not sent.at <= got[0] <= sent.at + ARRIVAL:
+                check.violations.append(
+                    f"run {sent.run_id} ({_when(sent.at)}) failed across {', '.join(sorted(sent.prefixes))}: "
+                    f"<@{user}> should have been paged once by {_when(sent.at + ARRIVAL)}, got "
+                    f"{', '.join(map(_when, got)) or 'nothing'}"
+                )
+    return check
+
+
+def check_beads_from_policy(run: SimulationRun, world: World) -> Check:
+    check = Check(
+        "beads_from_policy",
+        "Every bead the playbook calls for (contract, severity, class) is in its tracker, once",
+        0,
+    )
+    runbook = world.runbook
+    filed: list[tuple[str, str, int | None]] = [  # (tracker, title, priority)
+        ("beads", str(b.get("title") or ""), b.get("priority")) for b in run.snapshot.beads
+    ] + [("github", str(i.get("title") or ""), None) for i in run.snapshot.github_issues]
+    for card in world.cards.values():
+        failure = card.failure
+        if failure is None:
+            continue
+        why: list[tuple[str, str | None, int | None]] = []  # (reason, class whose tracker, priority)
+        if failure.contract and runbook.missing_ids_class:
+            why.append(("it broke the id contract", runbook.missing_ids_class, None))
+        for at, key, severity in world.people.severities:
+            rule = runbook.policy.severities.get(severity)
+            if key == card.key and rule is not None and rule.file_bead:
+                why.append(
+                    (f"it was marked {severity} at {_when(at)}", world.owning(key, failure, at), rule.bead_priority)
+                )
+        for _, chosen in world.people.classes.get(card.key, []):
+            route = runbook.class_route(chosen)
+            if route is not None and route.files_bead:
+                why.append((f"it was classified {chosen}", chosen, None))
+        if not why:
+            continue
+        check.checked += 1
+        reason, failure_class, priority = why[0]
+        route = runbook.class_route(failure_class)
+        tracker = route.tracker if route else "beads"
+        mine = [f for f in filed if failure.symptom and failure.symptom in f[1]]
+        where = [f for f in mine if f[0] == tracker]
+        if len(where) != 1:
+            check.violations.append(
+                f"{card.key} ({failure.label}) needs a bead in {tracker} because {reason}; "
+                f"{tracker} has {len(where)} (others: {len(mine) - len(where)})"
+            )
+        elif priority is not None and where[0][2] is not None and where[0][2] != priority and tracker == "beads":
+            check.violations.append(
+                f"{card.key}'s bead has priority {where[0][2]}; {reason} and policy.yml says {priority}"
+            )
+    return check
+
+
+OUTSIDE_CHECKS = (
+    check_cards_per_failure,
+    check_timed_rule,
+    check_no_late_pages,
+    check_pagerduty,
+    check_severity_pages,
+    check_run_escalations,
+    check_beads_from_policy,
+)
+
+
+def check_outside(run: SimulationRun, runbook: Runbook) -> list[Check]:
+    world = World.of(run, runbook)
+    checks = [check(run, world) for check in OUTSIDE_CHECKS]
+    for check in checks:
+        check.outside = True
+    return checks
