@@ -375,6 +375,8 @@ def runbook_render(out: Path | None, runbooks_dir: Path | None, only: str | None
 @click.option("--database", default=None, help="SQLAlchemy URL (default: SQLite in the work directory)")
 @click.option("--workdir", type=click.Path(path_type=Path), help="keep the database and bd workspace here")
 @click.option("--inject-bug", type=click.Choice(["duplicate-card"]), hidden=True, help="prove a broken bot fails")
+@click.option("--mutants", is_flag=True, help="run against each planted bug (mutation proof); --report gets the table")
+@click.option("--mutant", "mutant_names", multiple=True, help="with --mutants: only these (repeatable)")
 def simulate(
     days: int,
     seed: int,
@@ -386,10 +388,13 @@ def simulate(
     database: str | None,
     workdir: Path | None,
     inject_bug: str | None,
+    mutants: bool,
+    mutant_names: tuple[str, ...],
 ) -> None:
     """The founder-absence simulation: DAYS of CI failures, outages and crashes through the real bot
     in virtual time, nobody answering (or --responders), then its promises checked. Exit 1 when any
-    promise is broken; the report says which, where and when."""
+    promise is broken; the report says which, where and when. With --mutants: each planted bug of
+    slackbot/simulation/mutants.py on a temporary copy of the package; exit 1 when one survives."""
     from slackbot.config import RunbookError
     from slackbot.simulation import SimulationConfig
     from slackbot.simulation import simulate as run_simulation
@@ -397,6 +402,9 @@ def simulate(
     from slackbot.simulation.responders import SimulationError
 
     directory = runbooks_dir or _settings().runbooks_dir
+    if mutants:
+        _mutation_proof(days, seed, directory, not no_faults, mutant_names, report_path)
+        return
     config = SimulationConfig(
         days=days,
         seed=seed,
@@ -426,6 +434,39 @@ def simulate(
     if not result.passed:
         broken = [c.key for c in result.checks if not c.passed]
         _fail(f"{len(broken)} invariant(s) broken: {', '.join(broken)}")
+
+
+def _mutation_proof(
+    days: int, seed: int, runbooks: Path, faults: bool, names: tuple[str, ...], report_path: Path | None
+) -> None:
+    import time
+
+    from slackbot.simulation.mutants import MutantError, markdown, run_mutants, select
+
+    began = time.monotonic()
+    try:
+        chosen = select(names)
+        click.echo(f"{len(chosen)} mutants, {days} simulated days each (seed {seed}); the baseline first…", err=True)
+        verdicts = run_mutants(
+            chosen,
+            days=days,
+            seed=seed,
+            runbooks=runbooks.resolve(),
+            faults=faults,
+            progress=lambda v: click.echo(
+                f"{v.mutant.name}: {'killed' if v.killed else 'SURVIVED'} ({v.seconds:.0f} s) {v.how[:160]}", err=True
+            ),
+        )
+    except MutantError as exc:
+        _fail(str(exc), code=2)
+    text = markdown(verdicts, days=days, seed=seed, wall=time.monotonic() - began)
+    click.echo(text)
+    if report_path is not None:
+        report_path.write_text(text)
+        click.echo(f"wrote {report_path}", err=True)
+    survivors = [v.mutant.name for v in verdicts if not v.killed]
+    if survivors:
+        _fail(f"{len(survivors)} mutant(s) survived: {', '.join(survivors)}")
 
 
 if __name__ == "__main__":
