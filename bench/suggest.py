@@ -14,7 +14,7 @@ Targets (issue 16): top-1 >= 80%, >= 95% when confident, < 5 ms per failure.
 file full of passes) in this tree and in a worktree of REV, alternating fresh processes: test
 history must not slow it by more than 20%.
 
-Usage: ``.venv/bin/python bench/suggest.py [--baseline REV] [--rounds 5]``.
+Usage: ``.venv/bin/python bench/suggest.py [--baseline REV [--tree REV]] [--rounds 5]``.
 """
 
 from __future__ import annotations
@@ -190,17 +190,23 @@ def _run_child(tree: Path, count: int, share: float) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def compare(revision: str, rounds: int) -> list[str]:
+def compare(revision: str, rounds: int, tree: str | None = None) -> list[str]:
+    """``tree``: measure a worktree of that revision as "this tree" (the working copy may hold
+    other people's unfinished changes)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         worktree = Path(tmp) / "baseline"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), revision], check=True)
+        ours_tree = ROOT
+        if tree:
+            ours_tree = Path(tmp) / "ours"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(ours_tree), tree], check=True)
         try:
             for share, label in ((1.0, "10,000 failing"), (0.01, "10,000 results, 100 failing")):
                 ours, theirs = [], []
                 for _ in range(rounds):
                     theirs.append(_run_child(worktree, 10_000, share))
-                    ours.append(_run_child(ROOT, 10_000, share))
+                    ours.append(_run_child(ours_tree, 10_000, share))
                 ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
                 rows.append(
                     f"| {label} | {statistics.median(theirs):.3f} s | {statistics.median(ours):.3f} s "
@@ -208,7 +214,8 @@ def compare(revision: str, rounds: int) -> list[str]:
                 )
                 print(rows[-1])
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], check=True)
+            for made in {worktree, ours_tree} - {ROOT}:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(made)], check=True)
     return rows
 
 
@@ -223,6 +230,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--baseline", help="a git revision to measure ingest against, side by side")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tree", help="measure a worktree of this revision instead of the working copy")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -246,7 +254,14 @@ def main() -> None:
         label = subprocess.run(
             ["git", "-C", str(ROOT), "log", "-1", "--format=%h (%cs)", args.baseline], capture_output=True, text=True
         ).stdout.strip()
-        rows = compare(args.baseline, args.rounds)
+        rows = compare(args.baseline, args.rounds, args.tree)
+        if args.tree:
+            label += (
+                " vs "
+                + subprocess.run(
+                    ["git", "-C", str(ROOT), "log", "-1", "--format=%h", args.tree], capture_output=True, text=True
+                ).stdout.strip()
+            )
         ingest = f"""
 Ingest with test history, side by side with `{label}` ({args.rounds} alternating fresh processes
 per report, each the best of three ingests into a fresh SQLite file; ratio = this tree / baseline,

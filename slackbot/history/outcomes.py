@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from enum import IntFlag
+from typing import Protocol
 
 _DIGEST = 8
 _WIDTH = _DIGEST + 1
@@ -32,14 +33,36 @@ def key_of(scenario_id: str | None, invariant_id: str | None, test_identity: str
     return hashlib.blake2b(basis.encode(), digest_size=_DIGEST).digest()
 
 
-def pack(results: Iterable[tuple[bytes, Outcome]]) -> bytes:
+PASSED, FAILED, SKIPPED = 1, 2, 4  # Outcome's values as plain ints, for the hot paths
+_BITS = {"passed": PASSED, "failed": FAILED, "error": FAILED, "skipped": SKIPPED}
+_BYTES = [bytes((n,)) for n in range(8)]
+
+
+class ResultLike(Protocol):  # what it reads of sources.report.Result (history imports no source)
+    @property
+    def scenario_id(self) -> str | None: ...
+    @property
+    def invariant_id(self) -> str | None: ...
+    @property
+    def test_identity(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+
+
+def pack(results: Iterable[ResultLike]) -> bytes:
+    """``key_of`` and ``Outcome.of`` inlined: this runs once per result of every report (10,000
+    results must cost milliseconds), and enum arithmetic is slow in Python."""
     flags: dict[bytes, int] = {}
-    for key, outcome in results:
-        flags[key] = flags.get(key, 0) | outcome
-    return b"".join(key + bytes((flags[key],)) for key in sorted(flags))
+    blake = hashlib.blake2b
+    for result in results:
+        scenario, invariant = result.scenario_id, result.invariant_id
+        basis = f"ids|{scenario}|{invariant}" if scenario and invariant else f"test|{result.test_identity}"
+        key = blake(basis.encode(), digest_size=_DIGEST).digest()
+        flags[key] = flags.get(key, 0) | _BITS.get(result.status, 1)
+    return b"".join([key + _BYTES[flags[key]] for key in sorted(flags)])
 
 
-def lookup(packed: bytes, key: bytes) -> Outcome | None:
+def lookup(packed: bytes, key: bytes) -> int | None:
     """The test's outcome in this report, or None when the report did not carry it (a JSON report
     names only failures: absent means unknown, not passed)."""
     lo, hi = 0, len(packed) // _WIDTH
@@ -52,7 +75,7 @@ def lookup(packed: bytes, key: bytes) -> Outcome | None:
         elif found > key:
             hi = mid
         else:
-            return Outcome(packed[start + _DIGEST])
+            return packed[start + _DIGEST]
     return None
 
 

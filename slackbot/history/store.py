@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy import exists
 from sqlalchemy import select as select_columns  # six columns: more than sqlmodel.select types
 from sqlmodel import Session, col, select
 
 from slackbot.db.models import Run, RunResults
-from slackbot.history.outcomes import Outcome, key_of, lookup, pack
+from slackbot.history.outcomes import FAILED, ResultLike, lookup, pack
 from slackbot.history.summary import History, Seen
 
 # How far back a test's history reaches: enough runs to see a flip or a streak, few enough that
@@ -21,22 +20,11 @@ WINDOW = 60
 _SEARCHES = 200
 
 
-class ResultLike(Protocol):  # what it reads of sources.report.Result (history imports no source)
-    @property
-    def scenario_id(self) -> str | None: ...
-    @property
-    def invariant_id(self) -> str | None: ...
-    @property
-    def test_identity(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-
-
 def record(session: Session, run: Run, results: Iterable[ResultLike], now: datetime) -> RunResults | None:
     """Every result of one report, passes included. The same report sent again adds nothing;
     a run reported in several files (one per shard) adds one row per file."""
     assert run.id is not None
-    packed = pack((key_of(r.scenario_id, r.invariant_id, r.test_identity), Outcome.of(r.status)) for r in results)
+    packed = pack(results)
     if not packed:
         return None
     content_key = hashlib.sha256(packed).hexdigest()[:32]
@@ -45,7 +33,7 @@ def record(session: Session, run: Run, results: Iterable[ResultLike], now: datet
     )
     if seen:
         return None
-    failed = sum(1 for i in range(8, len(packed), 9) if packed[i] & Outcome.FAILED)
+    failed = sum(1 for i in range(8, len(packed), 9) if packed[i] & FAILED)
     row = RunResults(
         run_pk=run.id,
         content_key=content_key,
@@ -93,9 +81,8 @@ def histories(
         for _key, seen, flags in outcomes:
             if flags is None:
                 continue
-            outcome = Outcome(flags)
             if seen and seen[-1].run_pk == run_pk:  # another shard of the same run
-                seen[-1] = seen[-1].also(outcome)
+                seen[-1] = seen[-1].also(flags)
             else:
-                seen.append(Seen(run_pk, run_id, url, sha, attempt, outcome))
+                seen.append(Seen(run_pk, run_id, url, sha, attempt, flags))
     return {key: History(seen) for key, seen in found.items()}

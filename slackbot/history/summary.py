@@ -7,7 +7,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from slackbot.history.outcomes import Outcome
+from slackbot.history.outcomes import FAILED, PASSED
 
 
 @dataclass(frozen=True)
@@ -19,21 +19,21 @@ class Seen:
     url: str | None
     sha: str | None
     attempt: int
-    outcome: Outcome
+    outcome: int  # ``outcomes.Outcome`` flags
 
     @property
     def failed(self) -> bool:
-        return bool(self.outcome & Outcome.FAILED)
+        return bool(self.outcome & FAILED)
 
     @property
     def passed(self) -> bool:
-        return bool(self.outcome & Outcome.PASSED)
+        return bool(self.outcome & PASSED)
 
     @property
     def green(self) -> bool:
         return self.passed and not self.failed
 
-    def also(self, outcome: Outcome) -> Seen:
+    def also(self, outcome: int) -> Seen:
         return dataclasses.replace(self, outcome=self.outcome | outcome)
 
     def as_json(self) -> dict[str, Any]:

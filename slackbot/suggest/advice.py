@@ -10,13 +10,14 @@ from typing import Protocol
 from sqlmodel import Session
 
 from slackbot.config import Playbook
-from slackbot.history.outcomes import key_of
-from slackbot.history.store import ResultLike, histories
+from slackbot.domain.ids import prefix_of
+from slackbot.history.outcomes import ResultLike, key_of
+from slackbot.history.store import histories
 from slackbot.history.summary import History
 from slackbot.suggest.failure import Failure, suggest
 from slackbot.suggest.past import Past
 from slackbot.suggest.patterns import Memo, pattern_votes
-from slackbot.suggest.signals import RunShape
+from slackbot.suggest.signals import RunShape, history_votes
 from slackbot.suggest.suggestion import Suggestion
 from slackbot.suggest.words import masked_line
 
@@ -55,6 +56,7 @@ class Advice:
         self._pasts: dict[str, Past] = {}
         self._shapes: dict[str, RunShape] = {}
         self._patterns: dict[str, Memo] = {}
+        self._memo: dict[tuple[object, ...], Suggestion | None] = {}
 
     def prepare(self, opening: Sequence[FailedResult]) -> None:
         """Read the history of the tests about to open incidents, in one query."""
@@ -70,6 +72,25 @@ class Advice:
             self._pasts[playbook.name] = Past.load(self.session, playbook.name)
             self._shapes[playbook.name] = run_shape(playbook, self.firsts)
             self._patterns[playbook.name] = Memo(playbook)
+        history = self.history(result)
+        scenario, invariant = result.scenario_id, result.invariant_id
+        # Thousands of failures of one run mostly repeat a few messages, files and prefixes: the
+        # same inputs give the same suggestion, so each distinct one is worked out once.
+        key = (
+            playbook.name,
+            result.message,
+            result.detail,
+            result.command,
+            result.test_file,
+            prefix_of(scenario) if scenario else None,
+            prefix_of(invariant) if invariant else None,
+            bool(scenario),
+            bool(invariant),
+            tuple(spans or ()),
+            tuple(history_votes(playbook, history)),
+        )
+        if key in self._memo:
+            return self._memo[key]
         shape = self._shapes[playbook.name]
         if spans:
             shape = RunShape(shape.failing_tests, shape.common_error, shape.sharing, spans, shape.common_error_is_infra)
@@ -80,10 +101,11 @@ class Advice:
             test_file=result.test_file,
             scenario_id=result.scenario_id,
             invariant_id=result.invariant_id,
-            history=self.history(result),
+            history=history,
             shape=shape,
         )
-        return suggest(playbook, failure, self._pasts[playbook.name], self._patterns[playbook.name])
+        found = self._memo[key] = suggest(playbook, failure, self._pasts[playbook.name], self._patterns[playbook.name])
+        return found
 
     def suspect_range(self, result: FailedResult) -> tuple[str, str] | None:
         """(last green sha, first failing sha) when the test failed since a green run on this

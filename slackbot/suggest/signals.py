@@ -41,8 +41,8 @@ def _votes(playbook: Playbook, signal: str, weight: float, kind: str, reason: st
 
 
 def history_votes(playbook: Playbook, history: History | None) -> list[Vote]:
-    if history is None:
-        return []
+    if history is None or (len(history.seen) == 1 and not history.seen[0].passed):
+        return []  # the usual new failure: only this run, failing once; nothing to say
     flaky = history.flaky
     if flaky is not None:
         return _votes(playbook, "flake", FLAKE, "history", flaky[0])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from slackbot.config import Playbook
 
@@ -31,6 +31,7 @@ class Suggestion:
     failure_class: str
     confidence: float
     votes: tuple[Vote, ...]  # every vote, the suggested class's first
+    _reasons: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def confident(self) -> bool:
@@ -38,6 +39,8 @@ class Suggestion:
 
     def reason(self, playbook: Playbook) -> str:
         """Which signals voted, for the suggested class and then for the others."""
+        if playbook.name in self._reasons:  # one suggestion may open thousands of incidents
+            return self._reasons[playbook.name]
         mine = [v.reason for v in self.votes if v.failure_class == self.failure_class]
         others: dict[str, list[str]] = defaultdict(list)
         for vote in self.votes:
@@ -46,6 +49,7 @@ class Suggestion:
         text = "; ".join(mine)
         if others:
             text += " — against: " + "; ".join(f"{playbook.class_label(k)} ({', '.join(r)})" for k, r in others.items())
+        self._reasons[playbook.name] = text
         return text
 
 

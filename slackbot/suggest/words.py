@@ -3,6 +3,7 @@ hashes, quoted values and paths masked."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 _MASKS = [
@@ -14,6 +15,7 @@ _WORD = re.compile(r"[a-z_][a-z_]{2,}")
 _COMMON = frozenset({"the", "and", "for", "with", "from", "not", "was", "but", "got", "has", "are", "this", "that"})
 
 
+@functools.lru_cache(maxsize=4096)  # a run's thousands of failures repeat a few messages
 def masked_line(message: str | None) -> str:
     """The first non-empty line, masked: the same infrastructure error in many tests is one line."""
     line = next((ln.strip() for ln in (message or "").splitlines() if ln.strip()), "")[:300]
