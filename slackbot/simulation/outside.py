@@ -258,7 +258,10 @@ def check_timed_rule(run: SimulationRun, world: World) -> Check:
         pages = [(at, user) for at, user, reason in world.dms.get(card.key, []) if reason == "unclassified"]
         stop = world.stop(card.key)
         claimed: set[int] = set()
-        for level, due, users in _levels(world, card):
+        levels = _levels(world, card)
+        if levels:
+            check.checked += 1  # a card under the timed rule: no page may come before its level is due
+        for level, due, users in levels:
             if due >= stop:
                 continue
             optional = due > stop - ARRIVAL  # classified (or the run ended) moments after it came due
@@ -284,7 +287,7 @@ def check_timed_rule(run: SimulationRun, world: World) -> Check:
                     )
         for index, (at, user) in enumerate(pages):
             if index not in claimed and at <= stop:
-                due_times = [due for _, due, users in _levels(world, card) if user in users]
+                due_times = [due for _, due, users in levels if user in users]
                 check.violations.append(
                     f"{card.key}: <@{user}> was paged at {_when(at)} as unclassified, but no level was due for them "
                     f"then (due: {', '.join(_when(d) for d in due_times) or 'never'})"

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from slack_sdk.web.async_client import AsyncWebClient
@@ -75,7 +76,7 @@ from slackbot.simulation.records import (
     Snapshot,
 )
 from slackbot.simulation.responders import People, SimulationError
-from slackbot.simulation.traffic import CiRun, FailureClass, Traffic
+from slackbot.simulation.traffic import CiRun, FailureClass, Traffic, junit_xml
 
 log = logging.getLogger(__name__)
 
@@ -389,12 +390,20 @@ class Simulation:
     @staticmethod
     def _ingest(world: World, process: BotProcess, run: CiRun) -> list[dict[str, Any]]:
         """CI's side: the signed report to the real ingest route (``triagebot send``'s request, over
-        one kept-alive client); sometimes CI uploads the same report twice."""
-        body = json.dumps(run.report).encode()
-        headers = {"X-Triage-Signature": sign(body, world.ingest_secret), "Content-Type": "application/json"}
+        one kept-alive client), as report JSON or as JUnit XML with the run in the query string;
+        sometimes CI uploads the same report twice."""
+        if run.door == "junit":
+            body = junit_xml(run.report).encode()
+            path = "/ingest/junit?" + urlencode(
+                {k: str(v) for k, v in run.report["run"].items() if v is not None and k != "provider"}
+            )
+            content_type = "application/xml"
+        else:
+            body, path, content_type = json.dumps(run.report).encode(), "/ingest/report", "application/json"
+        headers = {"X-Triage-Signature": sign(body, world.ingest_secret), "Content-Type": content_type}
         answers = []
         for _ in range(2 if run.resent else 1):
-            response = world.http.post(process.url + "/ingest/report", content=body, headers=headers)
+            response = world.http.post(process.url + path, content=body, headers=headers)
             if response.status_code != 202:
                 raise SimulationError(f"ingest of run {run.run_id} answered {response.status_code}: {response.text}")
             answers.append(response.json())
