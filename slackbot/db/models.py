@@ -82,6 +82,11 @@ class Incident(SQLModel, table=True):
     suggested_class: str | None = None
     suggested_reason: str | None = None
     suggested_confidence: float | None = Field(default=None, description="0..1; how sure the suggestion is")
+    suggestion_votes: list[dict[str, Any]] | None = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="every signal's vote behind the suggestion, so later evidence can join them",
+    )
     suspects: dict[str, Any] | None = Field(
         default=None,
         sa_column=Column(JSON, nullable=True),

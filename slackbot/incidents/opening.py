@@ -54,6 +54,7 @@ class Opening:
     documentation_gap: str | None = None
     suggested: tuple[str, str] | None = None  # (class, why)
     suggested_confidence: float | None = None  # 0..1 (slackbot/suggest); None: a rule's guess
+    suggestion_votes: list[dict[str, Any]] | None = None  # the signals behind it (slackbot/suggest)
     preset_class: str | None = None  # an alert's runbook names the failure mode
     preset_reason: str | None = None
     preset_severity: str | None = None
@@ -139,6 +140,7 @@ def incident_row(opening: Opening, now: datetime) -> dict[str, Any]:
         "suggested_class": opening.suggested[0] if opening.suggested else opening.preset_class,
         "suggested_reason": opening.suggested[1] if opening.suggested else opening.preset_reason,
         "suggested_confidence": opening.suggested_confidence if opening.suggested else None,
+        "suggestion_votes": opening.suggestion_votes if opening.suggested else None,
         "failure_class": failure_class,
         "class_source": source.value if source else None,
         "classified_at": utc(now) if failure_class else None,

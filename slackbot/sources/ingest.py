@@ -417,6 +417,7 @@ class IngestService:
             documentation_gap=documentation_gap(playbook, first.scenario_id, first.invariant_id),
             suggested=(suggestion.failure_class, suggestion.reason(playbook)) if suggestion else None,
             suggested_confidence=suggestion.confidence if suggestion else None,
+            suggestion_votes=suggestion.as_json() if suggestion else None,
         )
 
     @staticmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from slackbot.config import Playbook
 
@@ -31,16 +32,26 @@ class Suggestion:
     failure_class: str
     confidence: float
     votes: tuple[Vote, ...]  # every vote, the suggested class's first
-    _reasons: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    _memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def confident(self) -> bool:
         return self.confidence >= CONFIDENT
 
+    def as_json(self) -> list[dict[str, Any]]:
+        """The votes as the incident keeps them (``Incident.suggestion_votes``)."""
+        if "json" not in self._memo:  # one suggestion may open thousands of incidents
+            self._memo["json"] = [
+                {"class": v.failure_class, "weight": v.weight, "signal": v.signal, "reason": v.reason}
+                for v in self.votes
+            ]
+        found: list[dict[str, Any]] = self._memo["json"]
+        return found
+
     def reason(self, playbook: Playbook) -> str:
         """Which signals voted, for the suggested class and then for the others."""
-        if playbook.name in self._reasons:  # one suggestion may open thousands of incidents
-            return self._reasons[playbook.name]
+        if ("reason", playbook.name) in self._memo:  # one suggestion may open thousands of incidents
+            return str(self._memo["reason", playbook.name])
         mine = [v.reason for v in self.votes if v.failure_class == self.failure_class]
         others: dict[str, list[str]] = defaultdict(list)
         for vote in self.votes:
@@ -49,7 +60,7 @@ class Suggestion:
         text = "; ".join(mine)
         if others:
             text += " — against: " + "; ".join(f"{playbook.class_label(k)} ({', '.join(r)})" for k, r in others.items())
-        self._reasons[playbook.name] = text
+        self._memo["reason", playbook.name] = text
         return text
 
 
@@ -70,3 +81,7 @@ def combine(playbook: Playbook, votes: list[Vote]) -> Suggestion | None:
         confidence = min(confidence, _HINT_ONLY)
     ranked = sorted(votes, key=lambda v: (v.failure_class != best, -scores[v.failure_class], -v.weight))
     return Suggestion(best, round(confidence, 2), tuple(ranked))
+
+
+def from_json(votes: list[dict[str, Any]]) -> list[Vote]:
+    return [Vote(str(v["class"]), float(v["weight"]), str(v["signal"]), str(v["reason"])) for v in votes]

@@ -69,6 +69,10 @@ def test_the_changes_since_the_last_green_run_are_on_the_card_in_show_and_in_the
     assert [c["title"] for c in found["commits"]] == ["change 4", "change 3", "change 2", "change 1"]
     assert found["owners"] == ["@acme/domain", "@acme/everyone", "@acme/schema-owners"]
     assert found["classes"] == ["algorithm_regression", "data_schema_drift"]
+    # the changed files joined the suggestion's signals: a migration changed since green
+    incident = httpx.get(bot.url + "/api/incidents").json()["incidents"][0]
+    assert incident["suggestedClass"] == "data_schema_drift"
+    assert "changed since green: drizzle/0042_add_tenant.sql" in incident["suggestedReason"]
 
     card = bot.card("INC-1")
     bot.emulator.click_button(RESPONDER, NIGHTLY, card.ts, SHOW_DETAILS)

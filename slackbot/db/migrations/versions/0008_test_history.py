@@ -3,7 +3,8 @@
 ``run_results`` keeps one packed row per report (slackbot/history): the outcome of every test it
 carried, passes included, so the bot can tell a flake (failed and passed on one sha) from a
 regression (failing since one change). Incidents gain the suggestion's confidence and the suspect
-changes between the last green and the first failing sha. Incidents opened before this revision
+changes between the last green and the first failing sha, and the votes behind the suggestion (so
+the suspect changes, which arrive later, join them). Incidents opened before this revision
 have neither (their card shows the suggestion without a confidence).
 
 Revision ID: 0008
@@ -45,12 +46,14 @@ def upgrade() -> None:
     op.create_index("ix_run_results_branch", "run_results", ["repository", "branch", "id"], unique=False)
     with op.batch_alter_table("incidents") as batch:
         batch.add_column(sa.Column("suggested_confidence", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("suggestion_votes", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("suspects", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("incidents") as batch:
         batch.drop_column("suspects")
+        batch.drop_column("suggestion_votes")
         batch.drop_column("suggested_confidence")
     op.drop_index("ix_run_results_branch", table_name="run_results")
     op.drop_index("ix_run_results_run_pk", table_name="run_results")
