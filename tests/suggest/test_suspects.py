@@ -13,9 +13,12 @@ import pytest
 from slackbot.clients.github_actions import GitHubApiError
 from slackbot.clients.github_changes import GitHubChanges
 from slackbot.clock import FakeClock
+from slackbot.config import Playbook
+from slackbot.documents.record import RecordInputs, render_record
 from tests.factories import report, result
 from tests.fakes.github_api import fake_github
 from tests.slack.conftest import NIGHTLY, RESPONDER, SHOW_DETAILS, Bot, bot, wait_for  # noqa: F401  (fixture)
+from tests.slack.test_card_render import incident
 
 GREEN, RED = "a" * 40, "b" * 40
 CODEOWNERS = "# who owns what\n* @acme/everyone\ndrizzle/ @acme/schema-owners\nsrc/lib/server/services/ @acme/domain\n"
@@ -89,3 +92,22 @@ def test_the_changes_since_the_last_green_run_are_on_the_card_in_show_and_in_the
 
     shown = bot.triage("show INC-1")
     assert "Suspect changes: " in shown and "change 4 — dev1" in shown
+
+
+def test_the_bead_lists_the_suspect_changes_and_their_owners(runbook: Playbook) -> None:
+    suspects = {
+        "base": GREEN,
+        "head": RED,
+        "commitCount": 2,
+        "commits": [
+            {"sha": "c" * 40, "author": "dev2", "title": "Rename tenant column", "url": None},
+            {"sha": "d" * 40, "author": "dev1", "title": "Add tenant migration", "url": None},
+        ],
+        "owners": ["@acme/schema-owners"],
+    }
+    document = render_record(
+        RecordInputs(runbook, incident(failure_class="data_schema_drift", suspects=suspects), None, "x", "y")
+    )
+    assert "- Suspect changes since the last green sha aaaaaaaa (2 commits):" in document.body
+    assert "  - `cccccccc` Rename tenant column (dev2)" in document.body
+    assert "  - Owners of the changed files: @acme/schema-owners" in document.body
