@@ -36,7 +36,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from slackbot.db.models import OutboxItem
-from slackbot.domain.effects import EffectKind
+from slackbot.domain.effects import EffectKind, Key
 from slackbot.domain.states import DeliveryState
 from slackbot.incidents.effects import utc
 
@@ -77,12 +77,24 @@ def fold_classifications(session: Session, incident_id: int, now: datetime) -> F
         for row in run:
             folded.sequence.extend(steps(row.payload))
         _supersede(session, [row.id for row in run], now, "a newer classification's post names this one")
-    checklists = [row for row in _pending(session, incident_id, EffectKind.CHECKLIST) if row.attempts == 0]
+    # A checklist goes with its classification's post: dropped when the post is folded (its class
+    # never stood), kept when the post went out (that post says "the checklist follows").
+    dropped = {Key.checklist(incident_id, _revision(row.dedup_key)) for row in run}
+    checklists = [
+        row
+        for row in _pending(session, incident_id, EffectKind.CHECKLIST)
+        if row.attempts == 0 and row.dedup_key in dropped
+    ]
     if checklists:
-        # A checklist nobody has seen is dropped: its class was replaced before it went out.
         _supersede(session, [row.id for row in checklists], now, "the incident was reclassified before it was posted")
         folded.checklists = len(checklists)
     return folded
+
+
+def _revision(key: str) -> int:
+    """The incident revision a classification's post was queued at (``Key.thread``'s last part),
+    which its checklist's key (``Key.checklist``) shares."""
+    return int(key.rsplit(":", 1)[1])
 
 
 def steps(payload: dict[str, Any]) -> list[dict[str, Any]]:

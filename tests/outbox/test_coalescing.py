@@ -249,3 +249,46 @@ def _wait_drained(bot: Bot, classifications: int) -> None:
 
     wait_for(applied, what=f"{classifications} classifications applied")
     wait_for(drained, timeout=60, what="the lane to drain")
+
+
+def test_a_storm_longer_than_a_minute_still_reaches_the_thread_once_a_minute(rig: Rig) -> None:
+    ingest(rig, result("BID-001", "TENANT-001"))
+    outbox = worker(rig)
+    step(rig, outbox, 2)
+    core = IncidentCore(rig.playbooks, rig.clock, coalesce=WINDOW)
+    storm = [*LABELS] * 17  # one a second for 68 s: none stands for the window
+    for key in storm:
+        core.run(rig.engine, 1, Actor(CAROL, "button"), Classify(key))
+        step(rig, outbox, 1.0, tick=1.0)
+    step(rig, outbox, 10, tick=0.5)
+
+    posts = classified_posts(thread(rig))
+    assert len(posts) == 2  # held back at most MAX_HOLD (60 s), then the rest
+    assert posts[0].startswith("🏷️ <@U0CAROL> classified this as *Infra/CI*, then *Harness/diagnostics*")
+    assert posts[1].startswith("🔁 Reclassified from ")
+    assert posts[1].endswith(f"then *{LABELS[storm[-1]]}*.")
+
+
+def test_a_classification_whose_post_went_out_keeps_its_checklist(rig: Rig) -> None:
+    ingest(rig, result("BID-001", "TENANT-001"))
+    outbox = worker(rig)
+    step(rig, outbox, 2)
+    core = IncidentCore(rig.playbooks, rig.clock, coalesce=WINDOW)
+    core.run(rig.engine, 1, Actor(CAROL, "button"), Classify("infra"))
+    rig.clock.advance(WINDOW)
+    posts_only = rig.worker("w2")  # delivers posts, not checklists: the checklist is still waiting
+    asyncio.run(posts_only.step())
+    assert classified_posts(thread(rig)) == ["🏷️ <@U0CAROL> classified this as *Infra/CI*."]
+    assert checklists(thread(rig)) == {}
+
+    core.run(rig.engine, 1, Actor(CAROL, "button"), Classify("algorithm"))
+    step(rig, outbox, 10, tick=0.25)
+
+    posts = thread(rig)
+    assert classified_posts(posts) == [
+        "🏷️ <@U0CAROL> classified this as *Infra/CI*.",
+        "🔁 <@U0CAROL> reclassified this from *Infra/CI* to *Algorithm regression*.",
+    ]
+    drawn = list(checklists(posts).values())  # the post promised the Infra/CI checklist: it follows
+    assert ["Infra/CI" in m.text for m in drawn] == [True, False]
+    assert [has_buttons(m) for m in drawn] == [False, True]  # struck out once the next one is live
