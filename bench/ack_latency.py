@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,9 @@ class Scenario:
 
 
 PLACEHOLDER = "RESPONSEURLPLACEHOLDER"
+# Slack gives every click a fresh trigger_id, and the bot records one inbox row per request key
+# (a redelivery is applied once): each replayed click gets a trigger of its own, like a real one.
+TRIGGER = "TRIGGERIDPLACEHOLDER"
 
 
 def split_body(body: str) -> tuple[str, str]:
@@ -231,7 +235,9 @@ def build_scenarios(emulator: Any, card_ts: str, sustained: int) -> list[Scenari
     command_body = urlencode(command)
     click_templates = []
     for _, payload in clicks:
-        payload = {**payload, "response_url": PLACEHOLDER}
+        # response URL then trigger, side by side: one variable piece per request between the template's halves
+        payload = {k: v for k, v in payload.items() if k not in ("response_url", "trigger_id")}
+        payload.update(response_url=PLACEHOLDER, trigger_id=TRIGGER)
         click_templates.append(split_body(f"payload={quote(json.dumps(payload))}"))
     same, alternating = click_templates[:1], click_templates[1:]
     held = [
@@ -269,7 +275,10 @@ def write_requests(emulator: Any, scenario: Scenario, count: int, secret: str, p
     verifier = SignatureVerifier(secret)
     timestamp = str(int(time.time()))
     lines = [timestamp]
-    lines += [f"T\t{prefix}\t{suffix}" for prefix, suffix in scenario.templates]
+    # A click's suffix starts with the text up to its trigger id: that goes with the variable piece.
+    split = [suffix.partition(TRIGGER) for _, suffix in scenario.templates]
+    lines += [f"T\t{prefix}\t{rest}" for (prefix, _), (_, _, rest) in zip(scenario.templates, split, strict=True)]
+    run = uuid.uuid4().hex[:10]
     with emulator.workspace.lock:
         urls = [
             emulator.workspace.issue_response_url(
@@ -286,7 +295,10 @@ def write_requests(emulator: Any, scenario: Scenario, count: int, secret: str, p
         prefix, suffix = scenario.templates[template]
         # quoted the way the template was: a form field (urlencode), or inside payload=<quoted JSON>
         quoted = quote(url) if prefix.startswith("payload=") else quote_plus(url)
-        body = f"{prefix}{quoted}{suffix}"
+        mid, found, rest = split[template]
+        if found:
+            quoted = f"{quoted}{mid}{run}.{n}"
+        body = f"{prefix}{quoted}{rest if found else suffix}"
         signature = verifier.generate_signature(timestamp=timestamp, body=body)
         lines.append(f"E\t{template + 1}\t{quoted}\t{signature}")
     path.write_text("\n".join(lines) + "\n")

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, delete, select
 
@@ -108,6 +108,7 @@ class Inbox:
         self._insert = self._insert.on_conflict_do_nothing(index_elements=["request_key"])
         # One writer thread: its transactions are the group commits, one after the other.
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="inbox-record")
+        self._connection: Connection | None = None  # the writer thread's, used by it alone
         self._queued: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
         self._waiters: dict[str, list[asyncio.Future[Applied]]] = {}
@@ -180,8 +181,28 @@ class Inbox:
             self._flushing = None
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(self._insert, rows)
+        """One group commit, on the writer thread's own connection (kept: no pool checkout per
+        commit). On SQLite that connection never checkpoints the WAL: a checkpoint writes the
+        database file and syncs it, and the acks waiting on this commit would wait for that too;
+        the bot's other connections (applier, outbox, timers) checkpoint as they commit."""
+        if self._connection is None:
+            self._connection = self.engine.connect()
+            if is_sqlite(self.engine):
+                self._connection.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+                self._connection.commit()
+        try:
+            with self._connection.begin():
+                self._connection.execute(self._insert, rows)
+        except Exception:
+            self._connection.invalidate()  # a broken connection is not reused: the next commit opens one
+            self._connection.close()
+            self._connection = None
+            raise
+
+    def _release(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     # -- waiting for an outcome (commands and modals answer with it) -----------------------------
 
@@ -255,6 +276,7 @@ class Inbox:
         except (TimeoutError, SQLAlchemyError):
             log.warning("stopping with Slack changes recorded and not applied: the next start applies them")
         await self.answers.close(timeout=max(0.1, deadline - time.monotonic()))
+        await asyncio.get_running_loop().run_in_executor(self._writer, self._release)
         requests, commits, seconds = self.recorded
         if commits:
             log.info(
