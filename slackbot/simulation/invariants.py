@@ -10,7 +10,7 @@ went wrong and where to look.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,9 +42,13 @@ class Facts:
     orphans: list[int]  # occurrence ids without an incident
     timeline: dict[int | None, list[TimelineEvent]]
     outbox: list[OutboxItem]
+    playbooks: list[Runbook] = field(default_factory=list)  # every playbook (alerts go to operations)
+
+    def playbook(self, name: str | None) -> Runbook:
+        return next((p for p in self.playbooks if p.name == name), self.runbook)
 
     @classmethod
-    def load(cls, engine: Engine, runbook: Runbook) -> Facts:
+    def load(cls, engine: Engine, runbook: Runbook, playbooks: list[Runbook] | None = None) -> Facts:
         with Session(engine) as session:
             incidents = list(session.exec(select(Incident).order_by(col(Incident.id))))
             runs = list(session.exec(select(Run).order_by(col(Run.id))))
@@ -63,7 +67,7 @@ class Facts:
             for event in session.exec(select(TimelineEvent).order_by(col(TimelineEvent.at), col(TimelineEvent.id))):
                 timeline[event.incident_id].append(event)
             outbox = list(session.exec(select(OutboxItem).order_by(col(OutboxItem.id))))
-        return cls(runbook, incidents, runs, occurrences, by_run, orphans, timeline, outbox)
+        return cls(runbook, incidents, runs, occurrences, by_run, orphans, timeline, outbox, playbooks or [runbook])
 
     def rows(self, *kinds: str, incident_id: int | None = None) -> list[OutboxItem]:
         return [r for r in self.outbox if r.kind in kinds and (incident_id is None or r.incident_id == incident_id)]
@@ -177,7 +181,7 @@ def check_escalations(run: SimulationRun, facts: Facts) -> Check:
             if count > 1:
                 check.violations.append(f"{incident.key}: escalation level {level} fired {count} times")
         for marked in facts.events(iid, "severity"):
-            rule = facts.runbook.policy.severities.get(str(marked.data.get("severity")))
+            rule = facts.playbook(incident.playbook).policy.severities.get(str(marked.data.get("severity")))
             if rule is None or not rule.pages:
                 continue
             check.checked += 1
@@ -216,7 +220,7 @@ def _pagerduty_mismatches(
     found: list[str] = []
     windows: dict[str, list[tuple[datetime, datetime, OutboxItem]]] = defaultdict(list)
     for row in facts.rows("pagerduty", incident_id=incident.id):
-        key = _routing_key(facts.runbook, row)
+        key = _routing_key(facts.playbook(incident.playbook), row)
         if row.state == "done" and not _skipped(row) and key and row.done_at is not None:
             windows[key].append((as_utc(row.created_at), as_utc(row.done_at), row))
     keys = set(windows) | {k for (dedup, k) in triggers if dedup == incident.key}
@@ -294,7 +298,6 @@ def check_outbox(run: SimulationRun, facts: Facts) -> Check:
 
 def check_timeline(run: SimulationRun, facts: Facts) -> Check:
     check = Check("timeline", "Every state change has a timeline row (the audit trail is complete)", 0)
-    default = facts.runbook.policy.default_severity
     for incident in facts.incidents:
         iid = incident.id or 0
         key = incident.key
@@ -319,7 +322,8 @@ def check_timeline(run: SimulationRun, facts: Facts) -> Check:
             missing(f"open, but the timeline resolves it {kinds['resolved']} times and reopens it {kinds['reopened']}")
         if incident.assignee and not (kinds["acknowledged"] or kinds["assigned"]):
             missing(f"assigned to {incident.assignee} without an 'acknowledged' or 'assigned' row")
-        if incident.severity != default:
+        preset = incident.severity_source in ("rule", "default", "class")  # set as it opened, by the playbook
+        if incident.severity != facts.playbook(incident.playbook).policy.default_severity and not preset:
             severities = [e.data.get("severity") for e in events if e.kind == "severity"]
             if not severities or severities[-1] != incident.severity:
                 missing(f"severity {incident.severity} without a matching 'severity' row")
@@ -345,7 +349,9 @@ def check_every_failure_handled(run: SimulationRun, facts: Facts) -> Check:
     for incident in facts.incidents:
         check.checked += 1
         kinds = {e.kind for e in facts.events(incident.id or 0)}
-        if not ({"bead_filed", "escalated", "resolved"} & kinds):
+        # an alert's escalation is the page to its failure mode's owner (its runbook says so)
+        ends = {"bead_filed", "escalated", "resolved"} | ({"paged"} if incident.repository == "alertmanager" else set())
+        if not (ends & kinds):
             check.violations.append(
                 f"{incident.key} ({incident.scenario_id or 'no scenarioId'} / "
                 f"{incident.invariant_id or 'no invariantId'}, opened {_when(incident.created_at)}) "
@@ -412,10 +418,11 @@ def check_all(run: SimulationRun, facts: Facts | None = None) -> list[Check]:
     if facts is None:
         engine = make_engine(run.database_url)
         try:
-            facts = Facts.load(engine, load_playbooks(run.runbook_dir).default)
+            playbooks = load_playbooks(run.runbook_dir)
+            facts = Facts.load(engine, playbooks.default, list(playbooks))
         finally:
             engine.dispose()
-    checks = [check(run, facts) for check in CHECKS] + check_outside(run, facts.runbook)
+    checks = [check(run, facts) for check in CHECKS] + check_outside(run, facts.runbook, facts.playbooks)
     for check in checks:
         if check.checked == 0 and not check.violations:
             check.violations.append("examined no cases: a promise checked against nothing is not kept")

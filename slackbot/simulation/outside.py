@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from slackbot.config import Playbook as Runbook
 from slackbot.config.targets import Role
 from slackbot.outbox.slack_deliveries import CARD_EVENT
+from slackbot.simulation.alerts import AlertSend
 from slackbot.simulation.records import Check, SimulationRun, SnapMessage
 from slackbot.simulation.traffic import SentFailure
 
@@ -78,6 +80,7 @@ class Failure:
     scenario_id: str | None
     invariant_id: str | None
     sent: list[datetime] = field(default_factory=list)
+    alert: AlertSend | None = None  # an Alertmanager alert (its playbook's rule presets class and severity)
 
 
 @dataclass
@@ -107,9 +110,10 @@ class World:
     dms: dict[str, list[tuple[datetime, str, str]]]  # incident -> (at, user, reason)
     people: PeopleSaid
     end: datetime
+    playbooks: list[Runbook] = field(default_factory=list)
 
     @classmethod
-    def of(cls, run: SimulationRun, runbook: Runbook) -> World:
+    def of(cls, run: SimulationRun, runbook: Runbook, playbooks: Sequence[Runbook] = ()) -> World:
         failures: dict[tuple[object, ...], Failure] = {}
         for sent in run.traffic.sent:
             for failure in sent.failures:
@@ -130,6 +134,10 @@ class World:
                         failure.invariant_id,
                     )
                 found.sent.append(sent.at)
+        for alert in run.alerts.firing() if run.alerts else []:
+            failures[("alert", alert.alertname)] = Failure(
+                alert.alertname, alert.summary[:30], False, "", "alert", alert.alertname, None, [alert.at], alert
+            )
         cards: dict[str, Card] = {}
         for message in run.snapshot.top_level():
             metadata = message.metadata or {}
@@ -158,7 +166,7 @@ class World:
                 people.resolved.setdefault(done.incident, []).append(done.at)
             elif done.what.startswith("marked it "):
                 people.severities.append((done.at, done.incident, done.what.split()[2]))
-        return cls(runbook, list(failures.values()), cards, dms, people, run.drained_at)
+        return cls(runbook, list(failures.values()), cards, dms, people, run.drained_at, list(playbooks))
 
     def suggested(self, failure: Failure) -> str | None:
         """The class whose people own an unclassified failure: the test file's scope glob in
@@ -235,6 +243,8 @@ def _levels(world: World, card: Card) -> list[tuple[int, datetime, set[str]]]:
         return []
     if card.failure.contract and world.runbook.missing_ids_class:
         return []  # classified by the contract check the moment it opened: no timer
+    if card.failure.alert is not None:
+        return []  # its playbook's alert rule presets the class: no timer
     escalation = policy.escalation
     owning = world.suggested(card.failure)
     found = []
@@ -301,6 +311,8 @@ def check_no_late_pages(run: SimulationRun, world: World) -> Check:
         classified = world.people.classified.get(card.key)
         if card.failure is not None and card.failure.contract and world.runbook.missing_ids_class:
             classified = card.opened  # the contract check classifies it as it opens
+        if card.failure is not None and card.failure.alert is not None:
+            classified = card.opened  # the alert rule presets its class
         if classified is None:
             continue
         check.checked += 1
@@ -347,6 +359,15 @@ def check_pagerduty(run: SimulationRun, world: World) -> Check:
                 for routing_key in world.pagerduty_keys(list(rule.pages), chosen):
                     allowed.add(routing_key)
                     required.setdefault(routing_key, at)
+        alert = card.failure.alert
+        if alert is not None:
+            playbook = next(p for p in world.playbooks if p.name == alert.playbook)
+            rule = playbook.policy.severities.get(alert.severity or playbook.policy.default_severity)
+            roles: list[Role] = ["owner", *(rule.pages if rule else [])]
+            for target in playbook.targets(roles, alert.failure_class):
+                if target.target.pagerduty_routing_key:
+                    allowed.add(target.target.pagerduty_routing_key)
+                    required.setdefault(target.target.pagerduty_routing_key, alert.at)
         got = received.get(card.key, {})
         if not required and not got:
             continue
@@ -368,6 +389,42 @@ def check_pagerduty(run: SimulationRun, world: World) -> Check:
                     f"{card.key}: PagerDuty service …{routing_key[-6:]} was triggered at {_when(min(times))}, "
                     f"before it was due ({_when(required[routing_key])})"
                 )
+    return check
+
+
+def check_alerts(run: SimulationRun, world: World) -> Check:
+    check = Check(
+        "alert_pages",
+        "Every alert Alertmanager fired got a card and paged its failure mode's owner and the roles its severity names",
+        0,
+    )
+    playbooks = {p.name: p for p in world.playbooks}
+    cards = {id(c.failure): c for c in world.cards.values() if c.failure is not None}
+    for failure in world.failures:
+        alert = failure.alert
+        if alert is None:
+            continue
+        check.checked += 1
+        card = cards.get(id(failure))
+        if card is None:
+            continue  # cards_from_traffic names it
+        playbook = playbooks[alert.playbook]
+        rule = playbook.policy.severities.get(alert.severity or playbook.policy.default_severity)
+        roles: list[Role] = ["owner", *(rule.pages if rule else [])]
+        users = {t.dm_user for t in playbook.targets(roles, alert.failure_class) if t.dm_user}
+        for user in sorted(users):
+            got = [at for at, who, reason in world.dms.get(card.key, []) if who == user and reason == "alert"]
+            if len([at for at in got if alert.at <= at <= alert.at + ARRIVAL]) != 1:
+                check.violations.append(
+                    f"{card.key} ({alert.alertname}, fired {_when(alert.at)}): <@{user}> should have been paged "
+                    f"once by {_when(alert.at + ARRIVAL)} ({', '.join(roles)}), "
+                    f"got {', '.join(map(_when, got)) or 'nothing'}"
+                )
+        if card.message.channel != playbook.channel_for_suite("alerts"):
+            check.violations.append(
+                f"{card.key} ({alert.alertname})'s card is in {card.message.channel}, "
+                f"not {playbook.channel_for_suite('alerts')}"
+            )
     return check
 
 
@@ -448,11 +505,17 @@ def check_beads_from_policy(run: SimulationRun, world: World) -> Check:
             route = runbook.class_route(chosen)
             if route is not None and route.files_bead:
                 why.append((f"it was classified {chosen}", chosen, None))
+        playbook = runbook
+        if failure.alert is not None:
+            playbook = next((p for p in world.playbooks if p.name == failure.alert.playbook), runbook)
+            rule = playbook.policy.severities.get(failure.alert.severity or playbook.policy.default_severity)
+            if rule is not None and rule.file_bead:
+                why.append((f"its alert rule says {failure.alert.severity}", failure.alert.failure_class, None))
         if not why:
             continue
         check.checked += 1
         reason, failure_class, priority = why[0]
-        route = runbook.class_route(failure_class)
+        route = playbook.class_route(failure_class)
         tracker = route.tracker if route else "beads"
         mine = [f for f in filed if failure.symptom and failure.symptom in f[1]]
         where = [f for f in mine if f[0] == tracker]
@@ -473,14 +536,15 @@ OUTSIDE_CHECKS = (
     check_timed_rule,
     check_no_late_pages,
     check_pagerduty,
+    check_alerts,
     check_severity_pages,
     check_run_escalations,
     check_beads_from_policy,
 )
 
 
-def check_outside(run: SimulationRun, runbook: Runbook) -> list[Check]:
-    world = World.of(run, runbook)
+def check_outside(run: SimulationRun, runbook: Runbook, playbooks: Sequence[Runbook] = ()) -> list[Check]:
+    world = World.of(run, runbook, playbooks or [runbook])
     checks = [check(run, world) for check in OUTSIDE_CHECKS]
     for check in checks:
         check.outside = True

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from slackbot.settings import DEFAULT_RUNBOOKS
+from slackbot.simulation.alerts import Alerts
 from slackbot.simulation.faults import FaultPlan
 from slackbot.simulation.responders import People
 from slackbot.simulation.traffic import Traffic
@@ -66,6 +67,7 @@ class SimulationRun:
     drained_at: datetime
     wall_seconds: float
     ingest_answers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # run id -> 202 bodies
+    alerts: Alerts | None = None  # Alertmanager's webhooks, from the playbooks' alert rules
     sabotage: list[str] = field(default_factory=list)
 
 

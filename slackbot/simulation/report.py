@@ -335,8 +335,17 @@ def report_markdown(result: SimulationResult, figures: dict[str, Any]) -> str:
     out.append(
         f"CI ran {ci['runs']} times: {ci['nightly_runs']} nightly full runs and {ci['smoke_runs']} smoke runs "
         f"({ci['green_runs']} of them green). They reported {ci['results']} test results, {ci['failures']} of them "
-        f"failing. CI uploaded {ci['resent_reports']} reports twice (the bot must ignore the copy)."
+        f"failing. CI uploaded {ci['resent_reports']} reports twice (the bot must ignore the copy); "
+        f"{ci.get('junit_runs', 0)} runs came as JUnit XML to `/ingest/junit`, the rest as report JSON."
     )
+    if run.alerts is not None and run.alerts.sent:
+        fired = run.alerts.firing()
+        out += [
+            "",
+            f"Alertmanager fired {len(fired)} alerts from the playbooks' alert rules through `/webhooks/alertmanager` "
+            f"({', '.join(a.alertname for a in fired)}) and resolved "
+            f"{sum(1 for a in run.alerts.sent if a.status == 'resolved')} of them.",
+        ]
     out.append("")
     rows = [(KIND_LABELS[k], str(ci["failures_by_kind"].get(k, 0))) for k in KINDS]
     out += _table(rows, ("kind of failure", "failing results"))

@@ -64,6 +64,7 @@ from slackbot.runtime import Runtime, build_runtime
 from slackbot.serving import serve
 from slackbot.settings import Settings
 from slackbot.signing import sign
+from slackbot.simulation.alerts import Alerts, AlertSend
 from slackbot.simulation.faults import FaultPlan, ProcessCrash
 from slackbot.simulation.github import FakeGitHubIssues, running_github_issues
 from slackbot.simulation.pagerduty import FakePagerDuty, running_pagerduty
@@ -241,6 +242,7 @@ class World:
         self.beads_dir, self.bd_link = _init_beads(workdir)
         self.database_url = config.database_url or f"sqlite:///{workdir / 'simulation.db'}"
         self.ingest_secret = secrets.token_hex(16)
+        self.alertmanager_token = secrets.token_hex(16)
         self.http = stack.enter_context(httpx.Client(timeout=30))  # CI's client
         self.settings = Settings(
             SLACK_BOT_TOKEN=self.emulator.bot_token,
@@ -249,6 +251,7 @@ class World:
             TRIAGE_DATABASE_URL=self.database_url,
             TRIAGE_RUNBOOKS_DIR=config.runbooks_dir,
             TRIAGE_INGEST_SECRET=self.ingest_secret,
+            TRIAGE_ALERTMANAGER_TOKEN=self.alertmanager_token,
             PAGERDUTY_EVENTS_URL=self.pagerduty.url,
             TRIAGE_BD_BIN=str(self.bd_link),
             BEADS_DIR=self.beads_dir,
@@ -312,6 +315,9 @@ class Simulation:
                 f"playbook {runbook.name} lacks " + (f"the classes {', '.join(missing)}" if missing else "a taxonomy")
             )
         traffic = Traffic(runbook, days=config.days, seed=config.seed, start=config.start)
+        alerts = Alerts(
+            [p for p in playbooks if p.policy.alerts], days=config.days, seed=config.seed, start=config.start
+        )
         faults = FaultPlan(traffic, seed=config.seed, enabled=config.faults)
         world = World(config, stack, workdir, faults)
         seed_workspace(world.emulator, playbooks)
@@ -346,6 +352,8 @@ class Simulation:
                 if now < end:
                     for run in traffic.due(now):
                         answers[run.run_id] = self._ingest(world, process, run)
+                    for alert in alerts.due(now):
+                        self._alert(world, process, alert)
                 people.act(now)
                 try:
                     worked, due = process.settle(now)
@@ -364,7 +372,7 @@ class Simulation:
                 idle = due.attempt is None and due.lease is None  # no outbox row pending or in flight
                 if now >= end + SETTLE_GRACE and (idle or now >= end + DRAIN_LIMIT):
                     break
-                now = self._next_moment(now, due, traffic, faults, people, end)
+                now = self._next_moment(now, due, traffic, faults, people, end, alerts.next_at())
                 world.clock.set(now)
             snapshot = capture(world)
         finally:
@@ -374,6 +382,7 @@ class Simulation:
             runbook_dir=config.runbooks_dir,
             database_url=world.database_url,
             traffic=traffic,
+            alerts=alerts,
             faults=faults,
             people=people,
             snapshot=snapshot,
@@ -410,14 +419,34 @@ class Simulation:
         return answers
 
     @staticmethod
+    def _alert(world: World, process: BotProcess, alert: AlertSend) -> None:
+        """Alertmanager's side: its webhook_config posts with the bearer token it was given."""
+        response = world.http.post(
+            process.url + "/webhooks/alertmanager",
+            json=alert.payload,
+            headers={"Authorization": f"Bearer {world.alertmanager_token}"},
+        )
+        if response.status_code >= 300:
+            raise SimulationError(
+                f"Alertmanager's {alert.status} {alert.alertname} answered {response.status_code}: {response.text}"
+            )
+
+    @staticmethod
     def _next_moment(
-        now: datetime, due: Due, traffic: Traffic, faults: FaultPlan, people: People, end: datetime
+        now: datetime,
+        due: Due,
+        traffic: Traffic,
+        faults: FaultPlan,
+        people: People,
+        end: datetime,
+        alert_at: datetime | None = None,
     ) -> datetime:
         candidates = [now + MAX_STEP]
         if now < end:
             candidates.append(end)
-            if (at := traffic.next_at()) is not None:
-                candidates.append(at)
+            for at in (traffic.next_at(), alert_at):
+                if at is not None:
+                    candidates.append(at)
         for at in (faults.next_at(), people.next_at()):
             if at is not None:
                 candidates.append(at)

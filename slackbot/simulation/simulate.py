@@ -25,7 +25,8 @@ def simulate(config: SimulationConfig) -> SimulationResult:
         run = Simulation(config).run(stack, workdir)
         engine = make_engine(run.database_url)
         try:
-            facts = Facts.load(engine, load_playbooks(run.runbook_dir).default)
+            playbooks = load_playbooks(run.runbook_dir)
+            facts = Facts.load(engine, playbooks.default, list(playbooks))
         finally:
             engine.dispose()
         return SimulationResult(run, check_all(run, facts), numbers(run, facts))
