@@ -277,7 +277,10 @@ def write_requests(emulator: Any, scenario: Scenario, count: int, secret: str, p
     lines = [timestamp]
     # A click's suffix starts with the text up to its trigger id: that goes with the variable piece.
     split = [suffix.partition(TRIGGER) for _, suffix in scenario.templates]
-    lines += [f"T\t{prefix}\t{rest}" for (prefix, _), (_, _, rest) in zip(scenario.templates, split, strict=True)]
+    lines += [
+        f"T\t{prefix}\t{rest if found else suffix}"
+        for (prefix, suffix), (_, found, rest) in zip(scenario.templates, split, strict=True)
+    ]
     run = uuid.uuid4().hex[:10]
     with emulator.workspace.lock:
         urls = [
@@ -440,6 +443,26 @@ def main() -> int:
     return measure(args)
 
 
+def bot_env(slack: Any, tmp: Path, **extra: str) -> dict[str, str]:
+    """The bot's environment: this one without Slack or triagebot settings, then the emulator's."""
+    from slackbot.settings import DEFAULT_RUNBOOKS
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TRIAGE_"))}
+    env.update(
+        SLACK_BOT_TOKEN=slack.bot_token,
+        SLACK_SIGNING_SECRET=slack.signing_secret,
+        SLACK_API_URL=slack.base_url,
+        TRIAGE_DATABASE_URL=f"sqlite:///{tmp / 'triage.db'}",
+        TRIAGE_RUNBOOKS_DIR=str(DEFAULT_RUNBOOKS),
+        TRIAGE_INGEST_SECRET=INGEST_SECRET,
+        TRIAGE_BD_BIN=str(Path(sys.executable).parent / "triagebot-fake-bd"),
+        BEADS_DIR=str(tmp / ".beads"),
+        PAGERDUTY_EVENTS_URL="http://127.0.0.1:9/enqueue",
+        **extra,
+    )
+    return env
+
+
 def measure(args: argparse.Namespace) -> int:
     from slackbot.client import send_report
     from slackbot.config import load_playbooks
@@ -452,18 +475,7 @@ def measure(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="ack-bench-") as tmp_dir, SlackEmulator(rate_limit_per_channel=0) as slack:
         tmp = Path(tmp_dir)
         seed_workspace(slack, runbook)
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TRIAGE_"))}
-        base_env.update(
-            SLACK_BOT_TOKEN=slack.bot_token,
-            SLACK_SIGNING_SECRET=slack.signing_secret,
-            SLACK_API_URL=slack.base_url,
-            TRIAGE_DATABASE_URL=f"sqlite:///{tmp / 'triage.db'}",
-            TRIAGE_RUNBOOKS_DIR=str(DEFAULT_RUNBOOKS),
-            TRIAGE_INGEST_SECRET=INGEST_SECRET,
-            TRIAGE_BD_BIN=str(Path(sys.executable).parent / "triagebot-fake-bd"),
-            BEADS_DIR=str(tmp / ".beads"),
-            PAGERDUTY_EVENTS_URL="http://127.0.0.1:9/enqueue",
-        )
+        base_env = bot_env(slack, tmp)
         load_before = os.getloadavg()[0]
         ports = {"bare": free_port(), "bot": free_port()}
         layout = None if args.no_pin else cpu_layout()
@@ -742,19 +754,7 @@ def kill_bench(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="kill-bench-") as tmp_dir, SlackEmulator(rate_limit_per_channel=0) as slack:
         tmp = Path(tmp_dir)
         seed_workspace(slack, runbook)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TRIAGE_"))}
-        env.update(
-            SLACK_BOT_TOKEN=slack.bot_token,
-            SLACK_SIGNING_SECRET=slack.signing_secret,
-            SLACK_API_URL=slack.base_url,
-            TRIAGE_DATABASE_URL=f"sqlite:///{tmp / 'triage.db'}",
-            TRIAGE_RUNBOOKS_DIR=str(DEFAULT_RUNBOOKS),
-            TRIAGE_INGEST_SECRET=INGEST_SECRET,
-            TRIAGE_BD_BIN=str(Path(sys.executable).parent / "triagebot-fake-bd"),
-            BEADS_DIR=str(tmp / ".beads"),
-            PAGERDUTY_EVENTS_URL="http://127.0.0.1:9/enqueue",
-            TRIAGE_LANE_RATE="1000",  # the emulator's rate limit is off: 50 cards post at once
-        )
+        env = bot_env(slack, tmp, TRIAGE_LANE_RATE="1000")  # the emulator's rate limit is off: cards post at once
         layout = None if args.no_pin else cpu_layout()
         if layout is not None:
             os.sched_setaffinity(0, layout[0])
