@@ -417,7 +417,8 @@ class IngestService:
             documentation_gap=documentation_gap(playbook, first.scenario_id, first.invariant_id),
             suggested=(suggestion.failure_class, suggestion.reason(playbook)) if suggestion else None,
             suggested_confidence=suggestion.confidence if suggestion else None,
-            suggestion_votes=suggestion.as_json() if suggestion else None,
+            # kept only where suspect changes will come to join them (storing is not free)
+            suggestion_votes=suggestion.as_json() if suggestion and advice.suspect_range(first) else None,
         )
 
     @staticmethod

@@ -65,6 +65,8 @@ class Advice:
             self._histories.update(histories(self.session, self.repository, self.branch, keys))
 
     def history(self, result: FailedResult) -> History | None:
+        if not self._histories:
+            return None
         return self._histories.get(key_of(result.scenario_id, result.invariant_id, result.test_identity))
 
     def suggest(self, playbook: Playbook, result: FailedResult, spans: list[str] | None) -> Suggestion | None:
