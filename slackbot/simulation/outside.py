@@ -29,6 +29,7 @@ from slackbot.outbox.slack_deliveries import CARD_EVENT
 from slackbot.simulation.alerts import AlertSend
 from slackbot.simulation.records import Check, SimulationRun, SnapMessage
 from slackbot.simulation.traffic import SentFailure
+from slackbot.slack.card import SUGGESTION_BLOCK
 
 # How long a page may take to reach its person after it came due: the DM lane is paced at one post
 # a second, a 429 burst makes it wait out Retry-After, a crash costs a 60 s lease. Generous next to
@@ -111,6 +112,7 @@ class World:
     people: PeopleSaid
     end: datetime
     playbooks: list[Runbook] = field(default_factory=list)
+    shown: dict[int, str] = field(default_factory=dict)  # failure -> the suggestion its card shows
 
     @classmethod
     def of(cls, run: SimulationRun, runbook: Runbook, playbooks: Sequence[Runbook] = ()) -> World:
@@ -166,11 +168,22 @@ class World:
                 people.resolved.setdefault(done.incident, []).append(done.at)
             elif done.what.startswith("marked it "):
                 people.severities.append((done.at, done.incident, done.what.split()[2]))
-        return cls(runbook, list(failures.values()), cards, dms, people, run.drained_at, list(playbooks))
+        shown = {
+            id(card.failure): block.removeprefix(SUGGESTION_BLOCK)
+            for card in cards.values()
+            if card.failure is not None
+            for block in card.message.block_ids
+            if block.startswith(SUGGESTION_BLOCK)
+        }
+        return cls(runbook, list(failures.values()), cards, dms, people, run.drained_at, list(playbooks), shown)
 
     def suggested(self, failure: Failure) -> str | None:
-        """The class whose people own an unclassified failure: the test file's scope glob in
-        routing.yml, else the likely class the taxonomy gives its scenario or invariant prefix."""
+        """The class whose people own an unclassified failure: the suggestion its card shows in
+        Slack (the bot weighs signals the YAML alone cannot predict), else the test file's scope
+        glob in routing.yml, else the likely class the taxonomy gives its scenario or invariant prefix."""
+        shown = self.shown.get(id(failure))
+        if shown:
+            return shown
         owner = self.runbook.owner_for_path(failure.test_file)
         if owner:
             return owner[0]

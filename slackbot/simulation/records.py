@@ -82,6 +82,7 @@ class SnapMessage:
     user: str
     edited: int
     at: float  # the virtual time the message was posted (its ts)
+    block_ids: list[str] = field(default_factory=list)  # as the message reads now (a card's last version)
 
 
 @dataclass

@@ -26,6 +26,7 @@ dead process's leases expire.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -122,17 +123,26 @@ class _SimBd(BdTracker):
         return bead
 
 
-def _without_lifespan(app: Any) -> Any:
+def _without_lifespan(app: Any, runtime: Runtime) -> Any:
     """The ASGI app with its lifespan answered but not run: no background outbox loop or timer
-    scheduler on wall-clock cadence (the simulation drives both in virtual time)."""
+    scheduler on wall-clock cadence (the simulation drives both in virtual time). The Slack inbox
+    does run, on the server's loop as in the real lifespan: a command or click is recorded there
+    and applied by it (at the virtual instant the driver holds still while it waits for the answer)."""
 
     async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
+            stop = asyncio.Event()
+            task: asyncio.Task[None] | None = None
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
+                    task = asyncio.create_task(runtime.inbox.run(stop), name="slack-inbox")
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    stop.set()
+                    if task is not None:
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(task, timeout=5)
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         else:
@@ -184,7 +194,9 @@ class BotProcess:
         self.loop = asyncio.Runner()
         self._session = self.loop.run(open_pooled_session(outbox_client))
         self._stack = ExitStack()
-        self.url = self._stack.enter_context(serve(_without_lifespan(build_asgi(self.core, workers=self.workers))))
+        self.url = self._stack.enter_context(
+            serve(_without_lifespan(build_asgi(self.core, workers=self.workers), self.core))
+        )
         world.emulator.bot_url = self.url + "/slack/events"
 
     @property
@@ -547,6 +559,7 @@ def capture(world: World) -> Snapshot:
                         user=message.user,
                         edited=message.edited,
                         at=float(message.ts),
+                        block_ids=[str(b.get("block_id")) for b in message.blocks or [] if b.get("block_id")],
                     )
                 )
         for call in ws.calls:
