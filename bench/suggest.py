@@ -219,6 +219,51 @@ def compare(revision: str, rounds: int, tree: str | None = None) -> list[str]:
     return rows
 
 
+def hooks_on_off(rounds: int) -> list[str]:
+    """Ingest of 10,000 results with this issue's hooks (history recording, the suggestion and its
+    reads) and without them (no history; the suggestion as it was before: scope glob or prefix
+    hint), alternating in one process, CPU time: on a shared machine wall time mostly measures
+    the neighbours."""
+    import slackbot.sources.ingest as ingest
+    from slackbot.clock import SystemClock
+    from slackbot.config import load_playbooks
+    from slackbot.db.engine import make_engine
+    from slackbot.db.migrate import upgrade
+    from slackbot.settings import DEFAULT_RUNBOOKS
+    from slackbot.sources.report import Report
+    from slackbot.suggest.advice import Advice
+
+    playbooks = load_playbooks(DEFAULT_RUNBOOKS)
+    real = (ingest.history.record, Advice.suggest, Advice.prepare, Advice.suspect_range)
+    from slackbot.suggest.signals import place_votes
+    from slackbot.suggest.suggestion import combine
+
+    def before(self: Any, playbook: Any, result: Any, spans: Any) -> Any:
+        """What the bot suggested before this issue: the scope glob, else the prefix's hint."""
+        return combine(playbook, place_votes(playbook, result.test_file, result.scenario_id, result.invariant_id))
+
+    off: tuple[Any, ...] = (lambda *a, **k: None, before, lambda *a: None, lambda *a: None)
+    rows = []
+    for share, label in ((1.0, "10,000 failing"), (0.01, "10,000 results, 100 failing")):
+        times: dict[str, list[float]] = {"off": [], "on": []}
+        for n in range(rounds):
+            for mode, hooks in (("off", off), ("on", real)):
+                ingest.history.record, Advice.suggest, Advice.prepare, Advice.suspect_range = hooks  # type: ignore[method-assign]
+                report = Report.model_validate(_report(10_000, share, f"ab-{n}-{mode}"))
+                with tempfile.TemporaryDirectory() as tmp:
+                    engine = make_engine(f"sqlite:///{tmp}/bench.db")
+                    upgrade(engine)
+                    start = time.process_time()
+                    ingest.IngestService(playbooks, SystemClock()).ingest_report(engine, report, source="bench")
+                    times[mode].append(time.process_time() - start)
+                    engine.dispose()
+        ingest.history.record, Advice.suggest, Advice.prepare, Advice.suspect_range = real  # type: ignore[method-assign]
+        best_off, best_on = min(times["off"]), min(times["on"])
+        rows.append(f"| {label} | {best_off:.3f} s | {best_on:.3f} s | {best_on / best_off:.2f}x |")
+        print(rows[-1])
+    return rows
+
+
 def _line(name: str, score: Score) -> str:
     return (
         f"| {name} | {score.total} | {score.accuracy:.1%} | {score.confident_accuracy:.1%} "
@@ -249,7 +294,17 @@ def main() -> None:
     verdict = (
         "meets" if cold.accuracy >= 0.8 and cold.confident_accuracy >= 0.95 and cold.ms_per_failure < 5 else "MISSES"
     )
-    ingest = ""
+    ab = hooks_on_off(args.rounds)
+    ingest = f"""
+Ingest, CPU time of the best of {args.rounds} alternating rounds in one process, with this
+issue's hooks (recording every result, suggesting from every signal, reading history) and
+without them (no history, the suggestion as before: scope glob or prefix hint); target at most
+1.20x:
+
+| report | hooks off | hooks on | ratio |
+|---|---:|---:|---:|
+{chr(10).join(ab)}
+"""
     if args.baseline:
         label = subprocess.run(
             ["git", "-C", str(ROOT), "log", "-1", "--format=%h (%cs)", args.baseline], capture_output=True, text=True
@@ -262,7 +317,7 @@ def main() -> None:
                     ["git", "-C", str(ROOT), "log", "-1", "--format=%h", args.tree], capture_output=True, text=True
                 ).stdout.strip()
             )
-        ingest = f"""
+        ingest += f"""
 Ingest with test history, side by side with `{label}` ({args.rounds} alternating fresh processes
 per report, each the best of three ingests into a fresh SQLite file; ratio = this tree / baseline,
 target at most 1.20x):

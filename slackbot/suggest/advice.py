@@ -52,7 +52,7 @@ class Advice:
         self.session = session
         self.repository, self.branch = repository, branch
         self.firsts = list(firsts)
-        self._histories: dict[bytes, History] = {}
+        self._by_result: dict[int, History | None] = {}  # by id(result): the ingest holds every result
         self._pasts: dict[str, Past] = {}
         self._shapes: dict[str, RunShape] = {}
         self._patterns: dict[str, Memo] = {}
@@ -60,14 +60,20 @@ class Advice:
 
     def prepare(self, opening: Sequence[FailedResult]) -> None:
         """Read the history of the tests about to open incidents, in one query."""
-        keys = [key_of(r.scenario_id, r.invariant_id, r.test_identity) for r in opening]
+        keys = [self._key(r) for r in opening]
         if keys:
-            self._histories.update(histories(self.session, self.repository, self.branch, keys))
+            found = histories(self.session, self.repository, self.branch, keys)
+            for result, key in zip(opening, keys, strict=True):
+                self._by_result[id(result)] = found.get(key)
+
+    def _key(self, result: FailedResult) -> bytes:
+        scenario, invariant = result.scenario_id, result.invariant_id
+        # the test's name is only read when the ids do not identify it (it is built on each read)
+        return key_of(scenario, invariant, "" if scenario and invariant else result.test_identity)
 
     def history(self, result: FailedResult) -> History | None:
-        if not self._histories:
-            return None
-        return self._histories.get(key_of(result.scenario_id, result.invariant_id, result.test_identity))
+        """The history ``prepare`` read for this result (the ingest asks several times per result)."""
+        return self._by_result.get(id(result))
 
     def suggest(self, playbook: Playbook, result: FailedResult, spans: list[str] | None) -> Suggestion | None:
         if playbook.name not in self._pasts:
@@ -113,7 +119,7 @@ class Advice:
         """(last green sha, first failing sha) when the test failed since a green run on this
         branch at another sha: the changes between them are the suspects."""
         history = self.history(result)
-        if history is None:
+        if history is None or len(history.seen) < 2:  # a green run and a failing one: two at least
             return None
         first, green = history.first_failing, history.last_green
         if first is None or green is None or not first.sha or not green.sha or first.sha == green.sha:
