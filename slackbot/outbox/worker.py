@@ -264,6 +264,7 @@ class OutboxWorker:
         self._buckets: dict[str, _Bucket] = {}
         self._wake = asyncio.Event()
         self._waiting_on_pacing = False  # the last claim found nothing while lanes were paced
+        self._woken_for_nothing = False  # the last claim a commit woke us for found nothing due
         self._in_flight: dict[str, asyncio.Task[None]] = {}  # lane -> its delivery under way
 
     # -- loop -------------------------------------------------------------------------------------
@@ -300,6 +301,7 @@ class OutboxWorker:
             self._wake.set()
 
         stopping = asyncio.create_task(wake_on_stop(), name="outbox-stop")
+        woken = False  # this claim follows a commit's wake-up (not the idle timeout)
         try:
             while not stop.is_set():
                 self._wake.clear()  # before the claim, so a wake-up during it is not lost
@@ -308,6 +310,8 @@ class OutboxWorker:
                 except Exception:  # the loop must outlive a bad claim (DB blip); rows stay claimable
                     log.exception("outbox claim failed")
                     started = []
+                if woken:
+                    self._woken_for_nothing, woken = not started, False
                 if started:
                     continue  # more lanes may be due than one claim takes
                 try:
@@ -322,7 +326,13 @@ class OutboxWorker:
                 # because lanes were waiting for their pacing slot, new rows most likely joined
                 # those lanes, so claim at most every ``paced`` seconds rather than rescanning
                 # their backlog after every commit (a new page then waits that long at most).
-                await asyncio.sleep(paced if self._waiting_on_pacing else gather)
+                # The same when the last claim a commit woke us for found nothing due: commits
+                # that only queue rows for later (a classification's post waits for a correction,
+                # a card's next edit waits its second) would otherwise cost a write transaction
+                # each, competing with the acks of the storm that queues them.
+                throttled = self._waiting_on_pacing or self._woken_for_nothing
+                await asyncio.sleep(paced if throttled else gather)
+                woken = True
         except asyncio.CancelledError:
             for task in self._in_flight.values():
                 task.cancel()
@@ -373,7 +383,7 @@ class OutboxWorker:
                 # Settling failed (a DB blip): the row stays ``sending`` until its lease runs out.
                 log.error("outbox delivery of row %s failed", item.id, exc_info=finished.exception())
             # The lane is free: its next row may be due now, and it was not pacing that held it.
-            self._waiting_on_pacing = False
+            self._waiting_on_pacing = self._woken_for_nothing = False
             self._wake.set()
 
         task.add_done_callback(done)
