@@ -336,7 +336,9 @@ target at most 1.20x):
 {len(corpus)} labelled failures (bench/data/suggest_corpus.jsonl: {mix}),
 each with its true class and why; some with the test's history on the branch or the run's shape.
 "Cold" has no past; "as the team works" lets each failure, once suggested, join the team's past
-with its true class (what a responder's confirmation or correction records).
+with its true class (what a responder's confirmation or correction records). The shipped patterns
+and this corpus were written together, by one engineer: a team's own failures will score lower
+until it tunes its playbook's patterns and its past builds up.
 
 | run | failures | top-1 | when confident | time per suggestion |
 |---|---:|---:|---:|---:|
