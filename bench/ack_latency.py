@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -131,6 +132,9 @@ def serve_bot(port: int) -> None:
     from slackbot.server import freeze_startup_objects
     from slackbot.settings import Settings
 
+    # What the inbox's recording cost is logged at shutdown (INFO); the rest of the bot stays quiet.
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("slackbot.inbox").setLevel(logging.INFO)
     settings = Settings()
     core = build_runtime(settings, slack=slack_client_for(settings))
     app = build_asgi(core)
