@@ -166,7 +166,7 @@ class World:
                 people.classes.setdefault(done.incident, []).append((done.at, done.what.split()[2]))
             elif done.what.startswith("resolved it") and not ("bead" in done.answer and "resolved" not in done.answer):
                 people.resolved.setdefault(done.incident, []).append(done.at)
-            elif done.what.startswith("marked it "):
+            elif done.what.startswith("marked it ") and " is now " in done.answer:  # refused when resolved
                 people.severities.append((done.at, done.incident, done.what.split()[2]))
         shown = {
             id(card.failure): block.removeprefix(SUGGESTION_BLOCK)
@@ -365,12 +365,14 @@ def check_pagerduty(run: SimulationRun, world: World) -> Check:
                 allowed.add(key)
                 if due <= stop - ARRIVAL:
                     required.setdefault(key, due)
+        other: set[str] = set()  # services a severity or an alert pages too (at other moments)
         for at, key, severity in world.people.severities:
             rule = world.runbook.policy.severities.get(severity)
             if key == card.key and rule is not None:
                 chosen = world.owning(key, card.failure, at)
                 for routing_key in world.pagerduty_keys(list(rule.pages), chosen):
                     allowed.add(routing_key)
+                    other.add(routing_key)
                     required.setdefault(routing_key, at)
         alert = card.failure.alert
         if alert is not None:
@@ -380,6 +382,7 @@ def check_pagerduty(run: SimulationRun, world: World) -> Check:
             for target in playbook.targets(roles, alert.failure_class):
                 if target.target.pagerduty_routing_key:
                     allowed.add(target.target.pagerduty_routing_key)
+                    other.add(target.target.pagerduty_routing_key)
                     required.setdefault(target.target.pagerduty_routing_key, alert.at)
         got = received.get(card.key, {})
         if not required and not got:
@@ -397,7 +400,7 @@ def check_pagerduty(run: SimulationRun, world: World) -> Check:
                     f"{card.key}: PagerDuty service …{routing_key[-6:]} got a trigger at {_when(min(times))} "
                     "that no level or severity due called for"
                 )
-            elif routing_key in required and min(times) < required[routing_key]:
+            elif routing_key in required and routing_key not in other and min(times) < required[routing_key]:
                 check.violations.append(
                     f"{card.key}: PagerDuty service …{routing_key[-6:]} was triggered at {_when(min(times))}, "
                     f"before it was due ({_when(required[routing_key])})"

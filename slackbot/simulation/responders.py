@@ -202,6 +202,8 @@ class People:
         incident = self._incident(action.incident_id)
         key, user = incident.key, action.user
         if action.step == "sev1":
+            if incident.status != "open" or incident.severity == "SEV-1":
+                return  # the responder working it got there first
             answer = self.command(user, incident.channel, f"severity {key} SEV-1")
             self._log(now, user, key, "marked it SEV-1 (/triage severity)", answer)
             return
@@ -214,6 +216,10 @@ class People:
             if incident.assignee is None:
                 answer = self.click(user, incident, card_ids.ACTION_ACK)
                 self._log(now, user, key, "acknowledged it (card button)", answer)
+            if story is not None and story.kind == SEV1 and incident.severity != "SEV-1":
+                # whoever reads a tenant leak's evidence says SEV-1 (a report has no severity field)
+                answer = self.command(user, incident.channel, f"severity {key} SEV-1")
+                self._log(now, user, key, "marked it SEV-1 (/triage severity)", answer)
             truth = story.truth.value if story else (incident.suggested_class or FailureClass.INFRA_CI.value)
             if incident.failure_class is None:
                 answer = self.click(user, incident, card_ids.ACTION_CLASSIFY, option=truth)

@@ -69,8 +69,11 @@ def test_fourteen_days_with_responders_keep_every_promise(attended: SimulationRe
     assert broken(attended) == {}
     bot = attended.figures["bot"]
     assert bot["cards"] == bot["incidents"] > 10
-    assert bot["resolved"] == bot["incidents"]  # every story was worked to the end
-    assert bot["classified_by_people"] == bot["incidents"] - bot["contract_violations"]
+    # every CI story was worked to the end; the alerts' incidents are classified by their rule and left to ops
+    assert attended.run.alerts is not None
+    alerts = len(attended.run.alerts.firing())
+    assert alerts >= 5 and bot["resolved"] == bot["incidents"] - alerts
+    assert bot["classified_by_people"] == bot["incidents"] - bot["contract_violations"] - alerts
     assert bot["reopened"] >= 1  # the flake's first fix did not hold: reopened and worked again
     assert bot["escalations"] > 0  # some first reactions came after the 20-minute rule
     assert bot["pagerduty_resolves"] > 0  # resolving resolves the PagerDuty alert
@@ -161,7 +164,8 @@ def test_a_teams_own_runbooks_are_simulated_as_written(tmp_path: Path) -> None:
     result = simulate(SimulationConfig(days=2, seed=11, runbooks_dir=own, faults=False, workdir=tmp_path / "w"))
     assert broken(result) == {}
     bot = result.figures["bot"]
-    assert bot["contract_violations"] >= 1 and bot["issues_in_github"] == bot["contract_violations"]
+    # the contract violations went to GitHub (beads_from_policy checked each one's tracker)
+    assert bot["contract_violations"] >= 1 and bot["issues_in_github"] >= bot["contract_violations"]
     assert result.figures["simulated"]["runbooks"] == str(own)
 
 
