@@ -217,6 +217,65 @@ def incidents(status: str | None, as_json: bool) -> None:
     click.echo(incident_table(rows))
 
 
+# -- archive --------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--before",
+    "before",
+    default=None,
+    help="archive incidents resolved before this day (YYYY-MM-DD); default: the TRIAGE_RETAIN_* settings",
+)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="gzip JSONL file, appended to")
+@click.option("--dry-run", is_flag=True, help="count what would move; write and delete nothing")
+def archive(before: str | None, out: Path | None, dry_run: bool) -> None:
+    """Move occurrences and timeline rows of incidents resolved long ago to a gzip JSONL archive and
+    delete them, in batches. Open incidents keep every row; each archived incident keeps a timeline
+    row naming the file and the SHA-256 of what went there. Safe to run again, or after a crash."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from slackbot.db.engine import make_engine
+    from slackbot.db.migrate import upgrade
+    from slackbot.db.retention import MIN_RETAIN_DAYS, Cutoffs, archive_rows, cutoff_before
+
+    settings = _settings()
+    now = datetime.now(UTC)
+    floor = now - timedelta(days=MIN_RETAIN_DAYS)
+    if before is not None:
+        try:
+            day = date.fromisoformat(before)
+        except ValueError:
+            _fail(f"--before must be a day like 2026-01-31; got '{before[:40]}'", 2)
+        cutoff = cutoff_before(day)
+        if cutoff > floor:
+            _fail(f"--before must be at least {MIN_RETAIN_DAYS} days ago (/triage stats reads 30 days): {day}", 2)
+        cutoffs = Cutoffs(occurrences=cutoff, timeline=cutoff)
+    else:
+
+        def days_ago(days: int | None) -> datetime | None:
+            return None if days is None else now - timedelta(days=days)
+
+        cutoffs = Cutoffs(days_ago(settings.retain_occurrences_days), days_ago(settings.retain_timeline_days))
+    if cutoffs.occurrences is None and cutoffs.timeline is None:
+        click.echo(
+            "nothing to archive: every row is kept (set TRIAGE_RETAIN_OCCURRENCES_DAYS or "
+            "TRIAGE_RETAIN_TIMELINE_DAYS, or pass --before DAY)"
+        )
+        return
+    if out is None and not dry_run:
+        out = Path(f"triagebot-archive-{now:%Y%m%d}.jsonl.gz")
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    report = archive_rows(engine, cutoffs, out=out, now=now, dry_run=dry_run)
+    verb = "would move" if dry_run else "moved"
+    where = "" if dry_run else f" to {out}"
+    click.echo(
+        f"{verb} {report.occurrences} occurrences and {report.timeline} timeline rows of "
+        f"{report.incidents} resolved incidents{where}"
+    )
+
+
 # -- serve ----------------------------------------------------------------------------------------
 
 

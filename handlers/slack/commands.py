@@ -34,7 +34,7 @@ from slackbot.domain.changes import (
 )
 from slackbot.domain.ids import echo
 from slackbot.inbox import Applied, Request
-from slackbot.reads.queries import QueryError, get_incident, list_incidents, parse_incident_key
+from slackbot.reads.queries import QueryError, first_incidents, get_incident, parse_incident_key
 from slackbot.reads.stats import StatsService, stats_text
 from slackbot.runtime import Runtime
 from slackbot.slack import replies
@@ -166,16 +166,17 @@ class TriageCommand:
 
         def work() -> str:
             with session_scope(self.runtime.engine) as session:
+                lines = replies.LIST_LINES
                 if which == "mine":
-                    rows = list_incidents(session, status="open", assignee=user_id)
+                    rows = first_incidents(session, lines, status="open", assignee=user_id)
                     title = "Open incidents assigned to you"
                 elif which == "overdue":
-                    rows = list_incidents(session, overdue_at=self.runtime.clock.now())
+                    rows = first_incidents(session, lines, overdue_at=self.runtime.clock.now())
                     title = "Overdue for classification"
                 else:
-                    rows = list_incidents(session, status="open")
+                    rows = first_incidents(session, lines, status="open")
                     title = "Open incidents"
-                return replies.incident_list(title, rows, self.runtime.playbooks)
+                return replies.incident_list(title, rows.incidents, self.runtime.playbooks, total=rows.total)
 
         return await asyncio.to_thread(work), False
 

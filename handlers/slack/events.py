@@ -19,9 +19,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from slackbot.after_ack import AckFirst
 from slackbot.db.engine import session_scope
-from slackbot.reads.queries import list_incidents
+from slackbot.reads.home import load_home
 from slackbot.runtime import Runtime
-from slackbot.slack.home import render_home
+from slackbot.slack.home import render_home_view
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,6 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
 
         def work() -> dict[str, Any]:
             with session_scope(runtime.engine) as session:
-                rows = list_incidents(session, status="open")
-                return render_home(user, rows, runtime.playbooks, runtime.clock.now())
+                return render_home_view(load_home(session, user, runtime.clock.now()), runtime.playbooks)
 
         await client.views_publish(user_id=user, view=await asyncio.to_thread(work))

@@ -43,6 +43,9 @@ class Incident(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("open_key", name="uq_incidents_open_key"),
         Index("ix_incidents_status_created", "status", "created_at"),
+        # Newest first over all of them (/api/incidents, its cursor) and /triage stats' windows.
+        Index("ix_incidents_created", "created_at", "id"),
+        Index("ix_incidents_class_created", "failure_class", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -179,6 +182,8 @@ class TimelineEvent(SQLModel, table=True):
     """The audit trail: who did what, when, from where (button, command, timer, api, ingest)."""
 
     __tablename__ = "timeline"
+    # /triage stats asks, per incident, whether one kind of row exists (was it reclassified?).
+    __table_args__ = (Index("ix_timeline_incident_kind", "incident_id", "kind"),)
 
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int | None = Field(default=None, foreign_key="incidents.id", index=True)

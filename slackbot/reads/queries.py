@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -72,6 +74,25 @@ def list_incidents(
 ) -> list[Incident]:
     query = incident_filter(status=status, failure_class=failure_class, assignee=assignee, overdue_at=overdue_at)
     return list(session.exec(query.order_by(col(Incident.created_at), col(Incident.id)).limit(limit)))
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The first incidents of a listing, oldest first, and how many there are in all."""
+
+    incidents: list[Incident]
+    total: int
+
+
+def first_incidents(session: Session, lines: int, **filters: Any) -> Listing:
+    """What a bounded listing shows (``/triage list``, App Home): ``lines`` rows and a count,
+    never every open incident loaded to show a few of them."""
+    query = incident_filter(**filters)
+    first = list(session.exec(query.order_by(col(Incident.created_at), col(Incident.id)).limit(lines)))
+    total = len(first)
+    if total == lines:
+        total = int(session.exec(select(func.count()).select_from(query.subquery())).one())
+    return Listing(first, total)
 
 
 def _iso(value: datetime | None) -> str | None:

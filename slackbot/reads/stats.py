@@ -20,12 +20,16 @@ Definitions, so the numbers can be checked by hand:
 from __future__ import annotations
 
 import math
-import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import BigInteger, and_, case, cast, exists, extract, func, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+from sqlmodel import Session, col
 
 from slackbot.clock import Clock, as_utc
 from slackbot.config import Playbooks
@@ -36,6 +40,30 @@ from slackbot.slack.escape import escape
 
 WINDOWS = (7, 30)
 UNCLASSIFIED = "unclassified"
+MICROS = 10**6
+
+
+class _Grouping(FunctionElement[Any]):
+    """A window is a range of creation times (ix_incidents_created). Grouping by class tempts
+    SQLite, which has no statistics unless someone runs ANALYZE, to walk the class index instead:
+    the whole table in class order. ``+column`` is SQLite's way to say "not by its index"."""
+
+    inherit_cache = True
+    name = "grouping"
+
+
+@compiles(_Grouping)
+def _grouping(element: _Grouping, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(_Grouping, "sqlite")
+def _grouping_sqlite(element: _Grouping, compiler: Any, **kw: Any) -> str:
+    return "+" + str(compiler.process(element.clauses, **kw))
+
+
+def _by_class() -> ColumnElement[Any]:
+    return _Grouping(col(Incident.failure_class))
 
 
 @dataclass
@@ -47,25 +75,11 @@ class ClassStats:
     acknowledged: int = 0
     resolved: int = 0
     reclassified: int = 0
-    to_classify: list[float] = field(default_factory=list)
-    to_acknowledge: list[float] = field(default_factory=list)
-    to_resolve: list[float] = field(default_factory=list)
-
-    @property
-    def classify_median(self) -> float | None:
-        return statistics.median(self.to_classify) if self.to_classify else None
-
-    @property
-    def classify_p90(self) -> float | None:
-        return nearest_rank(self.to_classify, 0.9)
-
-    @property
-    def mtta(self) -> float | None:
-        return statistics.fmean(self.to_acknowledge) if self.to_acknowledge else None
-
-    @property
-    def mttr(self) -> float | None:
-        return statistics.fmean(self.to_resolve) if self.to_resolve else None
+    classify_n: int = 0
+    classify_median: float | None = None
+    classify_p90: float | None = None
+    mtta: float | None = None
+    mttr: float | None = None
 
     @property
     def reclassification_rate(self) -> float | None:
@@ -87,7 +101,20 @@ def nearest_rank(values: list[float], quantile: float) -> float | None:
     return ordered[max(1, math.ceil(quantile * len(ordered))) - 1]
 
 
+def _micros(engine_name: str, column: Any) -> ColumnElement[Any]:
+    """Microseconds since the epoch, exactly, as an integer: the durations below are then the very
+    values ``timedelta.total_seconds()`` gave when every incident was loaded into Python.
+    SQLite stores SQLAlchemy's ``YYYY-MM-DD HH:MM:SS.ffffff`` text; PostgreSQL's EXTRACT is exact."""
+    if engine_name == "sqlite":
+        whole = cast(func.strftime("%s", column), BigInteger) * MICROS
+        return whole + cast(func.substr(column, 21, 6), BigInteger)
+    return cast(extract("epoch", column) * MICROS, BigInteger)
+
+
 class StatsService:
+    """Aggregates in the database: one grouped query and one quantile query per window, whatever
+    the history holds (the rows of a window never travel to Python)."""
+
     def __init__(self, playbooks: Playbooks, clock: Clock) -> None:
         self.playbooks = playbooks
         self.clock = clock
@@ -99,49 +126,111 @@ class StatsService:
 
     def window(self, session: Session, days: int, now: datetime) -> WindowStats:
         since = now - timedelta(days=days)
-        incidents = list(session.exec(select(Incident).where(col(Incident.created_at) >= since)))
-        ids = [i.id for i in incidents if i.id is not None]
-        reclassified: set[int] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            reclassified.update(
-                int(i)
-                for i in session.exec(
-                    select(TimelineEvent.incident_id)
-                    .where(TimelineEvent.kind == Event.RECLASSIFIED.value, col(TimelineEvent.incident_id).in_(chunk))
-                    .distinct()
-                )
-                if i is not None
+        dialect = session.get_bind().dialect.name
+        created = _micros(dialect, col(Incident.created_at))
+
+        def elapsed(column: Any) -> ColumnElement[Any]:
+            span = _micros(dialect, column) - created
+            return case((span < 0, 0), else_=span)
+
+        def flag(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+            return case((condition, 1), else_=0)
+
+        was_reclassified = exists().where(
+            col(TimelineEvent.incident_id) == col(Incident.id), col(TimelineEvent.kind) == Event.RECLASSIFIED.value
+        )
+        classified = col(Incident.failure_class).is_not(None)
+        acknowledged = col(Incident.acknowledged_at).is_not(None)
+        resolved = and_(col(Incident.resolved_at).is_not(None), col(Incident.status) == "resolved")
+        counted = and_(col(Incident.classified_at).is_not(None), col(Incident.contract_violation).is_(False))
+        # One pass over the window's incidents: per row its flags and durations (microseconds),
+        # then each time to classify ranked within its class and among all of them.
+        rows = (
+            select(
+                _by_class().label("cls"),
+                col(Incident.id).label("id"),
+                flag(classified).label("classified"),
+                flag(and_(classified, was_reclassified)).label("reclassified"),
+                flag(acknowledged).label("acknowledged"),
+                case((acknowledged, elapsed(Incident.acknowledged_at))).label("to_ack"),
+                flag(resolved).label("resolved"),
+                case((resolved, elapsed(Incident.resolved_at))).label("to_resolve"),
+                case((counted, elapsed(Incident.classified_at))).label("d"),
             )
+            .where(col(Incident.created_at) >= since)
+            .subquery()
+        )
+        timed = rows.c.d.is_(None)
+        ranked = select(
+            rows,
+            func.row_number().over(partition_by=(rows.c.cls, timed), order_by=rows.c.d).label("rn"),
+            func.count(rows.c.d).over(partition_by=rows.c.cls).label("n"),
+            func.row_number().over(partition_by=timed, order_by=rows.c.d).label("rn_all"),
+            func.count(rows.c.d).over().label("n_all"),
+        ).subquery()
+        r = ranked.c
+
+        def at(rank: Any, position: Any) -> ColumnElement[Any]:
+            return func.max(case((and_(r.d.is_not(None), rank == position), r.d)))
+
+        # 1-based positions: the median's two middle ones (the same one when n is odd) and the
+        # nearest rank ⌈0.9·n⌉ = (9n + 9) div 10.
+        grouped = session.execute(
+            select(
+                r.cls,
+                func.count(),
+                func.sum(r.classified),
+                func.sum(r.reclassified),
+                func.sum(r.acknowledged),
+                func.sum(r.to_ack),
+                func.sum(r.resolved),
+                func.sum(r.to_resolve),
+                func.count(r.d),
+                func.min(r.id),
+                at(r.rn, (r.n + 1) // 2),
+                at(r.rn, r.n // 2 + 1),
+                at(r.rn, (9 * r.n + 9) // 10),
+                at(r.rn_all, (r.n_all + 1) // 2),
+                at(r.rn_all, r.n_all // 2 + 1),
+                at(r.rn_all, (9 * r.n_all + 9) // 10),
+            ).group_by(r.cls)
+        ).all()
+
         by_class = {key: ClassStats(key, route.label) for p in self.playbooks for key, route in p.classes.items()}
         by_class[UNCLASSIFIED] = ClassStats(UNCLASSIFIED, "Unclassified")
         total = ClassStats("all", "All classes")
-        for incident in incidents:
-            key = incident.failure_class or UNCLASSIFIED
-            stats = by_class.setdefault(key, ClassStats(key, key))  # a class no longer in routing.yml
-            _count(stats, incident, incident.id in reclassified)
-            _count(total, incident, incident.id in reclassified)
+        sums: dict[str, tuple[int, int]] = {}
+        overall: list[Any] = [None, None, None]
+        # Classes no longer in routing.yml come last, in the order they first appeared.
+        for row in sorted(grouped, key=lambda r: (r[0] is not None and r[0] not in by_class, r[9])):
+            key = row[0] or UNCLASSIFIED
+            stats = by_class.setdefault(key, ClassStats(key, key))
+            for target in (stats, total):
+                target.opened += row[1]
+                target.classified += int(row[2] or 0)
+                target.reclassified += int(row[3] or 0)
+                target.acknowledged += int(row[4] or 0)
+                target.resolved += int(row[6] or 0)
+                target.classify_n += int(row[8] or 0)
+                ack, res = sums.get(target.key, (0, 0))
+                sums[target.key] = (ack + int(row[5] or 0), res + int(row[7] or 0))
+            stats.classify_median, stats.classify_p90 = _median_p90(stats.classify_n, row[10], row[11], row[12])
+            overall = [mine if mine is not None else found for mine, found in zip(row[13:16], overall, strict=True)]
+        total.classify_median, total.classify_p90 = _median_p90(total.classify_n, *overall)
+        for stats in [*by_class.values(), total]:
+            ack_sum, resolve_sum = sums.get(stats.key, (0, 0))
+            stats.mtta = ack_sum / MICROS / stats.acknowledged if stats.acknowledged else None
+            stats.mttr = resolve_sum / MICROS / stats.resolved if stats.resolved else None
         return WindowStats(days, since, [s for s in by_class.values() if s.opened], total)
 
 
-def _count(stats: ClassStats, incident: Incident, reclassified: bool) -> None:
-    opened = as_utc(incident.created_at)
-    stats.opened += 1
-    if incident.failure_class:
-        stats.classified += 1
-        stats.reclassified += int(reclassified)
-    if incident.classified_at and not incident.contract_violation:
-        stats.to_classify.append(_seconds(opened, incident.classified_at))
-    if incident.acknowledged_at:
-        stats.acknowledged += 1
-        stats.to_acknowledge.append(_seconds(opened, incident.acknowledged_at))
-    if incident.resolved_at and incident.status == "resolved":
-        stats.resolved += 1
-        stats.to_resolve.append(_seconds(opened, incident.resolved_at))
-
-
-def _seconds(start: datetime, end: datetime) -> float:
-    return max(0.0, (as_utc(end) - start).total_seconds())
+def _median_p90(n: int, low: Any, high: Any, p90: Any) -> tuple[float | None, float | None]:
+    """The same values ``statistics.median`` and the nearest rank give over the sorted durations."""
+    if not n:
+        return None, None
+    middle = int(low) / MICROS
+    median = (middle + int(high) / MICROS) / 2 if n % 2 == 0 else middle
+    return median, int(p90) / MICROS
 
 
 # -- the Slack answer ---------------------------------------------------------------------------
@@ -171,7 +260,7 @@ def percent(rate: float | None) -> str:
 def _line(stats: ClassStats) -> str:
     return (
         f"{stats.opened} opened · classify median {short(stats.classify_median)}, p90 {short(stats.classify_p90)}"
-        f" (n={len(stats.to_classify)}) · MTTA {short(stats.mtta)} (n={stats.acknowledged})"
+        f" (n={stats.classify_n}) · MTTA {short(stats.mtta)} (n={stats.acknowledged})"
         f" · MTTR {short(stats.mttr)} (n={stats.resolved})"
         f" · reclassified {stats.reclassified}/{stats.classified} ({percent(stats.reclassification_rate)})"
     )

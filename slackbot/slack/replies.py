@@ -68,14 +68,21 @@ def incident_line(incident: Incident, playbook: Playbook) -> str:
     )
 
 
-def incident_list(title: str, incidents: Sequence[Incident], playbooks: Playbooks, limit: int = 30) -> str:
-    if not incidents:
+LIST_LINES = 30
+
+
+def incident_list(
+    title: str, incidents: Sequence[Incident], playbooks: Playbooks, limit: int = LIST_LINES, total: int | None = None
+) -> str:
+    """``total``: how many there are when ``incidents`` holds only the first ones."""
+    total = len(incidents) if total is None else total
+    if not total:
         return f"*{title}:* none 🎉"
     lines = [incident_line(i, playbooks.get(i.playbook)) for i in incidents[:limit]]
-    more = len(incidents) - limit
+    more = total - limit
     if more > 0:
         lines.append(f"…and {more} more (see App Home or `triagebot incidents`)")
-    return f"*{title} ({len(incidents)}):*\n" + "\n".join(lines)
+    return f"*{title} ({total}):*\n" + "\n".join(lines)
 
 
 def incident_detail(incident: Incident, playbook: Playbook, pending: Sequence[tuple[str, datetime]]) -> str:

@@ -1,0 +1,30 @@
+"""App Home from the database, bounded: a few short queries whatever the history holds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from slackbot.db.models import Incident
+from slackbot.reads.queries import first_incidents
+from slackbot.slack.home import MAX_LINES, HomeData, Section
+
+
+def load_home(session: Session, user_id: str, now: datetime) -> HomeData:
+    counts = session.exec(
+        select(Incident.playbook, Incident.failure_class, func.count())
+        .where(Incident.status == "open")
+        .group_by(col(Incident.playbook), col(Incident.failure_class))
+    ).all()
+    open_by_class = {(playbook, failure_class): int(n) for playbook, failure_class, n in counts}
+    mine = first_incidents(session, MAX_LINES, status="open", assignee=user_id)
+    overdue = first_incidents(session, MAX_LINES, overdue_at=now)
+    first_open = first_incidents(session, MAX_LINES, status="open")
+    return HomeData(
+        mine=Section(mine.incidents, mine.total),
+        overdue=Section(overdue.incidents, overdue.total),
+        open=Section(first_open.incidents, sum(open_by_class.values())),
+        open_by_class=open_by_class,
+    )
