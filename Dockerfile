@@ -1,5 +1,6 @@
 # triagebot: the wheel built from this checkout (playbooks and manifest.yml inside), in a virtual
-# environment, as a non-root user, HTTP mode by default. docs/deploy.md shows how to run it.
+# environment, as a non-root user, HTTP mode by default. docs/deploy.md shows how to run it;
+# `make image-test` (deploy/image-test) builds and runs it end to end.
 #
 #   docker build -t triagebot .
 #   docker build --build-arg BD_URL=https://…/bd.tar.gz --build-arg BD_SHA256=… -t triagebot .
@@ -23,8 +24,6 @@ COPY slackbot ./slackbot
 RUN python3 -m venv /opt/build && /opt/build/bin/pip wheel --no-deps --wheel-dir /dist .
 
 FROM ${BASE}
-ARG BD_URL=""
-ARG BD_SHA256=""
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -35,6 +34,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 COPY --from=build /dist /tmp/dist
 RUN python3 -m venv /opt/triagebot && /opt/triagebot/bin/pip install --no-compile /tmp/dist/*.whl && rm -rf /tmp/dist
 
+# Declared here, not at the top of the stage: a build argument's value is part of the cache key of
+# every RUN after it, so a new BD_URL would otherwise reinstall the wheel too.
+ARG BD_URL=""
+ARG BD_SHA256=""
 RUN if [ -n "$BD_URL" ]; then \
       python -c "import hashlib, io, os, sys, tarfile, urllib.request; \
 data = urllib.request.urlopen(os.environ['BD_URL'], timeout=300).read(); \
@@ -54,7 +57,11 @@ VOLUME /data
 ENV TRIAGE_DATABASE_URL=sqlite:////data/triage.db \
     BEADS_DIR=/data/.beads
 
+# TRIAGE_HOST/TRIAGE_PORT: with --network host the port is the host's, so it may have to change;
+# the health check follows it. `exec` keeps triagebot PID 1, so `docker stop` reaches it at once.
+ENV TRIAGE_HOST=0.0.0.0 \
+    TRIAGE_PORT=3000
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:3000/healthz', timeout=4).status == 200 else 1)"
-CMD ["triagebot", "serve", "--host", "0.0.0.0", "--port", "3000"]
+  CMD python -c "import os, sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['TRIAGE_PORT'], timeout=4).status != 200)"
+CMD ["sh", "-c", "exec triagebot serve --host \"$TRIAGE_HOST\" --port \"$TRIAGE_PORT\""]

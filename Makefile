@@ -60,5 +60,12 @@ dist: $(STAMP)
 	$(BIN)/python -m pip wheel --no-deps --wheel-dir dist .
 	@ls dist/*.whl
 
+# The Dockerfile built and run for real (deploy/image-test): a Docker engine and a Debian base image
+# made with debootstrap (both installed when missing, as root; no registry needed), the container
+# run with a volume against the local Slack emulator. About 5 min the first time, 1-2 min after.
+.PHONY: image-test
+image-test: $(STAMP)
+	deploy/image-test
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache dist build $(JS_PRODUCERS)/node_modules

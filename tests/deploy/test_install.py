@@ -1,8 +1,9 @@
 """Install paths: the wheel ``make dist`` builds (the Dockerfile's build stage runs the same
 ``pip wheel``) carries everything the bot runs, and works installed outside the repository.
 
-No container engine runs in the test environment, so the Dockerfile is tested by running its
-steps here: the files its build stage COPYs (parsed from it) are copied into a fresh directory,
+``make image-test`` (deploy/image-test, run by CI after ``make test``) builds the image with a
+real Docker engine and runs it; these tests, which need no engine, replay the Dockerfile's steps
+in seconds: the files its build stage COPYs (parsed from it) are copied into a fresh directory,
 its ``pip wheel`` RUN builds the wheel there, its ``pip install`` RUN installs it (into a
 ``--target`` directory; the dependencies are the test venv's), and its bd download step installs
 a bd from a tar.gz. The installed ``triagebot`` then runs from an unrelated directory.
