@@ -62,7 +62,7 @@ dist: $(STAMP)
 
 # The Dockerfile built and run for real (deploy/image-test): a Docker engine and a Debian base image
 # made with debootstrap (both installed when missing, as root; no registry needed), the container
-# run with a volume against the local Slack emulator. About 5 min the first time, 1-2 min after.
+# run with a volume against the local Slack emulator. About 4-5 min the first time, 1.5 min after.
 .PHONY: image-test
 image-test: $(STAMP)
 	deploy/image-test
