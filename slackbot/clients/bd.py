@@ -26,6 +26,7 @@ import re
 import signal
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -344,9 +345,11 @@ class BdTracker:
                 args += _opt("-l", ",".join(req.labels))
             if req.external_ref:
                 args += _opt("--external-ref", req.external_ref)
-            args += ["--metadata", json.dumps({FINGERPRINT_KEY: req.fingerprint})]
+            args += ["--metadata", json.dumps({**req.metadata, FINGERPRINT_KEY: req.fingerprint})]
             if req.assignee:
                 args += _opt("-a", req.assignee)
+            if req.due is not None:  # bd 1.0 parses RFC 3339 (cmd/bd/create.go, --due)
+                args += ["--due", req.due.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]
             args.append("--json")
             issue = _first(await self._run(args, stdin=req.body), "create")
             if isinstance(issue, dict) and "labels" not in issue and req.labels:

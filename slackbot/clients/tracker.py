@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 
@@ -29,6 +30,10 @@ class BeadRequest:
     external_ref: str | None
     fingerprint: str
     assignee: str | None = None
+    # A flake's lease (slackbot/incidents/leases.py): when the fix is due, and the lease's terms
+    # kept as metadata (bd), beside the fingerprint
+    due: datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

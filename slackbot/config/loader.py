@@ -241,6 +241,15 @@ def _cross_check(files: _PlaybookFiles, taxonomy: Taxonomy, routing: Routing, po
                     f"class {alert.failure_class} is not declared in routing.yml classes ({choices})",
                 )
             )
+    lease = policy.flake.lease if policy.flake else None
+    if lease is not None and not any("flake" in r.signals for r in classes.values()):
+        problems.append(
+            files.policy.problem(
+                ("flake", "lease"),
+                "a lease needs a flake class: give one class in routing.yml signals: [flake] "
+                "(classifying into it grants the lease)",
+            )
+        )
     holder = next((k for k, r in classes.items() if r.takes_missing_ids), None)
     if policy.id_contract != "none" and holder is None:
         problems.append(

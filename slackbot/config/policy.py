@@ -101,11 +101,22 @@ class FlagRule(Strict):
     pages: list[Role] = Field(default_factory=list, description="roles paged when it is set (an escalation)")
 
 
+class FlakeLease(Strict):
+    """Who owes a flake its deterministic fix, and by when (issue 16). Granted when an incident is
+    first classified into a class whose ``signals`` include ``flake``; a flake still open at its due
+    time pages ``escalate_to`` once. A recurrence keeps the lease it has: only fixing it ends it."""
+
+    owner: Role = Field(default="owner", description="the flake class's role that owns the fix")
+    due: Duration = Field(description="how long the owner has, from the first classification as a flake")
+    escalate_to: list[Role] = Field(min_length=1, description="paged when the flake is still open at its due time")
+
+
 class FlakePolicy(Strict):
     rerun_until_green: Literal[False] = Field(
         default=False, description="never offered: flakes are fixed deterministically"
     )
     statement: str
+    lease: FlakeLease | None = None
 
 
 class Commands(Strict):

@@ -95,6 +95,9 @@ class Incident(SQLModel, table=True):
         sa_column=Column(JSON, nullable=True),
         description="changes between the last green and the first failing sha, with their owners",
     )
+    # A flake's lease (slackbot/incidents/leases.py): the owning role and class, the due time and
+    # when it escalated; kept once granted, so reclassifying back to a flake does not restart it.
+    lease: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     contract_violation: bool = False
     documentation_gap: str | None = None
     multi_prefix: bool = False

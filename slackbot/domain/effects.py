@@ -184,4 +184,7 @@ class Event(StrEnum):
     ARTIFACT_PROBLEMS = "artifact_problems"
     VALIDATION_EVIDENCE = "validation_evidence"
     SUSPECTS = "suspects"  # the changes since the last green run, with their owners
+    LEASED = "leased"  # a flake's fix given an owner and a due date
+    LEASE_OVERDUE = "lease_overdue"  # still open at its due date: escalated
+    LEASE_ENDED = "lease_ended"  # reclassified away from a flake
     DELIVERY_FAILED = "delivery_failed"

@@ -35,6 +35,7 @@ class SeveritySource(StrEnum):
 class TimerKind(StrEnum):
     CLASSIFY = "classify"  # the timed escalation rule (seed 001's 20 minutes)
     REMINDER = "reminder"  # a quiet thread asks for a status update
+    LEASE = "lease"  # a flake's lease runs out (slackbot/incidents/leases.py)
 
 
 class TimerState(StrEnum):

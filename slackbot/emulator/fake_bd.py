@@ -93,6 +93,7 @@ ISSUE_FIELDS = (
     "started_at",
     "closed_at",
     "close_reason",
+    "due_at",
     "external_ref",
     "metadata",
 )
@@ -462,6 +463,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         add("--parent")
         add("--deps")
         add("--metadata")
+        add("--due")
         add("--acceptance")
         add("--design")
         add("--notes")
@@ -697,6 +699,16 @@ def cmd_init(ctx: Context) -> int:
     return 0
 
 
+def _due(value: str | None) -> str | None:
+    """bd's --due also takes +6h, tomorrow or next monday; the bot sends RFC 3339 (or a date)."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
+    except ValueError:
+        raise BdError(f'invalid --due format "{value}". Examples: +6h, tomorrow, next monday, 2025-01-15') from None
+
+
 def cmd_create(ctx: Context) -> int:
     ns = ctx.ns
     args = _nargs(ns, 0, 1)
@@ -774,6 +786,7 @@ def cmd_create(ctx: Context) -> int:
             "updated_at": now,
             "external_ref": ns.external_ref,
             "metadata": metadata,
+            "due_at": _due(ns.due),
         }
         issue = {k: v for k, v in issue.items() if v is not None}
         labels = _labels(ns.labels)

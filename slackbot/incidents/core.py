@@ -42,7 +42,7 @@ from slackbot.domain.changes import (
 )
 from slackbot.domain.effects import EffectKind, Event, Key, Lane
 from slackbot.domain.states import ClassSource, IncidentStatus, SeveritySource, TimerKind, timer_subject
-from slackbot.incidents import beads, checklists, coalescing
+from slackbot.incidents import beads, checklists, coalescing, leases
 from slackbot.incidents.effects import Effects, cancel_timer, utc
 from slackbot.incidents.paging import enqueue_page, targets_for
 from slackbot.incidents.state import Turn, changed, load_for_change, require_open
@@ -178,6 +178,7 @@ def _classify(turn: Turn, choice: str, window: timedelta) -> Outcome:
         source="rule",
         data={"class": chosen, "owner": route.owner.describe()},
     )
+    leases.follow(turn, chosen)
     if route.files_bead:
         beads.auto_file(incident, turn.effects, chosen)
     if route.default_severity and incident.severity_source in (None, SeveritySource.DEFAULT):
@@ -361,6 +362,7 @@ def _resolve(turn: Turn, root_cause: str, given: Mapping[str, str]) -> Outcome:
     incident.record = {**incident.record, **fields}
     cancel_timer(turn.session, subject=timer_subject(turn.id), kind=TimerKind.CLASSIFY)
     cancel_timer(turn.session, subject=timer_subject(turn.id), kind=TimerKind.REMINDER)
+    leases.end(turn.session, turn.id)
     turn.record(Event.RESOLVED, f"Resolved by {turn.actor.user_id}: {note}", note=note, fields=fields)
     beads.close_with(incident, turn.effects)
     turn.effects.enqueue(

@@ -22,7 +22,7 @@ from slackbot.db.models import Incident, Run
 from slackbot.domain.effects import EffectKind, Event, Key, Lane
 from slackbot.domain.ids import incident_key
 from slackbot.domain.states import BeadState, ClassSource, IncidentStatus, SeveritySource, TimerKind, timer_subject
-from slackbot.incidents import beads
+from slackbot.incidents import beads, leases
 from slackbot.incidents.checklists import enqueue_checklist
 from slackbot.incidents.effects import BOT_ACTOR, Effects, table, utc
 from slackbot.incidents.paging import enqueue_page, targets_for
@@ -370,6 +370,7 @@ def reopen(session: Session, playbook: Playbook, incident: Incident, effects: Ef
     targets = targets_for(playbook, incident, ["owner", "escalation"])
     enqueue_page(effects, incident, targets, reason="recurred", step=str(incident.revision))
     beads.reopen_with(incident, effects)
+    leases.resume(session, playbook, incident)
 
 
 def run_escalation(

@@ -39,7 +39,7 @@ from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, Timer
 from slackbot.domain.effects import Event
 from slackbot.domain.states import IncidentStatus, TimerKind, TimerState
-from slackbot.incidents import reminders
+from slackbot.incidents import leases, reminders
 from slackbot.incidents.effects import Effects, table, utc
 from slackbot.incidents.paging import enqueue_page, targets_for
 from slackbot.incidents.state import redraw
@@ -218,6 +218,8 @@ class TimerService:
                     rearm.setdefault(repeat, []).append(timer.id)
             elif timer.kind == TimerKind.REMINDER:
                 reminders.remind(session, self.playbooks.get(incident.playbook), self._row(timer), incident, now)
+            elif timer.kind == TimerKind.LEASE:
+                leases.overdue(self.playbooks.get(incident.playbook), incident, now, effects)
         session.flush()  # the incident changes, before the effects that describe them
         # One statement per interval. The next level counts from now, not from the missed due
         # time: after an outage the levels still come repeat_every apart, not all at once. One

@@ -30,6 +30,7 @@ from slackbot.incidents.effects import Effects
 from slackbot.outbox.worker import Handler, PermanentFailure, RetryLater
 from slackbot.reads.record import record_inputs
 from slackbot.settings import Settings, secret
+from slackbot.slack.lease import lease_terms
 
 
 class TrackerPool:
@@ -103,13 +104,19 @@ class BeadDeliveries:
                     record = render_record(inputs)
                 except RecordTemplateError as exc:
                     raise PermanentFailure(str(exc)) from exc
+                lease = lease_terms(playbook, incident)
                 request = BeadRequest(
                     title=record.title,
-                    body=record.body,
+                    body=record.body + (f"\n\n{lease.sentence()}\n" if lease else ""),
                     priority=priority(playbook, incident),
                     labels=record.labels,
                     external_ref=inputs.run.url if inputs.run else None,
                     fingerprint=incident.fingerprint,
+                    # A flake's owner and due date (slackbot/incidents/leases.py), as bd's own fields
+                    # (bd's assignee is free text; a GitHub assignee must be a login, so not there)
+                    assignee=lease.owner_name if lease and tracker_for(playbook, incident).name == "beads" else None,
+                    due=lease.due if lease else None,
+                    metadata={"lease_owner": lease.owner_name, "lease_due": lease.due.isoformat()} if lease else {},
                 )
                 return incident, request
 

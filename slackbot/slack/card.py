@@ -34,6 +34,7 @@ from slackbot.domain.ids import ALERTMANAGER_REPOSITORY, escalate_value, identit
 from slackbot.domain.states import BeadState, IncidentStatus
 from slackbot.slack.alert_card import render_alert_card
 from slackbot.slack.escape import code, escape, link, slack_date, truncate
+from slackbot.slack.lease import lease_line
 from slackbot.slack.posts import Mrkdwn, render_named
 from slackbot.slack.suspects import suspect_lines
 
@@ -180,6 +181,9 @@ def _state_lines(view: CardView) -> list[str]:
     flags = _flag_lines(view, short=True)
     if flags:
         lines.append(" · ".join(flags))
+    lease = lease_line(playbook, incident)
+    if lease:
+        lines.append(lease)
     return lines
 
 

@@ -10,6 +10,7 @@ from slackbot.config import ChoiceError, Playbook, Playbooks
 from slackbot.db.models import Incident, TimelineEvent
 from slackbot.domain.ids import identity
 from slackbot.slack.escape import code, escape, slack_date
+from slackbot.slack.lease import lease_line
 from slackbot.slack.suspects import suspect_lines
 
 COMMANDS = (
@@ -117,6 +118,9 @@ def incident_detail(incident: Incident, playbook: Playbook, pending: Sequence[tu
             lines.append(f"{escape(key.replace('_', ' ').capitalize())}: {escape(value)}")
     if incident.bead_id:
         lines.append(f"Bead: {code(incident.bead_id)}")
+    lease = lease_line(playbook, incident, markup=False)
+    if lease:
+        lines.append(lease)
     for description, at in pending:
         lines.append(f"⏰ Pending: {escape(description)} at {slack_date(at)}")
     return "\n".join(lines)

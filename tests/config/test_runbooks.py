@@ -245,7 +245,8 @@ def test_a_class_named_in_the_taxonomy_must_be_declared_in_routing(broken: Path)
     text = (broken / "routing.yml").read_text(encoding="utf-8")
     start, end = text.index("  flake_concurrency:"), text.index("# Where cards for each suite")
     (broken / "routing.yml").write_text(text[:start] + text[end:], encoding="utf-8")
-    problem = only(problems(broken))
+    problem, lease = problems(broken)
+    assert (lease.file, lease.field) == ("policy.yml", "flake.lease")  # the flake's lease lost its class too
     assert (problem.file, problem.field) == ("taxonomy.yml", "scenarios[6].likely_class")
     assert problem.line == line_of(broken, "taxonomy.yml", "likely_class: flake_concurrency")
     assert "class flake_concurrency is not declared in routing.yml classes" in problem.message
