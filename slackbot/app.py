@@ -32,10 +32,12 @@ from slackbot.clients.github_actions import GitHubActions
 from slackbot.clients.github_changes import GitHubChanges
 from slackbot.clients.tracker import TrackerError
 from slackbot.domain.effects import EffectKind
+from slackbot.incidents.digests import ensure_timers as ensure_digest_timers
 from slackbot.incidents.timers import TimerService
 from slackbot.logs import bolt_logger
 from slackbot.outbox.bead_deliveries import BeadDeliveries, TrackerPool
 from slackbot.outbox.checklist_deliveries import ChecklistDeliveries
+from slackbot.outbox.digest_deliveries import DigestDeliveries
 from slackbot.outbox.file_deliveries import FileDeliveries
 from slackbot.outbox.integration_deliveries import GitHubRunJobs, IntegrationPosts
 from slackbot.outbox.paging_deliveries import PagingDeliveries
@@ -166,6 +168,7 @@ def build_workers(runtime: Runtime, *, worker_id: str | None = None, timer_inter
         worker.handlers.update(
             FileDeliveries(runtime.engine, runtime.slack, runtime.playbooks, runtime.clock).handlers()
         )
+        worker.handlers.update(DigestDeliveries(runtime.engine, runtime.slack, runtime.playbooks).handlers())
     runtime.metrics.instrument_worker(worker)  # last: wraps the page handlers registered above
     runtime.metrics.instrument_timers(scheduler)
     runtime.on_commit(worker.wake)
@@ -229,6 +232,11 @@ def build_asgi(
         # Applies what Slack requests asked for: first what a crashed or stopped process recorded.
         tasks.append(asyncio.create_task(runtime.inbox.run(stop), name="slack-inbox"))
         tasks.append(asyncio.create_task(check_bd(runtime, workers.trackers), name="bd-version"))
+        # Each digest channel's weekly timer, before the first tick (which fires one missed while down).
+        try:
+            await asyncio.to_thread(ensure_digest_timers, runtime.engine, runtime.playbooks, runtime.clock)
+        except Exception:  # a database blip must not keep the bot down; the next start arms them
+            log.exception("could not schedule the weekly digests")
         workers.timers.start()
         pooled = await open_pooled_session(runtime.slack)
         socket: AsyncSocketModeHandler | None = None

@@ -34,8 +34,8 @@ from slackbot.domain.changes import (
 )
 from slackbot.domain.ids import echo
 from slackbot.inbox import Applied, Request
+from slackbot.incidents.digests import request_chart, stats_answer
 from slackbot.reads.queries import QueryError, first_incidents, get_incident, parse_incident_key
-from slackbot.reads.stats import StatsService, stats_text
 from slackbot.runtime import Runtime
 from slackbot.slack import replies
 from slackbot.slack.escape import truncate
@@ -86,6 +86,7 @@ class Received:
     def __init__(self, body: dict[str, Any], ack: AsyncAck) -> None:
         self.text = str(body.get("text", ""))
         self.user = str(body.get("user_id", ""))
+        self.channel = str(body.get("channel_id", ""))
         self.key = request_key(body)
         url = body.get("response_url")
         self.response_url = url if isinstance(url, str) and url else None
@@ -320,6 +321,16 @@ class TriageCommand:
         return applied.message if applied.state == "refused" else f"📝 {applied.message}.", False
 
     async def stats(self, args: list[str], user_id: str) -> Reply:
-        service = StatsService(self.runtime.playbooks, self.runtime.clock)
-        windows = await asyncio.to_thread(service.report, self.runtime.engine)
-        return stats_text(windows, self.runtime.playbooks.default.policy.classify_within), False
+        runtime = self.runtime
+        if not args:
+            return await asyncio.to_thread(stats_answer, runtime.engine, runtime.playbooks, runtime.clock), False
+        if [a.lower() for a in args] != ["chart"]:
+            raise UsageError("usage: `/triage stats [chart]`")
+        channel = CURRENT.get().channel
+        if not channel:
+            raise UsageError("`/triage stats chart` posts into the channel it is typed in; type it in a channel")
+        queued = await asyncio.to_thread(request_chart, runtime.engine, runtime.clock, channel, user_id)
+        if not queued:
+            return "📈 The chart asked for a moment ago is already on its way to this channel.", False
+        runtime.notify_committed()  # wake the outbox worker
+        return "📈 Drawing the triage chart of the last 7 days; it is uploaded to this channel in a moment.", False

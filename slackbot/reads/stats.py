@@ -36,7 +36,10 @@ from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, TimelineEvent
 from slackbot.domain.effects import Event
+from slackbot.slack.digest import FlakyTest, percent, short
 from slackbot.slack.escape import escape
+
+__all__ = ["ClassStats", "StatsService", "WindowStats", "nearest_rank", "percent", "short", "stats_text"]
 
 WINDOWS = (7, 30)
 UNCLASSIFIED = "unclassified"
@@ -76,6 +79,7 @@ class ClassStats:
     resolved: int = 0
     reclassified: int = 0
     classify_n: int = 0
+    within_target: int = 0  # classified by people within the window's target (the timed rule)
     classify_median: float | None = None
     classify_p90: float | None = None
     mtta: float | None = None
@@ -124,8 +128,22 @@ class StatsService:
         with session_scope(engine) as session:
             return [self.window(session, days, now) for days in windows]
 
-    def window(self, session: Session, days: int, now: datetime) -> WindowStats:
-        since = now - timedelta(days=days)
+    def window(
+        self,
+        session: Session,
+        days: int,
+        now: datetime,
+        *,
+        channel: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        within: timedelta | None = None,
+    ) -> WindowStats:
+        """``channel``: only its incidents (a weekly digest); ``until``: only those opened before it
+        (a digest sent late still covers its own week); ``within``: count the classifications made
+        within that time (the timed rule's ``classify_within``); ``since``: where the window starts,
+        when it is not ``days`` before ``now`` (a week across a DST change is 167 or 169 hours)."""
+        since = since or now - timedelta(days=days)
         dialect = session.get_bind().dialect.name
         created = _micros(dialect, col(Incident.created_at))
 
@@ -143,6 +161,14 @@ class StatsService:
         acknowledged = col(Incident.acknowledged_at).is_not(None)
         resolved = and_(col(Incident.resolved_at).is_not(None), col(Incident.status) == "resolved")
         counted = and_(col(Incident.classified_at).is_not(None), col(Incident.contract_violation).is_(False))
+        # The creation range stays the leading condition (ix_incidents_created); the channel is
+        # checked on the window's rows, never a reason to walk another index.
+        bounds: list[ColumnElement[bool]] = [col(Incident.created_at) >= since]
+        if until is not None:
+            bounds.append(col(Incident.created_at) < until)
+        if channel is not None:
+            bounds.append(col(Incident.channel) == channel)
+        within_micros = int(within.total_seconds() * MICROS) if within is not None else -1
         # One pass over the window's incidents: per row its flags and durations (microseconds),
         # then each time to classify ranked within its class and among all of them.
         rows = (
@@ -157,7 +183,7 @@ class StatsService:
                 case((resolved, elapsed(Incident.resolved_at))).label("to_resolve"),
                 case((counted, elapsed(Incident.classified_at))).label("d"),
             )
-            .where(col(Incident.created_at) >= since)
+            .where(*bounds)
             .subquery()
         )
         timed = rows.c.d.is_(None)
@@ -187,6 +213,7 @@ class StatsService:
                 func.sum(r.to_resolve),
                 func.count(r.d),
                 func.min(r.id),
+                func.sum(case((and_(r.d.is_not(None), r.d <= within_micros), 1), else_=0)),
                 at(r.rn, (r.n + 1) // 2),
                 at(r.rn, r.n // 2 + 1),
                 at(r.rn, (9 * r.n + 9) // 10),
@@ -212,10 +239,11 @@ class StatsService:
                 target.acknowledged += int(row[4] or 0)
                 target.resolved += int(row[6] or 0)
                 target.classify_n += int(row[8] or 0)
+                target.within_target += int(row[10] or 0)
                 ack, res = sums.get(target.key, (0, 0))
                 sums[target.key] = (ack + int(row[5] or 0), res + int(row[7] or 0))
-            stats.classify_median, stats.classify_p90 = _median_p90(stats.classify_n, row[10], row[11], row[12])
-            overall = [mine if mine is not None else found for mine, found in zip(row[13:16], overall, strict=True)]
+            stats.classify_median, stats.classify_p90 = _median_p90(stats.classify_n, row[11], row[12], row[13])
+            overall = [mine if mine is not None else found for mine, found in zip(row[14:17], overall, strict=True)]
         total.classify_median, total.classify_p90 = _median_p90(total.classify_n, *overall)
         for stats in [*by_class.values(), total]:
             ack_sum, resolve_sum = sums.get(stats.key, (0, 0))
@@ -236,27 +264,6 @@ def _median_p90(n: int, low: Any, high: Any, p90: Any) -> tuple[float | None, fl
 # -- the Slack answer ---------------------------------------------------------------------------
 
 
-def short(seconds: float | None) -> str:
-    """``45s``, ``12m``, ``3h 05m``, ``2d 04h``: compact enough for one line per class."""
-    if seconds is None:
-        return "—"
-    value = round(seconds)
-    if value < 60:
-        return f"{value}s"
-    minutes, _ = divmod(value, 60)
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours:02d}h"
-
-
-def percent(rate: float | None) -> str:
-    return "—" if rate is None else f"{round(rate * 100)}%"
-
-
 def _line(stats: ClassStats) -> str:
     return (
         f"{stats.opened} opened · classify median {short(stats.classify_median)}, p90 {short(stats.classify_p90)}"
@@ -266,8 +273,11 @@ def _line(stats: ClassStats) -> str:
     )
 
 
-def stats_text(windows: list[WindowStats], classify_within: timedelta | None) -> str:
-    """Plain Slack text; labels come from routing.yml but are escaped like everything else."""
+def stats_text(
+    windows: list[WindowStats], classify_within: timedelta | None, flaky: list[FlakyTest] | None = None
+) -> str:
+    """Plain Slack text; labels come from routing.yml but are escaped like everything else.
+    ``flaky``: the flakiest tests from test history (``slackbot.history.flaky``), when asked."""
     target = f" (classification target: {int(classify_within.total_seconds() // 60)} min)" if classify_within else ""
     parts = [f"*Triage stats* — incidents opened in each window, durations from the card opening{target}"]
     for window in windows:
@@ -277,4 +287,13 @@ def stats_text(windows: list[WindowStats], classify_within: timedelta | None) ->
             continue
         parts.append(f"• *All:* {_line(window.total)}")
         parts.extend(f"• *{escape(stats.label)}:* {_line(stats)}" for stats in window.classes)
+    if flaky is not None:
+        parts.append(
+            "\n*Flakiest tests* (flake rate: the share of consecutive runs on the branch that flipped"
+            " between failing and passing)"
+        )
+        parts.extend(f"• {test.line()}" for test in flaky)
+        if not flaky:
+            parts.append("No test flipped between failing and passing.")
+        parts.append("`/triage stats chart` posts these as a chart in this channel.")
     return "\n".join(parts)
