@@ -308,3 +308,18 @@ class InboxItem(SQLModel, table=True):
     outcome: str | None = Field(default=None, sa_column=Column(Text))
     received_at: datetime
     applied_at: datetime | None = None
+
+
+class Digest(SQLModel, table=True):
+    """A channel's weekly digest, scheduled once: the row and its outbox rows commit together, and
+    the unique (channel, week_start) refuses a second one from another replica or a restart."""
+
+    __tablename__ = "digests"
+    __table_args__ = (UniqueConstraint("channel", "week_start", name="uq_digests_channel_week"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str
+    week_start: datetime = Field(description="the week it covers: incidents opened from here ...")
+    week_end: datetime = Field(description="... until here, the scheduled moment it was due")
+    scheduled_by: str = Field(description="the replica whose timer scheduled it")
+    created_at: datetime

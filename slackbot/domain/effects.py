@@ -29,6 +29,8 @@ class EffectKind(StrEnum):
     OPS_NOTICE = "ops_notice"  # a dead letter or health notice in the ops channel
     GITHUB_RUN = "github_run"  # fetch and ingest a GitHub Actions run
     SUSPECTS = "suspects"  # compare the last green sha with the first failing one (slackbot/suggest)
+    DIGEST = "digest"  # a channel's weekly digest message
+    CHART = "chart"  # the triage chart as a PNG file (the digest's, or /triage stats chart)
 
 
 class Lane:
@@ -115,6 +117,19 @@ class Key:
     @staticmethod
     def reminder(incident_id: int, token: str) -> str:
         return f"reminder:{incident_id}:{token}"
+
+    @staticmethod
+    def digest(channel: str, week_start: str) -> str:
+        return f"digest:{channel}:{week_start}"
+
+    @staticmethod
+    def digest_chart(channel: str, week_start: str) -> str:
+        return f"digest-chart:{channel}:{week_start}"
+
+    @staticmethod
+    def stats_chart(channel: str, minute: str) -> str:
+        """One on-demand chart per channel per minute: asking twice in a hurry uploads it once."""
+        return f"stats-chart:{channel}:{minute}"
 
     @staticmethod
     def postmortem(incident_id: int, count: int) -> str:

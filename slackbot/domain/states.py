@@ -36,6 +36,7 @@ class TimerKind(StrEnum):
     CLASSIFY = "classify"  # the timed escalation rule (seed 001's 20 minutes)
     REMINDER = "reminder"  # a quiet thread asks for a status update
     LEASE = "lease"  # a flake's lease runs out (slackbot/incidents/leases.py)
+    DIGEST = "digest"  # a channel's weekly digest (subject digest:<channel>)
 
 
 class TimerState(StrEnum):

@@ -39,7 +39,7 @@ from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, Timer
 from slackbot.domain.effects import Event
 from slackbot.domain.states import IncidentStatus, TimerKind, TimerState
-from slackbot.incidents import leases, reminders
+from slackbot.incidents import digests, leases, reminders
 from slackbot.incidents.effects import Effects, table, utc
 from slackbot.incidents.paging import enqueue_page, targets_for
 from slackbot.incidents.state import redraw
@@ -136,7 +136,7 @@ class TimerService:
             ready = [t for t in due if t.incident_id is None or t.incident_id in incidents]
             claimed = set(self.claim(session, [(t.id, t.token) for t in ready], now, worker))
             fired = [t for t in ready if t.id in claimed]
-            self._apply(session, fired, incidents, now)
+            self._apply(session, fired, incidents, now, worker)
             return FireResult(
                 fired=len(fired),
                 stale=len(ready) - len(fired),
@@ -205,10 +205,15 @@ class TimerService:
 
     # -- effects ----------------------------------------------------------------------------------
 
-    def _apply(self, session: Session, fired: list[DueTimer], incidents: dict[int, Incident], now: datetime) -> None:
+    def _apply(
+        self, session: Session, fired: list[DueTimer], incidents: dict[int, Incident], now: datetime, worker: str
+    ) -> None:
         effects = Effects(now=now)
         rearm: dict[timedelta, list[int]] = {}  # classification timers that go on to their next level
         for timer in fired:
+            if timer.kind == TimerKind.DIGEST:  # a channel's weekly digest, no incident
+                digests.fire(session, self.playbooks, timer.id, timer.subject, now, worker, effects)
+                continue
             incident = incidents.get(timer.incident_id) if timer.incident_id is not None else None
             if incident is None:
                 continue
