@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,8 @@ from slackbot.clients.github_actions import GitHubActions, GitHubApiError
 
 MAX_PAGES = 10  # 1,000 commits: a comparison longer than that names too much to suspect anyone
 CACHED = 256
-CODEOWNERS_PATHS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
+CODEOWNERS_PATHS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")  # GitHub's order; the first wins
+_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class GitHubChanges(GitHubActions):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._cache: OrderedDict[tuple[str, str, str], Comparison] = OrderedDict()
+        self._files: OrderedDict[tuple[str, str, str], _File] = OrderedDict()  # (repo, ref, path)
 
     async def compare(self, repository: str, base: str, head: str) -> Comparison:
         key = (repository, base, head)
@@ -76,21 +79,51 @@ class GitHubChanges(GitHubActions):
         return found
 
     async def codeowners(self, repository: str, ref: str) -> str | None:
-        """The repository's CODEOWNERS at ``ref`` (GitHub's three places, in its order), or None."""
+        """The repository's CODEOWNERS at ``ref``: the first of GitHub's three places that has one.
+
+        Cached per repository, ref and place. A file read before is asked for again with its ETag
+        (``If-None-Match``): GitHub answers 304 when it is unchanged, and a 304 does not count
+        against the rate limit. A place without one is remembered for a commit sha (it cannot
+        change) and asked again for a branch."""
         async with httpx.AsyncClient(timeout=self.timeout, verify=self._tls) as client:
             for path in CODEOWNERS_PATHS:
+                key = (repository, ref, path)
+                cached = self._files.get(key)
+                if cached is not None and cached.text is None and _SHA.match(ref):
+                    continue
+                headers = self._headers()
+                if cached is not None and cached.etag:
+                    headers["If-None-Match"] = cached.etag
                 url = f"{self._repo(repository)}/contents/{path}"
-                response = await client.get(url, params={"ref": ref}, headers=self._headers())
+                response = await client.get(url, params={"ref": ref}, headers=headers)
+                if response.status_code == 304 and cached is not None and cached.text is not None:
+                    self._files.move_to_end(key)
+                    return cached.text
                 if response.status_code == 404:
+                    self._remember(key, _File(None, None))
                     continue
                 if response.status_code != 200:
                     raise self._error(response, f"reading {path} of {repository}")
                 data = self._object(response, f"reading {path} of {repository}")
                 try:
-                    return base64.b64decode(str(data.get("content") or "")).decode("utf-8", "replace")
+                    text = base64.b64decode(str(data.get("content") or "")).decode("utf-8", "replace")
                 except (binascii.Error, ValueError):
                     raise GitHubApiError(f"GitHub sent {path} of {repository} in an unreadable encoding") from None
+                self._remember(key, _File(response.headers.get("etag"), text))
+                return text
         return None
+
+    def _remember(self, key: tuple[str, str, str], found: _File) -> None:
+        self._files[key] = found
+        self._files.move_to_end(key)
+        if len(self._files) > CACHED:
+            self._files.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class _File:
+    etag: str | None
+    text: str | None  # None: not there (GitHub answered 404)
 
 
 def _commit(data: dict[str, Any]) -> Commit:

@@ -7,8 +7,9 @@ from typing import Any
 from slackbot.slack.escape import code, escape, link
 
 
-def suspect_lines(suspects: dict[str, Any], shown: int = 3) -> list[str]:
-    """The newest commits since the last green sha (names and titles are untrusted), their owners."""
+def suspect_lines(suspects: dict[str, Any], shown: int = 3, files: int = 5) -> list[str]:
+    """The newest commits since the last green sha (names and titles are untrusted), then the
+    changed files, each with its owners (CODEOWNERS, or the playbook's class scope)."""
     lines = []
     for commit in suspects.get("commits", [])[:shown]:
         text = f"{str(commit.get('sha', ''))[:8]} {commit.get('title', '')} — {commit.get('author', '')}"
@@ -16,6 +17,13 @@ def suspect_lines(suspects: dict[str, Any], shown: int = 3) -> list[str]:
     more = int(suspects.get("commitCount", 0)) - len(lines)
     if more > 0:
         lines.append(f"…and {more} more since {code(str(suspects.get('base', ''))[:8])}")
+    for changed in suspects.get("changed", [])[:files]:
+        owners = ", ".join(escape(str(o)) for o in changed.get("owners", [])[:4]) or "no owner"
+        via = f" _(scope of {escape(str(changed.get('class')))})_" if changed.get("via") == "scope" else ""
+        lines.append(f"{code(str(changed.get('path', '')))} → {owners}{via}")
+    unlisted = int(suspects.get("files", 0)) - min(len(suspects.get("changed", [])), files)
+    if suspects.get("changed") and unlisted > 0:
+        lines.append(f"…and {unlisted} more changed file{'s' if unlisted != 1 else ''}")
     if suspects.get("owners"):
         lines.append("Owners: " + ", ".join(escape(str(o)) for o in suspects["owners"][:6]))
     return lines

@@ -9,46 +9,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from slackbot.config import Playbook
-from slackbot.config.routing import glob_match
+from slackbot.suggest.codeowners import parse
 from slackbot.suggest.suggestion import Vote
 
 WEIGHT = 1.5
 SHOWN = 5  # commits on the card: the newest, which are also the likeliest
-
-
-def codeowners_rules(text: str | None) -> list[tuple[str, list[str]]]:
-    """``pattern owner owner…`` lines; comments and blank lines skipped; order kept (last wins)."""
-    rules = []
-    for line in (text or "").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            pattern, *owners = line.split()
-            rules.append((pattern, owners))
-    return rules
-
-
-def owners_of(path: str, rules: list[tuple[str, list[str]]]) -> list[str]:
-    for pattern, owners in reversed(rules):
-        if glob_match(pattern, path):
-            return owners
-    return []
+FILES_SHOWN = 8  # changed files listed with their owners
 
 
 @dataclass(frozen=True)
 class Touched:
-    """A changed file, who owns it and which of the playbook's classes claim it."""
+    """A changed file, who owns it (CODEOWNERS) and which of the playbook's classes claim it."""
 
     path: str
     owners: list[str]
     failure_class: str | None
+    scope_owner: str | None = None  # the claiming class's owner, for a file CODEOWNERS leaves unowned
 
 
 def touched(playbook: Playbook, files: list[str], codeowners: str | None) -> list[Touched]:
-    rules = codeowners_rules(codeowners)
+    rules = parse(codeowners)
     found = []
     for path in files:
         match = playbook.owner_for_path(path)
-        found.append(Touched(path, owners_of(path, rules), match[0] if match else None))
+        route = playbook.class_route(match[0]) if match else None
+        found.append(
+            Touched(
+                path, list(rules.owners(path)), match[0] if match else None, route.owner.describe() if route else None
+            )
+        )
     return found
 
 
@@ -77,6 +66,13 @@ def suspects(commits: list[Any], files: list[Touched], *, base: str, head: str, 
         ],
         "commitCount": len(commits),
         "files": len(files),
+        # Who owns each changed file (the first few, in GitHub's order): its CODEOWNERS owners, else
+        # the owner of the playbook class whose scope holds it
+        "changed": [
+            {"path": f.path, "owners": f.owners or ([f.scope_owner] if f.scope_owner else []), "class": f.failure_class}
+            | ({"via": "scope"} if not f.owners and f.scope_owner else {})
+            for f in files[:FILES_SHOWN]
+        ],
         "owners": owners,
         "classes": classes,
         "truncated": truncated,

@@ -89,6 +89,7 @@ def test_the_changes_since_the_last_green_run_are_on_the_card_in_show_and_in_the
         "*Suspect changes:*" in details and "change 4 — dev1" in details and "…and 1 more since `aaaaaaaa`" in details
     )
     assert "Owners: @acme/domain, @acme/everyone, @acme/schema-owners" in details
+    assert "`drizzle/0042_add_tenant.sql` → @acme/schema-owners" in details  # each changed file's owners
 
     shown = bot.triage("show INC-1")
     assert "Suspect changes: " in shown and "change 4 — dev1" in shown
