@@ -344,11 +344,11 @@ def app_home(runtime: Any) -> dict[str, Any]:
 
 
 def triage_stats(runtime: Any) -> str:
-    """What ``/triage stats`` runs (handlers/slack/commands.py ``stats``)."""
-    from slackbot.reads.stats import StatsService, stats_text
+    """What ``/triage stats`` runs (handlers/slack/commands.py ``stats``): the windows per class and
+    the flakiest tests (slackbot/history/flaky.py)."""
+    from slackbot.incidents.digests import stats_answer
 
-    windows = StatsService(runtime.playbooks, runtime.clock).report(runtime.engine)
-    return stats_text(windows, runtime.playbooks.default.policy.classify_within)
+    return stats_answer(runtime.engine, runtime.playbooks, runtime.clock)
 
 
 # -- measuring --------------------------------------------------------------------------------------

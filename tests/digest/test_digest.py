@@ -157,11 +157,13 @@ def test_stats_shows_flake_rates_and_uploads_the_chart_on_demand(site: Site) -> 
         assert "*Flakiest tests*" in answer
         assert "`SCH-001 / TENANT-001` flake rate 100% (2 flips in 3 runs on main), fails 67% (2/3)" in answer
 
+        bot.emulator.fail_next("files.completeUploadExternal", status=500)  # the first upload fails
         reply = bot.triage("stats chart")
         assert "uploaded to this channel in a moment" in reply
         assert "already on its way" in bot.triage("stats chart")  # the same minute: one upload
         (chart,) = wait_for(lambda: charts(bot, prefix="triage-stats-"), what="the chart")
         assert chart.content is not None and chart.content.startswith(PNG) and len(chart.content) > 10_000
+        assert [c.status for c in bot.emulator.calls("files.completeUploadExternal")] == [500, 200]
         message = next(m for m in bot.emulator.messages(NIGHTLY) if m.files)
         assert "requested by <@U0CAROL>" in message.text
         assert "usage: `/triage stats [chart]`" in bot.triage("stats pie")
