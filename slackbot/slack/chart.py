@@ -12,8 +12,8 @@ import io
 
 from slackbot.slack.digest import ChartData
 
-WIDTH, HEIGHT, DPI = 10, 4.5, 100
-NAME_LIMIT = 60
+WIDTH, HEIGHT, DPI = 10, 7, 100
+NAME_LIMIT = 48
 
 
 def _name(text: str) -> str:
@@ -29,7 +29,8 @@ def render_png(data: ChartData) -> bytes:
     figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
     FigureCanvasAgg(figure)
     figure.suptitle(_name(data.title))
-    left, right = figure.subplots(1, 2)
+    # One above the other: each panel gets the full width for its names.
+    left, right = figure.subplots(2, 1)
 
     labels = [_name(label) for label, _, _ in data.classes]
     if labels:
@@ -59,7 +60,7 @@ def render_png(data: ChartData) -> bytes:
     else:
         right.text(0.5, 0.5, "no flaky tests", ha="center", va="center", transform=right.transAxes)
         right.set_yticks([])
-    right.set_xlabel("flake rate (% of consecutive runs that flipped)")
+    right.set_xlabel("flake rate: % of consecutive runs that flipped between failing and passing")
     right.set_title("Flakiest tests", fontsize="medium")
 
     figure.tight_layout()
