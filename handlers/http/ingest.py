@@ -18,18 +18,31 @@ from slackbot.runtime import Runtime
 from slackbot.settings import secret
 from slackbot.signing import verify
 from slackbot.sources.junit import JUnitError, parse_junit
-from slackbot.sources.report import Report, RunInfo
+from slackbot.sources.report import InvalidReport, Report, RunInfo, validate_report
 
 SIGNATURE_HEADER = "x-triage-signature"
+# json.loads is one C call that holds the GIL while it builds every value of the body: in a worker
+# thread it stalls the event loop that long (about 0.1 s a million values). Up to this many values
+# (a 10,000-result report has about 320,000; json.loads takes some 40 ms) a JSON report is parsed
+# in a thread, validated a chunk at a time; a body that may hold more goes to a child process
+# (slackbot.clients.isolated), whose answer costs as much again to send back.
+THREAD_JSON_VALUES = 500_000
 
 
-def describe_validation_error(exc: ValidationError) -> str:
+def json_values_at_most(body: bytes) -> int:
+    """An upper bound on the values (and keys) in a JSON body: each but the first follows a
+    ``,`` ``:`` ``[`` or ``{``. Counting them is a few milliseconds for 5 MB."""
+    return 1 + sum(body.count(c) for c in (b",", b":", b"[", b"{"))
+
+
+def describe_validation_error(exc: ValidationError | InvalidReport) -> str:
     """``results[3].status: Input should be 'passed', 'failed', …`` — the field a CI author must fix."""
     parts = []
-    for err in exc.errors()[:10]:
+    errors = exc.errors() if isinstance(exc, ValidationError) else exc.errors
+    for err in errors[:10]:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
         parts.append(f"{where or 'body'}: {err['msg']}")
-    more = len(exc.errors()) - 10
+    more = len(errors) - 10
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
@@ -46,9 +59,10 @@ def parse_report_json(body: bytes, now: datetime | None = None) -> Report:
             f"schemaVersion: unsupported version {data['schemaVersion']!r:.40}; this server accepts the integer 1"
         )
     try:
-        return Report.model_validate(data, context={"now": now})
-    except ValidationError as exc:
-        raise ValueError(describe_validation_error(exc)) from exc
+        # loads_json made every string storable: the models need not look again
+        return validate_report(data, {"now": now, "storable_text": True})
+    except InvalidReport as exc:
+        raise ValueError(describe_validation_error(exc)) from None
 
 
 def run_info_from_query(request: Request, now: datetime | None = None) -> RunInfo:
@@ -76,14 +90,19 @@ def routes(runtime: Runtime) -> list[Route]:
             return problem(401, "X-Triage-Signature does not match the body (wrong secret or altered body)")
         return body
 
-    async def accept(request: Request, parse: Callable[[bytes], Report], source: str) -> Response:
+    async def accept(
+        request: Request, parse: Callable[[bytes], Report], source: str, *, in_thread: Callable[[bytes], bool]
+    ) -> Response:
         body = await authenticated_body(request)
         if isinstance(body, Response):
             return body
         try:
-            # Parsing holds the GIL for as long as it runs: off the loop, in a child process for a
-            # large body (see slackbot.clients.isolated).
-            report = await off_loop(parse, body, size=len(body))
+            # Parsing holds the GIL for as long as each C call runs: in a thread when no call is
+            # long, else in a child process (see slackbot.clients.isolated).
+            if in_thread(body):
+                report = await asyncio.to_thread(parse, body)
+            else:
+                report = await off_loop(parse, body, size=len(body))
         except (ValueError, JUnitError) as exc:
             return problem(400, str(exc))
 
@@ -93,7 +112,10 @@ def routes(runtime: Runtime) -> list[Route]:
         return JSONResponse(result, status_code=202)
 
     async def ingest_report(request: Request) -> Response:
-        return await accept(request, partial(parse_report_json, now=runtime.clock.now()), "api")
+        parse = partial(parse_report_json, now=runtime.clock.now())
+        return await accept(
+            request, parse, "api", in_thread=lambda body: json_values_at_most(body) <= THREAD_JSON_VALUES
+        )
 
     async def ingest_junit(request: Request) -> Response:
         try:
@@ -101,7 +123,7 @@ def routes(runtime: Runtime) -> list[Route]:
         except ValueError as exc:
             return problem(400, str(exc))
         parse = partial(parse_junit, run=run, invariant_prefixes=runtime.invariant_prefixes)
-        return await accept(request, parse, "junit")
+        return await accept(request, parse, "junit", in_thread=lambda _: False)
 
     return [
         Route("/ingest/report", ingest_report, methods=["POST"]),

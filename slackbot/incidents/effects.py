@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Insert, Table, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, update
 from sqlmodel import Session, SQLModel, col, select
 
+from slackbot.db.bulk import insert_many
 from slackbot.db.models import OutboxItem, TimelineEvent, Timer
 from slackbot.domain.effects import EffectKind, Event, Lane
 from slackbot.domain.states import DeliveryState, TimerKind, TimerState
@@ -119,24 +119,17 @@ class Effects:
 
     def flush(self, session: Session) -> None:
         if self.timers:
-            session.execute(table(Timer).insert(), self.timers)
+            insert_many(session, table(Timer), self.timers)
             self.timers = []
         if self.timeline:
-            session.execute(table(TimelineEvent).insert(), self.timeline)
+            insert_many(session, table(TimelineEvent), self.timeline)
             self.timeline = []
         if self.outbox:
             rows = _without_queued_cards(session, list({row["dedup_key"]: row for row in self.outbox}.values()))
             # An effect already queued under the same key (a retried webhook, a replayed
             # delivery) is not queued twice: the unique dedup key decides, in one statement.
-            if rows:
-                session.execute(_insert_new(session), rows)
+            insert_many(session, table(OutboxItem), rows, skip_conflicts_on="dedup_key")
             self.outbox = []
-
-
-def _insert_new(session: Session) -> Insert:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table(OutboxItem)).on_conflict_do_nothing(index_elements=["dedup_key"])
 
 
 def _without_queued_cards(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

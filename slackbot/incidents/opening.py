@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from slackbot.config import Playbook, Playbooks
 from slackbot.config.targets import Role
+from slackbot.db.bulk import insert_many
 from slackbot.db.models import Incident, Run
 from slackbot.domain.effects import EffectKind, Event, Key, Lane
 from slackbot.domain.ids import incident_key
@@ -153,20 +154,23 @@ def incident_row(opening: Opening, now: datetime) -> dict[str, Any]:
 
 
 def insert_rows(session: Session, rows: Sequence[dict[str, Any]]) -> list[Ref]:
-    refs: list[Ref] = []
-    incidents = table(Incident)
-    for start in range(0, len(rows), _CHUNK):
-        chunk = list(rows[start : start + _CHUNK])
-        ids = (
-            session.execute(incidents.insert().returning(incidents.c.id, sort_by_parameter_order=True), chunk)
-            .scalars()
-            .all()
+    """Insert new incidents in one ``executemany``, then read their ids back by one indexed IN
+    query per chunk: every new incident is open, and an open incident's ``open_key`` (its
+    fingerprint) is unique."""
+    insert_many(session, table(Incident), rows)
+    ids: dict[str, int] = {}
+    keys = [r["open_key"] for r in rows]
+    for start in range(0, len(keys), _CHUNK):
+        found = session.execute(
+            select(col(Incident.open_key), col(Incident.id)).where(
+                col(Incident.open_key).in_(keys[start : start + _CHUNK])
+            )
         )
-        refs.extend(
-            Ref(int(i), r["channel"], r["failure_class"], r["contract_violation"], r["documentation_gap"])
-            for i, r in zip(ids, chunk, strict=True)
-        )
-    return refs
+        ids.update((key, int(iid)) for key, iid in found)
+    return [
+        Ref(ids[r["open_key"]], r["channel"], r["failure_class"], r["contract_violation"], r["documentation_gap"])
+        for r in rows
+    ]
 
 
 Announcement = Callable[[str], str]  # the created row's message, given the incident key
@@ -333,8 +337,12 @@ def reopenable(session: Session, playbooks: Playbooks, fingerprints: list[str], 
             select(Incident)
             .where(
                 col(Incident.fingerprint).in_(chunk),
-                Incident.status == IncidentStatus.RESOLVED.value,
-                col(Incident.failure_class).in_(classes),
+                # `|| ''`: no index answers these two terms. Without statistics (the bot never
+                # runs ANALYZE) SQLite otherwise searches the status index for 'resolved' and
+                # walks every resolved incident once per chunk (0.65 s of a 10,000-result ingest
+                # with 100,000 incidents); the fingerprints are the selective key.
+                col(Incident.status) + "" == IncidentStatus.RESOLVED.value,
+                (col(Incident.failure_class) + "").in_(classes),
                 col(Incident.resolved_at) >= since,
             )
             .order_by(col(Incident.id).desc())

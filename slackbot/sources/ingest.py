@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from slackbot.clock import Clock
 from slackbot.config import FailureContext, Playbook, Playbooks
 from slackbot.config.routing import Source
+from slackbot.db.bulk import insert_many
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, Occurrence, Run
 from slackbot.domain.effects import EffectKind, Event, Lane
@@ -155,8 +156,12 @@ class IngestService:
         # ------------------------------------------------------------------------------------
         failures = [r for r in report.results if r.is_failure]
         groups = self._group(report, failures, _ROUTING_SOURCE.get(source, "report"))
-        known_keys = self._existing_occurrence_keys(session, run.id, groups)
-        fresh_groups = {fp: [(r, k) for r, k in g.results if k not in known_keys] for fp, g in groups.items()}
+        # A run seen for the first time has no occurrences yet: nothing to look up or filter.
+        known_keys = self._existing_occurrence_keys(session, run.id, groups) if not run_is_new else set()
+        fresh_groups = {
+            fp: [(r, k) for r, k in g.results if k not in known_keys] if known_keys else g.results
+            for fp, g in groups.items()
+        }
         duplicate = not run_is_new and not any(fresh_groups.values())
 
         escalating = self._multi_prefix(groups)
@@ -178,6 +183,7 @@ class IngestService:
         new: list[tuple[opening.Opening, dict[str, Any]]] = []
         refs: dict[str, opening.Ref] = {}
         absorbed: set[int] = set()  # recurrences post in their thread: reminders move back
+        occurred_at = utc(run.finished_at or now)
 
         for fp, fresh in fresh_groups.items():
             group = groups[fp]
@@ -209,7 +215,7 @@ class IngestService:
                     playbook_name, None, False, None,
                 )
             )  # fmt: skip
-            occurrence_rows.extend(self._occurrence_row(fp, run, r, k, now) for r, k in fresh)
+            occurrence_rows.extend(self._occurrence_row(fp, run, r, k, occurred_at) for r, k in fresh)
 
         inserted = opening.insert_rows(session, [row for _, row in new])
         for (planned, row), ref in zip(new, inserted, strict=True):
@@ -224,8 +230,7 @@ class IngestService:
             # --------------------------------------------------------------------------------
         for row in occurrence_rows:
             row["incident_id"] = refs[row.pop("fingerprint")].id
-        for start in range(0, len(occurrence_rows), _CHUNK * 4):
-            session.execute(table(Occurrence).insert(), occurrence_rows[start : start + _CHUNK * 4])
+        insert_many(session, table(Occurrence), occurrence_rows)
         for item in ingested:
             item.resolve(refs[item.fingerprint])
         intervals: dict[timedelta | None, list[int]] = {}
@@ -422,7 +427,7 @@ class IngestService:
         )
 
     @staticmethod
-    def _occurrence_row(fp: str, run: Run, result: Result, key: str, now: datetime) -> dict[str, Any]:
+    def _occurrence_row(fp: str, run: Run, result: Result, key: str, occurred_at: datetime) -> dict[str, Any]:
         return {
             "fingerprint": fp,
             "run_pk": run.id,
@@ -438,7 +443,7 @@ class IngestService:
             "organization_under_test": result.organization_under_test,
             "key_entity_ids": dict(result.key_entity_ids),
             "evidence": [e.model_dump(by_alias=True, exclude_none=True) for e in result.evidence],
-            "occurred_at": utc(run.finished_at or now),
+            "occurred_at": occurred_at,
         }
 
 

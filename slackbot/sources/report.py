@@ -12,8 +12,18 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
 
 SCHEMA_VERSION = 1
 MAX_RESULTS = 100_000  # per report (and per GitHub run): counted before anything is validated
@@ -59,9 +69,12 @@ class _Model(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _storable_text(cls, data: Any) -> Any:
+    def _storable_text(cls, data: Any, info: ValidationInfo) -> Any:
         # Each model cleans its own fields (and the strings of a dict or list field such as
-        # keyEntityIds); nested models clean theirs when they are validated.
+        # keyEntityIds); nested models clean theirs when they are validated. JSON read by
+        # ``loads_json`` is clean already (context ``storable_text``): not walked twice.
+        if isinstance(info.context, dict) and info.context.get("storable_text"):
+            return data
         if isinstance(data, dict):
             return {key: _storable(value) for key, value in data.items()}
         return data
@@ -169,6 +182,49 @@ class Report(_Model):
         if type(value) is not int:
             raise ValueError(f"must be the integer 1, not {value!r:.40}")
         return value
+
+
+VALIDATE_CHUNK = 250
+_RESULTS: TypeAdapter[list[Result]] = TypeAdapter(list[Result])
+
+
+class InvalidReport(ValueError):
+    """Every validation error of a report, as ``ValidationError.errors()`` lists them."""
+
+    def __init__(self, errors: list[ErrorDetails]) -> None:
+        self.errors = errors
+        super().__init__(f"{len(errors)} validation error(s)")
+
+
+def validate_report(data: Any, context: dict[str, Any] | None = None, *, chunk: int = VALIDATE_CHUNK) -> Report:
+    """``Report.model_validate(data)``, with the results validated ``chunk`` at a time: each
+    validation is one C call holding the GIL, and in a worker thread a 10,000-result report in one
+    call would stall the event loop for over 100 ms. The same errors, in the same order, as one
+    call; raises InvalidReport."""
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, list) or len(results) <= chunk or len(results) > MAX_RESULTS:
+        try:
+            return Report.model_validate(data, context=context)
+        except ValidationError as exc:
+            raise InvalidReport(exc.errors()) from None
+    errors: list[ErrorDetails] = []
+    report = None
+    try:
+        report = Report.model_validate({**data, "results": []}, context=context)
+    except ValidationError as exc:
+        errors.extend(exc.errors())
+    validated: list[Result] = []
+    for start in range(0, len(results), chunk):
+        try:
+            validated.extend(_RESULTS.validate_python(results[start : start + chunk], context=context))
+        except ValidationError as exc:
+            for error in exc.errors():
+                index, *rest = error["loc"]
+                errors.append({**error, "loc": ("results", start + int(index), *rest)})
+    if errors or report is None:
+        raise InvalidReport(errors)
+    report.results = validated
+    return report
 
 
 def report_json_schema() -> str:

@@ -1,0 +1,90 @@
+"""Bulk inserts at the driver's speed, for the rows an ingest writes by the thousand.
+
+A Core ``insert()`` given a list of rows ends in one ``executemany``, but on the way SQLAlchemy
+builds each row's parameters in Python (every column's bind processor, per row): for a report of
+10,000 failures that was most of the ingest (bench/ingest.py). Here the statement is compiled
+once, each column's processor is looked up once, a value the processor has seen already (the one
+timestamp of the whole ingest, ``{}``) is converted once, and the driver gets plain
+tuples (or dicts, for a named parameter style). Stored values are the same as through Core: the
+same processors, the same column defaults; SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+from sqlmodel import Session
+
+_UNSET = object()
+
+
+def _convert(process: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
+    """``[process(v) for v in values]``, converting once what repeats: a run of the same object
+    (the one timestamp of an ingest, a default) and empty JSON (``{}``, ``[]``)."""
+    converted: list[Any] = []
+    append = converted.append
+    previous: Any = _UNSET
+    result: Any = None
+    empty: dict[type, Any] = {}
+    for value in values:
+        if value is not previous:
+            previous = value
+            if (kind := type(value)) in (dict, list) and not value:
+                if kind not in empty:
+                    empty[kind] = process(value)
+                result = empty[kind]
+            else:
+                result = process(value)
+        append(result)
+    return converted
+
+
+def insert_many(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, skip_conflicts_on: str | None = None
+) -> None:
+    """INSERT ``rows`` (dicts with the same keys) into ``table`` in one ``executemany``.
+    ``skip_conflicts_on``: a unique column; a row that collides on it is not inserted."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    keys = list(rows[0])
+    statement: Insert
+    if skip_conflicts_on is None:
+        statement = table.insert()
+    else:
+        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+        statement = insert(table).on_conflict_do_nothing(index_elements=[skip_conflicts_on])
+    if any(len(row) != len(keys) for row in rows):
+        session.execute(statement, list(rows))  # rows of different shapes: Core sorts them out
+        return
+    # Columns the rows leave out get their scalar default here, as Core would have given them.
+    defaults = {
+        column.key: column.default.arg  # type: ignore[attr-defined]
+        for column in table.columns
+        if column.key not in rows[0] and column.default is not None and column.default.is_scalar
+    }
+    compiled = statement.compile(dialect=dialect, column_keys=[*keys, *defaults])
+    names = list(compiled.positiontup or []) if compiled.positional else [*keys, *defaults]
+    # Column by column: one C-level pass picks each column out of every row, and only the
+    # columns with a processor (times, JSON) go through Python per value.
+    columns: list[Sequence[Any]] = []
+    for name in names:
+        try:
+            values: Sequence[Any] = (
+                [defaults[name]] * len(rows) if name in defaults else list(map(itemgetter(name), rows))
+            )
+        except KeyError:  # as many keys as the first row, not the same ones
+            session.execute(statement, list(rows))
+            return
+        process = table.c[name].type._cached_bind_processor(dialect)
+        columns.append(_convert(process, values) if process else values)
+    params: list[Any] = list(zip(*columns, strict=True))
+    if not compiled.positional:
+        params = [dict(zip(names, values, strict=True)) for values in params]
+    connection.exec_driver_sql(compiled.string, params)
