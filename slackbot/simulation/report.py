@@ -227,6 +227,7 @@ def outcomes(run: SimulationRun, facts: Facts) -> dict[str, Any]:
                 nights[message.channel[1:]] += 1
     number_of_nights = max(1, (run.ended - run.started).days)
     return {
+        "classify_with_suggestion": _classify_with_suggestion(run, posted),
         "by_class": {
             group: {
                 "incidents": len(t["incidents"]),
@@ -238,6 +239,54 @@ def outcomes(run: SimulationRun, facts: Facts) -> dict[str, Any]:
         },
         "still_open": still_open,
         "night_pages_per_person": {user: round(n / number_of_nights, 1) for user, n in nights.most_common()},
+    }
+
+
+def _classify_with_suggestion(run: SimulationRun, posted: dict[str, datetime]) -> dict[str, dict[str, Any]]:
+    """Time to classify per class, for cards whose suggestion a person confirmed and for cards
+    classified by hand: from the card's appearance in Slack to the bot's first "classified" post in
+    its thread (both as the Slack emulator recorded them). A wrong first class counts until the
+    reclassification that put it right (the last "classified" post in the thread before the first
+    milestone). The class is the one people settled on."""
+    tz = as_utc(run.started).tzinfo
+    by_card: dict[tuple[str, str], str] = {}
+    for message in run.snapshot.top_level():
+        metadata = message.metadata or {}
+        if metadata.get("event_type") == CARD_EVENT:
+            key = f"INC-{(metadata.get('event_payload') or {}).get('incident')}"
+            by_card.setdefault((message.channel, message.ts), key)
+    classified: dict[str, list[datetime]] = {}
+    for message in sorted(run.snapshot.messages, key=lambda m: m.at):
+        key = by_card.get((message.channel, message.thread_ts or ""))
+        if key is not None and ("classified this as" in message.text or "reclassified this from" in message.text):
+            classified.setdefault(key, []).append(datetime.fromtimestamp(message.at, tz))
+    how: dict[str, tuple[bool, str, bool]] = {}  # incident -> (confirmed, final class, first was wrong)
+    for done in run.people.done:
+        if done.what.startswith("classified it "):
+            how.setdefault(done.incident, ("(confirmed the suggestion)" in done.what, done.what.split()[2], False))
+        elif done.what.startswith("reclassified it ") and done.incident in how:
+            confirmed, _, _ = how[done.incident]
+            how[done.incident] = (confirmed, done.what.split()[2], True)
+    groups: dict[str, dict[str, list[float]]] = {}
+    for key, (confirmed, final, corrected) in how.items():
+        card, posts = posted.get(key), classified.get(key)
+        if card is None or not posts:
+            continue
+        settled = posts[min(len(posts), 2) - 1] if corrected else posts[0]
+        column = "with_suggestion" if confirmed else "by_hand"
+        groups.setdefault(final, {"with_suggestion": [], "by_hand": [], "corrected": []})
+        groups[final][column].append((settled - card).total_seconds() / 60)
+        if corrected:
+            groups[final]["corrected"].append(1)
+    return {
+        cls: {
+            "confirmed": len(t["with_suggestion"]),
+            "median_minutes_with_suggestion": _median_minutes(t["with_suggestion"]),
+            "by_hand": len(t["by_hand"]),
+            "median_minutes_by_hand": _median_minutes(t["by_hand"]),
+            "reclassified": len(t["corrected"]),
+        }
+        for cls, t in sorted(groups.items())
     }
 
 
@@ -259,6 +308,26 @@ def _outcome_lines(figures: dict[str, Any]) -> list[str]:
     ]
     lines = _table(rows, ("playbook / class", "incidents", "to acknowledge", "to classify", "to resolve"))
     lines += ["", "Medians from the card's appearance in Slack to the person's action (— : nobody did it)."]
+    suggestion = found.get("classify_with_suggestion") or {}
+    if suggestion:
+        lines += ["", "Time to classify with the card's suggestion (Confirm) and by hand:", ""]
+        lines += _table(
+            [
+                (
+                    cls,
+                    f"{t['confirmed']} · {minutes(t['median_minutes_with_suggestion'])}",
+                    f"{t['by_hand']} · {minutes(t['median_minutes_by_hand'])}",
+                    str(t["reclassified"]),
+                )
+                for cls, t in suggestion.items()
+            ],
+            ("class", "confirmed · median", "by hand · median", "reclassified"),
+        )
+        lines += [
+            "",
+            "From the card's post to the bot's classification post in its thread, as Slack recorded them; a "
+            "wrong first class counts until the reclassification.",
+        ]
     if found["still_open"]:
         lines += ["", f"**Still open at the end ({len(found['still_open'])}):**", ""]
         lines += [f"- {line}" for line in found["still_open"][:SHOWN_VIOLATIONS]]

@@ -12,6 +12,12 @@ RNG in virtual time; about a quarter of first reactions come after the 20-minute
 escalations happen with responders too. A merged fix stops the story's failures in CI. A flake's
 first fix does not hold: it recurs, the bot reopens the incident, and the second fix sticks.
 
+Responders are people, not oracles (issue 16): about half of them trust the card's suggested class
+and press its Confirm when the card's confidence reaches the bot's own ``CONFIDENT``, reading only what the
+card in Slack shows; the others classify by hand from the menu, and sometimes pick the wrong class
+first and reclassify a few minutes later with ``/triage classify``. A trusting responder whose
+confident suggestion was wrong notices it the same way and reclassifies.
+
 The passer-by exists in both worlds: a triage lead glances at the channel after the tenant leak
 appears and marks it SEV-1 with ``/triage severity``. The report format has no severity field, so
 a harness cannot say "SEV-1" by itself; someone has to, and that one command is the only human
@@ -23,7 +29,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,8 +49,13 @@ from slackbot.emulator import SlackEmulator
 from slackbot.outbox.slack_deliveries import is_posted
 from slackbot.simulation.traffic import FLAKE, SEV1, FailureClass, Story, Traffic
 from slackbot.slack import card as card_ids
+from slackbot.suggest.suggestion import CONFIDENT  # what the bot calls confident, shown on the card as a %
 
 MILESTONE_STEPS = ("triage_complete", "mitigation_active", "fix_merged", "validation_complete")
+TRUSTING = 0.5  # the share of responders who use the suggestion
+WRONG_FIRST = 0.15  # the share of hand classifications that pick a wrong class first
+CONFIRMED = "(confirmed the suggestion)"  # how the report tells a confirmed classification apart
+_CONFIDENCE = re.compile(r"(\d{1,3})% confident")
 
 
 class SimulationError(RuntimeError):
@@ -65,6 +78,7 @@ class Plan:
     user: str
     rounds: int = 1  # a reopened flake is worked again
     done: bool = False
+    trusts_suggestion: bool = False
 
 
 @dataclass
@@ -96,6 +110,9 @@ class People:
         self.traffic = traffic
         self.emulator = emulator
         self.rng = random.Random(f"people:{seed}")
+        # who trusts the suggestion and who errs: their own stream, so adding them left every delay
+        # the seed already gave unchanged
+        self.minds = random.Random(f"minds:{seed}")
         self.responders = responders
         self.engine = engine
         self.queue: list[Action] = []
@@ -155,7 +172,7 @@ class People:
                 continue
             if plan is None:
                 truth = story.truth if story else suggested
-                plan = Plan(incident_id, story, self._owner(truth))
+                plan = Plan(incident_id, story, self._owner(truth), trusts_suggestion=self.minds.random() < TRUSTING)
                 self.plans[incident_id] = plan
                 self._schedule(now + self._first_reaction(), incident_id, "triage", plan.user)
             else:  # a resolved flake came back: work it again
@@ -222,12 +239,16 @@ class People:
                 self._log(now, user, key, "marked it SEV-1 (/triage severity)", answer)
             truth = story.truth.value if story else (incident.suggested_class or FailureClass.INFRA_CI.value)
             if incident.failure_class is None:
-                answer = self.click(user, incident, card_ids.ACTION_CLASSIFY, option=truth)
-                self._log(now, user, key, f"classified it {truth} (card menu)", answer)
+                self._classify(now, plan, incident, truth)
             elif incident.failure_class != truth and incident.class_source != "contract":
                 answer = self.command(user, incident.channel, f"classify {key} {truth}")
                 self._log(now, user, key, f"reclassified it {truth}", answer)
             self._schedule(now + self._later(8, 30), incident.id or 0, MILESTONE_STEPS[0], user)
+        elif action.step == "reclassify":
+            truth = story.truth.value if story else (incident.suggested_class or FailureClass.INFRA_CI.value)
+            if incident.failure_class not in (None, truth) and incident.class_source != "contract":
+                answer = self.command(user, incident.channel, f"classify {key} {truth}")
+                self._log(now, user, key, f"reclassified it {truth}", answer)
         elif action.step in MILESTONE_STEPS:
             note = {
                 "triage_complete": "reproduces locally with the single-scenario command",
@@ -254,6 +275,38 @@ class People:
                 self._schedule(now + timedelta(minutes=30), incident.id or 0, "resolve", user)
             else:
                 plan.done = True
+
+    def _classify(self, now: datetime, plan: Plan, incident: Incident, truth: str) -> None:
+        """The first classification: the card's confident suggestion confirmed with one click, or the
+        menu by hand (sometimes the wrong class first). A wrong one is put right minutes later."""
+        key, user = incident.key, plan.user
+        suggested, confidence = self.suggestion_shown(incident)
+        if plan.trusts_suggestion and suggested is not None and confidence is not None and confidence >= CONFIDENT:
+            answer = self.click(user, incident, card_ids.ACTION_CONFIRM)
+            self._log(now, user, key, f"classified it {suggested} {CONFIRMED}", answer)
+            chosen = suggested
+        else:
+            chosen = truth
+            others = sorted(c for c in self.runbook.classes if c != truth)
+            if others and self.minds.random() < WRONG_FIRST:
+                chosen = self.minds.choice(others)
+            answer = self.click(user, incident, card_ids.ACTION_CLASSIFY, option=chosen)
+            self._log(now, user, key, f"classified it {chosen} (card menu)", answer)
+        if chosen != truth:
+            self._schedule(now + timedelta(minutes=self.minds.uniform(3, 8)), incident.id or 0, "reclassify", user)
+
+    def suggestion_shown(self, incident: Incident) -> tuple[str | None, float | None]:
+        """The class and confidence the card in Slack offers to confirm (what the person reads)."""
+        with self.emulator.workspace.lock:
+            channel = self.emulator.workspace.channels.get(incident.channel)
+            message = channel.find(str(incident.card_ts)) if channel is not None else None
+            blocks = list(message.blocks or []) if message is not None else []
+        for block in blocks:
+            block_id = str(block.get("block_id") or "")
+            if block_id.startswith(card_ids.SUGGESTION_BLOCK):
+                found = _CONFIDENCE.search(json.dumps(blocks))
+                return block_id.removeprefix(card_ids.SUGGESTION_BLOCK), int(found[1]) / 100 if found else None
+        return None, None
 
     def _log(self, now: datetime, user: str, key: str, what: str, answer: str) -> None:
         self.done.append(Done(now, user, key, what, answer))

@@ -225,3 +225,27 @@ def test_planted_bugs_fail_the_simulation(tmp_path: Path) -> None:
     assert threshold.killed, threshold.how  # a run with exactly two prefixes was not escalated
     assert re.match(r"run_escalations \(run \d+ \(.+\) failed across \w+, \w+: <@U0GRACE> should", threshold.how)
     assert not (Path(__file__).parents[2] / "slackbot" / "incidents" / "opening.py").read_text().count("3 * within")
+
+
+def test_responders_confirm_a_confident_suggestion_or_classify_by_hand_and_the_report_times_both(
+    attended: SimulationResult,
+) -> None:
+    """Issue 16: some responders press the card's Confirm when it says it is confident, others use the
+    menu (sometimes the wrong class first, then /triage classify); the report shows the time to
+    classify with and without the suggestion, per class, from what Slack recorded."""
+    from slackbot.simulation.report import report_markdown
+
+    done = [d.what for d in attended.run.people.done]
+    confirmed = [w for w in done if w.endswith("(confirmed the suggestion)")]
+    by_hand = [w for w in done if w.startswith("classified it ") and w.endswith("(card menu)")]
+    assert confirmed and by_hand and any(w.startswith("reclassified it ") for w in done)
+    table = attended.figures["outcomes"]["classify_with_suggestion"]
+    assert sum(t["confirmed"] for t in table.values()) == len(confirmed)
+    assert sum(t["by_hand"] for t in table.values()) == len(by_hand)
+    assert sum(t["reclassified"] for t in table.values()) >= 1
+    timed = [t for t in table.values() if t["confirmed"] and t["by_hand"]]
+    assert timed and all(t["median_minutes_with_suggestion"] > 0 < t["median_minutes_by_hand"] for t in timed)
+    text = report_markdown(attended, attended.figures)
+    assert "Time to classify with the card's suggestion (Confirm) and by hand:" in text
+    row = next(line for line in text.splitlines() if line.startswith("| infra_ci |"))
+    assert re.fullmatch(r"\| infra_ci \| \d+ · [\d.]+ min \| \d+ · [\d.]+ min \| \d+ \|", row), row
