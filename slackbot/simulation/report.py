@@ -246,8 +246,7 @@ def _classify_with_suggestion(run: SimulationRun, posted: dict[str, datetime]) -
     """Time to classify per class, for cards whose suggestion a person confirmed and for cards
     classified by hand: from the card's appearance in Slack to the bot's first "classified" post in
     its thread (both as the Slack emulator recorded them). A wrong first class counts until the
-    reclassification that put it right (the last "classified" post in the thread before the first
-    milestone). The class is the one people settled on."""
+    reclassification that put it right (the thread's second classification post). The class is the one people settled on."""
     tz = as_utc(run.started).tzinfo
     by_card: dict[tuple[str, str], str] = {}
     for message in run.snapshot.top_level():
@@ -257,9 +256,9 @@ def _classify_with_suggestion(run: SimulationRun, posted: dict[str, datetime]) -
             by_card.setdefault((message.channel, message.ts), key)
     classified: dict[str, list[datetime]] = {}
     for message in sorted(run.snapshot.messages, key=lambda m: m.at):
-        key = by_card.get((message.channel, message.thread_ts or ""))
-        if key is not None and ("classified this as" in message.text or "reclassified this from" in message.text):
-            classified.setdefault(key, []).append(datetime.fromtimestamp(message.at, tz))
+        card_key = by_card.get((message.channel, message.thread_ts or ""))
+        if card_key is not None and ("classified this as" in message.text or "reclassified this from" in message.text):
+            classified.setdefault(card_key, []).append(datetime.fromtimestamp(message.at, tz))
     how: dict[str, tuple[bool, str, bool]] = {}  # incident -> (confirmed, final class, first was wrong)
     for done in run.people.done:
         if done.what.startswith("classified it "):
