@@ -246,7 +246,8 @@ def _classify_with_suggestion(run: SimulationRun, posted: dict[str, datetime]) -
     """Time to classify per class, for cards whose suggestion a person confirmed and for cards
     classified by hand: from the card's appearance in Slack to the bot's first "classified" post in
     its thread (both as the Slack emulator recorded them). A wrong first class counts until the
-    reclassification that put it right (the thread's second classification post). The class is the one people settled on."""
+    reclassification that put it right (the thread's second classification post).
+    The class is the one people settled on."""
     tz = as_utc(run.started).tzinfo
     by_card: dict[tuple[str, str], str] = {}
     for message in run.snapshot.top_level():
