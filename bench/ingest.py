@@ -372,6 +372,7 @@ def _spread(values: list[float]) -> str:
 def end_to_end(rounds: int, incidents: int, occurrences: int) -> tuple[str, bool]:
     sizes = (1_000, 10_000)
     times: dict[tuple[str, int, str], list[float]] = {}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="triage-ingest-") as tmp:
         directory = Path(tmp)
         databases = prepare(directory, incidents, occurrences)
@@ -389,6 +390,7 @@ def end_to_end(rounds: int, incidents: int, occurrences: int) -> tuple[str, bool
                         f"  floor {times[(database, count, 'floor')][-1]:.3f} s",
                         flush=True,
                     )
+    load_after = os.getloadavg()[0]
     rows, ok = [], True
     median = statistics.median
     for database in ("empty", "full"):
@@ -424,6 +426,8 @@ fresh copy of the same SQLite file (WAL): an empty migrated one, or one already 
 {incidents:,} incidents ({incidents // 10:,} open) and {occurrences:,} occurrences. Median of {rounds}
 rounds, alternating which side goes first; the spread (min to max) in brackets.
 Targets (issue 17): at most 4x the floor; with {incidents:,} incidents at most 20% slower than empty.
+The machine is shared: its load average was {load_before:.1f} when the run began and {load_after:.1f}
+when it ended (2 cores), which is what the spread shows.
 
 | database | failing results | bot, request to 202 | floor | bot / floor | target (≤ 4x) |
 |---|---:|---:|---:|---:|---|
