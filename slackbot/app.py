@@ -25,7 +25,8 @@ from starlette.routing import Route
 
 from handlers.http import alertmanager, api, github, health, ingest, metrics, slack_events
 from handlers.http.body import DrainUnreadBody
-from handlers.slack import actions, alerts, beads, commands, events, malformed, respond, status
+from handlers.http.unavailable import exception_handlers
+from handlers.slack import actions, alerts, beads, commands, events, malformed, respond, status, unavailable
 from handlers.slack.requests import SlackRequests
 from slackbot.clients.bd import check_bd_version
 from slackbot.clients.github_actions import GitHubActions
@@ -85,6 +86,7 @@ def build_bolt(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp | Non
     alerts.register(app, runtime)
     status.register(app, runtime)
     malformed.register_fallbacks(app)  # last: answers the clicks and forms no listener knows
+    unavailable.register(app)  # a database outage is a 503 the person can retry, not a 500
     return app
 
 
@@ -271,4 +273,6 @@ def build_asgi(
     # A client still sending a refused body reads the answer instead of a connection reset.
     drain = Middleware(DrainUnreadBody, limit=4 * runtime.settings.max_body_bytes)
     counted = Middleware(metrics.CountIngest, runtime=runtime)  # outermost: sees every answer, 413s too
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[counted, drain])
+    return Starlette(
+        routes=routes, lifespan=lifespan, middleware=[counted, drain], exception_handlers=exception_handlers()
+    )

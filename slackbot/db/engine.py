@@ -8,7 +8,15 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
+
+# What a request meets when the database is away (stopped, restarting, unreachable, the pool
+# exhausted while it is): nothing about the request is wrong, the same request succeeds later.
+# SQLite's "database is locked" is an OperationalError too, and just as retryable.
+UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
+RETRY_AFTER_SECONDS = 5
 
 
 def normalise_url(url: str) -> str:
