@@ -16,7 +16,7 @@ def postmortem_inputs(session: Session, playbook: Playbook, incident: Incident, 
         session.exec(
             select(TimelineEvent)
             .where(TimelineEvent.incident_id == incident.id)
-            .order_by(col(TimelineEvent.at), col(TimelineEvent.id))
+            .order_by(col(TimelineEvent.id))  # as written: replicas' clocks may disagree (runtime.timeline)
         )
     )
     occurrences = list(

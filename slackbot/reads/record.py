@@ -26,7 +26,7 @@ def record_inputs(
     timeline = session.exec(
         select(TimelineEvent)
         .where(TimelineEvent.incident_id == incident.id)
-        .order_by(col(TimelineEvent.at), col(TimelineEvent.id))
+        .order_by(col(TimelineEvent.id))  # as written: replicas' clocks may disagree (runtime.timeline)
         .limit(TIMELINE_EXCERPT)
     ).all()
     return RecordInputs(
