@@ -38,7 +38,11 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        # Tests trade durability for speed (synchronous_commit=off: a commit may return before its
+        # WAL is written). One that crashes the server must not: an acked commit would be lost by
+        # the test server, not by the bot. fsync stays off: the OS itself never crashes here.
+        self.durable = durable
         self.bin = _bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="triage-pg-"))
         self.data = self.root / "data"
@@ -56,9 +60,13 @@ class PostgresServer:
             shutil.chown(self.root, "postgres")
             os.chmod(self.root, 0o700)
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "triage", "--no-sync", "-E", "UTF8")
+        self._start_server()
+        return self
+
+    def _start_server(self) -> None:
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            f"-c synchronous_commit={'on' if self.durable else 'off'} -c full_page_writes=off -c max_connections=200"
         )
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
         deadline = time.monotonic() + 30
@@ -70,7 +78,14 @@ class PostgresServer:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        return self
+
+    def crash(self) -> None:
+        """A database outage: the server stops at once (connections dropped, like a power cut),
+        its data stays; ``restart`` brings it back on the same port."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def restart(self) -> None:
+        self._start_server()
 
     @property
     def admin_dsn(self) -> str:

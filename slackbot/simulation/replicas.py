@@ -1,0 +1,156 @@
+"""Several bot processes behind one address: the pieces a multi-replica run is made of.
+
+* :class:`Replica` is one ``triagebot serve`` process (or any command that serves the bot on a
+  port), started in a session of its own so that ``kill -9`` takes it alone.
+* :class:`LoadBalancer` is what a deployment puts in front of them: each request goes to the next
+  replica in turn; a replica that refuses the connection (dead) is skipped, as nginx's
+  ``proxy_next_upstream error`` does. A request that reached a replica is never sent again (a
+  report or a click is not idempotent at the proxy), so a crash mid-request is a 502 the sender
+  sees, never a silent resend. It records every answer (status, route, replica) so a run can say
+  what the senders were told.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from slackbot.serving import free_port, serve
+
+# Hop-by-hop headers (RFC 9110 7.6.1) and the ones httpx recomputes: never forwarded as they came.
+_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"}
+
+
+@dataclass
+class Replica:
+    """One bot process. ``command`` gets ``--port <port>`` appended."""
+
+    name: str
+    command: Sequence[str]
+    env: dict[str, str]
+    log: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> Replica:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [*self.command, "--port", str(self.port)],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.alive:
+                raise RuntimeError(f"{self.name} exited:\n{self.tail()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2, trust_env=False).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} never became ready:\n{self.tail()}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown hook runs, nothing in memory survives."""
+        if self.process is not None and self.alive:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is None or not self.alive:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request through the balancer, as the sender saw it."""
+
+    path: str
+    status: int
+    replica: str  # who answered; "" when none could be reached
+    body: bytes
+
+
+class LoadBalancer:
+    """Round robin over the replicas, skipping those that refuse connections."""
+
+    def __init__(self, replicas: Sequence[Replica]) -> None:
+        self.replicas = list(replicas)
+        self.answers: list[Answer] = []
+        self._turn = itertools.count()
+        self._lock = threading.Lock()
+        self.url = ""
+
+    async def _forward(self, request: Request) -> Response:
+        body = await request.body()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        first = next(self._turn)
+        for n in range(len(self.replicas)):
+            replica = self.replicas[(first + n) % len(self.replicas)]
+            try:
+                async with httpx.AsyncClient(timeout=30, trust_env=False) as client:
+                    answer = await client.request(request.method, replica.url + target, content=body, headers=headers)
+            except httpx.ConnectError:
+                continue  # nothing reached this one: the next may take it
+            except httpx.HTTPError:
+                self._record(Answer(request.url.path, 502, replica.name, b""))
+                return Response("the replica failed mid-request", status_code=502)
+            self._record(Answer(request.url.path, answer.status_code, replica.name, answer.content))
+            kept = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP | {"content-encoding"}}
+            return Response(answer.content, status_code=answer.status_code, headers=kept)
+        self._record(Answer(request.url.path, 502, "", b""))
+        return Response("no replica is reachable", status_code=502)
+
+    def _record(self, answer: Answer) -> None:
+        with self._lock:
+            self.answers.append(answer)
+
+    def answered(self, path: str) -> list[Answer]:
+        with self._lock:
+            return [a for a in self.answers if a.path == path]
+
+    @contextmanager
+    def running(self) -> Iterator[LoadBalancer]:
+        app = Starlette(routes=[Route("/{path:path}", self._forward, methods=["GET", "POST", "PUT", "DELETE"])])
+        with serve(app) as base:
+            self.url = base
+            yield self

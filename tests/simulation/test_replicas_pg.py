@@ -1,0 +1,429 @@
+"""Three replicas on one PostgreSQL, one killed, the database stopped and restarted, skewed clocks.
+
+Three ``triagebot serve`` processes run behind a round-robin load balancer
+(:mod:`slackbot.simulation.replicas`), on one real PostgreSQL of their own (stopping it must not
+touch the server other tests share), with the Slack emulator, the local PagerDuty and the bd
+double. Their clocks disagree by a few seconds (a test-only wrapper offsets ``SystemClock``: the
+bot reads time from its injected clock only). The 20-minute rule is a few seconds here, so the
+escalations come due during the run, in real time.
+
+Traffic: CI reports (signed JSON, the same failure group in every report so replicas race to open
+it) spread over the replicas by the balancer; a responder clicks classify on some cards, each
+click after the previous one's answer, through the emulator and the balancer; on others they set
+SEV-1 (a bead and a page). Faults, while traffic continues: ``kill -9`` of one replica mid-burst;
+PostgreSQL stopped (``pg_ctl stop -m immediate``) for several seconds and started again.
+
+Checked from the outside only (what the senders were answered, what Slack, PagerDuty and bd
+recorded; the bot's tables never prove a pass): no request was answered 500; every report
+answered 202 has its card, and each failure group exactly one; every escalation that was due paged
+once (PagerDuty and a DM), none that was not due paged; every acked click was applied once, in the
+order clicked (the incident's timeline as ``/triage timeline`` shows it in Slack); every SEV-1
+filed one bead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from slackbot.config import load_playbooks
+from slackbot.db.engine import make_engine
+from slackbot.db.migrate import upgrade
+from slackbot.emulator import SlackEmulator
+from slackbot.emulator.seeding import seed_workspace
+from slackbot.signing import sign
+from slackbot.simulation.pagerduty import FakePagerDuty, running_pagerduty
+from slackbot.simulation.replicas import LoadBalancer, Replica
+from tests.conftest import RUNBOOKS
+from tests.factories import report, result
+from tests.inbox.test_kill import wait_for as poll
+from tests.pgserver import PostgresServer
+from tests.slack.conftest import init_beads
+
+SECRET = "replicas-pg-ingest-secret"
+ESCALATION_KEY = "e5ca1a7e0000000000000000000000bb"  # the escalation target's PagerDuty service
+ONCALL, RESPONDER = "U0GRACE", "U0CAROL"  # @triage-leads (every escalation), a responder
+CLASSIFY_WITHIN = 12.0  # seconds: the 20-minute rule, shortened so it comes due during the run
+SKEWS = (0.0, 1.5, -1.5)  # each replica's clock offset, seconds
+SUITES = [f"pgload{n}" for n in range(4)]
+CLASSES = ("algorithm_regression", "data_schema_drift")
+OUTAGE = 6.0  # seconds PostgreSQL is down
+INC = re.compile(r"INC-\d+")
+
+# Starts the bot exactly as `triagebot serve` does, with its clock offset by argv[1] seconds.
+SKEWED_SERVE = """
+import sys
+from datetime import timedelta
+from slackbot import clock
+offset = timedelta(seconds=float(sys.argv[1]))
+real_now = clock.SystemClock.now
+clock.SystemClock.now = lambda self: real_now(self) + offset
+from slackbot.cli import main
+main(["serve", *sys.argv[2:]], prog_name="triagebot")
+"""
+
+
+def runbooks_copy(target: Path) -> Path:
+    """The shipped runbooks with a seconds-long 20-minute rule, one escalation level that does not
+    repeat (so "paged once" is exact), a PagerDuty service on the escalation target, four suites."""
+    shutil.copytree(RUNBOOKS, target)
+    playbook = target / "integration-triage"
+    policy = yaml.safe_load((playbook / "policy.yml").read_text())
+    policy["classify_within"] = f"{int(CLASSIFY_WITHIN)}s"
+    policy["escalation"] = {
+        "levels": [{"notify": ["escalation"], "note": "Not classified in time."}],
+        "repeat_every": "10m",
+        "max_repeats": 0,
+    }
+    (playbook / "policy.yml").write_text(yaml.safe_dump(policy, sort_keys=False, allow_unicode=True))
+    routing = yaml.safe_load((playbook / "routing.yml").read_text())
+    for route in routing["classes"].values():
+        route["escalation"]["pagerduty_routing_key"] = ESCALATION_KEY
+    for n, suite in enumerate(SUITES):
+        routing["suites"][suite] = {"channel": f"C0PGLOAD{n}", "description": f"replica test suite {n}"}
+    (playbook / "routing.yml").write_text(yaml.safe_dump(routing, sort_keys=False, allow_unicode=True))
+    load_playbooks(target)  # must be valid, or every replica refuses to start
+    return target
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float, detail: Callable[[], str] = str) -> Any:
+    """Poll with a deadline (tests.inbox.test_kill's); on a timeout, say what explains it."""
+    try:
+        return poll(condition, what, timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{detail()}") from None
+
+
+@dataclass
+class Sent:
+    """One CI report as its sender saw it: when it first went out, when (and what) was answered."""
+
+    body: dict[str, Any]
+    first_sent: float = 0.0
+    accepted_at: float | None = None
+    incidents: list[str] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Click:
+    chosen: str
+    status: int
+    at: float  # when the answer came
+
+
+@dataclass
+class World:
+    postgres: PostgresServer
+    slack: SlackEmulator
+    pagerduty: FakePagerDuty
+    balancer: LoadBalancer
+    replicas: list[Replica]
+    beads_dir: Path
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {r.name} ---\n{r.tail()}" for r in self.replicas)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("replicas-pg")
+    with ExitStack() as stack:
+        postgres = PostgresServer(durable=True).start()  # its own: this test stops it
+        stack.callback(postgres.stop)
+        url = postgres.create_database("triage")
+        engine = make_engine(url)
+        upgrade(engine)  # once, before the replicas start (they would race to migrate)
+        engine.dispose()
+        runbooks = runbooks_copy(tmp / "runbooks")
+        slack = stack.enter_context(SlackEmulator(rate_limit_per_channel=0))
+        seed_workspace(slack, load_playbooks(runbooks))
+        pagerduty = stack.enter_context(running_pagerduty())
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TRIAGE_", "PAGERDUTY_", "BEADS"))}
+        env |= {
+            "TRIAGE_DATABASE_URL": url,
+            "TRIAGE_RUNBOOKS_DIR": str(runbooks),
+            "TRIAGE_INGEST_SECRET": SECRET,
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "SLACK_SIGNING_SECRET": slack.signing_secret,
+            "SLACK_API_URL": slack.base_url,
+            "PAGERDUTY_EVENTS_URL": pagerduty.url,
+            "TRIAGE_LANE_RATE": "50",  # the emulator does not rate-limit
+            # The killed replica's deliveries are taken over soon. A lease is judged by each
+            # replica's own clock, so it must outlast a delivery plus the skew between clocks.
+            "TRIAGE_OUTBOX_LEASE_SECONDS": "10",
+            "TRIAGE_INBOX_POLL": "0.2",
+            "TRIAGE_BD_BIN": str(Path(sys.executable).parent / "triagebot-fake-bd"),
+            "BEADS_DIR": str(init_beads(tmp)),
+        }
+        command = [sys.executable, "-c", SKEWED_SERVE]
+        replicas = [
+            Replica(f"replica-{n}", [*command, str(skew), "--host", "127.0.0.1"], env, tmp / f"replica-{n}.log")
+            for n, skew in enumerate(SKEWS)
+        ]
+        for replica in replicas:
+            replica.start()
+            stack.callback(replica.stop)
+        for replica in replicas:
+            replica.wait_ready()
+        balancer = stack.enter_context(LoadBalancer(replicas).running())
+        slack.bot_url = balancer.url + "/slack/events"
+        yield World(postgres, slack, pagerduty, balancer, replicas, tmp / ".beads")
+
+
+def reports(count: int, per_report: int = 3) -> list[Sent]:
+    """Each report has its own failures plus BID-900, which every report shares: one group that
+    replicas race to open, and which must still have exactly one card."""
+    made = []
+    for n in range(count):
+        own = [
+            result(f"BID-{n * per_report + i + 1:03d}", "TENANT-001", message=f"mismatch {n}.{i}")
+            for i in range(per_report)
+        ]
+        shared = result("BID-900", "TENANT-001", message="the shared failure")
+        made.append(Sent(report(*own, shared, run_id=str(7100 + n), suite=SUITES[n % len(SUITES)])))
+    return made
+
+
+def deliver(world: World, sent: Sent, timeout: float = 40.0) -> None:
+    """What a CI step does: send, and on a retryable answer (503, or a 502 from the balancer when a
+    replica died mid-request) send the same report again until it is accepted."""
+    raw = json.dumps(sent.body).encode()
+    headers = {"content-type": "application/json", "x-triage-signature": sign(raw, SECRET)}
+    sent.first_sent = time.monotonic()
+    deadline = sent.first_sent + timeout
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.post(world.balancer.url + "/ingest/report", content=raw, headers=headers, timeout=30)
+        except httpx.HTTPError:
+            sent.answers.append(0)
+            continue
+        sent.answers.append(answer.status_code)
+        if answer.status_code == 202:
+            sent.accepted_at = time.monotonic()
+            sent.incidents = [i["id"] for i in answer.json()["incidents"]]
+            return
+        assert answer.status_code in (502, 503), (answer.status_code, answer.text[:500])
+        time.sleep(0.2)
+    raise AssertionError(f"report {sent.body['run']['runId']} never accepted: {sent.answers}")
+
+
+def cards(slack: SlackEmulator) -> dict[str, list[tuple[str, str]]]:
+    """Every card Slack holds, by incident key: [(channel, ts)]."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for channel in slack.channel_ids():
+        for message in slack.messages(channel):
+            if message.blocks and message.blocks[0].get("type") == "header":
+                key = INC.search(str(message.blocks[0]["text"]["text"]))
+                if key:
+                    found.setdefault(key.group(), []).append((channel, message.ts))
+    return found
+
+
+def click_through(world: World, key: str, clicks: int, log: dict[str, list[Click]]) -> None:
+    """A responder classifies one card again and again, each click after the last one's answer,
+    until ``clicks`` of them were acked (a refused click, in the outage, is clicked again later)."""
+    channel, ts = wait_for(lambda: cards(world.slack).get(key, [None])[0], f"the card of {key}", 30)
+    acked = 0
+    n = 0
+    deadline = time.monotonic() + 40
+    while acked < clicks and time.monotonic() < deadline:
+        chosen = CLASSES[n % 2]
+        answer = world.slack.select_option(RESPONDER, channel, ts, "incident_classify", chosen)
+        log[key].append(Click(chosen, answer.status, time.monotonic()))
+        assert answer.status in (200, 502, 503), (answer.status, answer.body[:500])
+        if answer.status == 200:
+            acked += 1
+            n += 1
+        else:
+            time.sleep(0.2)
+
+
+def set_sev1(world: World, key: str, log: dict[str, list[Click]]) -> None:
+    channel, ts = wait_for(lambda: cards(world.slack).get(key, [None])[0], f"the card of {key}", 30)
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        answer = world.slack.select_option(RESPONDER, channel, ts, "incident_severity", "SEV-1")
+        log[key].append(Click("SEV-1", answer.status, time.monotonic()))
+        assert answer.status in (200, 502, 503), (answer.status, answer.body[:500])
+        if answer.status == 200:
+            return
+        time.sleep(0.2)
+
+
+def timeline_classes(world: World, key: str) -> list[str]:
+    """The incident's classifications, as ``/triage timeline`` shows a responder in Slack."""
+    before = len(world.slack.ephemerals(RESPONDER))
+    answer = world.slack.slash_command(RESPONDER, "C0PGLOAD0", f"timeline {key}")
+    assert answer.status == 200, answer.body
+    text = wait_for(
+        lambda: len(e := world.slack.ephemerals(RESPONDER)) > before and str(e[-1].get("text", "")),
+        f"the timeline of {key}",
+        15,
+    )
+    return re.findall(r"(?:Classified|Reclassified) (\w+)", text)
+
+
+def explain_inbox(world: World, key: str) -> str:
+    """Why a click went missing, from the bot's inbox rows (an explanation, never the proof)."""
+    engine = make_engine(world.postgres.url("triage"))
+    try:
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql(
+                "SELECT id, state, received_at, applied_at, change FROM inbox WHERE incident_id = %(i)s ORDER BY id",
+                {"i": int(key[4:])},
+            ).all()
+        return "\n".join(str(tuple(row)) for row in rows)
+    finally:
+        engine.dispose()
+
+
+def beads(beads_dir: Path) -> list[dict[str, Any]]:
+    issues = beads_dir / "issues.jsonl"
+    if not issues.exists():
+        return []
+    return [json.loads(line) for line in issues.read_text().splitlines() if line.strip()]
+
+
+def test_replicas_survive_a_crash_a_database_outage_and_skewed_clocks(world: World) -> None:
+    slack, pagerduty = world.slack, world.pagerduty
+    made = reports(12)
+    first_wave, burst, second_wave = made[:3], made[3:6], made[6:]
+    clicks: dict[str, list[Click]] = {}
+    started = time.monotonic()
+    phases: dict[str, float] = {}
+
+    with ThreadPoolExecutor(16) as pool:
+        for future in [pool.submit(deliver, world, sent) for sent in first_wave]:
+            future.result()
+        keys = sorted({k for s in first_wave for k in s.incidents}, key=lambda k: int(k[4:]))
+        clicked, severe = keys[1::2], keys[2:6:2]  # the others nobody touches
+        for key in clicked + severe:
+            clicks[key] = []
+        people = [pool.submit(click_through, world, key, 4, clicks) for key in clicked]
+        people += [pool.submit(set_sev1, world, key, clicks) for key in severe]
+        phases["first wave"] = time.monotonic() - started
+
+        # -- a burst of reports and clicks over all three replicas; one is killed in the middle --
+        futures = [pool.submit(deliver, world, sent) for sent in burst]
+        wait_for(lambda: any(c.status == 200 for key in clicked for c in clicks[key]), "a first acked click", 20)
+        world.replicas[1].kill()
+        for future in futures:
+            future.result()
+        phases["kill"] = time.monotonic() - started
+
+        # -- the database goes away while the second wave arrives, and comes back -------------
+        world.postgres.crash()
+        down_at = time.monotonic()
+        futures = [pool.submit(deliver, world, sent) for sent in second_wave]
+        wait_for(lambda: time.monotonic() - down_at >= OUTAGE, "the outage to last", OUTAGE + 5)
+        world.postgres.restart()
+        for future in futures + people:
+            future.result()
+        phases["outage"] = time.monotonic() - started
+
+    sent = made
+    keys = sorted({k for s in sent for k in s.incidents}, key=lambda k: int(k[4:]))
+    answers = Counter(a.status for a in world.balancer.answers)
+    # Nobody was answered with a stack trace: what could not be done was refused as retryable.
+    assert not [a for a in world.balancer.answers if a.status >= 500 and a.status not in (502, 503)], answers
+    refused = [a for a in world.balancer.answers if a.status == 503]
+    assert refused, f"nothing met the outage: {answers}"  # the outage really was in the traffic
+    for answer in refused:
+        assert b"Traceback" not in answer.body and b"database" in answer.body.lower(), answer.body[:300]
+
+    # -- every report answered 202 has its card; every failure group exactly one ------------------
+    def missing_cards() -> str:
+        missing = sorted(set(keys) - set(cards(slack)))
+        engine = make_engine(world.postgres.url("triage"))
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql(
+                "SELECT o.id, o.incident_id, o.kind, o.state, o.attempts, o.claimed_by, o.last_error, i.card_ts "
+                "FROM outbox o JOIN incidents i ON i.id = o.incident_id "
+                "WHERE o.kind = 'card' AND o.incident_id = ANY(%(ids)s)",
+                {"ids": [int(k[4:]) for k in missing]},
+            ).all()
+        engine.dispose()
+        return f"missing {missing}\n" + "\n".join(str(tuple(r)) for r in rows)
+
+    wait_for(lambda: set(cards(slack)) >= set(keys), "every accepted failure's card", 40, missing_cards)
+    doubled = {k: len(v) for k, v in cards(slack).items() if len(v) != 1}
+    assert doubled == {}
+    assert len([s for s in sent if "INC-" in " ".join(s.incidents)]) == len(sent)
+    shared = {s.incidents[-1] for s in sent}
+    assert len(shared) == 1, shared  # BID-900, in every report, is one incident
+
+    # -- escalations: due ones paged once, the rest never -------------------------------------------
+    opened: dict[str, tuple[float, float]] = {}
+    for s in sent:
+        for key in s.incidents:
+            low, high = opened.get(key, (s.first_sent, s.accepted_at or 0.0))
+            opened[key] = (min(low, s.first_sent), min(high, s.accepted_at or high))
+    skew = max(SKEWS) - min(SKEWS)
+    classified = {k: [c.at for c in made if c.status == 200 and c.chosen in CLASSES] for k, made in clicks.items()}
+    must_page = [k for k in keys if not classified.get(k)]
+    must_not: list[str] = []
+    for key, acked in classified.items():
+        # applied within a second of its ack; due no sooner than classify_within minus the skew
+        if acked and acked[0] + 1.0 < opened[key][0] + CLASSIFY_WITHIN - skew:
+            must_not.append(key)
+    timing = {k: [(c.status, round(c.at - started, 1)) for c in clicks[k]] for k in classified}
+    assert must_page and must_not, (phases, timing)  # both kinds were examined: no "0 checked, PASS"
+
+    def escalation_pages() -> Counter[str]:
+        return Counter(t["dedup_key"] for t in pagerduty.triggers() if t["routing_key"] == ESCALATION_KEY)
+
+    def dms() -> Counter[str]:
+        return Counter(k for m in slack.messages(slack.dm_channel_id(ONCALL)) for k in set(INC.findall(m.text)))
+
+    def all_due_paged() -> bool:
+        return all(escalation_pages()[k] and dms()[k] for k in must_page)
+
+    last_due = max(opened[k][1] for k in keys) + CLASSIFY_WITHIN + max(SKEWS)
+    wait_for(all_due_paged, "every due escalation", max(10.0, last_due - time.monotonic() + 20), world.logs)
+    # A double page would come from a second replica firing the same timer: its clock runs up to
+    # the skew behind the first one's, so watch that long (plus a timer tick) for one.
+    quiet_until = time.monotonic() + skew + 1.0
+    wait_for(lambda: time.monotonic() >= quiet_until, "the double-page window", skew + 2)
+    pages, dm = escalation_pages(), dms()
+    assert {k: pages[k] for k in must_page if pages[k] != 1} == {}
+    assert {k: dm[k] for k in must_page if dm[k] != 1} == {}
+    assert {k: pages[k] for k in must_not if pages[k]} == {}
+    assert {k: n for k, n in pages.items() if n > 1} == {}  # and none of the others twice either
+
+    # -- every acked click applied once, in the order clicked ---------------------------------------
+    for key in clicks:
+        acked = [c.chosen for c in clicks[key] if c.status == 200 and c.chosen in CLASSES]
+        if not acked:
+            continue
+        expected = [c for n, c in enumerate(acked) if n == 0 or c != acked[n - 1]]
+        shown = timeline_classes(world, key)
+        answered = [(c.chosen, c.status, round(c.at - started, 1)) for c in clicks[key]]
+        assert shown == expected, f"{key}: shown {shown}, clicked {answered}\n{explain_inbox(world, key)}"
+
+    # -- SEV-1: one bead each (bd), one page to the roles SEV-1 names -------------------------------
+    def filed() -> Counter[str]:
+        return Counter(k for b in beads(world.beads_dir) for k in re.findall(r"Incident: (INC-\d+)", b["description"]))
+
+    severe = [k for k in clicks if any(c.chosen == "SEV-1" and c.status == 200 for c in clicks[k])]
+    assert severe
+    wait_for(lambda: all(filed()[k] for k in severe), "a bead for each SEV-1", 20, world.logs)
+    assert {k: filed()[k] for k in severe if filed()[k] != 1} == {}
+    elapsed = time.monotonic() - started
+    phases["checked"] = elapsed
+    print(f"replicas-pg: {len(keys)} incidents, answers {dict(answers)}, phases {phases}")
