@@ -148,6 +148,13 @@ def _notes(sample: _Sample, full: bool) -> dict[str, dict[str, Any]]:
         },
         "alert_update": {"firing": ["instance=a"] if full else [], "resolved": [], "note": ""},
         "validation": {"url": sample.run.url, "label": "acme/sample #9188", "branch": "main", "sha": "3f2c9a1b7d4e"},
+        "validation_interrupted": {
+            "url": sample.run.url,
+            "label": "acme/sample #9188 attempt 1",
+            "counted": 1,
+            "needed": 3,
+            "branch": "main" if full else "",
+        },
     }
 
 

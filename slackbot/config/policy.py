@@ -7,7 +7,7 @@ import re
 from datetime import date
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from slackbot.config.base import Key, SeverityName, Strict, normalise, spellings, unique_spellings
 from slackbot.config.durations import Duration
@@ -90,6 +90,17 @@ DEFAULT_MILESTONES = (
     Milestone(key="validation_complete", label="Validation complete"),
     Milestone(key="resolved", label="Resolved", resolves=True, asks=[RecordField(key=ROOT_CAUSE, label="Root cause")]),
 )
+
+
+class Validation(Strict):
+    """Validation by evidence (issue 16): once an incident reaches ``after``, its test's next
+    ``green_runs`` green runs on the branch it failed on reach ``reaches`` by themselves, the runs'
+    links kept as proof in the first field ``reaches`` asks for. A failure in between starts the
+    count again. A person may still post ``reaches`` by hand."""
+
+    after: Key = Field(description="the milestone that starts counting, e.g. fix_merged")
+    reaches: Key = Field(description="the milestone the green runs reach, e.g. validation_complete")
+    green_runs: int = Field(ge=1, le=20, description="green runs in a row, on the incident's branch")
 
 
 class FlagRule(Strict):
@@ -216,6 +227,7 @@ class Policy(Strict):
     severities: dict[SeverityName, SeverityRule] = Field(min_length=1, description="most severe first")
     default_severity: SeverityName
     milestones: list[Milestone] = Field(default_factory=lambda: list(DEFAULT_MILESTONES))
+    validation: Validation | None = None
     flags: dict[Key, FlagRule] = Field(default_factory=dict)
     flake: FlakePolicy | None = None
     status_update_every: Duration | None = Field(default=None, description="a quiet thread is reminded after it")
@@ -256,6 +268,33 @@ class Policy(Strict):
         if ROOT_CAUSE not in {f.key for f in milestones[-1].asks}:
             raise ValueError(f"the resolving milestone must ask for {ROOT_CAUSE} (resolving needs the root cause)")
         return milestones
+
+    @field_validator("validation")
+    @classmethod
+    def _validation(cls, validation: Validation | None, info: ValidationInfo) -> Validation | None:
+        milestones: list[Milestone] = info.data.get("milestones") or []
+        if validation is None or not milestones:  # broken milestones are reported on their own
+            return validation
+        keys = [m.key for m in milestones]
+        for name in ("after", "reaches"):
+            if getattr(validation, name) not in keys:
+                raise ValueError(f"{name}: milestone {getattr(validation, name)} is not declared ({', '.join(keys)})")
+        reaches = milestones[keys.index(validation.reaches)]
+        if keys.index(validation.after) >= keys.index(validation.reaches):
+            raise ValueError(f"reaches: {validation.reaches} must come after {validation.after} in milestones")
+        if reaches.resolves:
+            raise ValueError(f"reaches: {reaches.key} resolves, and resolving needs a person's root cause")
+        if not reaches.asks:
+            raise ValueError(
+                f"reaches: milestone {reaches.key} asks for no field to keep the runs' links in; give it "
+                "asks: [{key: validation_proof, label: Validation proof, optional: true}]"
+            )
+        others = [f.key for f in reaches.asks[1:] if not f.optional]
+        if others:
+            raise ValueError(
+                f"reaches: milestone {reaches.key} also asks for {', '.join(others)}, which no run can give"
+            )
+        return validation
 
     @field_validator("alerts")
     @classmethod

@@ -95,6 +95,11 @@ class Incident(SQLModel, table=True):
         sa_column=Column(JSON, nullable=True),
         description="changes between the last green and the first failing sha, with their owners",
     )
+    # Validation by evidence (slackbot/incidents/validation.py): where the green runs are awaited
+    # ("repository\nbranch", NULL when nothing is awaited: an ingest looks up only its own branch),
+    # and the progress the card shows (the runs counted, the run that interrupted them).
+    validation_scope: str | None = Field(default=None, index=True)
+    validation: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # A flake's lease (slackbot/incidents/leases.py): the owning role and class, the due time and
     # when it escalated; kept once granted, so reclassifying back to a flake does not restart it.
     lease: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))

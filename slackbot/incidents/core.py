@@ -10,6 +10,7 @@ answering) lives beside it: ``opening``, ``timers``, ``beads``; all of them end 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from slackbot.clock import Clock
 from slackbot.config import ChoiceError, Playbook, Playbooks
 from slackbot.config.policy import ROOT_CAUSE, EscalationLevel, Milestone
 from slackbot.db.engine import session_scope
-from slackbot.db.models import TimelineEvent
+from slackbot.db.models import Run, TimelineEvent
 from slackbot.domain.changes import (
     Acknowledge,
     Actor,
@@ -42,7 +43,7 @@ from slackbot.domain.changes import (
 )
 from slackbot.domain.effects import EffectKind, Event, Key, Lane
 from slackbot.domain.states import ClassSource, IncidentStatus, SeveritySource, TimerKind, timer_subject
-from slackbot.incidents import beads, checklists, coalescing, leases
+from slackbot.incidents import beads, checklists, coalescing, leases, validation
 from slackbot.incidents.effects import Effects, cancel_timer, utc
 from slackbot.incidents.paging import enqueue_page, targets_for
 from slackbot.incidents.state import Turn, changed, load_for_change, require_open
@@ -72,6 +73,20 @@ class IncidentCore:
             raise IncidentError(f"{incident.key} ({playbook.title}): {exc}") from None
         turn.effects.flush(session)
         return outcome
+
+    def witness(self, session: Session, run: Run, outcomes: bytes) -> None:
+        """Validation by evidence: one report's outcomes (``history.outcomes``), seen by the
+        incidents awaiting green runs on its branch. Called by an ingest in its transaction."""
+        for incident_id, flags in validation.awaiting(session, run, outcomes):
+            incident = load_for_change(session, incident_id)
+            playbook = self.playbooks.get(incident.playbook)
+            turn = Turn(session, playbook, incident, validation.ACTOR, Effects(now=self.clock.now()))
+            reached = validation.witness(turn, run, flags)
+            if reached is not None:
+                # A milestone refused (its playbook wants a class first) is left to a person.
+                with contextlib.suppress(IncidentError):
+                    _milestone(turn, reached.milestone, "", reached.fields)
+            turn.effects.flush(session)
 
     def _route(self, turn: Turn, change: Change) -> Outcome:
         match change:
@@ -323,6 +338,7 @@ def _milestone(turn: Turn, milestone: Milestone, note: str, given: Mapping[str, 
     previous = incident.milestone
     incident.milestone = milestone.key
     incident.record = {**incident.record, **fields}
+    validation.follow(turn, milestone.key)
     turn.record(
         Event.MILESTONE,
         f"Milestone {milestone.key} by {turn.actor.user_id}" + (f": {note}" if note else ""),
@@ -360,6 +376,7 @@ def _resolve(turn: Turn, root_cause: str, given: Mapping[str, str]) -> Outcome:
     incident.resolved_at = utc(turn.effects.now)
     incident.resolution_note = note
     incident.record = {**incident.record, **fields}
+    validation.follow(turn, milestone.key)
     cancel_timer(turn.session, subject=timer_subject(turn.id), kind=TimerKind.CLASSIFY)
     cancel_timer(turn.session, subject=timer_subject(turn.id), kind=TimerKind.REMINDER)
     leases.end(turn.session, turn.id)

@@ -181,10 +181,37 @@ def _state_lines(view: CardView) -> list[str]:
     flags = _flag_lines(view, short=True)
     if flags:
         lines.append(" · ".join(flags))
+    progress = validation_line(incident.validation)
+    if progress:
+        lines.append(progress)
     lease = lease_line(playbook, incident)
     if lease:
         lines.append(lease)
     return lines
+
+
+def validation_line(progress: dict[str, Any] | None) -> str | None:
+    """Validation by evidence (slackbot/incidents/validation.py): the green runs counted so far
+    and the run that last interrupted them; or the runs that completed it."""
+    if not progress or progress.get("state") not in ("awaiting", "complete"):
+        return None
+    green, needed = progress.get("green") or [], int(progress.get("needed") or 0)
+    runs = ", ".join(link(g.get("url"), _run_label(g)) for g in green)
+    if progress["state"] == "complete":
+        return f"🧪 *Validated* by {len(green)} green run{'s' if len(green) != 1 else ''}: {runs}"
+    branch = f" on {code(progress['branch'])}" if progress.get("branch") else ""
+    line = f"🧪 *Validation:* {len(green)}/{needed} green runs{branch}" + (f": {runs}" if runs else "")
+    interrupted = progress.get("interrupted")
+    if interrupted:
+        line += (
+            f" · interrupted by {link(interrupted.get('url'), _run_label(interrupted))} (failed), counted again since"
+        )
+    return line
+
+
+def _run_label(seen: dict[str, Any]) -> str:
+    attempt = int(seen.get("attempt") or 1)
+    return f"run {seen.get('runId')}" + (f" (attempt {attempt})" if attempt > 1 else "")
 
 
 def _state_block(view: CardView) -> SectionBlock:

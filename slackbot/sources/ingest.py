@@ -29,6 +29,7 @@ from slackbot.domain.effects import EffectKind, Event, Lane
 from slackbot.domain.ids import fingerprint, prefix_of, short_symptom
 from slackbot.history import store as history
 from slackbot.incidents import opening, reminders
+from slackbot.incidents.core import IncidentCore
 from slackbot.incidents.effects import Effects, table, utc
 from slackbot.sources.report import Report, Result
 from slackbot.suggest.advice import Advice
@@ -115,6 +116,7 @@ class IngestService:
     def __init__(self, playbooks: Playbooks, clock: Clock) -> None:
         self.playbooks = playbooks
         self.clock = clock
+        self.core = IncidentCore(playbooks, clock)
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -152,7 +154,7 @@ class IngestService:
         run, run_is_new = self._upsert_run(session, report, now)
         assert run.id is not None
         # -- test history (issue 16): every result this report carried, passes included ------
-        history.record(session, run, report.results, now)
+        recorded = history.record(session, run, report.results, now)
         # ------------------------------------------------------------------------------------
         failures = [r for r in report.results if r.is_failure]
         groups = self._group(report, failures, _ROUTING_SOURCE.get(source, "report"))
@@ -257,6 +259,8 @@ class IngestService:
                 data={"incidents": [i.key for i in ingested]},
             )
         effects.flush(session)
+        if recorded is not None:  # validation by evidence: what incidents awaiting green runs see
+            self.core.witness(session, run, recorded.outcomes)
         return IngestResult(
             run_key=f"{report.run.repository}#{report.run.run_id}.{report.run.run_attempt}",
             duplicate=duplicate,
