@@ -30,7 +30,11 @@ COMMANDS = (
     ("runbook [prefix|class|task]", "taxonomy entry, first-response checklist or task runbook"),
     ("owners [class]", "routing table"),
     ("postmortem ID", "the postmortem as a file in the thread (a draft while open)"),
-    ("stats", "time to classify, MTTA, MTTR and reclassification rate per class, 7 and 30 days"),
+    (
+        "stats [chart]",
+        "time to classify, MTTA, MTTR and reclassification rate per class, 7 and 30 days, the flakiest tests;"
+        " `chart` uploads them as an image",
+    ),
 )
 
 USAGE = (
