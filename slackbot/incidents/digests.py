@@ -199,6 +199,6 @@ def stats_answer(engine: Engine, playbooks: Playbooks, clock: Clock) -> str:
     service = StatsService(playbooks, clock)
     now = clock.now()
     with session_scope(engine) as session:
-        windows = [service.window(session, days, now) for days in WINDOWS]
+        windows = service.windows(session, WINDOWS, now)
         flaky = flakiest(session, since=now - timedelta(days=STATS_FLAKY_DAYS))
     return stats_text(windows, playbooks.default.policy.classify_within, flaky)

@@ -15,16 +15,26 @@ Definitions, so the numbers can be checked by hand:
 * Median is the middle value (the mean of the two middle values for an even count); p90 is the
   nearest-rank 90th percentile (the ⌈0.9·n⌉-th smallest value).
 * MTTA and MTTR are means over the incidents acknowledged / resolved so far.
+
+How, with a long history: one range scan of ix_incidents_created reads the widest window's
+incidents (a few values each, as columns) and one range of ix_timeline_incident_kind says which
+were reclassified; every window is a suffix of each class's rows (``bisect``). A repeated
+``/triage stats`` reuses those rows while the oldest and newest incident and timeline ids stay the
+same (``_FactsCache``). bench/history.py measures both on 100,000 incidents.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+import threading
+import weakref
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, case, cast, exists, extract, func, select
+from sqlalchemy import BigInteger, String, case, cast, extract, func, select, type_coerce
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
@@ -46,27 +56,187 @@ UNCLASSIFIED = "unclassified"
 MICROS = 10**6
 
 
-class _Grouping(FunctionElement[Any]):
-    """A window is a range of creation times (ix_incidents_created). Grouping by class tempts
-    SQLite, which has no statistics unless someone runs ANALYZE, to walk the class index instead:
-    the whole table in class order. ``+column`` is SQLite's way to say "not by its index"."""
+_MICRO = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC = _EPOCH.replace(tzinfo=UTC)
 
+
+@dataclass
+class _ClassFacts:
+    """What the windows need of one class's incidents, oldest first, a list per column (tens of
+    thousands of small objects would cost more in allocation than the query): when each was
+    opened, and its durations in microseconds from the opening (``None``: not happened)."""
+
+    ids: list[int]
+    created: list[int]  # microseconds since the epoch, ascending: a window is a suffix
+    reclassified: list[bool]
+    to_ack: list[int | None]
+    to_resolve: list[int | None]
+    to_classify: list[int | None]  # by people, not the contract check
+
+
+_Facts = dict[str | None, _ClassFacts]  # by the incidents' current class
+
+
+def _epoch_micros(value: datetime) -> int:
+    return (value - (_EPOCH if value.tzinfo is None else _EPOCH_UTC)) // _MICRO
+
+
+def _facts(session: Session, *, since: datetime, until: datetime | None = None, channel: str | None = None) -> _Facts:
+    """The incidents opened since ``since``: a range scan of ix_incidents_created reading a few
+    columns per row, through Core rows (ORM rows cost more than the query), then which of them
+    were reclassified."""
+    sqlite = session.get_bind().dialect.name == "sqlite"
+
+    def stamp(column: Any, condition: ColumnElement[bool] | None = None) -> ColumnElement[Any]:
+        # SQLite's text (naive UTC, as SQLAlchemy stores it) is parsed below: ``fromisoformat`` is
+        # several times cheaper than the column type's processing or SQLite's strftime.
+        # PostgreSQL's EXTRACT is exact and spares building an aware datetime per value.
+        value = type_coerce(column, String()) if sqlite else cast(extract("epoch", column) * MICROS, BigInteger)
+        return value if condition is None else case((condition, value))
+
+    # The creation range stays the leading condition; the channel is checked on the window's rows,
+    # never a reason to walk another index.
+    bounds: list[ColumnElement[bool]] = [col(Incident.created_at) >= since]
+    if until is not None:
+        bounds.append(col(Incident.created_at) < until)
+    if channel is not None:
+        bounds.append(col(Incident.channel) == channel)
+    query = select(
+        col(Incident.failure_class),
+        col(Incident.id),
+        stamp(col(Incident.created_at)),
+        stamp(col(Incident.acknowledged_at)),
+        stamp(col(Incident.resolved_at), col(Incident.status) == "resolved"),
+        # Time to classify counts people: the contract check classifies its failures at once.
+        stamp(col(Incident.classified_at), col(Incident.contract_violation).is_(False)),
+    ).where(*bounds)
+    connection = session.connection()
+    # By class, each oldest first: a class's rows are then one slice of each column. ``+`` keeps
+    # SQLite on the creation range: ordering by the class tempts it to walk the class index whole.
+    by_class = _Unindexed(col(Incident.failure_class))
+    result = connection.execute(query.order_by(by_class, col(Incident.created_at), col(Incident.id)))
+    classes: list[str | None] = []
+    ids: list[int] = []
+    created: list[int] = []
+    ends: tuple[list[int | None], ...] = ([], [], [])
+    parse, epoch, micro = datetime.fromisoformat, _EPOCH, _MICRO
+    # A thousand rows at a time, kept as columns: rows that die young cost the garbage collector
+    # nothing, while thousands kept at once get promoted and walked again by full collections
+    # (half the time of this read in the bot's process).
+    for chunk in result.partitions(1000):
+        chunk_classes, chunk_ids, chunk_created, *chunk_ends = zip(*chunk, strict=True)
+        classes.extend(chunk_classes)
+        ids.extend(chunk_ids)
+        if sqlite:
+            created.extend((parse(at) - epoch) // micro for at in chunk_created)
+            for column, values in zip(ends, chunk_ends, strict=True):
+                column.extend(None if at is None else (parse(at) - epoch) // micro for at in values)
+        else:
+            created.extend(chunk_created)
+            for column, values in zip(ends, chunk_ends, strict=True):
+                column.extend(values)
+    if not ids:
+        return {}
+    # max(0, …): replicas' clocks may disagree by a little.
+    to_ack, to_resolve, to_classify = (
+        [None if at is None else max(0, at - start) for at, start in zip(end, created, strict=True)] for end in ends
+    )
+    # Which were reclassified: one range of ix_timeline_incident_kind from the window's first id
+    # (ids and creation times rise together), not a probe per incident nor PostgreSQL's hashed
+    # subplan over every reclassification ever recorded.
+    again = set(
+        connection.execute(
+            select(col(TimelineEvent.incident_id))
+            .where(
+                col(TimelineEvent.incident_id) >= min(ids),
+                col(TimelineEvent.kind) == Event.RECLASSIFIED.value,
+            )
+            .distinct()
+        ).scalars()
+    )
+    reclassified = [ident in again for ident in ids]
+    facts: _Facts = {}
+    first = 0
+    for cls, group in groupby(classes):
+        last = first + sum(1 for _ in group)
+        facts[cls] = _ClassFacts(
+            ids=list(ids[first:last]),
+            created=created[first:last],
+            reclassified=reclassified[first:last] if cls is not None else [False] * (last - first),
+            to_ack=to_ack[first:last],
+            to_resolve=to_resolve[first:last],
+            to_classify=to_classify[first:last],
+        )
+        first = last
+    return facts
+
+
+class _Unindexed(FunctionElement[Any]):
     inherit_cache = True
-    name = "grouping"
+    name = "unindexed"
 
 
-@compiles(_Grouping)
-def _grouping(element: _Grouping, compiler: Any, **kw: Any) -> str:
+@compiles(_Unindexed)
+def _unindexed(element: _Unindexed, compiler: Any, **kw: Any) -> str:
     return str(compiler.process(element.clauses, **kw))
 
 
-@compiles(_Grouping, "sqlite")
-def _grouping_sqlite(element: _Grouping, compiler: Any, **kw: Any) -> str:
+@compiles(_Unindexed, "sqlite")
+def _unindexed_sqlite(element: _Unindexed, compiler: Any, **kw: Any) -> str:
     return "+" + str(compiler.process(element.clauses, **kw))
 
 
-def _by_class() -> ColumnElement[Any]:
-    return _Grouping(col(Incident.failure_class))
+class _FactsCache:
+    """A repeated ``/triage stats`` with nothing changed reads four ids instead of the window.
+
+    The key comes from the database, so every replica sees a change: every change the windows
+    count (opened, classified, acknowledged, resolved, reopened) writes a timeline row, and a new
+    incident an incident row, so the newest ids move; the archive deletes the oldest rows, so the
+    oldest ids move. The facts hold timestamps, not durations up to now: a later ``/triage stats``
+    counts the same rows against its own window start, so the answer is the one a fresh read gives.
+    What the key can miss (on PostgreSQL a transaction holding a lower id that commits after a
+    read saw a higher one; a row deleted by hand from the middle) lasts at most ``CACHE_FOR``."""
+
+    CACHE_FOR = timedelta(seconds=30)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], datetime, datetime, _Facts]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def facts(self, session: Session, *, since: datetime, now: datetime) -> _Facts:
+        bind = session.get_bind()
+        key = tuple(
+            session.connection()
+            .execute(
+                select(
+                    select(func.min(col(Incident.id))).scalar_subquery(),
+                    select(func.max(col(Incident.id))).scalar_subquery(),
+                    select(func.min(col(TimelineEvent.id))).scalar_subquery(),
+                    select(func.max(col(TimelineEvent.id))).scalar_subquery(),
+                )
+            )
+            .one()
+        )
+        with self._lock:
+            entry = self._entries.get(bind)
+        if entry is not None:
+            cached_key, read_at, read_since, facts = entry
+            if cached_key == key and read_at <= now < read_at + self.CACHE_FOR and read_since <= since:
+                return facts
+        facts = _facts(session, since=since)
+        with self._lock:
+            self._entries[bind] = (key, now, since, facts)
+        return facts
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+FACTS_CACHE = _FactsCache()
 
 
 @dataclass
@@ -98,6 +268,50 @@ class WindowStats:
     total: ClassStats
 
 
+@dataclass
+class _Tally:
+    """A class's counts while a window is counted, with what its means and ranks are made from."""
+
+    stats: ClassStats
+    first_id: int = 0
+    to_ack: int = 0
+    to_resolve: int = 0
+    to_classify: list[int] = field(default_factory=list)
+
+    def add(self, cls: str | None, facts: _ClassFacts, start: int) -> None:
+        """The incidents opened from ``start`` on: a suffix of each list."""
+        stats = self.stats
+        stats.opened += len(facts.created) - start
+        if cls is not None:
+            stats.classified += len(facts.created) - start
+            stats.reclassified += sum(facts.reclassified[start:])
+        acked = [d for d in facts.to_ack[start:] if d is not None]
+        stats.acknowledged += len(acked)
+        self.to_ack += sum(acked)
+        resolved = [d for d in facts.to_resolve[start:] if d is not None]
+        stats.resolved += len(resolved)
+        self.to_resolve += sum(resolved)
+        self.to_classify += [d for d in facts.to_classify[start:] if d is not None]
+
+    def merge(self, other: _Tally) -> None:
+        mine, theirs = self.stats, other.stats
+        for name in ("opened", "classified", "reclassified", "acknowledged", "resolved"):
+            setattr(mine, name, getattr(mine, name) + getattr(theirs, name))
+        self.to_ack += other.to_ack
+        self.to_resolve += other.to_resolve
+        self.to_classify += other.to_classify
+
+    def finish(self, within: int) -> ClassStats:
+        stats = self.stats
+        ordered = sorted(self.to_classify)
+        stats.classify_n = len(ordered)
+        stats.within_target = bisect_right(ordered, within)
+        stats.classify_median, stats.classify_p90 = _median_p90(ordered)
+        stats.mtta = self.to_ack / MICROS / stats.acknowledged if stats.acknowledged else None
+        stats.mttr = self.to_resolve / MICROS / stats.resolved if stats.resolved else None
+        return stats
+
+
 def nearest_rank(values: list[float], quantile: float) -> float | None:
     if not values:
         return None
@@ -105,28 +319,34 @@ def nearest_rank(values: list[float], quantile: float) -> float | None:
     return ordered[max(1, math.ceil(quantile * len(ordered))) - 1]
 
 
-def _micros(engine_name: str, column: Any) -> ColumnElement[Any]:
-    """Microseconds since the epoch, exactly, as an integer: the durations below are then the very
-    values ``timedelta.total_seconds()`` gave when every incident was loaded into Python.
-    SQLite stores SQLAlchemy's ``YYYY-MM-DD HH:MM:SS.ffffff`` text; PostgreSQL's EXTRACT is exact."""
-    if engine_name == "sqlite":
-        whole = cast(func.strftime("%s", column), BigInteger) * MICROS
-        return whole + cast(func.substr(column, 21, 6), BigInteger)
-    return cast(extract("epoch", column) * MICROS, BigInteger)
+def _median_p90(ordered: list[int]) -> tuple[float | None, float | None]:
+    """``statistics.median`` and the nearest rank ⌈0.9·n⌉ over the sorted durations, in seconds."""
+    n = len(ordered)
+    if not n:
+        return None, None
+    middle = ordered[(n - 1) // 2] / MICROS
+    median = (middle + ordered[n // 2] / MICROS) / 2 if n % 2 == 0 else middle
+    return median, ordered[(9 * n + 9) // 10 - 1] / MICROS
 
 
 class StatsService:
-    """Aggregates in the database: one grouped query and one quantile query per window, whatever
-    the history holds (the rows of a window never travel to Python)."""
+    """One indexed range scan per answer: the widest window's incidents, a few values each, read
+    once; every window is counted from those rows. Durations are differences of the stored
+    timestamps in whole microseconds, so medians and ranks are exact on SQLite and PostgreSQL."""
 
     def __init__(self, playbooks: Playbooks, clock: Clock) -> None:
         self.playbooks = playbooks
         self.clock = clock
 
     def report(self, engine: Engine, windows: tuple[int, ...] = WINDOWS) -> list[WindowStats]:
-        now = self.clock.now()
         with session_scope(engine) as session:
-            return [self.window(session, days, now) for days in windows]
+            return self.windows(session, windows, self.clock.now())
+
+    def windows(self, session: Session, windows: tuple[int, ...], now: datetime) -> list[WindowStats]:
+        """``/triage stats``: every window from one read of the widest one."""
+        starts = {days: now - timedelta(days=days) for days in windows}
+        facts = FACTS_CACHE.facts(session, since=min(starts.values()), now=now)
+        return [self._count(facts, days, starts[days]) for days in windows]
 
     def window(
         self,
@@ -144,121 +364,35 @@ class StatsService:
         within that time (the timed rule's ``classify_within``); ``since``: where the window starts,
         when it is not ``days`` before ``now`` (a week across a DST change is 167 or 169 hours)."""
         since = since or now - timedelta(days=days)
-        dialect = session.get_bind().dialect.name
-        created = _micros(dialect, col(Incident.created_at))
+        return self._count(_facts(session, since=since, until=until, channel=channel), days, since, within)
 
-        def elapsed(column: Any) -> ColumnElement[Any]:
-            span = _micros(dialect, column) - created
-            return case((span < 0, 0), else_=span)
-
-        def flag(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-            return case((condition, 1), else_=0)
-
-        was_reclassified = exists().where(
-            col(TimelineEvent.incident_id) == col(Incident.id), col(TimelineEvent.kind) == Event.RECLASSIFIED.value
-        )
-        classified = col(Incident.failure_class).is_not(None)
-        acknowledged = col(Incident.acknowledged_at).is_not(None)
-        resolved = and_(col(Incident.resolved_at).is_not(None), col(Incident.status) == "resolved")
-        counted = and_(col(Incident.classified_at).is_not(None), col(Incident.contract_violation).is_(False))
-        # The creation range stays the leading condition (ix_incidents_created); the channel is
-        # checked on the window's rows, never a reason to walk another index.
-        bounds: list[ColumnElement[bool]] = [col(Incident.created_at) >= since]
-        if until is not None:
-            bounds.append(col(Incident.created_at) < until)
-        if channel is not None:
-            bounds.append(col(Incident.channel) == channel)
-        within_micros = int(within.total_seconds() * MICROS) if within is not None else -1
-        # One pass over the window's incidents: per row its flags and durations (microseconds),
-        # then each time to classify ranked within its class and among all of them.
-        rows = (
-            select(
-                _by_class().label("cls"),
-                col(Incident.id).label("id"),
-                flag(classified).label("classified"),
-                flag(and_(classified, was_reclassified)).label("reclassified"),
-                flag(acknowledged).label("acknowledged"),
-                case((acknowledged, elapsed(Incident.acknowledged_at))).label("to_ack"),
-                flag(resolved).label("resolved"),
-                case((resolved, elapsed(Incident.resolved_at))).label("to_resolve"),
-                case((counted, elapsed(Incident.classified_at))).label("d"),
-            )
-            .where(*bounds)
-            .subquery()
-        )
-        timed = rows.c.d.is_(None)
-        ranked = select(
-            rows,
-            func.row_number().over(partition_by=(rows.c.cls, timed), order_by=rows.c.d).label("rn"),
-            func.count(rows.c.d).over(partition_by=rows.c.cls).label("n"),
-            func.row_number().over(partition_by=timed, order_by=rows.c.d).label("rn_all"),
-            func.count(rows.c.d).over().label("n_all"),
-        ).subquery()
-        r = ranked.c
-
-        def at(rank: Any, position: Any) -> ColumnElement[Any]:
-            return func.max(case((and_(r.d.is_not(None), rank == position), r.d)))
-
-        # 1-based positions: the median's two middle ones (the same one when n is odd) and the
-        # nearest rank ⌈0.9·n⌉ = (9n + 9) div 10.
-        grouped = session.execute(
-            select(
-                r.cls,
-                func.count(),
-                func.sum(r.classified),
-                func.sum(r.reclassified),
-                func.sum(r.acknowledged),
-                func.sum(r.to_ack),
-                func.sum(r.resolved),
-                func.sum(r.to_resolve),
-                func.count(r.d),
-                func.min(r.id),
-                func.sum(case((and_(r.d.is_not(None), r.d <= within_micros), 1), else_=0)),
-                at(r.rn, (r.n + 1) // 2),
-                at(r.rn, r.n // 2 + 1),
-                at(r.rn, (9 * r.n + 9) // 10),
-                at(r.rn_all, (r.n_all + 1) // 2),
-                at(r.rn_all, r.n_all // 2 + 1),
-                at(r.rn_all, (9 * r.n_all + 9) // 10),
-            ).group_by(r.cls)
-        ).all()
-
-        by_class = {key: ClassStats(key, route.label) for p in self.playbooks for key, route in p.classes.items()}
-        by_class[UNCLASSIFIED] = ClassStats(UNCLASSIFIED, "Unclassified")
-        total = ClassStats("all", "All classes")
-        sums: dict[str, tuple[int, int]] = {}
-        overall: list[Any] = [None, None, None]
+    def _count(self, facts: _Facts, days: int, since: datetime, within: timedelta | None = None) -> WindowStats:
+        start = _epoch_micros(since)
+        within_micros = within // _MICRO if within is not None else -1
+        tallies = {
+            key: _Tally(ClassStats(key, route.label)) for p in self.playbooks for key, route in p.classes.items()
+        }
+        tallies[UNCLASSIFIED] = _Tally(ClassStats(UNCLASSIFIED, "Unclassified"))
+        known = len(tallies)
+        for cls, class_facts in facts.items():
+            first = bisect_left(class_facts.created, start)
+            if first == len(class_facts.created):
+                continue
+            key = cls or UNCLASSIFIED
+            first_id = min(class_facts.ids[first:])
+            tally = tallies.get(key)
+            if tally is None:
+                tally = tallies[key] = _Tally(ClassStats(key, key), first_id=first_id)
+            tally.first_id = min(tally.first_id, first_id)
+            tally.add(cls, class_facts, first)
         # Classes no longer in routing.yml come last, in the order they first appeared.
-        for row in sorted(grouped, key=lambda r: (r[0] is not None and r[0] not in by_class, r[9])):
-            key = row[0] or UNCLASSIFIED
-            stats = by_class.setdefault(key, ClassStats(key, key))
-            for target in (stats, total):
-                target.opened += row[1]
-                target.classified += int(row[2] or 0)
-                target.reclassified += int(row[3] or 0)
-                target.acknowledged += int(row[4] or 0)
-                target.resolved += int(row[6] or 0)
-                target.classify_n += int(row[8] or 0)
-                target.within_target += int(row[10] or 0)
-                ack, res = sums.get(target.key, (0, 0))
-                sums[target.key] = (ack + int(row[5] or 0), res + int(row[7] or 0))
-            stats.classify_median, stats.classify_p90 = _median_p90(stats.classify_n, row[11], row[12], row[13])
-            overall = [mine if mine is not None else found for mine, found in zip(row[14:17], overall, strict=True)]
-        total.classify_median, total.classify_p90 = _median_p90(total.classify_n, *overall)
-        for stats in [*by_class.values(), total]:
-            ack_sum, resolve_sum = sums.get(stats.key, (0, 0))
-            stats.mtta = ack_sum / MICROS / stats.acknowledged if stats.acknowledged else None
-            stats.mttr = resolve_sum / MICROS / stats.resolved if stats.resolved else None
-        return WindowStats(days, since, [s for s in by_class.values() if s.opened], total)
-
-
-def _median_p90(n: int, low: Any, high: Any, p90: Any) -> tuple[float | None, float | None]:
-    """The same values ``statistics.median`` and the nearest rank give over the sorted durations."""
-    if not n:
-        return None, None
-    middle = int(low) / MICROS
-    median = (middle + int(high) / MICROS) / 2 if n % 2 == 0 else middle
-    return median, int(p90) / MICROS
+        ordered = list(tallies.values())
+        ordered = ordered[:known] + sorted(ordered[known:], key=lambda t: t.first_id)
+        total = _Tally(ClassStats("all", "All classes"))
+        for tally in ordered:
+            total.merge(tally)
+        classes = [tally.finish(within_micros) for tally in ordered if tally.stats.opened]
+        return WindowStats(days, since, classes, total.finish(within_micros))
 
 
 # -- the Slack answer ---------------------------------------------------------------------------

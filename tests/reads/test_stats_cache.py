@@ -1,0 +1,130 @@
+"""``/triage stats`` keeps the window it read, keyed by the oldest and newest incident and timeline
+ids: asked again with nothing changed it reads four ids, and it still says what a fresh read says
+after a change, as time moves the window, and at most 30 s after a change the ids cannot see."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from slackbot.clock import FakeClock, as_utc
+from slackbot.config import Playbooks
+from slackbot.db.engine import session_scope
+from slackbot.db.models import Incident, TimelineEvent
+from slackbot.reads.stats import FACTS_CACHE, ClassStats, StatsService, WindowStats
+from tests.reads.conftest import fill_history
+
+
+@pytest.fixture
+def filled(engine: Engine, clock: FakeClock) -> Engine:
+    fill_history(engine, clock, incidents=600, occurrences=3_000, open_incidents=60)
+    return engine
+
+
+def numbers(windows: list[WindowStats]) -> list[tuple[Any, ...]]:
+    def line(s: ClassStats) -> tuple[Any, ...]:
+        return (s.key, s.opened, s.classified, s.reclassified, s.acknowledged, s.resolved, s.classify_n,
+                s.within_target, s.classify_median, s.classify_p90, s.mtta, s.mttr)  # fmt: skip
+
+    return [(w.days, w.since, [line(s) for s in [*w.classes, w.total]]) for w in windows]
+
+
+def fresh(engine: Engine, playbooks: Playbooks, clock: FakeClock) -> list[tuple[Any, ...]]:
+    """What the database says now, read again."""
+    FACTS_CACHE.clear()
+    return numbers(StatsService(playbooks, clock).report(engine))
+
+
+def selects(engine: Engine, work: Callable[[], Any]) -> list[str]:
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        work()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_asked_again_with_nothing_changed_it_reads_only_the_ids(
+    filled: Engine, playbooks: Playbooks, clock: FakeClock
+) -> None:
+    service = StatsService(playbooks, clock)
+    first = numbers(service.report(filled))
+    again: list[tuple[Any, ...]] = []
+    statements = selects(filled, lambda: again.extend(numbers(service.report(filled))))
+    assert again == first
+    assert len(statements) == 1 and statements[0].count("max(") == 2, statements
+    assert "created_at" not in statements[0]
+
+
+def test_a_classification_shows_in_the_next_answer(filled: Engine, playbooks: Playbooks, clock: FakeClock) -> None:
+    service = StatsService(playbooks, clock)
+    before = service.report(filled)
+    with session_scope(filled) as session:
+        incident = session.exec(
+            select(Incident)
+            .where(col(Incident.failure_class).is_(None), col(Incident.created_at) >= clock.now() - timedelta(days=7))
+            .limit(1)
+        ).one()
+        # What the core writes when someone classifies: the incident and its timeline row.
+        incident.failure_class = "infra_ci"
+        incident.class_source = "human"
+        incident.classified_at = clock.now()
+        session.add(incident)
+        session.add(
+            TimelineEvent(incident_id=incident.id, at=clock.now(), actor="U1", source="button", kind="classified",
+                          message="Classified infra_ci by U1")
+        )  # fmt: skip
+    after = service.report(filled)
+    assert after[0].total.classified == before[0].total.classified + 1
+    assert numbers(after) == fresh(filled, playbooks, clock)
+
+
+def test_the_window_moves_with_the_clock_while_nothing_changes(
+    filled: Engine, playbooks: Playbooks, clock: FakeClock
+) -> None:
+    with session_scope(filled) as session:
+        oldest = as_utc(
+            session.exec(
+                select(func.min(Incident.created_at)).where(
+                    col(Incident.created_at) >= clock.now() - timedelta(days=30)
+                )
+            ).one()
+        )
+    clock.set(oldest + timedelta(days=30))  # the oldest incident of the month is the window's first
+    service = StatsService(playbooks, clock)
+    inside = service.report(filled)
+    clock.advance(timedelta(microseconds=1))
+    outside = service.report(filled)
+    assert outside[1].total.opened == inside[1].total.opened - 1
+    assert numbers(outside) == fresh(filled, playbooks, clock)
+
+
+def test_a_change_no_id_shows_is_in_the_answer_within_30_seconds(
+    filled: Engine, playbooks: Playbooks, clock: FakeClock
+) -> None:
+    service = StatsService(playbooks, clock)
+    before = service.report(filled)
+    with session_scope(filled) as session:  # by hand: no timeline row
+        incident = session.exec(
+            select(Incident)
+            .where(col(Incident.acknowledged_at).is_(None), col(Incident.created_at) >= clock.now() - timedelta(days=7))
+            .limit(1)
+        ).one()
+        incident.acknowledged_at = clock.now()
+        session.add(incident)
+    clock.advance(30)
+    after = service.report(filled)
+    assert after[0].total.acknowledged == before[0].total.acknowledged + 1
+    assert numbers(after) == fresh(filled, playbooks, clock)
