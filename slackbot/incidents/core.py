@@ -22,7 +22,7 @@ from slackbot.clock import Clock
 from slackbot.config import ChoiceError, Playbook, Playbooks
 from slackbot.config.policy import ROOT_CAUSE, EscalationLevel, Milestone
 from slackbot.db.engine import session_scope
-from slackbot.db.models import Run, TimelineEvent
+from slackbot.db.models import Run, RunResults, TimelineEvent
 from slackbot.domain.changes import (
     Acknowledge,
     Actor,
@@ -43,7 +43,7 @@ from slackbot.domain.changes import (
 )
 from slackbot.domain.effects import EffectKind, Event, Key, Lane
 from slackbot.domain.states import ClassSource, IncidentStatus, SeveritySource, TimerKind, timer_subject
-from slackbot.incidents import beads, checklists, coalescing, leases, validation
+from slackbot.incidents import beads, checklists, coalescing, leases, suggestions, validation
 from slackbot.incidents.effects import Effects, cancel_timer, utc
 from slackbot.incidents.paging import enqueue_page, targets_for
 from slackbot.incidents.state import Turn, changed, load_for_change, require_open
@@ -87,6 +87,13 @@ class IncidentCore:
                 with contextlib.suppress(IncidentError):
                     _milestone(turn, reached.milestone, "", reached.fields)
             turn.effects.flush(session)
+
+    def resuggest(self, session: Session, run: Run, outcomes: RunResults) -> None:
+        """Suggestions worked out again by a report's passes (``suggestions``): the rerun that
+        passed after the failure opened its incident. Called by an ingest in its transaction."""
+        effects = Effects(now=self.clock.now())
+        suggestions.resuggest(session, self.playbooks, run, outcomes, effects)
+        effects.flush(session)
 
     def _route(self, turn: Turn, change: Change) -> Outcome:
         match change:

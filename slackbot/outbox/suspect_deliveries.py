@@ -17,15 +17,15 @@ from sqlalchemy.engine import Engine
 from slackbot.clients.github_actions import GitHubApiError
 from slackbot.clients.github_changes import Comparison, GitHubChanges
 from slackbot.clock import Clock
-from slackbot.config import Playbook, Playbooks
+from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, OutboxItem
 from slackbot.domain.effects import EffectKind, Event
+from slackbot.incidents import suggestions
 from slackbot.incidents.effects import Effects
 from slackbot.incidents.state import redraw
 from slackbot.outbox.worker import Handler, RetryLater
-from slackbot.suggest.changes import Touched, change_votes, suspects, touched
-from slackbot.suggest.suggestion import combine, from_json
+from slackbot.suggest.changes import change_votes, suspects, touched
 
 
 class SuspectJobs:
@@ -68,7 +68,10 @@ class SuspectJobs:
             incident.suspects = found
             incident.revision += 1
             effects = Effects(now=self.clock.now())
-            self._suggest_again(incident, playbook, files, effects)
+            # the changed files are one more signal for a suggestion nobody has confirmed yet
+            suggestions.again(
+                incident, playbook, change_votes(playbook, files), " with the changes since the last green run", effects
+            )
             authors = sorted({c.author for c in comparison.commits})
             effects.record(
                 Event.SUSPECTS,
@@ -82,27 +85,3 @@ class SuspectJobs:
             session.add(incident)
             effects.flush(session)
         return {"commits": len(comparison.commits), "files": len(comparison.files)}
-
-    @staticmethod
-    def _suggest_again(incident: Incident, playbook: Playbook, files: list[Touched], effects: Effects) -> None:
-        """The changed files are one more signal: while nobody has classified the incident, its
-        suggestion is worked out again with their votes joining the ones it was opened with."""
-        extra = change_votes(playbook, files)
-        if incident.failure_class or incident.suggestion_votes is None or not extra:
-            return
-        suggestion = combine(playbook, from_json(incident.suggestion_votes) + extra)
-        if suggestion is None:
-            return
-        before = incident.suggested_class
-        incident.suggested_class = suggestion.failure_class
-        incident.suggested_reason = suggestion.reason(playbook)
-        incident.suggested_confidence = suggestion.confidence
-        incident.suggestion_votes = suggestion.as_json()
-        effects.record(
-            Event.ROUTED,
-            f"Suggested class {suggestion.failure_class} ({round(100 * suggestion.confidence)}% confident) "
-            + ("again " if before == suggestion.failure_class else f"instead of {before} ")
-            + "with the changes since the last green run",
-            incident_id=incident.id,
-            data={"class": suggestion.failure_class, "previous": before, "confidence": suggestion.confidence},
-        )

@@ -261,6 +261,7 @@ class IngestService:
         effects.flush(session)
         if recorded is not None:  # validation by evidence: what incidents awaiting green runs see
             self.core.witness(session, run, recorded.outcomes)
+            self.core.resuggest(session, run, recorded)  # a rerun's passes: flakes seen after opening
         return IngestResult(
             run_key=f"{report.run.repository}#{report.run.run_id}.{report.run.run_attempt}",
             duplicate=duplicate,
@@ -426,8 +427,8 @@ class IngestService:
             documentation_gap=documentation_gap(playbook, first.scenario_id, first.invariant_id),
             suggested=(suggestion.failure_class, suggestion.reason(playbook)) if suggestion else None,
             suggested_confidence=suggestion.confidence if suggestion else None,
-            # kept only where suspect changes will come to join them (storing is not free)
-            suggestion_votes=suggestion.as_json() if suggestion and advice.suspect_range(first) else None,
+            # kept for the evidence that comes later to join them: suspect changes, a passing rerun
+            suggestion_votes=suggestion.as_json() if suggestion else None,
         )
 
     @staticmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from slackbot.config import Playbook
-from slackbot.history.summary import History
+from slackbot.history.summary import History, Seen
 from slackbot.suggest.suggestion import Vote
 
 FLAKE = 3.0
@@ -57,6 +57,19 @@ def history_votes(playbook: Playbook, history: History | None) -> list[Vote]:
             playbook, "regression", weight, "history", f"failing on every run since {where} ({runs}); last green {last}"
         )
     return []
+
+
+def rerun_votes(playbook: Playbook, failed: Seen, passed: Seen) -> list[Vote]:
+    """The history vote a pass that came after the failure casts (a rerun attempt of the failing
+    run, or another run of its sha): the same evidence ``History.flaky`` reads when the pass came
+    first, worded the same."""
+    if passed.passed and passed.run_id == failed.run_id and passed.attempt > failed.attempt:
+        reason = f"passed on rerun attempt {passed.attempt} of run {passed.run_id}"
+    elif passed.passed and passed.sha and passed.sha == failed.sha and passed.run_pk != failed.run_pk:
+        reason = f"failed and passed on the same sha {passed.sha[:8]}"
+    else:
+        return []
+    return _votes(playbook, "flake", FLAKE, "history", reason)
 
 
 def shape_votes(playbook: Playbook, shape: RunShape, *, missing_ids: bool, shares_common_error: bool) -> list[Vote]:

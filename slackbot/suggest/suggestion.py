@@ -85,3 +85,21 @@ def combine(playbook: Playbook, votes: list[Vote]) -> Suggestion | None:
 
 def from_json(votes: list[dict[str, Any]]) -> list[Vote]:
     return [Vote(str(v["class"]), float(v["weight"]), str(v["signal"]), str(v["reason"])) for v in votes]
+
+
+def revise(playbook: Playbook, kept: list[dict[str, Any]], new: list[Vote]) -> Suggestion | None:
+    """A suggestion worked out again when later evidence arrives: the new votes take the place of
+    their signal's earlier ones (a signal read again says what it now sees: a test that passed on a
+    rerun no longer fails "on every run since" a sha) and join every other vote. None when they
+    change nothing, so the same evidence seen twice leaves no trace."""
+    if not new:
+        return None
+    signals = {v.signal for v in new}
+    suggestion = combine(playbook, [v for v in from_json(kept) if v.signal not in signals] + new)
+    if suggestion is None or sorted(map(_row, suggestion.as_json())) == sorted(map(_row, kept)):
+        return None
+    return suggestion
+
+
+def _row(vote: dict[str, Any]) -> tuple[str, float, str, str]:
+    return str(vote["class"]), float(vote["weight"]), str(vote["signal"]), str(vote["reason"])
