@@ -97,8 +97,13 @@ def filed(
     bead_id: str,
     url: str | None,
     tracker: str,
+    repository: str | None = None,
 ) -> None:
-    """The tracker answered: the bead exists. The thread says so and the card shows it."""
+    """The tracker answered: the bead exists. The thread says so and the card shows it.
+
+    The row names the tracker (and GitHub repository) it lives in: a later reclassification to a
+    class with another tracker keeps commenting on and closing this bead where it is.
+    """
     assert incident.id is not None
     incident.bead_id = bead_id
     incident.bead_state = BeadState.FILED
@@ -107,7 +112,7 @@ def filed(
         f"Bead {bead_id} filed in {tracker}",
         incident_id=incident.id,
         source="system",
-        data={"bead": bead_id, "tracker": tracker, "url": url},
+        data={"bead": bead_id, "tracker": tracker, "url": url, "repository": repository},
     )
     effects.enqueue(
         EffectKind.THREAD_POST,

@@ -10,10 +10,11 @@ permanent failure is said in the incident thread with the tracker's message.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from slackbot.clients.bd import BdTracker
 from slackbot.clients.github_issues import GitHubIssuesTracker
@@ -21,9 +22,9 @@ from slackbot.clients.tracker import BeadRequest, BeadTracker
 from slackbot.clock import Clock
 from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
-from slackbot.db.models import Incident, OutboxItem
+from slackbot.db.models import Incident, OutboxItem, TimelineEvent
 from slackbot.documents.record import RecordTemplateError, TrackerChoice, priority, render_record, tracker_for
-from slackbot.domain.effects import EffectKind
+from slackbot.domain.effects import EffectKind, Event
 from slackbot.domain.states import BeadState
 from slackbot.incidents import beads
 from slackbot.incidents.effects import Effects
@@ -31,6 +32,33 @@ from slackbot.outbox.worker import Handler, PermanentFailure, RetryLater
 from slackbot.reads.record import record_inputs
 from slackbot.settings import Settings, secret
 from slackbot.slack.lease import lease_terms
+
+# An issue's html_url (github.com or GitHub Enterprise): rows filed before the repository was
+# recorded name it only there.
+_ISSUE_URL = re.compile(r"^https?://[^/]+/(?P<repository>[^/]+/[^/]+)/issues/\d+")
+
+
+def filed_in(session: Session, incident: Incident) -> TrackerChoice | None:
+    """The tracker the incident's bead was filed in, from its ``bead_filed`` row (None: no row).
+
+    Not the current class's tracker: reclassifying to a class on another tracker must not send
+    the comments and the close of a bd bead to GitHub (or the reverse).
+    """
+    row = session.exec(
+        select(TimelineEvent)
+        .where(TimelineEvent.incident_id == incident.id, TimelineEvent.kind == Event.BEAD_FILED)
+        .order_by(col(TimelineEvent.id).desc())
+        .limit(1)
+    ).first()
+    if row is None or row.data.get("bead") != incident.bead_id:
+        return None
+    if row.data.get("tracker") != "github":
+        return TrackerChoice("beads")
+    repository = row.data.get("repository")
+    if not repository:
+        match = _ISSUE_URL.match(str(row.data.get("url") or ""))
+        repository = match.group("repository") if match else None
+    return TrackerChoice("github", repository) if repository else None
 
 
 class TrackerPool:
@@ -77,13 +105,6 @@ class BeadDeliveries:
     def dead_hooks(self) -> dict[str, Any]:
         return {EffectKind.BEAD_FILE: self._file_failed}
 
-    def _incident(self, item: OutboxItem) -> Incident:
-        with session_scope(self.engine) as session:
-            incident = session.get(Incident, item.incident_id)
-            if incident is None:
-                raise PermanentFailure(f"incident {item.incident_id} no longer exists")
-            return incident
-
     async def file(self, item: OutboxItem) -> dict[str, Any]:
         def prepare() -> tuple[Incident, BeadRequest | None]:
             with session_scope(self.engine) as session:
@@ -123,7 +144,8 @@ class BeadDeliveries:
         incident, request = await asyncio.to_thread(prepare)
         if request is None:
             return {"already": incident.bead_id}
-        tracker = self.trackers.get(tracker_for(self.playbooks.get(incident.playbook), incident))
+        choice = tracker_for(self.playbooks.get(incident.playbook), incident)
+        tracker = self.trackers.get(choice)
         bead = await tracker.create(request)
 
         def record() -> None:
@@ -132,19 +154,27 @@ class BeadDeliveries:
                 if current is not None and not current.bead_id:
                     effects = Effects(now=self.clock.now())
                     playbook = self.playbooks.get(current.playbook)
-                    beads.filed(session, playbook, current, effects, bead.id, bead.url, tracker.name)
+                    beads.filed(session, playbook, current, effects, bead.id, bead.url, tracker.name, choice.repository)
                     effects.flush(session)
 
         await asyncio.to_thread(record)
         return {"bead": bead.id, "tracker": tracker.name, "url": bead.url}
 
+    def _incident_and_tracker(self, item: OutboxItem) -> tuple[Incident, TrackerChoice]:
+        with session_scope(self.engine) as session:
+            incident = session.get(Incident, item.incident_id)
+            if incident is None:
+                raise PermanentFailure(f"incident {item.incident_id} no longer exists")
+            choice = filed_in(session, incident) if incident.bead_id else None
+            return incident, choice or tracker_for(self.playbooks.get(incident.playbook), incident)
+
     async def _with_bead(self, item: OutboxItem) -> tuple[Incident, BeadTracker] | None:
-        incident = await asyncio.to_thread(self._incident, item)
+        incident, choice = await asyncio.to_thread(self._incident_and_tracker, item)
         if not incident.bead_id:
             if incident.bead_state == BeadState.PENDING:
                 raise RetryLater("the bead is still being filed", after=5.0)
             return None  # no bead to follow
-        return incident, self.trackers.get(tracker_for(self.playbooks.get(incident.playbook), incident))
+        return incident, self.trackers.get(choice)
 
     async def comment(self, item: OutboxItem) -> dict[str, Any]:
         found = await self._with_bead(item)

@@ -149,3 +149,33 @@ def test_a_team_on_github_issues_gets_an_issue_instead(bot: Bot) -> None:
 def test_readyz_reports_the_bd_version(bot: Bot) -> None:
     ready = wait_for(lambda: (r := httpx.get(bot.url + "/readyz").json()).get("bd") and r, what="bd in /readyz")
     assert ready["bd"] == "1.0.5"
+
+
+def test_a_bead_stays_in_the_tracker_it_was_filed_in_after_a_reclassification(bot: Bot) -> None:
+    # Found by `triagebot simulate --days 4 --seed 7 --responders`: a flake's bead (bd), then the
+    # class that files in GitHub; its comments and close went to GitHub and were dead-lettered.
+    bot.send(report(result("SCH-007", "STATE-004", test_file="drizzle/0042_add_column.sql")))
+    bot.card("INC-1")
+    bot.triage("classify INC-1 flake")  # the flake policy files a bd bead by itself
+    (bead,) = wait_for(lambda: beads(bot), what="the flake bead")
+    wait_for(lambda: incident(bot).bead_id == bead["id"], what="the bead id on the incident")
+    bot.triage("classify INC-1 data_schema_drift")  # its class files in GitHub acme/dispatch
+    bot.send(report(result("SCH-007", "STATE-004", test_file="drizzle/0042_add_column.sql"), run_id="9301"))
+    wait_for(lambda: [b for b in beads(bot) if b.get("comment_count") or b.get("comments")], what="the comment")
+    assert "resolved" in bot.triage("resolve INC-1 the migration now backfills the column")
+    closed = wait_for(lambda: [b for b in beads(bot) if b["status"] == "closed"], what="the bd bead to close")
+    assert closed[0]["id"] == bead["id"] and "backfills" in closed[0].get("close_reason", "")
+    assert bot.github.issues["acme/dispatch"] == {} and bot.github.comments == {}
+
+
+def test_a_github_issue_stays_the_bead_when_the_class_moves_to_bd(bot: Bot) -> None:
+    bot.send(report(result("SCH-007", "STATE-004", test_file="drizzle/0042_add_column.sql")))
+    bot.card("INC-1")
+    bot.triage("classify INC-1 data_schema_drift")
+    bot.triage("bead INC-1")
+    wait_for(lambda: (incident(bot).bead_id or "").startswith("gh-"), what="the issue id on the incident")
+    bot.triage("classify INC-1 flake")
+    assert "resolved" in bot.triage("resolve INC-1 the migration now backfills the column")
+    (issue,) = bot.github.issues["acme/dispatch"].values()
+    wait_for(lambda: issue["state"] == "closed", what="the GitHub issue to close")
+    assert beads(bot) == []
