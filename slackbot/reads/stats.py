@@ -82,7 +82,14 @@ def _epoch_micros(value: datetime) -> int:
     return (value - (_EPOCH if value.tzinfo is None else _EPOCH_UTC)) // _MICRO
 
 
-def _facts(session: Session, *, since: datetime, until: datetime | None = None, channel: str | None = None) -> _Facts:
+def _facts(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    channel: str | None = None,
+    only: set[int] | None = None,
+) -> _Facts:
     """The incidents opened since ``since``: a range scan of ix_incidents_created reading a few
     columns per row, through Core rows (ORM rows cost more than the query), then which of them
     were reclassified."""
@@ -102,6 +109,8 @@ def _facts(session: Session, *, since: datetime, until: datetime | None = None, 
         bounds.append(col(Incident.created_at) < until)
     if channel is not None:
         bounds.append(col(Incident.channel) == channel)
+    if only is not None:  # the incidents a cached read has to catch up with
+        bounds.append(col(Incident.id).in_(only))
     query = select(
         col(Incident.failure_class),
         col(Incident.id),
@@ -149,7 +158,9 @@ def _facts(session: Session, *, since: datetime, until: datetime | None = None, 
         connection.execute(
             select(col(TimelineEvent.incident_id))
             .where(
-                col(TimelineEvent.incident_id) >= min(ids),
+                col(TimelineEvent.incident_id) >= min(ids)
+                if only is None
+                else col(TimelineEvent.incident_id).in_(only),
                 col(TimelineEvent.kind) == Event.RECLASSIFIED.value,
             )
             .distinct()
@@ -188,17 +199,20 @@ def _unindexed_sqlite(element: _Unindexed, compiler: Any, **kw: Any) -> str:
 
 
 class _FactsCache:
-    """A repeated ``/triage stats`` with nothing changed reads four ids instead of the window.
+    """A repeated ``/triage stats`` reads four ids instead of the window, and after a change only
+    the incidents that changed.
 
     The key comes from the database, so every replica sees a change: every change the windows
     count (opened, classified, acknowledged, resolved, reopened) writes a timeline row, and a new
-    incident an incident row, so the newest ids move; the archive deletes the oldest rows, so the
-    oldest ids move. The facts hold timestamps, not durations up to now: a later ``/triage stats``
-    counts the same rows against its own window start, so the answer is the one a fresh read gives.
-    What the key can miss (on PostgreSQL a transaction holding a lower id that commits after a
-    read saw a higher one; a row deleted by hand from the middle) lasts at most ``CACHE_FOR``."""
+    incident an incident row, so the newest ids move, and the rows past the cached ones name the
+    incidents to read again; the archive deletes the oldest rows, so the oldest ids move and the
+    window is read whole. The facts hold timestamps, not durations up to now: a later answer counts
+    the same rows against its own window start, so it is the one a fresh read gives. What the ids
+    cannot show (on PostgreSQL a transaction holding a lower id that commits after a read saw a
+    higher one; a row changed by hand) lasts at most ``CACHE_FOR``: then the window is read whole."""
 
     CACHE_FOR = timedelta(seconds=30)
+    CATCH_UP = 1000  # more changed incidents than this: reading the window whole is as cheap
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -208,24 +222,40 @@ class _FactsCache:
 
     def facts(self, session: Session, *, since: datetime, now: datetime) -> _Facts:
         bind = session.get_bind()
+        connection = session.connection()
         key = tuple(
-            session.connection()
-            .execute(
+            connection.execute(
                 select(
                     select(func.min(col(Incident.id))).scalar_subquery(),
                     select(func.max(col(Incident.id))).scalar_subquery(),
                     select(func.min(col(TimelineEvent.id))).scalar_subquery(),
                     select(func.max(col(TimelineEvent.id))).scalar_subquery(),
                 )
-            )
-            .one()
+            ).one()
         )
         with self._lock:
             entry = self._entries.get(bind)
         if entry is not None:
             cached_key, read_at, read_since, facts = entry
-            if cached_key == key and read_at <= now < read_at + self.CACHE_FOR and read_since <= since:
+            fresh = read_at <= now < read_at + self.CACHE_FOR and read_since <= since
+            if fresh and cached_key == key:
                 return facts
+            if fresh and _grew(cached_key, key):
+                # The rows added since, a bounded number of them: past that a whole read is as cheap.
+                opened = connection.execute(
+                    select(col(Incident.id)).where(col(Incident.id) > (cached_key[1] or 0)).limit(self.CATCH_UP + 1)
+                ).all()
+                events = connection.execute(
+                    select(col(TimelineEvent.incident_id))
+                    .where(col(TimelineEvent.id) > (cached_key[3] or 0))
+                    .limit(self.CATCH_UP + 1)
+                ).all()
+                if len(opened) <= self.CATCH_UP and len(events) <= self.CATCH_UP:
+                    changed = {ident for (ident,) in [*opened, *events] if ident is not None}
+                    facts = _patched(facts, _facts(session, since=read_since, only=changed), changed)
+                    with self._lock:  # as old as the whole read it started from: CACHE_FOR still holds
+                        self._entries[bind] = (key, read_at, read_since, facts)
+                    return facts
         facts = _facts(session, since=since)
         with self._lock:
             self._entries[bind] = (key, now, since, facts)
@@ -234,6 +264,40 @@ class _FactsCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+def _grew(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
+    """Only rows added: the oldest ids are the same, the newest did not go back."""
+    old_min_incident, old_max_incident, old_min_event, old_max_event = old
+    min_incident, max_incident, min_event, max_event = new
+    return (
+        (old_min_incident, old_min_event) == (min_incident, min_event)
+        and (max_incident or 0) >= (old_max_incident or 0)
+        and (max_event or 0) >= (old_max_event or 0)
+    )
+
+
+def _patched(facts: _Facts, fresh: _Facts, changed: set[int]) -> _Facts:
+    """``facts`` with the ``changed`` incidents' rows replaced by ``fresh`` (a class may gain or
+    lose some); the classes they did not touch are kept as they are."""
+    columns = ("ids", "created", "reclassified", "to_ack", "to_resolve", "to_classify")
+    result = dict(facts)
+    for cls in {*(c for c, f in facts.items() if not changed.isdisjoint(f.ids)), *fresh}:
+        rows = []
+        if cls in facts:
+            old = facts[cls]
+            rows = [row for row in zip(*(getattr(old, c) for c in columns), strict=True) if row[0] not in changed]
+        if cls in fresh:
+            rows += zip(*(getattr(fresh[cls], c) for c in columns), strict=True)
+        if not rows:
+            result.pop(cls, None)
+            continue
+        rows.sort(key=lambda row: (row[1], row[0]))  # oldest first, as the whole read has them
+        ids, created, reclassified, to_ack, to_resolve, to_classify = (
+            list(column) for column in zip(*rows, strict=True)
+        )
+        result[cls] = _ClassFacts(ids, created, reclassified, to_ack, to_resolve, to_classify)
+    return result
 
 
 FACTS_CACHE = _FactsCache()

@@ -128,3 +128,32 @@ def test_a_change_no_id_shows_is_in_the_answer_within_30_seconds(
     after = service.report(filled)
     assert after[0].total.acknowledged == before[0].total.acknowledged + 1
     assert numbers(after) == fresh(filled, playbooks, clock)
+
+
+def test_after_a_reclassification_it_reads_only_that_incident(
+    filled: Engine, playbooks: Playbooks, clock: FakeClock
+) -> None:
+    service = StatsService(playbooks, clock)
+    before = service.report(filled)
+    with session_scope(filled) as session:
+        week = clock.now() - timedelta(days=7)
+        incident = session.exec(
+            select(Incident).where(col(Incident.failure_class).is_not(None), col(Incident.created_at) >= week).limit(1)
+        ).one()
+        was = incident.failure_class
+        incident.failure_class = next(c for c in playbooks.get(incident.playbook).classes if c != was)
+        session.add(incident)
+        session.add(
+            TimelineEvent(incident_id=incident.id, at=clock.now(), actor="U1", source="button", kind="reclassified",
+                          message=f"Reclassified {incident.failure_class} (was {was}) by U1")
+        )  # fmt: skip
+    after: list[WindowStats] = []
+    statements = selects(filled, lambda: after.extend(service.report(filled)))
+    window_reads = [s for s in statements if "incidents.created_at >=" in s]
+    assert window_reads and all(" IN (" in s for s in window_reads), window_reads
+    by_class = {s.key: s for s in after[0].classes}
+    assert by_class[incident.failure_class].opened == 1 + next(
+        (s.opened for s in before[0].classes if s.key == incident.failure_class), 0
+    )
+    assert after[0].total.reclassified >= before[0].total.reclassified
+    assert numbers(after) == fresh(filled, playbooks, clock)
