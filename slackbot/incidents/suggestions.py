@@ -17,6 +17,7 @@ occurrences by ``ix_occurrences_run_pk`` and the incidents by primary key.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_
@@ -31,9 +32,11 @@ from slackbot.history.outcomes import FAILED, PASSED, key_of, lookup
 from slackbot.history.store import WINDOW
 from slackbot.history.summary import Seen
 from slackbot.incidents.effects import Effects
-from slackbot.incidents.state import changed, load_for_change
+from slackbot.incidents.state import changed
 from slackbot.suggest.signals import rerun_votes
 from slackbot.suggest.suggestion import Vote, revise
+
+_CHUNK = 500
 
 
 def again(incident: Incident, playbook: Playbook, votes: list[Vote], why: str, effects: Effects) -> bool:
@@ -139,13 +142,25 @@ def _rerun_votes(session: Session, playbooks: Playbooks, run: Run, outcomes: Run
     return found
 
 
+def _load_many(session: Session, ids: list[int]) -> Iterator[Incident]:
+    """``state.load_for_change`` for many at once, in id order (the lock order): a rerun after an
+    outage may speak for thousands of incidents, and one query per incident (each autoflushing the
+    last one's change) would hold the ingest for seconds."""
+    for start in range(0, len(ids), _CHUNK):
+        query = select(Incident).where(col(Incident.id).in_(ids[start : start + _CHUNK])).order_by(col(Incident.id))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        yield from session.exec(query).all()
+
+
 def resuggest(session: Session, playbooks: Playbooks, run: Run, outcomes: RunResults, effects: Effects) -> None:
     """The report's passes, seen by the open incidents that failed before on its sha or run: their
     suggestions are worked out again with the history vote they cast. Called by an ingest in its
     transaction, after the report's own incidents are written."""
-    for incident_id, votes in sorted(_rerun_votes(session, playbooks, run, outcomes).items()):
-        incident = load_for_change(session, incident_id)
-        playbook = playbooks.get(incident.playbook)
+    found = _rerun_votes(session, playbooks, run, outcomes)
+    for incident in _load_many(session, sorted(found)):
+        assert incident.id is not None
+        votes, playbook = found[incident.id], playbooks.get(incident.playbook)
         claimed = {v.failure_class for v in votes}
         if any(v["signal"] == "history" and v["class"] in claimed for v in incident.suggestion_votes or []):
             continue  # its history already says so (another shard, a later attempt): nothing new
