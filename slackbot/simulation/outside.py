@@ -95,9 +95,12 @@ class Card:
 @dataclass
 class PeopleSaid:
     classified: dict[str, datetime] = field(default_factory=dict)  # first classification
-    classes: dict[str, list[tuple[datetime, str]]] = field(default_factory=dict)  # every (re)classification
+    # Every (re)classification and severity with its place in what people did: a responder acts
+    # several times at one virtual instant (ack, SEV-1, classify), and a SEV-1 marked before the
+    # classification pages the owner of the class the incident had then.
+    classes: dict[str, list[tuple[datetime, int, str]]] = field(default_factory=dict)  # (at, place, class)
     resolved: dict[str, list[datetime]] = field(default_factory=dict)
-    severities: list[tuple[datetime, str, str]] = field(default_factory=list)  # (at, incident, severity)
+    severities: list[tuple[datetime, str, str, int]] = field(default_factory=list)  # (at, incident, severity, place)
 
 
 @dataclass
@@ -160,14 +163,14 @@ class World:
             reason = message.text.split("Reason: ", 1)[1].split(".", 1)[0] if "Reason: " in message.text else ""
             dms[incident].append((_at(message), message.channel[1:], reason))
         people = PeopleSaid()
-        for done in run.people.done:
+        for place, done in enumerate(run.people.done):
             if done.what.startswith(("classified it ", "reclassified it ")):
                 people.classified.setdefault(done.incident, done.at)
-                people.classes.setdefault(done.incident, []).append((done.at, done.what.split()[2]))
+                people.classes.setdefault(done.incident, []).append((done.at, place, done.what.split()[2]))
             elif done.what.startswith("resolved it") and not ("bead" in done.answer and "resolved" not in done.answer):
                 people.resolved.setdefault(done.incident, []).append(done.at)
             elif done.what.startswith("marked it ") and " is now " in done.answer:  # refused when resolved
-                people.severities.append((done.at, done.incident, done.what.split()[2]))
+                people.severities.append((done.at, done.incident, done.what.split()[2], place))
         shown = {
             id(card.failure): block.removeprefix(SUGGESTION_BLOCK)
             for card in cards.values()
@@ -197,10 +200,14 @@ class World:
                 return entry.likely_class
         return None
 
-    def owning(self, key: str, failure: Failure, at: datetime) -> str | None:
-        """The class whose people a page at ``at`` goes to: the last one chosen by then, else the
-        suggestion."""
-        chosen = [c for when, c in self.people.classes.get(key, []) if when <= at]
+    def owning(self, key: str, failure: Failure, at: datetime, place: int | None = None) -> str | None:
+        """The class whose people a page at ``at`` goes to: the last one chosen by then (before
+        ``place`` in what people did, when given), else the suggestion."""
+        chosen = [
+            c
+            for when, chosen_at, c in self.people.classes.get(key, [])
+            if when < at or (when == at and (place is None or chosen_at < place))
+        ]
         return chosen[-1] if chosen else self.suggested(failure)
 
     def pagerduty_keys(self, roles: list[Role], failure_class: str | None) -> set[str]:
@@ -366,10 +373,10 @@ def check_pagerduty(run: SimulationRun, world: World) -> Check:
                 if due <= stop - ARRIVAL:
                     required.setdefault(key, due)
         other: set[str] = set()  # services a severity or an alert pages too (at other moments)
-        for at, key, severity in world.people.severities:
+        for at, key, severity, place in world.people.severities:
             rule = world.runbook.policy.severities.get(severity)
             if key == card.key and rule is not None:
-                chosen = world.owning(key, card.failure, at)
+                chosen = world.owning(key, card.failure, at, place)
                 for routing_key in world.pagerduty_keys(list(rule.pages), chosen):
                     allowed.add(routing_key)
                     other.add(routing_key)
@@ -446,12 +453,14 @@ def check_alerts(run: SimulationRun, world: World) -> Check:
 
 def check_severity_pages(run: SimulationRun, world: World) -> Check:
     check = Check("severity_pages", "A severity that pages paged the roles policy.yml names for it", 0)
-    for at, key, severity in world.people.severities:
+    for at, key, severity, place in world.people.severities:
         rule = world.runbook.policy.severities.get(severity)
         card = world.cards.get(key)
         if rule is None or card is None or card.failure is None:
             continue
-        owning = world.owning(key, card.failure, at)
+        if at + ARRIVAL > world.end:
+            continue  # the run ended before the page was due to arrive: nothing to expect yet
+        owning = world.owning(key, card.failure, at, place)
         for user in sorted(world.users(list(rule.pages), owning)):
             check.checked += 1
             got = [t for t, who, reason in world.dms.get(key, []) if who == user and reason == "severity"]
@@ -511,13 +520,17 @@ def check_beads_from_policy(run: SimulationRun, world: World) -> Check:
         why: list[tuple[str, str | None, int | None]] = []  # (reason, class whose tracker, priority)
         if failure.contract and runbook.missing_ids_class:
             why.append(("it broke the id contract", runbook.missing_ids_class, None))
-        for at, key, severity in world.people.severities:
+        for at, key, severity, place in world.people.severities:
             rule = runbook.policy.severities.get(severity)
             if key == card.key and rule is not None and rule.file_bead:
                 why.append(
-                    (f"it was marked {severity} at {_when(at)}", world.owning(key, failure, at), rule.bead_priority)
+                    (
+                        f"it was marked {severity} at {_when(at)}",
+                        world.owning(key, failure, at, place),
+                        rule.bead_priority,
+                    )
                 )
-        for _, chosen in world.people.classes.get(card.key, []):
+        for _, _, chosen in world.people.classes.get(card.key, []):
             route = runbook.class_route(chosen)
             if route is not None and route.files_bead:
                 why.append((f"it was classified {chosen}", chosen, None))

@@ -191,6 +191,7 @@ class BotProcess:
             settings.bd_bin, settings.beads_dir, faults=world.faults, clock=world.clock
         )
         self.timers = TimerService(self.core.playbooks, world.clock)
+        self._stopped = False
         self.loop = asyncio.Runner()
         self._session = self.loop.run(open_pooled_session(outbox_client))
         self._stack = ExitStack()
@@ -224,7 +225,14 @@ class BotProcess:
     def stop(self) -> None:
         """Stop, graceful or not: tasks in flight are cancelled where they stand (a crash), the
         HTTP server goes away and the database connections close. Work a thread had already
-        handed to the database completes, as it would have before a real process died."""
+        handed to the database completes, as it would have before a real process died.
+
+        Safe to call again: the run's ``finally`` stops the last process, which a failed restart
+        (an invalid runbook) leaves already stopped; a second stop must not replace that error
+        with "Runner is closed"."""
+        if self._stopped:
+            return
+        self._stopped = True
         try:
             for task in asyncio.all_tasks(self.loop.get_loop()):
                 task.cancel()

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from slackbot.config import load_playbooks
-from slackbot.simulation import SimulationConfig, SimulationResult, simulate
+from slackbot.config import RunbookError, load_playbooks
+from slackbot.simulation import SimulationConfig, SimulationResult, runner, simulate
 from slackbot.simulation.invariants import check_all
 from slackbot.simulation.records import START
 from slackbot.simulation.traffic import SCHEMA_DRIFT, Traffic
@@ -249,3 +249,47 @@ def test_responders_confirm_a_confident_suggestion_or_classify_by_hand_and_the_r
     assert "Time to classify with the card's suggestion (Confirm) and by hand:" in text
     row = next(line for line in text.splitlines() if line.startswith("| infra_ci |"))
     assert re.fullmatch(r"\| infra_ci \| \d+ · [\d.]+ min \| \d+ · [\d.]+ min \| \d+ \|", row), row
+
+
+def test_a_restart_that_fails_shows_its_own_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The runbooks go bad while the bot is down: the restart after the first simulated crash fails
+    # on them, and that (with file:line) is what the user sees, not "Runner is closed".
+    runbooks = tmp_path / "runbooks"
+    shutil.copytree(RUNBOOKS, runbooks)
+    policy = runbooks / "integration-triage" / "policy.yml"
+
+    class EditedWhileDown(runner.BotProcess):
+        def __init__(self, world: runner.World, number: int) -> None:
+            if number > 1:
+                policy.write_text(policy.read_text() + "\nclassify_within: [not, a, duration\n")
+            super().__init__(world, number)
+
+    monkeypatch.setattr(runner, "BotProcess", EditedWhileDown)
+    with pytest.raises(RunbookError) as raised:
+        simulate(SimulationConfig(days=1, seed=7, runbooks_dir=runbooks, workdir=tmp_path / "sim"))
+    assert any("policy.yml" in str(problem) for problem in raised.value.problems), raised.value.problems
+
+
+def test_a_sev1_marked_before_a_classification_pages_the_owner_it_had_then(unattended: SimulationResult) -> None:
+    # Recorded by `simulate --days 3 --seed 7 --responders`: at one virtual instant a responder
+    # acknowledged INC-11, marked it SEV-1 and classified it; the bot paged the owner of the class the
+    # incident had when it became SEV-1, and the check wrongly wanted the owner of the class chosen after.
+    runbook = load_playbooks(RUNBOOKS).default
+    people = copy.copy(unattended.run.people)
+    (sev1,) = [d for d in people.done if d.what.startswith("marked it SEV-1")]
+    paged = {
+        m.channel[1:] for m in unattended.run.snapshot.messages if f"You are paged for *{sev1.incident}*" in m.text
+    }
+    later = next(
+        c for c in sorted(runbook.classes) if {t.dm_user for t in runbook.targets(["owner"], c)} - paged - {None}
+    )
+    classified = dataclasses.replace(sev1, what=f"classified it {later} (card menu)", answer="classified")
+    at = people.done.index(sev1)
+    people.done = [*people.done[: at + 1], classified, *people.done[at + 1 :]]
+    run = dataclasses.replace(unattended.run, people=people)
+    severity = next(c for c in check_all(run) if c.key == "severity_pages")
+    assert severity.passed and severity.checked >= 1, severity.violations
+    # the same classification a moment before the SEV-1 makes its owner due a page the bot never sent
+    people.done = [*people.done[:at], classified, sev1, *people.done[at + 2 :]]
+    severity = next(c for c in check_all(run) if c.key == "severity_pages")
+    assert any(f"{sev1.incident} was marked SEV-1" in v for v in severity.violations), severity.violations
