@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +19,32 @@ from sqlmodel import Session, create_engine
 # SQLite's "database is locked" is an OperationalError too, and just as retryable.
 UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 RETRY_AFTER_SECONDS = 5
+
+
+class OutageLog:
+    """What a loop that retries several times a second logs about its database: one WARNING when
+    it first finds it away and one when it is back, instead of a traceback per retry that buries
+    everything else during an outage of minutes. Any other error keeps its traceback."""
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self.logger = logger
+        self.what = what
+        self._since: float | None = None  # monotonic time the outage was first seen
+
+    def failed(self, exc: BaseException, message: str) -> None:
+        """Call from the ``except`` block; ``message`` is logged with the traceback for other errors."""
+        if not isinstance(exc, UNAVAILABLE):
+            self.logger.exception(message)
+            return
+        if self._since is None:
+            self._since = time.monotonic()
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            self.logger.warning("%s: the database is unavailable (%s); retrying until it is back", self.what, reason)
+
+    def succeeded(self) -> None:
+        if self._since is not None:
+            down, self._since = time.monotonic() - self._since, None
+            self.logger.warning("%s: the database is back after %.0f s", self.what, down)
 
 
 def normalise_url(url: str) -> str:

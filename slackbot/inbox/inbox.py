@@ -23,7 +23,7 @@ from sqlmodel import Session, col, delete, select
 
 from slackbot.after_ack import AfterAck
 from slackbot.clock import Clock
-from slackbot.db.engine import is_sqlite, session_scope
+from slackbot.db.engine import OutageLog, is_sqlite, session_scope
 from slackbot.db.models import InboxItem, Incident
 from slackbot.domain.changes import Actor, Change, Outcome
 from slackbot.inbox.codec import decode, encode
@@ -94,6 +94,7 @@ class Inbox:
         poll: float = 1.0,
     ) -> None:
         self.engine = engine
+        self._outage = OutageLog(log, "the Slack inbox")
         self.core = core
         self.clock = clock
         self.answers = answers
@@ -253,8 +254,9 @@ class Inbox:
             self._wake.clear()
             try:
                 applied = await self.apply_pending()
-            except Exception:  # the database is away: the rows wait, and so do we
-                log.exception("applying the Slack inbox failed; retrying")
+                self._outage.succeeded()
+            except Exception as exc:  # the database is away: the rows wait, and so do we
+                self._outage.failed(exc, "applying the Slack inbox failed; retrying")
                 applied = 0
             if applied >= self.batch:  # more than one look's worth: the rest still yields to acks
                 self._since = self._since or since or time.monotonic()

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from slackbot.clock import Clock, as_utc
-from slackbot.db.engine import session_scope
+from slackbot.db.engine import OutageLog, session_scope
 from slackbot.db.models import OutboxItem
 from slackbot.domain.effects import EffectKind, Event, Key
 from slackbot.domain.states import DeliveryState
@@ -240,6 +240,7 @@ class OutboxWorker:
         max_in_flight: int = 50,
     ) -> None:
         self.engine = engine
+        self._outage = OutageLog(log, "the outbox")
         self.clock = clock
         self.handlers = handlers
         self.worker_id = worker_id or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
@@ -307,8 +308,9 @@ class OutboxWorker:
                 self._wake.clear()  # before the claim, so a wake-up during it is not lost
                 try:
                     started = await self._launch()
-                except Exception:  # the loop must outlive a bad claim (DB blip); rows stay claimable
-                    log.exception("outbox claim failed")
+                    self._outage.succeeded()
+                except Exception as exc:  # the loop must outlive a bad claim (DB blip); rows stay claimable
+                    self._outage.failed(exc, "outbox claim failed")
                     started = []
                 if woken:
                     self._woken_for_nothing, woken = not started, False
