@@ -491,7 +491,9 @@ def run_backend(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any
         engine.dispose()
         print(f"{name}: filled {filled} ", flush=True)
         began = datetime.now(UTC)
+        load_before = os.getloadavg()[0]
         results = measure_bot(url, args.requests, tmp / f"{name}-bot.log")
+        results["load"] = [load_before, os.getloadavg()[0]]
         if server is not None:
             results["autovacuum_during"] = _autovacuum_since(url, began)
         results["filled"] = filled.__dict__
@@ -556,6 +558,7 @@ def report(all_results: dict[str, dict[str, Any]], args: argparse.Namespace, bef
         lines.append(
             f"- {backend}: bot RSS {results['rss_mb']:.0f} MB after serving them (peak {results['peak_rss_mb']:.0f}"
             f" MB) {verdict}; fill took {results['filled']['seconds']:.1f} s"
+            + (f"; machine load {load[0]:.1f} then {load[1]:.1f} (2 cores)" if (load := results.get("load")) else "")
             + (
                 f" (before: RSS {before[backend]['rss_mb']:.0f} MB)"
                 if before and backend in before and "rss_mb" in before[backend]
