@@ -178,6 +178,12 @@ class World:
             for block in card.message.block_ids
             if block.startswith(SUGGESTION_BLOCK)
         }
+        # A card people classified shows no suggestion in its last version: the one it offered
+        # when they first acted on it is whose people owned it until then.
+        for done in run.people.done:
+            card = cards.get(done.incident)
+            if done.shown and card is not None and card.failure is not None:
+                shown.setdefault(id(card.failure), done.shown)
         return cls(runbook, list(failures.values()), cards, dms, people, run.drained_at, list(playbooks), shown)
 
     def suggested(self, failure: Failure) -> str | None:

@@ -90,6 +90,9 @@ class Done:
     incident: str
     what: str
     answer: str
+    # The class the card offered to confirm as the person acted (None: no suggestion shown): once
+    # classified the card shows it no more, and until then its owner is who a page goes to.
+    shown: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"at": self.at.isoformat(), "user": self.user, "incident": self.incident, "what": self.what}
@@ -221,8 +224,9 @@ class People:
         if action.step == "sev1":
             if incident.status != "open" or incident.severity == "SEV-1":
                 return  # the responder working it got there first
+            shown = self.suggestion_shown(incident)[0]
             answer = self.command(user, incident.channel, f"severity {key} SEV-1")
-            self._log(now, user, key, "marked it SEV-1 (/triage severity)", answer)
+            self._log(now, user, key, "marked it SEV-1 (/triage severity)", answer, shown)
             return
         plan = self.plans[action.incident_id]
         if incident.status != "open":
@@ -235,8 +239,9 @@ class People:
                 self._log(now, user, key, "acknowledged it (card button)", answer)
             if story is not None and story.kind == SEV1 and incident.severity != "SEV-1":
                 # whoever reads a tenant leak's evidence says SEV-1 (a report has no severity field)
+                shown = self.suggestion_shown(incident)[0]
                 answer = self.command(user, incident.channel, f"severity {key} SEV-1")
-                self._log(now, user, key, "marked it SEV-1 (/triage severity)", answer)
+                self._log(now, user, key, "marked it SEV-1 (/triage severity)", answer, shown)
             truth = story.truth.value if story else (incident.suggested_class or FailureClass.INFRA_CI.value)
             if incident.failure_class is None:
                 self._classify(now, plan, incident, truth)
@@ -283,7 +288,7 @@ class People:
         suggested, confidence = self.suggestion_shown(incident)
         if plan.trusts_suggestion and suggested is not None and confidence is not None and confidence >= CONFIDENT:
             answer = self.click(user, incident, card_ids.ACTION_CONFIRM)
-            self._log(now, user, key, f"classified it {suggested} {CONFIRMED}", answer)
+            self._log(now, user, key, f"classified it {suggested} {CONFIRMED}", answer, suggested)
             chosen = suggested
         else:
             chosen = truth
@@ -291,7 +296,7 @@ class People:
             if others and self.minds.random() < WRONG_FIRST:
                 chosen = self.minds.choice(others)
             answer = self.click(user, incident, card_ids.ACTION_CLASSIFY, option=chosen)
-            self._log(now, user, key, f"classified it {chosen} (card menu)", answer)
+            self._log(now, user, key, f"classified it {chosen} (card menu)", answer, suggested)
         if chosen != truth:
             self._schedule(now + timedelta(minutes=self.minds.uniform(3, 8)), incident.id or 0, "reclassify", user)
 
@@ -308,8 +313,8 @@ class People:
                 return block_id.removeprefix(card_ids.SUGGESTION_BLOCK), int(found[1]) / 100 if found else None
         return None, None
 
-    def _log(self, now: datetime, user: str, key: str, what: str, answer: str) -> None:
-        self.done.append(Done(now, user, key, what, answer))
+    def _log(self, now: datetime, user: str, key: str, what: str, answer: str, shown: str | None = None) -> None:
+        self.done.append(Done(now, user, key, what, answer, shown))
 
     # -- through Slack ----------------------------------------------------------------------------
 

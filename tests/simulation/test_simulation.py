@@ -19,10 +19,12 @@ from pathlib import Path
 import pytest
 
 from slackbot.config import RunbookError, load_playbooks
+from slackbot.outbox.slack_deliveries import CARD_EVENT
 from slackbot.simulation import SimulationConfig, SimulationResult, runner, simulate
 from slackbot.simulation.invariants import check_all
 from slackbot.simulation.records import START
 from slackbot.simulation.traffic import SCHEMA_DRIFT, Traffic
+from slackbot.slack.card import SUGGESTION_BLOCK
 from tests.conftest import RUNBOOKS
 
 TRIAGEBOT = str(Path(sys.executable).parent / "triagebot")
@@ -286,7 +288,16 @@ def test_a_sev1_marked_before_a_classification_pages_the_owner_it_had_then(unatt
     classified = dataclasses.replace(sev1, what=f"classified it {later} (card menu)", answer="classified")
     at = people.done.index(sev1)
     people.done = [*people.done[: at + 1], classified, *people.done[at + 1 :]]
-    run = dataclasses.replace(unattended.run, people=people)
+    # and its card, classified, no longer offers the suggestion whose owner the SEV-1 paged
+    snapshot = unattended.run.snapshot
+    messages = [
+        dataclasses.replace(m, block_ids=[b for b in m.block_ids if not b.startswith(SUGGESTION_BLOCK)])
+        if (m.metadata or {}).get("event_type") == CARD_EVENT and f" {sev1.incident} " in f" {m.header} "
+        else m
+        for m in snapshot.messages
+    ]
+    assert messages != snapshot.messages
+    run = dataclasses.replace(unattended.run, people=people, snapshot=dataclasses.replace(snapshot, messages=messages))
     severity = next(c for c in check_all(run) if c.key == "severity_pages")
     assert severity.passed and severity.checked >= 1, severity.violations
     # the same classification a moment before the SEV-1 makes its owner due a page the bot never sent
