@@ -80,8 +80,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin_immediate(conn: Any) -> None:
             # Take the write lock at BEGIN: a deferred transaction that reads then writes can fail
-            # with "database is locked" instead of waiting its turn.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # with "database is locked" instead of waiting its turn. A connection opened with
+            # execution_options(read_only=True) only reads: a plain BEGIN gives it a snapshot
+            # without queueing behind (or holding up) the writers.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)

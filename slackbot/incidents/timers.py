@@ -26,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam, tuple_, update
 from sqlalchemy import select as sa_select
-from sqlalchemy import tuple_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
@@ -48,6 +48,35 @@ log = logging.getLogger(__name__)
 
 BATCH = 500  # timers per transaction: big enough for a backlog, small enough to hold locks briefly
 MAX_BATCHES = 100  # per call, so one call under a flood of due timers still returns
+
+
+# Built once (the scheduler asks every tick, the simulation at every virtual moment a timer is
+# due): building them cost more than SQLite spent answering.
+_TIMERS = table(Timer)
+_DUE = (
+    sa_select(
+        _TIMERS.c.id,
+        _TIMERS.c.token,
+        _TIMERS.c.kind,
+        _TIMERS.c.subject,
+        _TIMERS.c.incident_id,
+        _TIMERS.c.step,
+        _TIMERS.c.due_at,
+    )
+    .where(_TIMERS.c.state == TimerState.PENDING.value, _TIMERS.c.due_at <= bindparam("now"))
+    .order_by(_TIMERS.c.due_at, _TIMERS.c.id)
+    .limit(bindparam("limit"))
+)
+_CLAIM = (
+    update(_TIMERS)
+    .where(
+        _TIMERS.c.id.in_(bindparam("ids", expanding=True)),  # the primary key finds the rows
+        tuple_(_TIMERS.c.id, _TIMERS.c.token).in_(bindparam("pairs", expanding=True)),
+        _TIMERS.c.state == TimerState.PENDING.value,
+    )
+    .values(state=TimerState.FIRED.value, fired_at=bindparam("fired_at"), fired_by=bindparam("worker"))
+    .returning(_TIMERS.c.id)
+)
 
 
 @dataclass(frozen=True)
@@ -149,24 +178,13 @@ class TimerService:
     def due(session: Session, now: datetime, limit: int) -> list[DueTimer]:
         """Pending timers due by ``now``, oldest first. On PostgreSQL the rows are locked and rows
         another replica holds are skipped, so concurrent firings take disjoint batches."""
-        timers = table(Timer)
-        query = (
-            sa_select(
-                timers.c.id,
-                timers.c.token,
-                timers.c.kind,
-                timers.c.subject,
-                timers.c.incident_id,
-                timers.c.step,
-                timers.c.due_at,
-            )
-            .where(timers.c.state == TimerState.PENDING.value, timers.c.due_at <= utc(now))
-            .order_by(timers.c.due_at, timers.c.id)
-            .limit(limit)
-        )
+        query = _DUE
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        return [DueTimer(int(r[0] or 0), r[1], r[2], r[3], r[4], int(r[5]), r[6]) for r in session.execute(query)]
+        return [
+            DueTimer(int(r[0] or 0), r[1], r[2], r[3], r[4], int(r[5]), r[6])
+            for r in session.execute(query, {"now": utc(now), "limit": limit})
+        ]
 
     @staticmethod
     def claim(session: Session, timers: list[tuple[int, str]], now: datetime, worker: str) -> list[int]:
@@ -178,15 +196,8 @@ class TimerService:
         for start in range(0, len(timers), BATCH):
             chunk = timers[start : start + BATCH]
             result = session.execute(
-                update(Timer)
-                .where(
-                    col(Timer.id).in_([timer_id for timer_id, _ in chunk]),  # the primary key finds the rows
-                    tuple_(col(Timer.id), col(Timer.token)).in_(chunk),
-                    col(Timer.state) == TimerState.PENDING.value,
-                )
-                .values(state=TimerState.FIRED.value, fired_at=utc(now), fired_by=worker)
-                .returning(col(Timer.id))
-                .execution_options(synchronize_session=False)
+                _CLAIM,
+                {"ids": [timer_id for timer_id, _ in chunk], "pairs": chunk, "fired_at": utc(now), "worker": worker},
             )
             won.extend(int(row[0]) for row in result)
         return won

@@ -11,27 +11,60 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, bindparam, or_, update
 from sqlalchemy import select as sa_select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
-from slackbot.db.engine import session_scope
 from slackbot.db.models import OutboxItem
 from slackbot.domain.effects import EffectKind
 from slackbot.domain.states import DeliveryState
-from slackbot.incidents.effects import utc
+from slackbot.incidents.effects import table, utc
 
 LEASE = timedelta(seconds=60)  # the default; TRIAGE_OUTBOX_LEASE_SECONDS sets it per process
 # Slack is edited at most once a second per card: a redraw claimed sooner after the last one waits.
 CARD_EDIT_INTERVAL = timedelta(seconds=1)
 
 
-def _due(now: datetime) -> Any:
-    return or_(
-        and_(col(OutboxItem.state) == DeliveryState.PENDING.value, col(OutboxItem.next_attempt_at) <= now),
-        and_(col(OutboxItem.state) == DeliveryState.SENDING.value, col(OutboxItem.lease_until) < now),
-    )
+# Statements built once: claiming and settling run for every effect, and building a statement
+# (coercing each operand) cost SQLAlchemy more than SQLite spent executing it. Parameters are
+# bound per call; lists (kinds, lanes, ids) are expanding parameters, so the compiled form is
+# cached once per dialect.
+_OUTBOX = table(OutboxItem)
+_C = _OUTBOX.c
+_PENDING, _SENDING, _DONE = DeliveryState.PENDING.value, DeliveryState.SENDING.value, DeliveryState.DONE.value
+_CARD = EffectKind.CARD.value
+_DUE = or_(
+    and_(_C.state == _PENDING, _C.next_attempt_at <= bindparam("now")),
+    and_(_C.state == _SENDING, _C.lease_until < bindparam("now")),
+)
+# Only ids, lanes, states and attempts are read for the candidates: loading a few hundred rows
+# (payloads and all) to deliver a dozen made claiming the slowest part of a busy outbox.
+_CANDIDATES = (
+    sa_select(_C.id, _C.lane, _C.state, _C.attempts, _C.kind, _C.incident_id)
+    .where(_DUE, _C.kind.in_(bindparam("kinds", expanding=True)))
+    .order_by(_C.id)
+    .limit(bindparam("limit"))
+)
+_CANDIDATES_SKIPPING = _CANDIDATES.where(_C.lane.not_in(bindparam("skip", expanding=True)))
+_POSTPONE = (
+    update(_OUTBOX).where(_C.id == bindparam("row_id"), _C.state == _PENDING).values(next_attempt_at=bindparam("until"))
+)
+# The claim returns the rows it won whole: no second statement to read them.
+_TAKE = (
+    update(_OUTBOX)
+    .where(_C.id.in_(bindparam("ids", expanding=True)), _DUE)
+    .values(state=_SENDING, claimed_by=bindparam("worker"), lease_until=bindparam("lease_until"))
+    .returning(*_C)
+)
+_HELD = sa_select(_C.incident_id, _C.state, _C.done_at).where(
+    _C.kind == _CARD,
+    _C.incident_id.in_(bindparam("incidents", expanding=True)),
+    or_(
+        and_(_C.state == _SENDING, _C.lease_until >= bindparam("now")),
+        and_(_C.state == _DONE, _C.done_at > bindparam("since")),
+    ),
+)
 
 
 def claim(
@@ -48,29 +81,16 @@ def claim(
     ``lease`` is how long the claim holds: longer than any delivery takes, and as short as we
     can afford to wait for another replica to take over the rows of a worker that crashed."""
     moment = utc(now)
-    with session_scope(engine) as session:
-        # Only ids, lanes, states and attempts are read for the candidates: loading a few hundred rows
-        # (payloads and all) to deliver a dozen made claiming the slowest part of a busy outbox.
-        query = (
-            sa_select(
-                col(OutboxItem.id),
-                col(OutboxItem.lane),
-                col(OutboxItem.state),
-                col(OutboxItem.attempts),
-                col(OutboxItem.kind),
-                col(OutboxItem.incident_id),
-            )
-            .where(_due(moment), col(OutboxItem.kind).in_(sorted(kinds)))
-            .order_by(col(OutboxItem.id))
-            .limit(limit * 4)
-        )
-        if skip_lanes:
-            query = query.where(col(OutboxItem.lane).not_in(sorted(skip_lanes)))
-        if session.get_bind().dialect.name == "postgresql":
+    with engine.begin() as connection:
+        query = _CANDIDATES_SKIPPING if skip_lanes else _CANDIDATES
+        if connection.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        candidates = [tuple(row) for row in session.execute(query)]
+        params: dict[str, Any] = {"now": moment, "kinds": sorted(kinds), "limit": limit * 4}
+        if skip_lanes:
+            params["skip"] = sorted(skip_lanes)
+        candidates = [tuple(row) for row in connection.execute(query, params)]
         held = _cards_held(
-            session, moment, {i for _, _, _, _, kind, i in candidates if kind == _CARD and i is not None}
+            connection, moment, {i for _, _, _, _, kind, i in candidates if kind == _CARD and i is not None}
         )
         chosen: dict[str, tuple[int, bool]] = {}
         postponed: dict[int, datetime] = {}
@@ -79,76 +99,82 @@ def claim(
                 # The card is being drawn (by any replica) or was drawn less than a second ago: a
                 # second draw now would edit it twice in a second, or land before the first and
                 # be overwritten by the older state. The lane's next row goes instead.
-                if state == DeliveryState.PENDING:
+                if state == _PENDING:
                     postponed[row_id] = held[incident_id]
                 continue
             if lane not in chosen and len(chosen) < limit and row_id is not None:
                 # An earlier attempt may have reached Slack if a worker died holding the row
                 # (its lease ran out) or an attempt failed without an answer (timeout, 5xx).
-                chosen[lane] = (row_id, state == DeliveryState.SENDING or attempts > 0)
-        for row_id, until in postponed.items():
-            session.execute(
-                update(OutboxItem)
-                .where(col(OutboxItem.id) == row_id, col(OutboxItem.state) == DeliveryState.PENDING.value)
-                .values(next_attempt_at=until)
-                .execution_options(synchronize_session=False)
-            )
+                chosen[lane] = (row_id, state == _SENDING or attempts > 0)
+        if postponed:
+            connection.execute(_POSTPONE, [{"row_id": i, "until": until} for i, until in postponed.items()])
         if not chosen:
             return []
-        won = session.execute(
-            update(OutboxItem)
-            .where(col(OutboxItem.id).in_(sorted(i for i, _ in chosen.values())), _due(moment))
-            .values(state=DeliveryState.SENDING.value, claimed_by=worker, lease_until=moment + lease)
-            .returning(col(OutboxItem.id))
-            .execution_options(synchronize_session=False)
+        won = connection.execute(
+            _TAKE,
+            {
+                "ids": sorted(i for i, _ in chosen.values()),
+                "now": moment,
+                "worker": worker,
+                "lease_until": moment + lease,
+            },
         )
-        claimed_ids = sorted(int(row[0]) for row in won)
-        claimed = list(
-            session.exec(select(OutboxItem).where(col(OutboxItem.id).in_(claimed_ids)).order_by(col(OutboxItem.id)))
-        )
+        rows = sorted((row._asdict() for row in won), key=lambda row: int(row["id"]))
     maybe_delivered = dict(chosen.values())
-    for item in claimed:
-        # Set after the session closed, so the flag travels with this claim only (not stored):
-        # handlers look for an earlier copy before posting again (e.g. SlackDeliveries._find_post).
-        item.result = {**item.result, "takeover": maybe_delivered[item.id or 0]}
+    claimed = []
+    for row in rows:
+        # The flag travels with this claim only (not stored): handlers look for an earlier copy
+        # before posting again (e.g. SlackDeliveries._find_post).
+        row["result"] = {**(row["result"] or {}), "takeover": maybe_delivered[row["id"]]}
+        claimed.append(OutboxItem(**row))
     return claimed
 
 
-_CARD = EffectKind.CARD.value
-
-
-def _cards_held(session: Session, now: datetime, incidents: set[int]) -> dict[int, datetime]:
+def _cards_held(connection: Connection, now: datetime, incidents: set[int]) -> dict[int, datetime]:
     """Incidents whose card may not be drawn yet, each with the moment it may: one being drawn
     (a live claim) or drawn within ``CARD_EDIT_INTERVAL``."""
     if not incidents:
         return {}
-    rows = session.exec(
-        select(OutboxItem.incident_id, OutboxItem.state, OutboxItem.done_at, OutboxItem.lease_until).where(
-            col(OutboxItem.kind) == _CARD,
-            col(OutboxItem.incident_id).in_(sorted(incidents)),
-            or_(
-                and_(col(OutboxItem.state) == DeliveryState.SENDING.value, col(OutboxItem.lease_until) >= now),
-                and_(
-                    col(OutboxItem.state) == DeliveryState.DONE.value,
-                    col(OutboxItem.done_at) > now - CARD_EDIT_INTERVAL,
-                ),
-            ),
-        )
-    )
+    rows = connection.execute(_HELD, {"incidents": sorted(incidents), "now": now, "since": now - CARD_EDIT_INTERVAL})
     held: dict[int, datetime] = {}
-    for incident_id, state, done_at, _lease in rows:
+    for incident_id, state, done_at in rows:
         if incident_id is None:
             continue
         # In flight: look again a second from now (its settle wakes the lane's worker anyway).
-        until = (
-            utc(done_at) + CARD_EDIT_INTERVAL if state == DeliveryState.DONE and done_at else now + CARD_EDIT_INTERVAL
-        )
+        until = utc(done_at) + CARD_EDIT_INTERVAL if state == _DONE and done_at else now + CARD_EDIT_INTERVAL
         held[incident_id] = max(held.get(incident_id, until), until)
     return held
 
 
+# One settle statement per combination of columns it sets (a handful), built on first use.
+_SETTLES: dict[tuple[bool, ...], Any] = {}
+
+
+def _settle_statement(next_attempt: bool, attempts: bool, error: bool, result: bool, done: bool) -> Any:
+    shape = (next_attempt, attempts, error, result, done)
+    statement = _SETTLES.get(shape)
+    if statement is None:
+        values: dict[str, Any] = {"state": bindparam("new_state"), "lease_until": None}
+        if next_attempt:
+            values["next_attempt_at"] = bindparam("next_attempt_at_")
+        if attempts:
+            values["attempts"] = _C.attempts + bindparam("attempts_delta")
+        if error:
+            values["last_error"] = bindparam("last_error_")
+        if result:
+            values["result"] = bindparam("result_", type_=_C.result.type)
+        if done:
+            values["done_at"] = bindparam("done_at_")
+        statement = _SETTLES[shape] = (
+            update(_OUTBOX)
+            .where(_C.id == bindparam("row_id"), _C.state == _SENDING, _C.claimed_by == bindparam("worker"))
+            .values(**values)
+        )
+    return statement
+
+
 def settle(
-    session: Session,
+    session: Session | Connection,
     item_id: int,
     worker: str,
     *,
@@ -160,27 +186,25 @@ def settle(
     result: dict[str, Any] | None = None,
 ) -> bool:
     """Record the outcome, but only if we still hold the lease (a slow worker whose lease
-    expired must not overwrite the outcome of the worker that took over)."""
-    values: dict[str, Any] = {"state": state, "lease_until": None}
-    if next_attempt_at is not None:
-        values["next_attempt_at"] = utc(next_attempt_at)
-    if attempts_delta:
-        values["attempts"] = OutboxItem.attempts + attempts_delta
-    if error is not None:
-        values["last_error"] = error[:2000]
-    if result is not None:
-        values["result"] = result
-    if state in (DeliveryState.DONE, DeliveryState.DEAD):
-        values["done_at"] = utc(now)
-    outcome = session.execute(
-        update(OutboxItem)
-        .where(
-            col(OutboxItem.id) == item_id,
-            col(OutboxItem.state) == DeliveryState.SENDING.value,
-            col(OutboxItem.claimed_by) == worker,
-        )
-        .values(**values)
+    expired must not overwrite the outcome of the worker that took over). ``session`` may be a
+    plain connection: settling needs no ORM, and the worker settles every delivery."""
+    done = state in (DeliveryState.DONE, DeliveryState.DEAD)
+    statement = _settle_statement(
+        next_attempt_at is not None, bool(attempts_delta), error is not None, result is not None, done
     )
+    params: dict[str, Any] = {"row_id": item_id, "worker": worker, "new_state": str(state)}
+    if next_attempt_at is not None:
+        params["next_attempt_at_"] = utc(next_attempt_at)
+    if attempts_delta:
+        params["attempts_delta"] = attempts_delta
+    if error is not None:
+        params["last_error_"] = error[:2000]
+    if result is not None:
+        params["result_"] = result
+    if done:
+        params["done_at_"] = utc(now)
+    connection = session if isinstance(session, Connection) else session.connection()
+    outcome = connection.execute(statement, params)
     return getattr(outcome, "rowcount", 0) == 1
 
 

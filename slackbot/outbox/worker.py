@@ -553,9 +553,9 @@ class OutboxWorker:
         now = self.clock.now()
 
         def work() -> None:
-            with session_scope(self.engine) as session:
+            with self.engine.begin() as connection:  # no ORM session: this runs for every delivery
                 store.settle(
-                    session,
+                    connection,
                     item.id or 0,
                     self.worker_id,
                     state=state,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlalchemy import Table, bindparam
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session
 
 from slackbot.config import Playbooks
-from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, Occurrence, Run, Timer
 from slackbot.domain.states import TimerKind, TimerState
 from slackbot.slack.card import CardView, PendingAction
@@ -17,44 +18,73 @@ EVIDENCE_LIMIT = 500
 LOG_LIMIT = 600  # the tail of the failing command's log shown on the card
 
 
+# Built once: the outbox loads a view for every card redraw and thread post, and building the
+# statements (and the ORM's identity-map loading) cost more than SQLite spent answering them.
+_INCIDENTS: Table = Incident.__table__  # type: ignore[attr-defined]
+_RUNS: Table = Run.__table__  # type: ignore[attr-defined]
+_OCCURRENCES: Table = Occurrence.__table__  # type: ignore[attr-defined]
+_TIMERS: Table = Timer.__table__  # type: ignore[attr-defined]
+_INCIDENT_KEYS, _RUN_KEYS = tuple(_INCIDENTS.c.keys()), tuple(_RUNS.c.keys())
+# The incident and its last run in one statement.
+_INCIDENT_AND_RUN = (
+    sa_select(_INCIDENTS, _RUNS)
+    .select_from(_INCIDENTS.outerjoin(_RUNS, _RUNS.c.id == _INCIDENTS.c.last_run_pk))
+    .where(_INCIDENTS.c.id == bindparam("incident_id"))
+)
+_LATEST_COMMAND = (
+    sa_select(_OCCURRENCES.c.command, _OCCURRENCES.c.detail)
+    .where(_OCCURRENCES.c.incident_id == bindparam("incident_id"), _OCCURRENCES.c.command.is_not(None))
+    .order_by(_OCCURRENCES.c.id.desc())
+    .limit(1)
+)
+_EVIDENCE = (
+    sa_select(_OCCURRENCES.c.evidence)
+    .where(_OCCURRENCES.c.incident_id == bindparam("incident_id"))
+    .order_by(_OCCURRENCES.c.id.desc())
+    .limit(50)
+)
+_PENDING_TIMERS = (
+    sa_select(_TIMERS.c.kind, _TIMERS.c.due_at)
+    .where(_TIMERS.c.incident_id == bindparam("incident_id"), _TIMERS.c.state == TimerState.PENDING.value)
+    .order_by(_TIMERS.c.due_at)
+)
+
+
 def load_card_view(engine: Engine, playbooks: Playbooks, incident_id: int) -> CardView | None:
-    with session_scope(engine) as session:
-        incident = session.get(Incident, incident_id)
-        if incident is None:
+    # One read transaction (the card shows one moment) that takes no write lock on SQLite.
+    with engine.connect().execution_options(read_only=True) as connection, connection.begin():
+        row = connection.execute(_INCIDENT_AND_RUN, {"incident_id": incident_id}).first()
+        if row is None:
             return None
-        return card_view(session, playbooks, incident)
+        split = len(_INCIDENT_KEYS)
+        incident = Incident(**dict(zip(_INCIDENT_KEYS, row[:split], strict=True)))
+        run = Run(**dict(zip(_RUN_KEYS, row[split:], strict=True))) if row[split] is not None else None
+        return _view(connection, playbooks, incident, run)
 
 
 def card_view(session: Session, playbooks: Playbooks, incident: Incident) -> CardView:
-    assert incident.id is not None
     run = session.get(Run, incident.last_run_pk) if incident.last_run_pk else None
-    latest = session.exec(
-        select(Occurrence.command, Occurrence.detail)
-        .where(Occurrence.incident_id == incident.id, col(Occurrence.command).is_not(None))
-        .order_by(col(Occurrence.id).desc())
-        .limit(1)
-    ).first()
+    return _view(session.connection(), playbooks, incident, run)
+
+
+def _view(connection: Connection, playbooks: Playbooks, incident: Incident, run: Run | None) -> CardView:
+    assert incident.id is not None
+    latest = connection.execute(_LATEST_COMMAND, {"incident_id": incident.id}).first()
     return CardView(
         playbook=playbooks.get(incident.playbook),
         incident=incident,
         run=run,
-        evidence=_evidence(session, incident.id),
-        pending=pending_actions(session, playbooks, incident),
+        evidence=_evidence(connection, incident.id),
+        pending=_pending(connection, playbooks, incident),
         command=latest[0] if latest else None,
         log=(latest[1] or "")[-LOG_LIMIT:] if latest else "",
     )
 
 
-def _evidence(session: Session, incident_id: int) -> list[dict[str, Any]]:
+def _evidence(connection: Connection, incident_id: int) -> list[dict[str, Any]]:
     evidence: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
-    rows = session.exec(
-        select(Occurrence.evidence)
-        .where(Occurrence.incident_id == incident_id)
-        .order_by(col(Occurrence.id).desc())
-        .limit(50)
-    )
-    for items in rows:
+    for (items,) in connection.execute(_EVIDENCE, {"incident_id": incident_id}):
         for item in items or []:
             key = (str(item.get("kind")), str(item.get("path")))
             if key not in seen and len(evidence) < EVIDENCE_LIMIT:
@@ -65,18 +95,17 @@ def _evidence(session: Session, incident_id: int) -> list[dict[str, Any]]:
 
 def pending_actions(session: Session, playbooks: Playbooks, incident: Incident) -> list[PendingAction]:
     """What the bot will do unless someone acts first: PagerDuty's ``pending_actions``, shown."""
+    return _pending(session.connection(), playbooks, incident)
+
+
+def _pending(connection: Connection, playbooks: Playbooks, incident: Incident) -> list[PendingAction]:
     playbook = playbooks.get(incident.playbook)
-    timers = session.exec(
-        select(Timer)
-        .where(Timer.incident_id == incident.id, Timer.state == TimerState.PENDING.value)
-        .order_by(col(Timer.due_at))
-    )
     actions = []
-    for timer in timers:
-        if timer.kind == TimerKind.CLASSIFY:
+    for kind, due_at in connection.execute(_PENDING_TIMERS, {"incident_id": incident.id}):
+        if kind == TimerKind.CLASSIFY:
             found = playbook.target("escalation", incident.owning_class)
             who = found.target.describe() if found else "nobody (no escalation target configured)"
-            actions.append(PendingAction(f"escalates to {who}", timer.due_at))
-        elif timer.kind == TimerKind.REMINDER:
-            actions.append(PendingAction("asks for a status update", timer.due_at))
+            actions.append(PendingAction(f"escalates to {who}", due_at))
+        elif kind == TimerKind.REMINDER:
+            actions.append(PendingAction("asks for a status update", due_at))
     return actions
