@@ -464,8 +464,6 @@ def check_severity_pages(run: SimulationRun, world: World) -> Check:
         card = world.cards.get(key)
         if rule is None or card is None or card.failure is None:
             continue
-        if at + ARRIVAL > world.end:
-            continue  # the run ended before the page was due to arrive: nothing to expect yet
         owning = world.owning(key, card.failure, at, place)
         for user in sorted(world.users(list(rule.pages), owning)):
             check.checked += 1
