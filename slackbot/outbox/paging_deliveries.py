@@ -67,7 +67,8 @@ class PagingDeliveries:
     # -- state ------------------------------------------------------------------------------------
 
     def _load(self, item: OutboxItem) -> tuple[Incident | None, Run | None]:
-        with session_scope(self.engine) as session:
+        # A read: on SQLite it neither waits for the write lock nor holds up the deliveries that write.
+        with self.engine.connect().execution_options(read_only=True) as connection, Session(connection) as session:
             incident = session.get(Incident, item.incident_id) if item.incident_id else None
             run_pk = item.payload.get("run_pk") or (incident.last_run_pk if incident else None)
             run = session.get(Run, run_pk) if run_pk else None

@@ -28,7 +28,7 @@ from slackbot.db.models import Incident, OutboxItem
 from slackbot.domain.effects import EffectKind
 from slackbot.incidents import reminders
 from slackbot.outbox.worker import Handler, PermanentFailure, RetryLater
-from slackbot.reads.cardview import load_card_view
+from slackbot.reads.cardview import load_card_view, load_incident_and_run
 from slackbot.slack.card import CardView, render_card
 from slackbot.slack.escape import escape
 from slackbot.slack.posts import render_post
@@ -180,8 +180,10 @@ class SlackDeliveries:
 
     async def thread_post(self, item: OutboxItem) -> dict[str, Any]:
         assert item.incident_id is not None
-        view = await asyncio.to_thread(self.load_view, item.incident_id)
-        incident = view.incident
+        found = await asyncio.to_thread(load_incident_and_run, self.engine, item.incident_id)
+        if found is None:
+            raise PermanentFailure(f"incident {item.incident_id} no longer exists")
+        incident, run = found
         if not is_posted(incident.card_ts):
             raise RetryLater("the card is not posted yet", after=1.0)
         thread_ts = str(incident.card_ts)
@@ -189,7 +191,7 @@ class SlackDeliveries:
             existing = await self._find_post(incident.channel, thread_ts, item.id or 0)
             if existing:
                 return {"posted": existing, "recovered": True}
-        text = render_post(view.playbook, item.payload, incident, view.run)
+        text = render_post(self.playbooks.get(incident.playbook), item.payload, incident, run)
         response = await self.client.chat_postMessage(
             channel=incident.channel,
             thread_ts=thread_ts,

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
 from slackbot.db.models import OutboxItem
+from slackbot.db.rows import from_row
 from slackbot.domain.effects import EffectKind
 from slackbot.domain.states import DeliveryState
 from slackbot.incidents.effects import table, utc
@@ -126,7 +127,7 @@ def claim(
         # The flag travels with this claim only (not stored): handlers look for an earlier copy
         # before posting again (e.g. SlackDeliveries._find_post).
         row["result"] = {**(row["result"] or {}), "takeover": maybe_delivered[row["id"]]}
-        claimed.append(OutboxItem(**row))
+        claimed.append(from_row(OutboxItem, row))
     return claimed
 
 

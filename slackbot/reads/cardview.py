@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from slackbot.config import Playbooks
 from slackbot.db.models import Incident, Occurrence, Run, Timer
+from slackbot.db.rows import from_row
 from slackbot.domain.states import TimerKind, TimerState
 from slackbot.slack.card import CardView, PendingAction
 
@@ -53,13 +54,24 @@ _PENDING_TIMERS = (
 def load_card_view(engine: Engine, playbooks: Playbooks, incident_id: int) -> CardView | None:
     # One read transaction (the card shows one moment) that takes no write lock on SQLite.
     with engine.connect().execution_options(read_only=True) as connection, connection.begin():
-        row = connection.execute(_INCIDENT_AND_RUN, {"incident_id": incident_id}).first()
-        if row is None:
-            return None
-        split = len(_INCIDENT_KEYS)
-        incident = Incident(**dict(zip(_INCIDENT_KEYS, row[:split], strict=True)))
-        run = Run(**dict(zip(_RUN_KEYS, row[split:], strict=True))) if row[split] is not None else None
-        return _view(connection, playbooks, incident, run)
+        found = _incident_and_run(connection, incident_id)
+        return _view(connection, playbooks, *found) if found is not None else None
+
+
+def load_incident_and_run(engine: Engine, incident_id: int) -> tuple[Incident, Run | None] | None:
+    """The incident and its last run, without the rest of the card (a thread post needs no more)."""
+    with engine.connect().execution_options(read_only=True) as connection, connection.begin():
+        return _incident_and_run(connection, incident_id)
+
+
+def _incident_and_run(connection: Connection, incident_id: int) -> tuple[Incident, Run | None] | None:
+    row = connection.execute(_INCIDENT_AND_RUN, {"incident_id": incident_id}).first()
+    if row is None:
+        return None
+    split = len(_INCIDENT_KEYS)
+    incident = from_row(Incident, dict(zip(_INCIDENT_KEYS, row[:split], strict=True)))
+    run = from_row(Run, dict(zip(_RUN_KEYS, row[split:], strict=True))) if row[split] is not None else None
+    return incident, run
 
 
 def card_view(session: Session, playbooks: Playbooks, incident: Incident) -> CardView:
