@@ -499,7 +499,7 @@ class Due:
     @classmethod
     def of(cls, engine: Engine) -> Due:
         # asked once or twice per simulated moment: a prebuilt statement on a plain connection
-        with engine.connect() as connection:
+        with engine.connect().execution_options(read_only=True) as connection:  # no write lock
             timer, attempt, lease = connection.execute(_DUE).one()
         return cls(
             as_utc(timer) if timer else None,
