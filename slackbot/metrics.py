@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -52,11 +52,11 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import event, func, inspect
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from slackbot.clock import Clock, as_utc
+from slackbot.db import bulk
 from slackbot.db.models import Incident, OutboxItem, TimelineEvent, Timer
 from slackbot.domain.states import TimerKind, TimerState
 from slackbot.incidents.timers import FireResult
@@ -400,7 +400,7 @@ def _watch(engine: Engine, metrics: AppMetrics) -> None:
     with _lock:
         _watchers.setdefault(engine, weakref.WeakSet()).add(metrics)
         if not _installed:
-            event.listen(OrmSession, "do_orm_execute", _on_execute)
+            bulk.observe(TimelineEvent.__table__, _on_timeline_rows)  # type: ignore[attr-defined]
             event.listen(OrmSession, "after_flush", _on_flush)
             event.listen(OrmSession, "after_commit", _on_commit)
             event.listen(OrmSession, "after_rollback", _on_rollback)
@@ -421,21 +421,16 @@ def _pending(session: OrmSession) -> list[Callable[[AppMetrics], None]]:
     return pending
 
 
-def _on_execute(state: ORMExecuteState) -> None:
-    """Audit rows are bulk-inserted with Core (``Effects.flush``); pick out the escalations."""
-    if not state.is_insert or getattr(state.statement, "table", None) is not TimelineEvent.__table__:  # type: ignore[attr-defined]
+def _on_timeline_rows(session: OrmSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Audit rows are bulk-inserted (``Effects.flush``); pick out the escalations."""
+    if not _metrics_for(session):
         return
-    if not _metrics_for(state.session):
-        return
-    params = state.parameters
-    rows: list[Any] = list(params) if isinstance(params, list | tuple) else [params]
     for row in rows:
-        if not isinstance(row, dict) or row.get("kind") not in _ESCALATION_KINDS:
-            continue
-        _pending(state.session).append(partial(AppMetrics.observe_escalation, reason=_escalation_reason(row)))
+        if row.get("kind") in _ESCALATION_KINDS:
+            _pending(session).append(partial(AppMetrics.observe_escalation, reason=_escalation_reason(row)))
 
 
-def _escalation_reason(row: dict[str, Any]) -> str:
+def _escalation_reason(row: Mapping[str, Any]) -> str:
     if row["kind"] == "multi_prefix":
         return "multi_prefix"
     if row["kind"] == "reopened":
