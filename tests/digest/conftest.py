@@ -20,7 +20,7 @@ from slackbot.settings import Settings
 from tests.conftest import RUNBOOKS
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.pagerduty import FakePagerDuty, running_pagerduty
-from tests.slack.conftest import FAKE_BD, OUTSIDER, SECRET, Bot, ShiftClock, init_beads
+from tests.slack.conftest import OUTSIDER, Bot, ShiftClock, bot_settings
 
 
 class SetClock(ShiftClock):
@@ -52,19 +52,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     with SlackEmulator() as emulator, running_pagerduty() as pagerduty, FakeGitHub(repos=("acme/dispatch",)) as github:
-        settings = Settings(
-            SLACK_BOT_TOKEN=emulator.bot_token,
-            SLACK_SIGNING_SECRET=emulator.signing_secret,
-            SLACK_API_URL=emulator.base_url,
-            TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'triage.db'}",
-            TRIAGE_RUNBOOKS_DIR=RUNBOOKS,
-            TRIAGE_INGEST_SECRET=SECRET,
-            TRIAGE_BD_BIN=FAKE_BD,
-            BEADS_DIR=init_beads(tmp_path),
-            PAGERDUTY_EVENTS_URL=pagerduty.url,
-            GITHUB_API_URL=github.url,
-            GITHUB_TOKEN=github.token,
-        )
+        settings = bot_settings(tmp_path, emulator, pagerduty, github)
         seed_workspace(emulator, load_playbooks(RUNBOOKS))
         emulator.add_user(OUTSIDER, "outsider")
         yield Site(emulator, pagerduty, github, SetClock(), settings)

@@ -142,24 +142,29 @@ class Bot:
         return found
 
 
+def bot_settings(tmp_path: Path, emulator: SlackEmulator, pagerduty: FakePagerDuty, github: FakeGitHub) -> Settings:
+    """A bot on a SQLite file in ``tmp_path``, the shipped runbooks, the bd double and these fakes."""
+    return Settings(
+        SLACK_BOT_TOKEN=emulator.bot_token,
+        SLACK_SIGNING_SECRET=emulator.signing_secret,
+        SLACK_API_URL=emulator.base_url,
+        TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'triage.db'}",
+        TRIAGE_RUNBOOKS_DIR=RUNBOOKS,
+        TRIAGE_INGEST_SECRET=SECRET,
+        PAGERDUTY_EVENTS_URL=pagerduty.url,
+        TRIAGE_BD_BIN=FAKE_BD,
+        BEADS_DIR=init_beads(tmp_path),
+        GITHUB_API_URL=github.url,
+        GITHUB_TOKEN=github.token,
+    )
+
+
 @pytest.fixture
 def bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     with SlackEmulator() as emulator, running_pagerduty() as pagerduty, FakeGitHub(repos=("acme/dispatch",)) as github:
-        settings = Settings(
-            SLACK_BOT_TOKEN=emulator.bot_token,
-            SLACK_SIGNING_SECRET=emulator.signing_secret,
-            SLACK_API_URL=emulator.base_url,
-            TRIAGE_DATABASE_URL=f"sqlite:///{tmp_path / 'triage.db'}",
-            TRIAGE_RUNBOOKS_DIR=RUNBOOKS,
-            TRIAGE_INGEST_SECRET=SECRET,
-            PAGERDUTY_EVENTS_URL=pagerduty.url,
-            TRIAGE_BD_BIN=FAKE_BD,
-            BEADS_DIR=init_beads(tmp_path),
-            GITHUB_API_URL=github.url,
-            GITHUB_TOKEN=github.token,
-        )
+        settings = bot_settings(tmp_path, emulator, pagerduty, github)
         clock = ShiftClock()
         core = build_runtime(settings, slack=slack_client_for(settings), clock=clock)
         seed_workspace(emulator, core.playbooks)
