@@ -31,6 +31,7 @@ from slackbot.db.engine import make_engine
 from slackbot.db.models import InboxItem, Incident
 from slackbot.emulator import SlackEmulator
 from slackbot.emulator.seeding import seed_workspace
+from slackbot.outbox.slack_deliveries import is_posted
 from slackbot.serving import free_port
 from tests.conftest import RUNBOOKS
 from tests.factories import report, result
@@ -124,8 +125,9 @@ def test_kill_9_after_a_burst_of_acked_clicks_loses_none_and_doubles_none(
 
         def cards() -> dict[int, str] | None:
             with Session(engine) as session:
-                found = {i.id or 0: i.card_ts for i in session.exec(select(Incident)) if i.card_ts}
-            return {k: v for k, v in found.items() if v} if len(found) == CARDS else None
+                # A card still being posted holds a claim marker in card_ts, not a message ts.
+                found = {i.id or 0: i.card_ts or "" for i in session.exec(select(Incident)) if is_posted(i.card_ts)}
+            return found if len(found) == CARDS else None
 
         card_ts: dict[int, str] = wait_for(cards, "the cards")
         clicked: dict[int, list[str]] = {incident: [] for incident in card_ts}
