@@ -153,6 +153,16 @@ def _escalate(
     effects: Effects,
 ) -> None:
     """No silent failures (seed 004): page the first escalation level and say so in the thread."""
+    if incident.escalation_level < 1:
+        # the level moves, so the audit trail says so, as for every other escalation
+        effects.record(
+            Event.ESCALATED,
+            f"Escalated by {actor.user_id}: runbook step {step.index} failed",
+            incident_id=incident.id,
+            actor=actor.user_id,
+            source=actor.source,
+            data={"reason": "runbook_step_failed", "level": 1},
+        )
     incident.escalation_level = max(incident.escalation_level, 1)
     incident.revision += 1
     incident.updated_at = utc(effects.now)

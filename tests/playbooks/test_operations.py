@@ -9,7 +9,7 @@ import json
 
 from sqlmodel import Session, select
 
-from slackbot.db.models import RunbookExecution
+from slackbot.db.models import RunbookExecution, TimelineEvent
 from tests.conftest import RUNBOOKS
 from tests.playbooks.conftest import PlaybookBot
 from tests.slack.conftest import wait_for
@@ -51,6 +51,10 @@ def test_a_settlement_failure_is_run_from_its_runbook_to_its_postmortem(bot: Pla
         ("settlement_failed", 1, "done", OPS),
         ("settlement_failed", 3, "failed", OPS),
     ]
+    # the escalation the failed step caused is in the audit trail, like every other one
+    with Session(bot.core.engine) as session:
+        escalated = session.exec(select(TimelineEvent).where(TimelineEvent.kind == "escalated")).all()
+    assert [(e.actor, (e.data or {}).get("reason")) for e in escalated] == [(OPS, "runbook_step_failed")]
 
     for command, label in (
         ("status INC-1 diagnosed validation error in settlement_audit row 88", "Diagnosed"),
