@@ -5,10 +5,15 @@ rules) fire once over the period through the real ``/webhooks/alertmanager`` rou
 The schedule comes from its own seeded generator, so adding alerts leaves the CI stories of a seed
 unchanged. Each alert rule fires at most once (one incident per alert group while it fires), in
 the order the playbook lists them, one every few hours from the first morning on.
+
+With responders, ops on call works each alert's runbook (``operator.py``): the metric recovers
+because ops recovered it, so the resolution is held back until the operator's Recover steps are
+done (``hold_resolutions`` / ``release``) and its Verify step can see "Alertmanager: resolved".
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import random
 from dataclasses import dataclass
@@ -72,6 +77,7 @@ class Alerts:
         rng = random.Random(f"alerts:{seed}")
         self.schedule: list[AlertSend] = []
         self.sent: list[AlertSend] = []
+        self.held: dict[str, AlertSend] = {}  # alertname -> its resolution, waiting for ops' recovery
         moment = start + timedelta(hours=9)
         end = start + timedelta(days=days) - timedelta(hours=2)
         for playbook in playbooks:
@@ -103,6 +109,22 @@ class Alerts:
                         )
                     )
         self.schedule.sort(key=lambda a: a.at)
+
+    def hold_resolutions(self) -> None:
+        """Nothing resolves by itself: each alert's resolution waits for ``release``."""
+        self.held |= {a.alertname: a for a in self.schedule if a.status == "resolved"}
+        self.schedule = [a for a in self.schedule if a.status != "resolved"]
+
+    def release(self, alertname: str, at: datetime) -> datetime | None:
+        """The metric is back under its threshold at ``at``: Alertmanager sends the resolution
+        then. Returns when, or None if there was nothing held for that alert."""
+        send = self.held.pop(alertname, None)
+        if send is None:
+            return None
+        send.at = at
+        send.payload = _payload(send.alertname, send.severity, send.summary, "resolved", send.starts_at, at)
+        bisect.insort(self.schedule, send, key=lambda a: a.at)
+        return at
 
     def next_at(self) -> datetime | None:
         return self.schedule[0].at if self.schedule else None

@@ -28,6 +28,7 @@ from slackbot.config.targets import Role
 from slackbot.outbox.slack_deliveries import CARD_EVENT
 from slackbot.simulation.alerts import AlertSend
 from slackbot.simulation.records import Check, SimulationRun, SnapMessage
+from slackbot.simulation.runbook_checks import check_runbooks_end_to_end, failed_step_keys
 from slackbot.simulation.traffic import SentFailure
 from slackbot.slack.card import SUGGESTION_BLOCK
 
@@ -397,6 +398,10 @@ def check_pagerduty(run: SimulationRun, world: World) -> Check:
                     allowed.add(target.target.pagerduty_routing_key)
                     other.add(target.target.pagerduty_routing_key)
                     required.setdefault(target.target.pagerduty_routing_key, alert.at)
+        for routing_key, due in failed_step_keys(run, world.playbooks, card.key).items():
+            allowed.add(routing_key)  # a runbook step marked Failed pages the escalation (seed 004)
+            other.add(routing_key)
+            required.setdefault(routing_key, due)
         got = received.get(card.key, {})
         if not required and not got:
             continue
@@ -579,6 +584,7 @@ OUTSIDE_CHECKS = (
 def check_outside(run: SimulationRun, runbook: Runbook, playbooks: Sequence[Runbook] = ()) -> list[Check]:
     world = World.of(run, runbook, playbooks or [runbook])
     checks = [check(run, world) for check in OUTSIDE_CHECKS]
+    checks += check_runbooks_end_to_end(run, world.playbooks)
     for check in checks:
         check.outside = True
     return checks

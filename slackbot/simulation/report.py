@@ -238,7 +238,26 @@ def outcomes(run: SimulationRun, facts: Facts) -> dict[str, Any]:
             for group, t in sorted(per_class.items())
         },
         "still_open": still_open,
+        "operations": _operations(run),
+        "waited_for_monday": sorted(run.people.waited, key=lambda k: int(k.removeprefix("INC-"))),
         "night_pages_per_person": {user: round(n / number_of_nights, 1) for user, n in nights.most_common()},
+    }
+
+
+def _operations(run: SimulationRun) -> dict[str, Any]:
+    """Seed 004's runbooks as ops on call executed them: alerts worked, steps clicked, failed steps
+    (each escalated), resolutions and postmortems read in the thread."""
+    operator = run.people.operator
+    if operator is None:
+        return {}
+    jobs = list(operator.jobs.values())
+    return {
+        "alerts_worked": len(jobs),
+        "steps_clicked": len(operator.clicks),
+        "steps_failed": sum(1 for c in operator.clicks if c.result == "failed"),
+        "resolved": sum(1 for j in jobs if j.resolved),
+        "postmortems_read": sum(1 for j in jobs if j.postmortem),
+        "alerts_resolved_after_recovery": sum(1 for j in jobs if j.resolution is not None),
     }
 
 
@@ -335,6 +354,23 @@ def _outcome_lines(figures: dict[str, Any]) -> list[str]:
             lines.append(f"- … and {len(found['still_open']) - SHOWN_VIOLATIONS} more (see the JSON report)")
     else:
         lines += ["", "Nothing is open at the end."]
+    ops = found.get("operations") or {}
+    if ops:
+        lines += [
+            "",
+            f"Ops on call worked {ops['alerts_worked']} alerts from their failure-mode runbook: "
+            f"{ops['steps_clicked']} checklist clicks, {ops['steps_failed']} step(s) failed as written and "
+            f"escalated, {ops['alerts_resolved_after_recovery']} alert(s) resolved in Alertmanager after the "
+            f"recovery, {ops['resolved']} incident(s) documented and resolved, {ops['postmortems_read']} "
+            "postmortem(s) read in the thread.",
+        ]
+    waited = found.get("waited_for_monday") or []
+    lines += [
+        "",
+        f"Incidents that waited for Monday (nobody but the on-call path acts on weekends): {len(waited)}"
+        + (f" ({', '.join(waited[:SHOWN_VIOLATIONS])})" if waited else "")
+        + ".",
+    ]
     nights = found["night_pages_per_person"]
     lines += [
         "",

@@ -18,6 +18,11 @@ card in Slack shows; the others classify by hand from the menu, and sometimes pi
 first and reclassify a few minutes later with ``/triage classify``. A trusting responder whose
 confident suggestion was wrong notices it the same way and reclassifies.
 
+Responders are people with weekends (issue 15): on Saturday and Sunday in the workspace's time
+zone (workspace.yml's digest zone) nobody acts; whatever they would have done then waits until
+Monday morning, when they catch up. The bot's escalations keep paging through the weekend. Ops on
+call is the on-call escalation path: ``operator.py`` works every alert's runbook, weekends included.
+
 The passer-by exists in both worlds: a triage lead glances at the channel after the tenant leak
 appears and marks it SEV-1 with ``/triage severity``. The report format has no severity field, so
 a harness cannot say "SEV-1" by itself; someone has to, and that one command is the only human
@@ -37,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
@@ -44,9 +50,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from slackbot.config import Playbook as Runbook
+from slackbot.config import Playbooks
 from slackbot.db.models import Incident, TimelineEvent
+from slackbot.domain.ids import ALERTMANAGER_REPOSITORY
 from slackbot.emulator import SlackEmulator
 from slackbot.outbox.slack_deliveries import is_posted
+from slackbot.simulation.alerts import Alerts
+from slackbot.simulation.operator import OP, Operator
 from slackbot.simulation.traffic import FLAKE, SEV1, FailureClass, Story, Traffic
 from slackbot.slack import card as card_ids
 from slackbot.suggest.suggestion import CONFIDENT  # what the bot calls confident, shown on the card as a %
@@ -108,6 +118,8 @@ class People:
         seed: int,
         responders: bool,
         engine: Callable[[], Engine],
+        playbooks: Playbooks | None = None,
+        alerts: Alerts | None = None,
     ) -> None:
         self.runbook = runbook
         self.traffic = traffic
@@ -124,6 +136,16 @@ class People:
         self._seq = itertools.count()
         self._sev1_scheduled: set[int] = set()
         self.open = True  # False once the simulated period is over: nobody starts new work
+        digest = playbooks.workspace.digest if playbooks is not None else None
+        self.zone = digest.zone if digest is not None else (ZoneInfo("UTC") if playbooks is not None else None)
+        self.waited: dict[str, datetime] = {}  # incident -> the weekend moment its first wait began
+        self._keys: dict[int, str] = {}
+        # ops on call works the alerts' runbooks (with responders; nobody does otherwise)
+        self.operator = (
+            Operator(self, list(playbooks), alerts, seed=seed)
+            if responders and playbooks is not None and alerts is not None
+            else None
+        )
 
     # -- who --------------------------------------------------------------------------------------
 
@@ -141,7 +163,20 @@ class People:
     # -- scheduling -------------------------------------------------------------------------------
 
     def _schedule(self, at: datetime, incident_id: int, step: str, user: str) -> None:
+        if not step.startswith(OP):  # ops on call works weekends; the others wait for Monday
+            at = self._after_weekend(at, incident_id)
         heapq.heappush(self.queue, Action(at, next(self._seq), incident_id, step, user))
+
+    def _after_weekend(self, at: datetime, incident_id: int) -> datetime:
+        """Saturday or Sunday in the workspace's zone: the action waits until Monday morning."""
+        if self.zone is None:
+            return at
+        local = at.astimezone(self.zone)
+        if local.weekday() < 5:
+            return at
+        monday = (local + timedelta(days=7 - local.weekday())).replace(hour=8, minute=0, second=0, microsecond=0)
+        self.waited.setdefault(self._keys.get(incident_id, f"INC-{incident_id}"), at)
+        return (monday + timedelta(minutes=self.rng.randint(0, 90))).astimezone(at.tzinfo)
 
     def next_at(self) -> datetime | None:
         return self.queue[0].at if self.queue else None
@@ -157,13 +192,21 @@ class People:
             col(Incident.invariant_id),
             col(Incident.test_identity),
             col(Incident.suggested_class),
+            col(Incident.repository),
+            col(Incident.playbook),
         ).where(col(Incident.status) == "open")
         with Session(self.engine()) as session:
             rows = list(session.execute(query).all())
-        for incident_id, card_ts, scenario_id, invariant_id, test_identity, suggested in rows:
+        for incident_id, card_ts, scenario_id, invariant_id, test_identity, suggested, repository, playbook in rows:
             assert incident_id is not None
             if not is_posted(card_ts):
                 continue  # nobody can react to a card that is not in Slack yet
+            self._keys.setdefault(incident_id, f"INC-{incident_id}")
+            if repository == ALERTMANAGER_REPOSITORY:
+                # an alert: ops on call runs its runbook (the CI stories' responders leave it alone)
+                if self.operator is not None:
+                    self.operator.observe(now, incident_id, f"INC-{incident_id}", scenario_id, playbook)
+                continue
             plan = self.plans.get(incident_id)
             if plan is not None and not plan.done:
                 continue  # being worked
@@ -219,6 +262,9 @@ class People:
             return found
 
     def _run(self, action: Action, now: datetime) -> None:
+        if action.step.startswith(OP) and self.operator is not None:
+            self.operator.run(action.step, action.incident_id, now)
+            return
         incident = self._incident(action.incident_id)
         key, user = incident.key, action.user
         if action.step == "sev1":
@@ -329,15 +375,20 @@ class People:
     def click(self, user: str, incident: Incident, action_id: str, *, option: str | None = None) -> str:
         """A click on the card (button, or a select's option); waits until the bot has acted."""
         assert incident.card_ts is not None
-        mark, rows = self._calls(), self._timeline_rows(user)
         try:
-            if option is None:
-                response = self.emulator.click_button(user, incident.channel, incident.card_ts, action_id)
-            else:
-                response = self.emulator.select_option(user, incident.channel, incident.card_ts, action_id, option)
+            return self.press(user, incident.channel, incident.card_ts, action_id, option=option)
         except LookupError:  # the card no longer offers it (changed meanwhile): use the command
             verb = "ack" if option is None else "classify"
             return self.command(user, incident.channel, f"{verb} {incident.key} {option or ''}".strip())
+
+    def press(self, user: str, channel: str, ts: str, action_id: str, *, option: str | None = None) -> str:
+        """A click on a message's button or select (the card, a checklist); waits until the bot has
+        acted. Raises LookupError when the message offers no such element."""
+        mark, rows = self._calls(), self._timeline_rows(user)
+        if option is None:
+            response = self.emulator.click_button(user, channel, ts, action_id)
+        else:
+            response = self.emulator.select_option(user, channel, ts, action_id, option)
         if response.status != 200:
             raise SimulationError(f"click {action_id} by {user}: HTTP {response.status}")
 

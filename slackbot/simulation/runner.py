@@ -354,6 +354,8 @@ class Simulation:
             seed=config.seed,
             responders=config.responders,
             engine=lambda: engine_holder[0],
+            playbooks=playbooks,
+            alerts=alerts,
         )
         restarts: list[Restart] = []
         answers: dict[str, list[dict[str, Any]]] = {}

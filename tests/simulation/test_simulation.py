@@ -71,10 +71,13 @@ def test_fourteen_days_with_responders_keep_every_promise(attended: SimulationRe
     assert broken(attended) == {}
     bot = attended.figures["bot"]
     assert bot["cards"] == bot["incidents"] > 10
-    # every CI story was worked to the end; the alerts' incidents are classified by their rule and left to ops
+    # every CI story was worked to the end; the alerts' incidents are classified by their rule, and ops
+    # on call runs their runbooks (an alert fired in the last hours may still be in progress)
     assert attended.run.alerts is not None
     alerts = len(attended.run.alerts.firing())
-    assert alerts >= 5 and bot["resolved"] == bot["incidents"] - alerts
+    ops = attended.figures["outcomes"]["operations"]
+    assert alerts >= 5 and ops["alerts_worked"] == alerts and ops["resolved"] >= alerts - 1
+    assert bot["resolved"] == bot["incidents"] - alerts + ops["resolved"]
     assert bot["classified_by_people"] == bot["incidents"] - bot["contract_violations"] - alerts
     assert bot["reopened"] >= 1  # the flake's first fix did not hold: reopened and worked again
     assert bot["escalations"] > 0  # some first reactions came after the 20-minute rule
