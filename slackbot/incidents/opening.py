@@ -154,22 +154,31 @@ def incident_row(opening: Opening, now: datetime) -> dict[str, Any]:
 
 
 def insert_rows(session: Session, rows: Sequence[dict[str, Any]]) -> list[Ref]:
-    """Insert new incidents in one ``executemany``, then read their ids back by one indexed IN
-    query per chunk: every new incident is open, and an open incident's ``open_key`` (its
-    fingerprint) is unique."""
+    """Insert new incidents in one ``executemany`` and learn their ids: on SQLite from the last
+    rowid (one writer at a time, and an ``executemany`` of rows without ids numbers them one
+    after another from the table's largest id), elsewhere by one indexed IN query per chunk
+    (every new incident is open, and an open incident's ``open_key``, its fingerprint, is unique)."""
+    if not rows:
+        return []
     insert_many(session, table(Incident), rows)
-    ids: dict[str, int] = {}
-    keys = [r["open_key"] for r in rows]
-    for start in range(0, len(keys), _CHUNK):
-        found = session.execute(
-            select(col(Incident.open_key), col(Incident.id)).where(
-                col(Incident.open_key).in_(keys[start : start + _CHUNK])
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        last = int(connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+        numbered = list(range(last - len(rows) + 1, last + 1))
+    else:
+        ids: dict[str, int] = {}
+        keys = [r["open_key"] for r in rows]
+        for start in range(0, len(keys), _CHUNK):
+            found = session.execute(
+                select(col(Incident.open_key), col(Incident.id)).where(
+                    col(Incident.open_key).in_(keys[start : start + _CHUNK])
+                )
             )
-        )
-        ids.update((key, int(iid)) for key, iid in found)
+            ids.update((key, int(iid)) for key, iid in found)
+        numbered = [ids[key] for key in keys]
     return [
-        Ref(ids[r["open_key"]], r["channel"], r["failure_class"], r["contract_violation"], r["documentation_gap"])
-        for r in rows
+        Ref(iid, r["channel"], r["failure_class"], r["contract_violation"], r["documentation_gap"])
+        for iid, r in zip(numbered, rows, strict=True)
     ]
 
 

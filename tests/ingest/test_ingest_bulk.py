@@ -1,0 +1,53 @@
+"""The shortcuts of a fast ingest never show: each new incident's answer, card and timer name its
+own row, new or seen again (ids are learned without reading the rows back on SQLite), and the garbage collector runs
+again once an ingest is over, whether it succeeded or not."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from slackbot.clock import FakeClock
+from slackbot.config import Playbooks
+from slackbot.db.models import Incident, OutboxItem, Timer
+from slackbot.sources.ingest import IngestService
+from tests.factories import parsed, result
+
+
+def test_each_new_incident_is_answered_with_its_own_row(playbooks: Playbooks, engine: Engine, clock: FakeClock) -> None:
+    service = IngestService(playbooks, clock)
+    service.ingest_report(engine, parsed(*(result(f"BID-{n:03d}", "TENANT-001") for n in range(5)), run_id="1"))
+    scenarios = [f"SCH-{n:03d}" for n in range(40)]
+    again = [result(f"BID-{n:03d}", "TENANT-001") for n in range(0, 5, 2)]  # recurrences among them
+    outcome = service.ingest_report(
+        engine,
+        parsed(*again, *(result(s, "STATE-001", test_name=f"{s} case") for s in scenarios), run_id="2"),
+    )
+
+    answered = {i.key: i.scenario_id for i in outcome.incidents}
+    assert sorted(answered.values()) == ["BID-000", "BID-002", "BID-004", *scenarios]
+    with Session(engine) as session:
+        stored = {f"INC-{i.id}": i.scenario_id for i in session.exec(select(Incident))}
+        cards = {f"INC-{o.incident_id}" for o in session.exec(select(OutboxItem).where(OutboxItem.kind == "card"))}
+        timers = {f"INC-{t.incident_id}" for t in session.exec(select(Timer))}
+    assert {key: stored[key] for key in answered} == answered
+    assert set(answered) <= cards and set(answered) <= timers
+
+
+def test_the_collector_runs_again_after_an_ingest(
+    playbooks: Playbooks, sqlite_engine: Engine, clock: FakeClock
+) -> None:
+    service = IngestService(playbooks, clock)
+    assert gc.isenabled()
+    service.ingest_report(sqlite_engine, parsed(result("BID-001", "TENANT-001")))
+    assert gc.isenabled()
+
+    def fail(*_: object) -> None:
+        raise RuntimeError("the caller's own rows failed")
+
+    with pytest.raises(RuntimeError):
+        service.ingest_report(sqlite_engine, parsed(result("BID-002", "TENANT-001"), run_id="2"), then=fail)
+    assert gc.isenabled()
