@@ -69,6 +69,11 @@ class AckFirst:
         elif self._loop is not None:
             self._check = self._loop.call_later(self.quiet - idle, self._look)
 
+    @property
+    def open(self) -> bool:
+        """Work after acks may run now (requests paused, or the process is stopping)."""
+        return self.closing or self._quiet.is_set()
+
     async def turn(self, since: float) -> None:
         """Return when work queued at ``since`` (time.monotonic) may run."""
         self._bind()

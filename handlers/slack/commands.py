@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
@@ -66,6 +67,10 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
         request = Received(body, ack)
         if not request.changes:
             await request.ack()
+            # A read's query, rendering and answer are work after its ack like a change's: they
+            # wait for Slack requests to pause (bounded, slackbot.after_ack), so a burst of
+            # commands is acked at Bolt's own pace instead of sharing the core with their answers.
+            await runtime.after_ack.gate.turn(time.monotonic())
         try:
             text, in_channel = await triage_command.dispatch(request.text, request.user, request)
         finally:

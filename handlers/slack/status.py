@@ -11,9 +11,11 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest, AsyncRespond
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.response import BoltResponse
 from slack_sdk.models.blocks import InputBlock, PlainTextInputElement, SectionBlock
 from slack_sdk.models.views import View
@@ -153,13 +155,25 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
         await runtime.inbox.record(asked)
         await ack()
 
-    @app.middleware
-    async def thread_activity(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse | None:
-        """A person replying in an incident thread is the update a reminder would ask for. A
-        middleware, not a listener: Bolt runs only the first matching listener, and message
-        events also belong to the alert-source listener, which must still see every message."""
-        event = body.get("event") or {}
-        if body.get("type") == "event_callback" and _human_thread_reply(event):
+    app.use(ThreadActivity(runtime))
+
+
+@dataclass(frozen=True)
+class ThreadActivity(AsyncMiddleware):
+    """A person replying in an incident thread is the update a reminder would ask for. A
+    middleware, not a listener: Bolt runs only the first matching listener, and message events
+    also belong to the alert-source listener, which must still see every message. A class, not a
+    decorated function: Bolt builds every injectable argument for a function middleware on each
+    request, clicks and commands included, before their ``ack()``."""
+
+    runtime: Runtime
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        event = req.body.get("event") or {}
+        if req.body.get("type") == "event_callback" and _human_thread_reply(event):
+            runtime = self.runtime
 
             def work() -> bool:
                 with session_scope(runtime.engine) as session:

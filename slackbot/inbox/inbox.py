@@ -253,7 +253,7 @@ class Inbox:
             self._hurry.clear()
             self._wake.clear()
             try:
-                applied = await self.apply_pending()
+                applied = await self.apply_pending(since)
                 self._outage.succeeded()
             except Exception as exc:  # the database is away: the rows wait, and so do we
                 self._outage.failed(exc, "applying the Slack inbox failed; retrying")
@@ -290,8 +290,10 @@ class Inbox:
                 1000 * seconds / commits,
             )
 
-    async def apply_pending(self) -> int:
-        """Apply up to ``batch`` recorded requests, oldest first; returns how many were settled."""
+    async def apply_pending(self, since: float | None = None) -> int:
+        """Apply up to ``batch`` recorded requests, oldest first; returns how many were settled.
+        ``since`` (time.monotonic): when the oldest of them came in here; then each transaction
+        waits its turn after the acks, not only the first (see the loop below)."""
         rows = await asyncio.to_thread(self._pending)
         if not rows:
             return 0
@@ -307,6 +309,13 @@ class Inbox:
                 # our next transaction (SQLite has one writer, and its busy wait backs off to 100 ms).
                 while (flushing := self._flushing) is not None:
                     await asyncio.wait({flushing})
+                # Requests may have started arriving again since the gate opened: the backlog's
+                # next transaction (tens of ms of the GIL) waits for the next pause like the first
+                # did, within the same bound. Without this one quiet moment let a whole backlog
+                # run while the acks behind it waited (bench/ack_latency.py's click rows).
+                gate = self.answers.gate
+                if since is not None and not gate.open and not self._hurry.is_set():
+                    await _first(gate.turn(since), self._hurry.wait())
                 results = await asyncio.to_thread(self._apply, incident_id, up_to, permitted)
                 settled += len(results)
                 if any(applied.changed for applied, _, _ in results):

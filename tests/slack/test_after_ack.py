@@ -13,22 +13,32 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from sqlalchemy.engine import Engine
 
 from slackbot.after_ack import AckFirst
+from slackbot.app import build_asgi, slack_client_for
 from slackbot.clock import FakeClock
 from slackbot.config import Playbooks
 from slackbot.domain.changes import Classify
+from slackbot.emulator import SlackEmulator
 from slackbot.emulator.actor import ActorResponse
+from slackbot.emulator.seeding import seed_workspace
 from slackbot.inbox import Inbox
+from slackbot.runtime import build_runtime
+from slackbot.serving import serve
 from tests.factories import report, result
-from tests.inbox.helpers import CLASSES, Told, inbox_for, open_incidents, request, rows
-from tests.slack.conftest import NIGHTLY, RESPONDER, Bot, wait_for
+from tests.fakes.github_api import FakeGitHub
+from tests.fakes.pagerduty import running_pagerduty
+from tests.inbox.helpers import CLASSES, Told, classified, inbox_for, open_incidents, request, rows
+from tests.slack.conftest import NIGHTLY, OUTSIDER, RESPONDER, Bot, bot_settings, wait_for
 
 
 async def keep_arriving(gate: AckFirst, until: Callable[[], bool], every: float = 0.005) -> None:
@@ -190,3 +200,98 @@ def test_a_click_slack_delivers_twice_is_acked_twice_and_applied_once(bot: Bot) 
         lambda: (t := bot.triage("timeline INC-1")).count("lassified ") >= 2 and t, what="both classifications"
     )
     assert re.findall(r"(?:Classified|Reclassified) (\w+)", timeline) == ["algorithm_regression", "data_schema_drift"]
+
+
+def test_a_read_command_is_answered_once_slack_requests_pause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``/triage list`` is acked at once and its answer (a query, rendering, a response_url post)
+    follows when requests pause: under a burst of commands the bot acks at Bolt's pace instead of
+    sharing its core with the answers (bench/ack_latency.py's command row)."""
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    with SlackEmulator() as emulator, running_pagerduty() as pagerduty, FakeGitHub(repos=("acme/dispatch",)) as github:
+        # Two seconds of quiet: a loaded machine's gaps between the arrivals below stay well under it.
+        settings = bot_settings(tmp_path, emulator, pagerduty, github).model_copy(
+            update={"after_ack_quiet": 2.0, "after_ack_max_delay": 60.0}
+        )
+        core = build_runtime(settings, slack=slack_client_for(settings))
+        seed_workspace(emulator, core.playbooks)
+        emulator.add_user(OUTSIDER, "outsider")
+        with serve(build_asgi(core)) as url:
+            emulator.bot_url = url + "/slack/events"
+            burst_over = threading.Event()
+
+            def keep_arriving() -> None:  # another person's commands, each acked before the next
+                while not burst_over.is_set():
+                    assert emulator.slash_command(OUTSIDER, NIGHTLY, "help").status == 200
+
+            arrivals = threading.Thread(target=keep_arriving)
+            arrivals.start()
+            try:
+                acked = emulator.slash_command(RESPONDER, NIGHTLY, "list")
+                time.sleep(0.5)  # not synchronisation: how long the burst goes on after the command
+                during = list(emulator.ephemerals(RESPONDER))
+            finally:
+                burst_over.set()
+                arrivals.join()
+            answer = wait_for(lambda: emulator.ephemerals(RESPONDER), what="the answer to /triage list")
+    assert acked.status == 200 and during == []
+    assert "open incidents" in str(answer[-1].get("text", "")).lower()
+
+
+def test_a_backlog_being_applied_stops_between_transactions_when_requests_arrive_again(
+    sqlite_engine: Engine, playbooks: Playbooks, clock: FakeClock
+) -> None:
+    [incident] = open_incidents(sqlite_engine, playbooks, clock, 1)
+    gate = AckFirst(quiet=0.25, max_delay=60.0)
+    inbox = inbox_for(sqlite_engine, playbooks, clock, gate=gate)  # 16 requests per transaction
+    burst_over = False
+    arrivals: list[asyncio.Task[None]] = []
+
+    def burst_resumes() -> None:  # the backlog's first transaction committed: Slack requests come again
+        if not arrivals:
+            gate.arrived()
+            arrivals.append(asyncio.create_task(keep_arriving(gate, lambda: burst_over)))
+
+    inbox.on_changed = burst_resumes
+
+    async def scenario() -> list[str]:
+        nonlocal burst_over
+        for n in range(1, 41):  # recorded during a quiet moment: the applier starts at once
+            await inbox.record(request(n, incident, Classify(CLASSES[n % 2])))
+        stop = asyncio.Event()
+        task = running(inbox, stop)
+        await asyncio.sleep(0.5)  # not synchronisation: how long the burst goes on after it resumed
+        during = await asyncio.to_thread(states, sqlite_engine)
+        burst_over = True
+        await asyncio.gather(*arrivals)
+        assert await settled(sqlite_engine, 40)
+        stop.set()
+        await task
+        return during
+
+    during = asyncio.run(scenario())
+    assert (during.count("done"), during.count("pending")) == (16, 24)
+    assert classified(sqlite_engine, incident) == [CLASSES[n % 2] for n in range(1, 41)]
+
+
+def test_a_person_replying_in_an_incident_thread_moves_its_reminder_back(bot: Bot) -> None:
+    """The thread-activity middleware (a class, so clicks and commands pay nothing for it)."""
+    from sqlmodel import Session, select
+
+    from slackbot.db.models import Timer
+
+    bot.send(report(result("BID-001", "TENANT-001")))
+    card = bot.card("INC-1")
+
+    def reminder_due() -> Any:
+        with Session(bot.core.engine) as session:
+            return session.exec(select(Timer.due_at).where(Timer.kind == "reminder")).first()
+
+    before = wait_for(reminder_due, what="the reminder timer")
+    bot.clock.shift(minutes=20)
+    bot.emulator.actor.say(RESPONDER, NIGHTLY, "looking into it", thread_ts=card.ts)
+    wait_for(lambda: reminder_due() > before, what="the reminder moved back")
+    bot.emulator.actor.say(RESPONDER, NIGHTLY, "not in a thread")  # a channel message moves nothing
+    moved = reminder_due()
+    bot.triage("list")  # a later request, answered after the message's event was handled
+    assert reminder_due() == moved
