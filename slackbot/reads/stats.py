@@ -16,8 +16,9 @@ Definitions, so the numbers can be checked by hand:
   nearest-rank 90th percentile (the ⌈0.9·n⌉-th smallest value).
 * MTTA and MTTR are means over the incidents acknowledged / resolved so far.
 
-How, with a long history: one range scan of ix_incidents_created reads the widest window's
-incidents (a few values each, as columns) and one range of ix_timeline_incident_kind says which
+How, with a long history: one range scan of ix_incidents_created (it covers every column read)
+reads the widest window's incidents, with the database working out each time as microseconds
+(a few integers each, as columns, no Python date parsing), and one range of ix_timeline_incident_kind says which
 were reclassified; every window is a suffix of each class's rows (``bisect``). A repeated
 ``/triage stats`` reuses those rows while the oldest and newest incident and timeline ids stay the
 same, and after a change reads only the incidents the new rows name (``_FactsCache``).
@@ -35,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import BigInteger, String, case, cast, extract, func, select, type_coerce
+from sqlalchemy import BigInteger, Integer, String, and_, case, cast, extract, func, select, type_coerce
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
@@ -96,12 +97,22 @@ def _facts(
     were reclassified."""
     sqlite = session.get_bind().dialect.name == "sqlite"
 
-    def stamp(column: Any, condition: ColumnElement[bool] | None = None) -> ColumnElement[Any]:
-        # SQLite's text (naive UTC, as SQLAlchemy stores it) is parsed below: ``fromisoformat`` is
-        # several times cheaper than the column type's processing or SQLite's strftime.
-        # PostgreSQL's EXTRACT is exact and spares building an aware datetime per value.
-        value = type_coerce(column, String()) if sqlite else cast(extract("epoch", column) * MICROS, BigInteger)
-        return value if condition is None else case((condition, value))
+    def micros(column: Any) -> ColumnElement[Any]:
+        """Microseconds since the epoch, worked out by the database (a Python parse per value cost
+        most of a first read). SQLite stores SQLAlchemy's naive UTC text, always with six
+        fractional digits: whole seconds from ``unixepoch``, the rest from the text, exactly."""
+        if sqlite:
+            text = type_coerce(column, String())
+            return func.unixepoch(text) * MICROS + cast(func.substr(text, 21, 6), Integer)
+        return cast(extract("epoch", column) * MICROS, BigInteger)
+
+    created_at = micros(col(Incident.created_at))
+
+    def since_opened(column: Any, condition: ColumnElement[bool] | None = None) -> ColumnElement[Any]:
+        # max(0, …): replicas' clocks may disagree by a little. NULL: it has not happened.
+        happened = col(column).is_not(None) if condition is None else and_(col(column).is_not(None), condition)
+        greatest = func.max if sqlite else func.greatest  # SQLite's two-argument max is scalar
+        return case((happened, greatest(0, micros(column) - created_at)))
 
     # The creation range stays the leading condition; the channel is checked on the window's rows,
     # never a reason to walk another index.
@@ -115,11 +126,11 @@ def _facts(
     query = select(
         col(Incident.failure_class),
         col(Incident.id),
-        stamp(col(Incident.created_at)),
-        stamp(col(Incident.acknowledged_at)),
-        stamp(col(Incident.resolved_at), col(Incident.status) == "resolved"),
+        created_at,
+        since_opened(Incident.acknowledged_at),
+        since_opened(Incident.resolved_at, col(Incident.status) == "resolved"),
         # Time to classify counts people: the contract check classifies its failures at once.
-        stamp(col(Incident.classified_at), col(Incident.contract_violation).is_(False)),
+        since_opened(Incident.classified_at, col(Incident.contract_violation).is_(False)),
     ).where(*bounds)
     connection = session.connection()
     # By class, each oldest first: a class's rows are then one slice of each column. ``+`` keeps
@@ -129,28 +140,17 @@ def _facts(
     classes: list[str | None] = []
     ids: list[int] = []
     created: list[int] = []
-    ends: tuple[list[int | None], ...] = ([], [], [])
-    parse, epoch, micro = datetime.fromisoformat, _EPOCH, _MICRO
+    to_ack: list[int | None] = []
+    to_resolve: list[int | None] = []
+    to_classify: list[int | None] = []
+    columns: tuple[list[Any], ...] = (classes, ids, created, to_ack, to_resolve, to_classify)
     # A thousand rows at a time, kept as columns: rows that die young are never promoted to the
     # garbage collector's older generations, which full collections walk again and again.
     for chunk in result.partitions(1000):
-        chunk_classes, chunk_ids, chunk_created, *chunk_ends = zip(*chunk, strict=True)
-        classes.extend(chunk_classes)
-        ids.extend(chunk_ids)
-        if sqlite:
-            created.extend((parse(at) - epoch) // micro for at in chunk_created)
-            for column, values in zip(ends, chunk_ends, strict=True):
-                column.extend(None if at is None else (parse(at) - epoch) // micro for at in values)
-        else:
-            created.extend(chunk_created)
-            for column, values in zip(ends, chunk_ends, strict=True):
-                column.extend(values)
+        for column, values in zip(columns, zip(*chunk, strict=True), strict=True):
+            column.extend(values)
     if not ids:
         return {}
-    # max(0, …): replicas' clocks may disagree by a little.
-    to_ack, to_resolve, to_classify = (
-        [None if at is None else max(0, at - start) for at, start in zip(end, created, strict=True)] for end in ends
-    )
     # Which were reclassified: one range of ix_timeline_incident_kind from the window's first id
     # (ids and creation times rise together), not a probe per incident nor PostgreSQL's hashed
     # subplan over every reclassification ever recorded.
