@@ -161,7 +161,7 @@ class Operator:
                 job.user, job.channel, f'status {job.key} resolved what_we_changed="{changed}" {cause}'
             )
             people._log(now, job.user, job.key, "resolved it (Documented and resolved)", answer)
-            job.resolved = "resolved" in answer  # a refusal is left for the checks to name
+            job.resolved = f"{job.key} resolved" in answer  # a refusal is left for the checks to name
             self._next(self._soon(now, 2, 6), job, "postmortem")
         elif step == "postmortem":
             answer = people.command(job.user, job.channel, f"postmortem {job.key}")
@@ -259,9 +259,7 @@ class Operator:
                 answer,
             )
         )
-        self.people._log(
-            now, job.user, job.key, f"marked step {button.runbook} {button.index} {result} (checklist)", answer
-        )
+        self.people._log(now, job.user, job.key, f"marked a checklist step {result}", answer)
         return answer
 
     # -- reading Slack -------------------------------------------------------------------------------

@@ -163,7 +163,9 @@ class People:
     # -- scheduling -------------------------------------------------------------------------------
 
     def _schedule(self, at: datetime, incident_id: int, step: str, user: str) -> None:
-        if not step.startswith(OP):  # ops on call works weekends; the others wait for Monday
+        # ops on call works weekends; responders wait for Monday (the unattended world's one
+        # passer-by keeps its story: it is not a responder)
+        if self.responders and not step.startswith(OP):
             at = self._after_weekend(at, incident_id)
         heapq.heappush(self.queue, Action(at, next(self._seq), incident_id, step, user))
 
@@ -205,6 +207,10 @@ class People:
             if repository == ALERTMANAGER_REPOSITORY:
                 # an alert: ops on call runs its runbook (the CI stories' responders leave it alone)
                 if self.operator is not None:
+                    if incident_id not in self.operator.jobs:
+                        # one draw, as when responders made a plan for an alert, so every later
+                        # person's mind is what the seed gave it before ops ran the alerts
+                        self.minds.random()
                     self.operator.observe(now, incident_id, f"INC-{incident_id}", scenario_id, playbook)
                 continue
             plan = self.plans.get(incident_id)
