@@ -224,8 +224,8 @@ def check_postmortem_lists_steps(run: SimulationRun, playbooks: Sequence[Playboo
 
 
 def check_runbooks_end_to_end(run: SimulationRun, playbooks: Sequence[Playbook]) -> list[Check]:
-    if getattr(run.people, "operator", None) is None:
-        return []  # nobody works alerts without --responders
+    if getattr(run.people, "operator", None) is None or not any(p.policy.alerts for p in playbooks):
+        return []  # nobody works alerts without --responders, nor where no playbook has alert rules
     return [
         check(run, playbooks)
         for check in (check_checklist_steps, check_audit_rows, check_failed_step_pages, check_postmortem_lists_steps)
