@@ -8,6 +8,9 @@
   report or a click is not idempotent at the proxy), so a crash mid-request is a 502 the sender
   sees, never a silent resend. It records every answer (status, route, replica) so a run can say
   what the senders were told.
+* :class:`BdSwitch` is bd as an outage takes it away: the executable behind a link that disappears
+  (a package upgrade gone wrong, an unmounted volume), the tracker's retryable failure. The
+  single-process simulation and the multi-replica test both switch bd off this way.
 """
 
 from __future__ import annotations
@@ -154,3 +157,24 @@ class LoadBalancer:
         with serve(app) as base:
             self.url = base
             yield self
+
+
+class BdSwitch:
+    """``<directory>/bd``, a link to the real executable while bd is available, gone while not."""
+
+    def __init__(self, target: Path, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.link = directory / "bd"
+        self._parked = directory / "bd.unavailable"
+        if not self.link.exists() and not self._parked.exists():
+            self.link.symlink_to(target)
+
+    @property
+    def available(self) -> bool:
+        return self.link.exists()
+
+    def set_available(self, available: bool) -> None:
+        if available and self._parked.exists():
+            self._parked.rename(self.link)
+        elif not available and self.link.exists():
+            self.link.rename(self._parked)

@@ -11,14 +11,19 @@ Traffic: CI reports (signed JSON, the same failure group in every report so repl
 it) spread over the replicas by the balancer; a responder clicks classify on some cards, each
 click after the previous one's answer, through the emulator and the balancer; on others they set
 SEV-1 (a bead and a page). Faults, while traffic continues: ``kill -9`` of one replica mid-burst;
-PostgreSQL stopped (``pg_ctl stop -m immediate``) for several seconds and started again.
+PostgreSQL stopped (``pg_ctl stop -m immediate``) for several seconds and started again; and from
+the first report on, the third parties fail too: a Slack storm (429s on ``chat.postMessage``, 503s
+on ``chat.update``), PagerDuty down until it has refused a page, bd gone until a SEV-1 was set
+while it was away. The outages overlap the other phases, so they cost the run little time.
 
 Checked from the outside only (what the senders were answered, what Slack, PagerDuty and bd
 recorded; the bot's tables never prove a pass): no request was answered 500; every report
 answered 202 has its card, and each failure group exactly one; every escalation that was due paged
 once (PagerDuty and a DM), none that was not due paged; every acked click was applied once, in the
 order clicked (the incident's timeline as ``/triage timeline`` shows it in Slack); every SEV-1
-filed one bead.
+filed one bead; each outage met real work (Slack recorded the storm's refusals, PagerDuty refused
+pages, a SEV-1 was set while bd was away) and after it nothing is missing or doubled (no PagerDuty
+event twice, one card per incident, one bead per SEV-1).
 """
 
 from __future__ import annotations
@@ -45,10 +50,11 @@ from slackbot.config import load_playbooks
 from slackbot.db.engine import make_engine
 from slackbot.db.migrate import upgrade
 from slackbot.emulator import SlackEmulator
+from slackbot.emulator.beads import fake_bd_executable
 from slackbot.emulator.seeding import seed_workspace
 from slackbot.signing import sign
 from slackbot.simulation.pagerduty import FakePagerDuty, running_pagerduty
-from slackbot.simulation.replicas import LoadBalancer, Replica
+from slackbot.simulation.replicas import BdSwitch, LoadBalancer, Replica
 from tests.conftest import RUNBOOKS
 from tests.factories import report, result
 from tests.inbox.test_kill import wait_for as poll
@@ -64,6 +70,7 @@ SUITES = [f"pgload{n}" for n in range(4)]
 CLASSES = ("algorithm_regression", "data_schema_drift")
 OUTAGE = 6.0  # seconds PostgreSQL is down
 INC = re.compile(r"INC-\d+")
+STORM = 6  # Slack refuses this many chat.postMessage (429) and chat.update (503) calls
 
 # Starts the bot exactly as `triagebot serve` does, with its clock offset by argv[1] seconds.
 SKEWED_SERVE = """
@@ -135,6 +142,7 @@ class World:
     balancer: LoadBalancer
     replicas: list[Replica]
     beads_dir: Path
+    bd: BdSwitch
 
     def logs(self) -> str:
         return "\n".join(f"--- {r.name} ---\n{r.tail()}" for r in self.replicas)
@@ -154,6 +162,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         slack = stack.enter_context(SlackEmulator(rate_limit_per_channel=0))
         seed_workspace(slack, load_playbooks(runbooks))
         pagerduty = stack.enter_context(running_pagerduty())
+        bd = BdSwitch(Path(fake_bd_executable()), tmp / "bin")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TRIAGE_", "PAGERDUTY_", "BEADS"))}
         env |= {
             "TRIAGE_DATABASE_URL": url,
@@ -168,7 +177,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             # replica's own clock, so it must outlast a delivery plus the skew between clocks.
             "TRIAGE_OUTBOX_LEASE_SECONDS": "10",
             "TRIAGE_INBOX_POLL": "0.2",
-            "TRIAGE_BD_BIN": str(Path(sys.executable).parent / "triagebot-fake-bd"),
+            "TRIAGE_BD_BIN": str(bd.link),
             "BEADS_DIR": str(init_beads(tmp)),
         }
         command = [sys.executable, "-c", SKEWED_SERVE]
@@ -183,7 +192,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             replica.wait_ready()
         balancer = stack.enter_context(LoadBalancer(replicas).running())
         slack.bot_url = balancer.url + "/slack/events"
-        yield World(postgres, slack, pagerduty, balancer, replicas, tmp / ".beads")
+        yield World(postgres, slack, pagerduty, balancer, replicas, tmp / ".beads", bd)
 
 
 def reports(count: int, per_report: int = 3) -> list[Sent]:
@@ -300,6 +309,43 @@ def beads(beads_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in issues.read_text().splitlines() if line.strip()]
 
 
+@dataclass
+class Outages:
+    """When PagerDuty and bd were away (monotonic seconds); they end once they have met work."""
+
+    began: float
+    pagerduty_up: float | None = None
+    bd_up: float | None = None
+
+
+def third_party_outages(world: World) -> Outages:
+    """Start the storm and the outages; see ``end_outages``."""
+    world.slack.fail_next("chat.postMessage", status=429, count=STORM, retry_after=1)
+    world.slack.fail_next("chat.update", status=503, count=STORM)
+    with world.pagerduty.lock:
+        world.pagerduty.down = True
+    world.bd.set_available(False)
+    return Outages(time.monotonic())
+
+
+def end_outages(world: World, clicks: dict[str, list[Click]], outages: Outages) -> None:
+    """bd comes back a second after a SEV-1 was acked (its bead could not be filed before), and
+    PagerDuty half a second after it refused its first page (an escalation that came due)."""
+
+    def sev1_acked() -> bool:
+        return any(c.chosen == "SEV-1" and c.status == 200 for made in list(clicks.values()) for c in list(made))
+
+    wait_for(sev1_acked, "a SEV-1 set while bd is away", 30)
+    time.sleep(1.0)  # not synchronisation: how long bd stays away after the SEV-1 (the outage's length)
+    world.bd.set_available(True)
+    outages.bd_up = time.monotonic()
+    wait_for(lambda: world.pagerduty.refused > 0, "PagerDuty to refuse a page", 40, world.logs)
+    time.sleep(0.5)  # the outage's length after its first refusal, as above
+    with world.pagerduty.lock:
+        world.pagerduty.down = False
+    outages.pagerduty_up = time.monotonic()
+
+
 def test_replicas_survive_a_crash_a_database_outage_and_skewed_clocks(world: World) -> None:
     slack, pagerduty = world.slack, world.pagerduty
     made = reports(12)
@@ -307,8 +353,10 @@ def test_replicas_survive_a_crash_a_database_outage_and_skewed_clocks(world: Wor
     clicks: dict[str, list[Click]] = {}
     started = time.monotonic()
     phases: dict[str, float] = {}
+    outages = third_party_outages(world)
 
     with ThreadPoolExecutor(16) as pool:
+        ending = pool.submit(end_outages, world, clicks, outages)
         for future in [pool.submit(deliver, world, sent) for sent in first_wave]:
             future.result()
         keys = sorted({k for s in first_wave for k in s.incidents}, key=lambda k: int(k[4:]))
@@ -346,6 +394,8 @@ def test_replicas_survive_a_crash_a_database_outage_and_skewed_clocks(world: Wor
         for future in futures + people:
             future.result()
         phases["outage"] = time.monotonic() - started
+        ending.result()
+        phases["third parties back"] = time.monotonic() - started
 
     sent = made
     keys = sorted({k for s in sent for k in s.incidents}, key=lambda k: int(k[4:]))
@@ -441,9 +491,22 @@ def test_replicas_survive_a_crash_a_database_outage_and_skewed_clocks(world: Wor
     assert severe
     wait_for(lambda: all(filed()[k] for k in severe), "a bead for each SEV-1", 20, world.logs)
     assert {k: filed()[k] for k in severe if filed()[k] != 1} == {}
+
+    # -- the third parties' outages met work, and after them nothing is missing or doubled --------
+    storm = Counter((c.method, c.status) for c in slack.calls() if c.status in (429, 503))
+    assert storm[("chat.postMessage", 429)] == STORM and storm[("chat.update", 503)] == STORM, storm
+    assert pagerduty.refused > 0
+    assert outages.bd_up is not None and outages.pagerduty_up is not None
+    set_while_bd_away = [
+        k for k in severe if any(c.chosen == "SEV-1" and c.status == 200 and c.at < outages.bd_up for c in clicks[k])
+    ]
+    assert set_while_bd_away, "no SEV-1 was set while bd was away"  # their beads were filed after it
+    events = Counter((e["routing_key"], e["dedup_key"]) for e in pagerduty.triggers())
+    assert {e: n for e, n in events.items() if n > 1} == {}
     elapsed = time.monotonic() - started
     phases["checked"] = elapsed
     print(
         f"replicas-pg: {len(keys)} incidents ({len(must_page)} paged, {len(must_not)} classified in time), "
-        f"{len(clicks)} clicked, {len(severe)} SEV-1, answers {dict(answers)}, phases {phases}"
+        f"{len(clicks)} clicked, {len(severe)} SEV-1 ({len(set_while_bd_away)} while bd was away), "
+        f"PagerDuty refused {pagerduty.refused}, Slack storm {dict(storm)}, answers {dict(answers)}, phases {phases}"
     )
