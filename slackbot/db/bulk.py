@@ -13,6 +13,7 @@ dicts and lists are encoded by one reused C encoder, text for text what ``json.d
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
@@ -21,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session
 
@@ -84,6 +86,43 @@ def _convert(process: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
     return converted
 
 
+def _statement(table: Table, dialect: str, skip_conflicts_on: str | None) -> Insert:
+    if skip_conflicts_on is None:
+        return table.insert()
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=[skip_conflicts_on])
+
+
+_Compiled = tuple[str, list[str], dict[str, Any], bool]  # SQL, parameter names, defaults, positional
+# Per dialect (each engine has its own, compiled for its server): (table, keys, conflict column)
+# -> the compiled statement. Small effect batches (a timer firing's timeline row and post) come
+# by the thousand, and compiling the statement each time cost more than the insert.
+_compiled_cache: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, tuple[str, ...], str | None], _Compiled]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _compiled(table: Table, dialect: Dialect, keys: tuple[str, ...], skip_conflicts_on: str | None) -> _Compiled:
+    cache = _compiled_cache.setdefault(dialect, {})
+    cache_key = (table.fullname, keys, skip_conflicts_on)
+    cached = cache.get(cache_key)
+    if cached is not None:
+        return cached
+    # Columns the rows leave out get their scalar default here, as Core would have given them.
+    defaults = {
+        column.key: column.default.arg  # type: ignore[attr-defined]
+        for column in table.columns
+        if column.key not in keys and column.default is not None and column.default.is_scalar
+    }
+    statement = _statement(table, dialect.name, skip_conflicts_on)
+    compiled = statement.compile(dialect=dialect, column_keys=[*keys, *defaults])
+    names = list(compiled.positiontup or []) if compiled.positional else [*keys, *defaults]
+    entry = (compiled.string, names, defaults, bool(compiled.positional))
+    if len(cache) < 1000:  # row shapes are few; the bound keeps a surprise from growing it for ever
+        cache[cache_key] = entry
+    return entry
+
+
 def insert_many(
     session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, skip_conflicts_on: str | None = None
 ) -> None:
@@ -96,25 +135,13 @@ def insert_many(
     connection = session.connection()
     dialect = connection.dialect
     keys = list(rows[0])
-    statement: Insert
-    if skip_conflicts_on is None:
-        statement = table.insert()
-    else:
-        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
-        statement = insert(table).on_conflict_do_nothing(index_elements=[skip_conflicts_on])
     if any(len(row) != len(keys) for row in rows):
-        session.execute(statement, list(rows))  # rows of different shapes: Core sorts them out
+        # rows of different shapes: Core sorts them out
+        session.execute(_statement(table, dialect.name, skip_conflicts_on), list(rows))
         return
-    # Columns the rows leave out get their scalar default here, as Core would have given them.
-    defaults = {
-        column.key: column.default.arg  # type: ignore[attr-defined]
-        for column in table.columns
-        if column.key not in rows[0] and column.default is not None and column.default.is_scalar
-    }
-    compiled = statement.compile(dialect=dialect, column_keys=[*keys, *defaults])
+    sql, names, defaults, positional = _compiled(table, dialect, tuple(keys), skip_conflicts_on)
     # SQLite's JSON processor is json.dumps and nothing more (PostgreSQL's wraps psycopg's Json)
     plain_dumps = dialect.name == "sqlite" and dialect._json_serializer is None
-    names = list(compiled.positiontup or []) if compiled.positional else [*keys, *defaults]
     # Column by column: one C-level pass picks each column out of every row, and only the
     # columns with a processor (times, JSON) go through Python per value.
     columns: list[Sequence[Any]] = []
@@ -124,7 +151,7 @@ def insert_many(
                 [defaults[name]] * len(rows) if name in defaults else list(map(itemgetter(name), rows))
             )
         except KeyError:  # as many keys as the first row, not the same ones
-            session.execute(statement, list(rows))
+            session.execute(_statement(table, dialect.name, skip_conflicts_on), list(rows))
             return
         column_type = table.c[name].type
         process: Callable[[Any], Any] | None = column_type._cached_bind_processor(dialect)
@@ -132,6 +159,6 @@ def insert_many(
             process = _json_text(process)
         columns.append(_convert(process, values) if process else values)
     params: list[Any] = list(zip(*columns, strict=True))
-    if not compiled.positional:
+    if not positional:
         params = [dict(zip(names, values, strict=True)) for values in params]
-    connection.exec_driver_sql(compiled.string, params)
+    connection.exec_driver_sql(sql, params)

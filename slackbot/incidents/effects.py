@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, update
-from sqlmodel import Session, SQLModel, col, select
+from sqlalchemy import Table, bindparam, update
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, SQLModel, select
 
 from slackbot.db.bulk import insert_many
 from slackbot.db.models import OutboxItem, TimelineEvent, Timer
@@ -132,6 +133,17 @@ class Effects:
             self.outbox = []
 
 
+# Built once: every flush that redraws a card asks (each timer firing, each delivery that
+# changes an incident), and building the statement cost more than SQLite spent answering it.
+_OUTBOX = table(OutboxItem)
+_QUEUED_CARDS = sa_select(_OUTBOX.c.incident_id).where(
+    _OUTBOX.c.kind == EffectKind.CARD.value,
+    _OUTBOX.c.state == DeliveryState.PENDING.value,
+    _OUTBOX.c.incident_id.in_(bindparam("ids", expanding=True)),
+)
+_QUEUED_CARDS_LOCKED = _QUEUED_CARDS.with_for_update()
+
+
 def _without_queued_cards(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Drop card redraws for incidents whose card already has one queued.
 
@@ -147,15 +159,10 @@ def _without_queued_cards(session: Session, rows: list[dict[str, Any]]) -> list[
         return rows
     ids = sorted({int(row["incident_id"]) for row in cards})
     queued: set[int] = set()
+    query = _QUEUED_CARDS_LOCKED if session.get_bind().dialect.name == "postgresql" else _QUEUED_CARDS
     for start in range(0, len(ids), 500):
-        query = select(OutboxItem.incident_id).where(
-            col(OutboxItem.kind) == card,
-            col(OutboxItem.state) == DeliveryState.PENDING.value,
-            col(OutboxItem.incident_id).in_(ids[start : start + 500]),
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update()
-        queued.update(int(i) for i in session.exec(query) if i is not None)
+        result = session.execute(query, {"ids": ids[start : start + 500]})
+        queued.update(int(i) for (i,) in result if i is not None)
     kept = []
     for row in rows:
         if row["kind"] == card and row["incident_id"] is not None:

@@ -77,12 +77,15 @@ def arm_first(session: Session, incident_id: int, now: datetime, interval: timed
         push_back(session, incident, now, interval)
 
 
-def remind(session: Session, playbook: Playbook, timer: Timer, incident: Incident, now: datetime) -> None:
-    """The timer fired (claimed exactly once by the timer firing): ask for an update, re-arm."""
+def remind(
+    playbook: Playbook, incident: Incident, now: datetime, effects: Effects, *, step: int, token: str
+) -> timedelta | None:
+    """The timer fired (claimed exactly once by the timer firing): ask for an update. Returns how
+    long until the next reminder; the firing batch re-arms the timer (one UPDATE for the batch,
+    as for the escalation levels, instead of a read and a write per reminder)."""
     interval = playbook.policy.status_update_every
     if incident.status != IncidentStatus.OPEN or incident.id is None or interval is None:
-        return  # resolved meanwhile (resolving cancelled the timer: a late firing), or no reminders
-    effects = Effects(now=now)
+        return None  # resolved meanwhile (resolving cancelled the timer: a late firing), or no reminders
     quiet = format_duration(interval)
     asked = incident.assignee or playbook.owner_target(incident.owning_class).describe()
     effects.record(
@@ -90,25 +93,22 @@ def remind(session: Session, playbook: Playbook, timer: Timer, incident: Inciden
         f"Thread quiet for {quiet}: asked {asked} for a status update",
         incident_id=incident.id,
         source="timer",
-        data={"asked": asked, "quiet": quiet, "reminder": timer.step + 1},
+        data={"asked": asked, "quiet": quiet, "reminder": step + 1},
     )
     # The token is new on every arming, so each reminder is its own post (never deduplicated away).
     effects.enqueue(
         EffectKind.THREAD_POST,
-        Key.reminder(incident.id, timer.token),
-        {"template": "reminder", "quiet": quiet, "count": timer.step + 1},
+        Key.reminder(incident.id, token),
+        {"template": "reminder", "quiet": quiet, "count": step + 1},
         incident_id=incident.id,
         lane=incident.channel,
     )
     # The card shows when the next reminder is due: redraw it.
     incident.revision += 1
-    session.add(incident)
     effects.enqueue(
         EffectKind.CARD, Key.card(incident.id, incident.revision), incident_id=incident.id, lane=incident.channel
     )
-    due_at = now + repeat_after(interval, timer.step + 1)
-    arm_timer(session, subject=timer.subject, kind=KIND, due_at=due_at, incident_id=incident.id, step=timer.step + 1)
-    effects.flush(session)
+    return repeat_after(interval, step + 1)
 
 
 def repeat_after(interval: timedelta, unanswered: int) -> timedelta:

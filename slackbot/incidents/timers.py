@@ -77,6 +77,19 @@ _CLAIM = (
     .values(state=TimerState.FIRED.value, fired_at=bindparam("fired_at"), fired_by=bindparam("worker"))
     .returning(_TIMERS.c.id)
 )
+_REARM = (
+    update(_TIMERS)
+    .where(_TIMERS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        due_at=bindparam("due_at"),
+        token=bindparam("token"),
+        step=_TIMERS.c.step + 1,
+        state=TimerState.PENDING.value,
+        fired_at=None,
+        fired_by=None,
+    )
+)
+_INCIDENTS = select(Incident).where(col(Incident.id).in_(bindparam("ids", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -209,10 +222,11 @@ class TimerService:
         and sees its result: e.g. a classification that cancelled it)."""
         if not ids:
             return {}
-        query = select(Incident).where(col(Incident.id).in_(sorted(ids)))
+        query = _INCIDENTS
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        return {incident.id: incident for incident in session.exec(query) if incident.id is not None}
+        rows = session.exec(query, params={"ids": sorted(ids)})
+        return {incident.id: incident for incident in rows if incident.id is not None}
 
     # -- effects ----------------------------------------------------------------------------------
 
@@ -220,7 +234,8 @@ class TimerService:
         self, session: Session, fired: list[DueTimer], incidents: dict[int, Incident], now: datetime, worker: str
     ) -> None:
         effects = Effects(now=now)
-        rearm: dict[timedelta, list[int]] = {}  # classification timers that go on to their next level
+        # timers that go on: classification to its next level, a reminder to the next one
+        rearm: dict[timedelta, list[int]] = {}
         for timer in fired:
             if timer.kind == TimerKind.DIGEST:  # a channel's weekly digest, no incident
                 digests.fire(session, self.playbooks, timer.id, timer.subject, now, worker, effects)
@@ -233,42 +248,23 @@ class TimerService:
                 if repeat is not None:
                     rearm.setdefault(repeat, []).append(timer.id)
             elif timer.kind == TimerKind.REMINDER:
-                reminders.remind(session, self.playbooks.get(incident.playbook), self._row(timer), incident, now)
+                playbook = self.playbooks.get(incident.playbook)
+                repeat = reminders.remind(playbook, incident, now, effects, step=timer.step, token=timer.token)
+                if repeat is not None:
+                    rearm.setdefault(repeat, []).append(timer.id)
             elif timer.kind == TimerKind.LEASE:
                 leases.overdue(self.playbooks.get(incident.playbook), incident, now, effects)
         session.flush()  # the incident changes, before the effects that describe them
         # One statement per interval. The next level counts from now, not from the missed due
         # time: after an outage the levels still come repeat_every apart, not all at once. One
         # fresh token serves the whole batch: what matters is that each differs from the old.
-        timers = table(Timer)
         for repeat_every, ids in rearm.items():
             for start in range(0, len(ids), BATCH):
                 session.execute(
-                    update(timers)
-                    .where(timers.c.id.in_(ids[start : start + BATCH]))
-                    .values(
-                        due_at=utc(now + repeat_every),
-                        token=uuid.uuid4().hex,
-                        step=timers.c.step + 1,
-                        state=TimerState.PENDING.value,
-                        fired_at=None,
-                        fired_by=None,
-                    )
+                    _REARM,
+                    {"ids": ids[start : start + BATCH], "due_at": utc(now + repeat_every), "token": uuid.uuid4().hex},
                 )
         effects.flush(session)
-
-    @staticmethod
-    def _row(timer: DueTimer) -> Timer:
-        return Timer(
-            id=timer.id,
-            subject=timer.subject,
-            kind=timer.kind,
-            incident_id=timer.incident_id,
-            due_at=timer.due_at,
-            token=timer.token,
-            state="fired",
-            step=timer.step,
-        )
 
     def _classification_overdue(
         self, timer: DueTimer, incident: Incident, now: datetime, effects: Effects
