@@ -8,8 +8,10 @@ classes, severities, milestones and flags in the menus, its labels on the fields
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -382,16 +384,58 @@ def _options(pairs: list[tuple[str, str]]) -> list[Option]:
     return [Option(value=value, label=truncate(label, 75, "…")) for value, label in pairs][:100]
 
 
-def _actions(incident: Incident, playbook: Playbook) -> ActionsBlock:
-    value = str(incident.id)
+class _Drawn(Block):
+    """A block drawn before: its JSON, built and checked through slack_sdk's models the first time."""
+
+    def __init__(self, drawn: str) -> None:
+        super().__init__(type="actions")
+        self._drawn = drawn
+
+    def to_dict(self, *args: Any) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self._drawn)  # a fresh copy each time: callers may change it
+        return result
+
+
+def _actions(incident: Incident, playbook: Playbook) -> Block:
+    """The card's buttons and menus. They depend on a few of the incident's fields only, and
+    drawing their options through slack_sdk's models was half the cost of every card redraw (the
+    simulation redraws cards by the hundred), so each combination is drawn once."""
+    return _Drawn(
+        _drawn_actions(
+            playbook,
+            incident.id,
+            bool(incident.assignee),
+            incident.failure_class,
+            incident.severity,
+            incident.milestone,
+            tuple(incident.flags),
+            incident.escalation_level,
+            bool(incident.bead_id),
+        )
+    )
+
+
+@lru_cache(maxsize=2048)
+def _drawn_actions(
+    playbook: Playbook,
+    incident_id: int | None,
+    assigned: bool,
+    failure_class: str | None,
+    severity: str | None,
+    milestone: str | None,
+    flags: tuple[str, ...],
+    escalation_level: int,
+    has_bead: bool,
+) -> str:
+    value = str(incident_id)
     class_options = _options([(k, r.label) for k, r in playbook.classes.items()])
     severity_options = _options(
         [(k, f"{k} — {r.label}" if r.label and r.label != k else k) for k, r in playbook.severities.items()]
     )
-    current_class = next((o for o in class_options if o.value == incident.failure_class), None)
-    current_severity = next((o for o in severity_options if o.value == incident.severity), None)
+    current_class = next((o for o in class_options if o.value == failure_class), None)
+    current_severity = next((o for o in severity_options if o.value == severity), None)
     elements: list[Any] = []
-    if not incident.assignee:
+    if not assigned:
         elements.append(ButtonElement(text="Acknowledge", action_id=ACTION_ACK, value=value, style="primary"))
     elements.append(
         StaticSelectElement(
@@ -406,15 +450,15 @@ def _actions(incident: Incident, playbook: Playbook) -> ActionsBlock:
             initial_option=current_severity,
         )
     )
-    elements.append(_status_select(incident, playbook))
-    unset = [(k, r.label) for k, r in playbook.flags.items() if k not in incident.flags]
+    elements.append(_status_select(milestone, playbook))
+    unset = [(k, r.label) for k, r in playbook.flags.items() if k not in flags]
     if unset:
         elements.append(StaticSelectElement(placeholder="Flag…", action_id=ACTION_FLAG, options=_options(unset)))
     elements.append(
         ButtonElement(
             text="Escalate",
             action_id=ACTION_ESCALATE,
-            value=escalate_value(incident.id or 0, incident.escalation_level),
+            value=escalate_value(incident_id or 0, escalation_level),
             style="danger",
             confirm=ConfirmObject(
                 title="Escalate now?",
@@ -424,14 +468,15 @@ def _actions(incident: Incident, playbook: Playbook) -> ActionsBlock:
             ),
         )
     )
-    if not incident.bead_id:
+    if not has_bead:
         elements.append(ButtonElement(text="File bead", action_id=ACTION_BEAD, value=value))
     elements.append(ButtonElement(text="Runbook", action_id=ACTION_RUNBOOK, value=value))
-    return ActionsBlock(block_id=f"incident:{incident.id}", elements=elements)
+    block = ActionsBlock(block_id=f"incident:{incident_id}", elements=elements)
+    return json.dumps(block.to_dict(), ensure_ascii=False)
 
 
-def _status_select(incident: Incident, playbook: Playbook) -> StaticSelectElement:
+def _status_select(milestone: str | None, playbook: Playbook) -> StaticSelectElement:
     """The playbook's milestones, forward only: the ones after the current one. The resolving one
     is always offered; a milestone that asks for fields opens a modal for them."""
-    options = _options([(m.key, m.label) for m in playbook.milestones_after(incident.milestone)])
+    options = _options([(m.key, m.label) for m in playbook.milestones_after(milestone)])
     return StaticSelectElement(placeholder="Status…", action_id=ACTION_STATUS, options=options)

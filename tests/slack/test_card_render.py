@@ -183,3 +183,49 @@ def test_hostile_text_stays_escaped_on_the_first_screen_and_in_the_details(runbo
     for raw in ("<!channel>", "<@U0BOSS>", "<https://evil.example"):
         assert raw not in text
     assert "&lt;!channel&gt;" in text and "&amp;" in text
+
+
+def test_each_redraw_shows_the_change_in_the_cards_buttons_and_menus(playbooks: Playbooks) -> None:
+    """The actions are drawn once per state and reused: a change must never get the old ones.
+    The same incident object changes step by step (as a delivery redraws it), every step drawn."""
+
+    def actions(view: CardView) -> dict[str, Any]:
+        (block,) = [b for b in render_card(view)[1] if b["type"] == "actions"]
+        return block
+
+    def element(block: dict[str, Any], action_id: str) -> dict[str, Any] | None:
+        return next((e for e in block["elements"] if e["action_id"] == action_id), None)
+
+    for playbook in playbooks:
+        card = incident(id=41)
+        view = CardView(playbook, card, run=RUN)
+        block = actions(view)
+        assert block["block_id"] == "incident:41" and element(block, "incident_ack") is not None
+        assert "initial_option" not in (element(block, "incident_classify") or {})
+        card.assignee = "U0ONCALL"
+        assert element(actions(view), "incident_ack") is None  # taken: no Acknowledge
+        klass = list(playbook.classes)[-1]
+        card.failure_class = klass
+        assert (element(actions(view), "incident_classify") or {})["initial_option"]["value"] == klass
+        severity = list(playbook.severities)[0]
+        card.severity = severity
+        assert (element(actions(view), "incident_severity") or {})["initial_option"]["value"] == severity
+        before = len((element(actions(view), "incident_status") or {})["options"])
+        card.milestone = playbook.milestones[0].key
+        assert len((element(actions(view), "incident_status") or {})["options"]) == before - 1  # forward only
+        escalate = (element(actions(view), "incident_escalate") or {})["value"]
+        card.escalation_level = 2
+        assert (element(actions(view), "incident_escalate") or {})["value"] != escalate
+        assert element(actions(view), "incident_file_bead") is not None
+        card.bead_id = "sim-7"
+        assert element(actions(view), "incident_file_bead") is None
+        if playbook.flags:
+            flag = list(playbook.flags)[0]
+            card.flags = [flag]
+            offered = [o["value"] for o in (element(actions(view), "incident_flag") or {"options": []})["options"]]
+            assert flag not in offered
+        other = incident(id=42)  # another incident in the same state: its own ids on its buttons
+        assert actions(CardView(playbook, other, run=RUN))["block_id"] == "incident:42"
+        changed = actions(view)
+        changed["elements"].clear()  # what one caller does with its blocks never reaches the next
+        assert actions(view)["elements"]
