@@ -207,7 +207,7 @@ def test_each_redraw_shows_the_change_in_the_cards_buttons_and_menus(playbooks: 
         klass = list(playbook.classes)[-1]
         card.failure_class = klass
         assert (element(actions(view), "incident_classify") or {})["initial_option"]["value"] == klass
-        severity = list(playbook.severities)[0]
+        severity = next(iter(playbook.severities))
         card.severity = severity
         assert (element(actions(view), "incident_severity") or {})["initial_option"]["value"] == severity
         before = len((element(actions(view), "incident_status") or {})["options"])
@@ -220,7 +220,7 @@ def test_each_redraw_shows_the_change_in_the_cards_buttons_and_menus(playbooks: 
         card.bead_id = "sim-7"
         assert element(actions(view), "incident_file_bead") is None
         if playbook.flags:
-            flag = list(playbook.flags)[0]
+            flag = next(iter(playbook.flags))
             card.flags = [flag]
             offered = [o["value"] for o in (element(actions(view), "incident_flag") or {"options": []})["options"]]
             assert flag not in offered
