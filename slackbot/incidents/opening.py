@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -102,8 +102,20 @@ def _severity(opening: Opening) -> tuple[str, SeveritySource]:
     return playbook.policy.default_severity, SeveritySource.DEFAULT
 
 
+# Plain strings: an enum member's ``.value`` is a descriptor call, per row of an ingest's thousands.
+_OPEN = IncidentStatus.OPEN.value
+_BEAD_NONE, _BEAD_PENDING = BeadState.NONE.value, BeadState.PENDING.value
+
+
+def _utc(value: datetime) -> datetime:
+    """``utc`` that returns a UTC time itself: an ingest's rows then share its few time objects,
+    which the bulk insert converts once each."""
+    return value if value.tzinfo is UTC else utc(value)
+
+
 def incident_row(opening: Opening, now: datetime) -> dict[str, Any]:
     playbook = opening.playbook
+    now = _utc(now)
     violation = playbook.contract_violation(opening.scenario_id, opening.invariant_id)
     failure_class, source = None, None
     if opening.preset_class:
@@ -126,30 +138,30 @@ def incident_row(opening: Opening, now: datetime) -> dict[str, Any]:
         "key_entity_ids": dict(opening.key_entity_ids),
         "suite": opening.suite,
         "channel": playbook.channel_for_suite(opening.suite),
-        "status": IncidentStatus.OPEN.value,
+        "status": _OPEN,
         "severity": severity,
         "severity_source": severity_source.value,
         "contract_violation": violation,
         "documentation_gap": opening.documentation_gap,
         "multi_prefix": opening.multi_prefix,
         "occurrence_count": opening.occurrences,
-        "first_seen": utc(opening.first_seen),
-        "last_seen": utc(opening.last_seen),
+        "first_seen": _utc(opening.first_seen),
+        "last_seen": _utc(opening.last_seen),
         "first_run_pk": opening.run_pk,
         "last_run_pk": opening.run_pk,
-        "classify_deadline": utc(now + within) if within is not None and failure_class is None else None,
+        "classify_deadline": now + within if within is not None and failure_class is None else None,
         "suggested_class": opening.suggested[0] if opening.suggested else opening.preset_class,
         "suggested_reason": opening.suggested[1] if opening.suggested else opening.preset_reason,
         "suggested_confidence": opening.suggested_confidence if opening.suggested else None,
         "suggestion_votes": opening.suggestion_votes if opening.suggested else None,
         "failure_class": failure_class,
         "class_source": source.value if source else None,
-        "classified_at": utc(now) if failure_class else None,
+        "classified_at": now if failure_class else None,
         "escalation_level": 0,
-        "bead_state": (BeadState.PENDING if violation and source == ClassSource.CONTRACT else BeadState.NONE).value,
+        "bead_state": _BEAD_PENDING if violation and source == ClassSource.CONTRACT else _BEAD_NONE,
         "revision": 0,
-        "created_at": utc(now),
-        "updated_at": utc(now),
+        "created_at": now,
+        "updated_at": now,
     }
 
 
