@@ -29,7 +29,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -93,17 +94,72 @@ class AckFirst:
 class AfterAck:
     """Answers to Slack (ephemeral replies) sent as tasks of their own, ack-first."""
 
-    def __init__(self, gate: AckFirst) -> None:
+    def __init__(self, gate: AckFirst, *, at_once: int = 4) -> None:
         self.gate = gate
+        self.at_once = at_once
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps weak ones
+        self._waiting: deque[tuple[float, asyncio.Future[None]]] = deque()
+        self._running = 0
+        self._freed = asyncio.Event()
+        self._releasing: asyncio.Task[None] | None = None
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new loop (a new server, in tests) starts empty
+            self._loop, self._tasks, self._waiting, self._running = loop, set(), deque(), 0
+            self._freed, self._releasing = asyncio.Event(), None
+        return loop
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of ``at_once`` places that work after an ack runs in (a read's query and
+        answer, an ephemeral reply). Given in arrival order, each only while requests pause (or
+        past the bound): when a pause comes after a burst, the work queued behind it is let go a
+        few at a time, rechecking the gate before each, so the acks of a burst that resumes do
+        not wait behind a herd of answers all started in the same moment."""
+        loop = self._bind()
+        granted: asyncio.Future[None] = loop.create_future()
+        self._waiting.append((time.monotonic(), granted))
+        if self._releasing is None:
+            self._releasing = loop.create_task(self._release(), name="after-ack")
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self._free()  # granted as we were cancelled: give the place back
+            raise
+        try:
+            yield
+        finally:
+            self._free()
+
+    def _free(self) -> None:
+        self._running -= 1
+        self._freed.set()
+
+    async def _release(self) -> None:
+        try:
+            while self._waiting:
+                if self._running >= self.at_once:
+                    self._freed.clear()
+                    await self._freed.wait()
+                    continue
+                since, granted = self._waiting[0]
+                await self.gate.turn(since)
+                self._waiting.popleft()
+                if granted.done():  # its waiter went away
+                    continue
+                self._running += 1
+                granted.set_result(None)
+                await asyncio.sleep(0)  # it starts before the gate is looked at again
+        finally:
+            self._releasing = None
 
     def spawn(self, answer: Awaitable[Any]) -> None:
         """Send an answer to Slack as a task of its own, ack-first like the changes."""
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._loop, self._tasks = loop, set()
-        task = asyncio.ensure_future(self._answer(answer, time.monotonic()))
+        self._bind()
+        task = asyncio.ensure_future(self._answer(answer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -113,9 +169,9 @@ class AfterAck:
         if self._tasks and self._loop is asyncio.get_running_loop():
             await asyncio.wait(list(self._tasks), timeout=timeout)
 
-    async def _answer(self, answer: Awaitable[Any], since: float) -> None:
+    async def _answer(self, answer: Awaitable[Any]) -> None:
         try:
-            await self.gate.turn(since)
-            await answer
+            async with self.slot():
+                await answer
         except Exception:  # the change is made; a lost ephemeral answer is only logged
             log.exception("answering a Slack interaction failed")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
-import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
@@ -65,12 +64,17 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
         # A read is acked before anything else (Slack gives us 3 seconds); a change is parsed and
         # recorded in the inbox first, then acked (an acked change is never lost, slackbot.inbox).
         request = Received(body, ack)
-        if not request.changes:
-            await request.ack()
-            # A read's query, rendering and answer are work after its ack like a change's: they
-            # wait for Slack requests to pause (bounded, slackbot.after_ack), so a burst of
-            # commands is acked at Bolt's own pace instead of sharing the core with their answers.
-            await runtime.after_ack.gate.turn(time.monotonic())
+        if request.changes:
+            await answer(request, respond)
+            return
+        await request.ack()
+        # A read's query, rendering and answer are work after its ack like a change's: they wait
+        # for Slack requests to pause (bounded, slackbot.after_ack), so a burst of commands is
+        # acked at Bolt's own pace instead of sharing the core with their answers.
+        async with runtime.after_ack.slot():
+            await answer(request, respond)
+
+    async def answer(request: Received, respond: AsyncRespond) -> None:
         try:
             text, in_channel = await triage_command.dispatch(request.text, request.user, request)
         finally:
