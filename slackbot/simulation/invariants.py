@@ -22,7 +22,7 @@ from slackbot.config import Playbook as Runbook
 from slackbot.config import load_playbooks
 from slackbot.db.engine import make_engine
 from slackbot.db.models import Incident, Occurrence, OutboxItem, Run, TimelineEvent
-from slackbot.outbox.slack_deliveries import CARD_EVENT, POST_EVENT
+from slackbot.outbox.slack_deliveries import CARD_EVENT, POST_EVENT, is_posted
 from slackbot.simulation.outside import check_outside
 from slackbot.simulation.records import Check, SimulationRun, SnapMessage
 
@@ -107,7 +107,7 @@ def check_occurrences(run: SimulationRun, facts: Facts) -> Check:
     by_identity = {(r.repository, r.run_id, r.run_attempt): r for r in facts.runs}
     for sent in run.traffic.sent:
         check.checked += len(sent.failures)
-        stored = by_identity.get(("acme/dispatch", sent.run_id, 1))
+        stored = by_identity.get((str(sent.report["run"]["repository"]), sent.run_id, 1))
         if stored is None:
             check.violations.append(f"run {sent.run_id} ({sent.suite}, {_when(sent.at)}) is not in the database")
             continue
@@ -351,6 +351,8 @@ def check_every_failure_handled(run: SimulationRun, facts: Facts) -> Check:
         kinds = {e.kind for e in facts.events(incident.id or 0)}
         # an alert's escalation is the page to its failure mode's owner (its runbook says so)
         ends = {"bead_filed", "escalated", "resolved"} | ({"paged"} if incident.repository == "alertmanager" else set())
+        if facts.playbook(incident.playbook).policy.classify_within is None and is_posted(incident.card_ts):
+            continue  # no timed rule (seeds 002, 003): its card in its channel is all the policy promises
         if not (ends & kinds):
             check.violations.append(
                 f"{incident.key} ({incident.scenario_id or 'no scenarioId'} / "

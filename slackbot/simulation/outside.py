@@ -83,6 +83,13 @@ class Failure:
     invariant_id: str | None
     sent: list[datetime] = field(default_factory=list)
     alert: AlertSend | None = None  # an Alertmanager alert (its playbook's rule presets class and severity)
+    playbook: Runbook | None = None  # whose failure it is: every expectation comes from this one's YAML
+    channel: str = ""  # where routing.yml sends its card (its suite's channel, else the playbook's default)
+
+    @property
+    def book(self) -> Runbook:
+        assert self.playbook is not None
+        return self.playbook
 
 
 @dataclass
@@ -121,28 +128,47 @@ class World:
     @classmethod
     def of(cls, run: SimulationRun, runbook: Runbook, playbooks: Sequence[Runbook] = ()) -> World:
         failures: dict[tuple[object, ...], Failure] = {}
+        books = {p.name: p for p in playbooks}
         for sent in run.traffic.sent:
+            # the playbook the traffic was written for, by its match rules and suites: its YAML alone
+            # says what must happen to the run's failures
+            book = books.get(sent.playbook) or runbook
             for failure in sent.failures:
-                contract = breaks_contract(runbook, failure)
+                contract = breaks_contract(book, failure)
                 both = failure.scenario_id and failure.invariant_id
                 identity = (
-                    ("ids", failure.scenario_id, failure.invariant_id) if both else ("test", failure.test_identity)
+                    (book.name, "ids", failure.scenario_id, failure.invariant_id)
+                    if both
+                    else (book.name, "test", failure.test_identity)
                 )
                 found = failures.get(identity)
                 if found is None:
                     found = failures[identity] = Failure(
-                        label_of(runbook, failure),
+                        label_of(book, failure),
                         _symptom(failure.message),
                         contract,
                         failure.test_file,
                         failure.kind,
                         failure.scenario_id,
                         failure.invariant_id,
+                        playbook=book,
+                        channel=_channel(book, sent.suite),
                     )
                 found.sent.append(sent.at)
         for alert in run.alerts.firing() if run.alerts else []:
+            book = books.get(alert.playbook) or runbook
             failures[("alert", alert.alertname)] = Failure(
-                alert.alertname, alert.summary[:30], False, "", "alert", alert.alertname, None, [alert.at], alert
+                alert.alertname,
+                alert.summary[:30],
+                False,
+                "",
+                "alert",
+                alert.alertname,
+                None,
+                [alert.at],
+                alert,
+                playbook=book,
+                channel=_channel(book, "alerts"),
             )
         cards: dict[str, Card] = {}
         for message in run.snapshot.top_level():
@@ -165,6 +191,8 @@ class World:
             dms[incident].append((_at(message), message.channel[1:], reason))
         people = PeopleSaid()
         for place, done in enumerate(run.people.done):
+            if "nothing was changed" in done.answer:
+                continue  # refused (not a responder): it promised nothing
             if done.what.startswith(("classified it ", "reclassified it ")):
                 people.classified.setdefault(done.incident, done.at)
                 people.classes.setdefault(done.incident, []).append((done.at, place, done.what.split()[2]))
@@ -194,12 +222,13 @@ class World:
         shown = self.shown.get(id(failure))
         if shown:
             return shown
-        owner = self.runbook.owner_for_path(failure.test_file)
+        book = failure.book
+        owner = book.owner_for_path(failure.test_file)
         if owner:
             return owner[0]
         for identifier, entries in (
-            (failure.scenario_id, self.runbook.taxonomy.scenarios),
-            (failure.invariant_id, self.runbook.taxonomy.invariants),
+            (failure.scenario_id, book.taxonomy.scenarios),
+            (failure.invariant_id, book.taxonomy.invariants),
         ):
             prefix = identifier.split("-", 1)[0] if identifier and "-" in identifier else None
             entry = next((e for e in entries if prefix and e.prefix == prefix), None)
@@ -217,15 +246,13 @@ class World:
         ]
         return chosen[-1] if chosen else self.suggested(failure)
 
-    def pagerduty_keys(self, roles: list[Role], failure_class: str | None) -> set[str]:
+    def pagerduty_keys(self, book: Runbook, roles: list[Role], failure_class: str | None) -> set[str]:
         return {
-            t.target.pagerduty_routing_key
-            for t in self.runbook.targets(roles, failure_class)
-            if t.target.pagerduty_routing_key
+            t.target.pagerduty_routing_key for t in book.targets(roles, failure_class) if t.target.pagerduty_routing_key
         }
 
-    def users(self, roles: list[Role], failure_class: str | None) -> set[str]:  # who gets the DM
-        return {t.dm_user for t in self.runbook.targets(roles, failure_class) if t.dm_user}
+    def users(self, book: Runbook, roles: list[Role], failure_class: str | None) -> set[str]:  # who gets the DM
+        return {t.dm_user for t in book.targets(roles, failure_class) if t.dm_user}
 
     def stop(self, key: str) -> datetime:
         """Until when an unclassified incident keeps escalating: people classified or resolved it,
@@ -237,7 +264,11 @@ class World:
 
 
 def check_cards_per_failure(run: SimulationRun, world: World) -> Check:
-    check = Check("cards_from_traffic", "Every distinct failure CI sent got its own card (grouped by its ids)", 0)
+    check = Check(
+        "cards_from_traffic",
+        "Every distinct failure CI sent got its own card (grouped by its ids), in its playbook's channel",
+        0,
+    )
     by_failure: dict[int, list[Card]] = defaultdict(list)
     for card in world.cards.values():
         if card.failure is None:
@@ -247,8 +278,14 @@ def check_cards_per_failure(run: SimulationRun, world: World) -> Check:
         else:
             by_failure[id(card.failure)].append(card)
     for failure in world.failures:
-        check.checked += 1
+        check.examined(failure.book.name)
         cards = by_failure.get(id(failure), [])
+        for card in cards:
+            if card.message.channel != failure.channel:
+                check.violations.append(
+                    f"{card.key} ({failure.label}) is a failure of the {failure.book.name} playbook; its card "
+                    f"went to {card.message.channel}, routing.yml sends it to {failure.channel}"
+                )
         resolved = sum(len(world.people.resolved.get(c.key, [])) for c in cards)
         if not cards:
             check.violations.append(
@@ -265,10 +302,13 @@ def check_cards_per_failure(run: SimulationRun, world: World) -> Check:
 
 def _levels(world: World, card: Card) -> list[tuple[int, datetime, set[str]]]:
     """(level, due, people to page) for the timed rule, from policy.yml and routing.yml alone."""
-    policy = world.runbook.policy
-    if policy.classify_within is None or policy.escalation is None or card.opened is None or card.failure is None:
+    if card.opened is None or card.failure is None:
         return []
-    if card.failure.contract and world.runbook.missing_ids_class:
+    book = card.failure.book
+    policy = book.policy
+    if policy.classify_within is None or policy.escalation is None:
+        return []  # this playbook has no timed rule
+    if card.failure.contract and book.missing_ids_class:
         return []  # classified by the contract check the moment it opened: no timer
     if card.failure.alert is not None:
         return []  # its playbook's alert rule presets the class: no timer
@@ -278,7 +318,7 @@ def _levels(world: World, card: Card) -> list[tuple[int, datetime, set[str]]]:
     for step in range(len(escalation.levels) + escalation.max_repeats):
         due = card.opened + policy.classify_within + step * escalation.repeat_every
         level = escalation.levels[min(step, len(escalation.levels) - 1)]
-        found.append((step + 1, due, world.users(list(level.notify), owning)))
+        found.append((step + 1, due, world.users(book, list(level.notify), owning)))
     return found
 
 
@@ -288,22 +328,24 @@ def check_timed_rule(run: SimulationRun, world: World) -> Check:
         "Every incident nobody classified in time paged the people routing.yml names, at each level, when due",
         0,
     )
-    if world.runbook.policy.classify_within is None:
-        check.checked = 1  # nothing to check by design: the playbook has no timed rule
+    if not any(f.book.policy.classify_within for f in world.failures):
+        check.checked = 1  # nothing to check by design: no playbook with traffic has a timed rule
         return check
     for card in world.cards.values():
         pages = [(at, user) for at, user, reason in world.dms.get(card.key, []) if reason == "unclassified"]
         stop = world.stop(card.key)
         claimed: set[int] = set()
         levels = _levels(world, card)
+        book = card.failure.book.name if card.failure else world.runbook.name
+        within = card.failure.book.policy.classify_within if card.failure else None
         if levels:
-            check.checked += 1  # a card under the timed rule: no page may come before its level is due
+            check.examined(book)  # a card under the timed rule: no page may come before its level is due
         for level, due, users in levels:
             if due >= stop:
                 continue
             optional = due > stop - ARRIVAL  # classified (or the run ended) moments after it came due
             for user in sorted(users):
-                check.checked += 1
+                check.examined(book)
                 match = next(
                     (
                         i
@@ -318,7 +360,7 @@ def check_timed_rule(run: SimulationRun, world: World) -> Check:
                     got = [_when(at) for at, who in pages if who == user]
                     check.violations.append(
                         f"{card.key} ({card.failure.label if card.failure else '?'}, opened {_when(card.opened)}): "
-                        f"level {level} was due at {_when(due)} ({world.runbook.policy.classify_within} after it "
+                        f"level {level} was due at {_when(due)} ({within} after it "
                         f"opened), but <@{user}> got no page by {_when(due + ARRIVAL)}; their pages for it: "
                         f"{', '.join(got) or 'none'}"
                     )
@@ -336,13 +378,13 @@ def check_no_late_pages(run: SimulationRun, world: World) -> Check:
     check = Check("no_late_pages", "Nobody was paged about an unclassified incident after it had been classified", 0)
     for card in world.cards.values():
         classified = world.people.classified.get(card.key)
-        if card.failure is not None and card.failure.contract and world.runbook.missing_ids_class:
+        if card.failure is not None and card.failure.contract and card.failure.book.missing_ids_class:
             classified = card.opened  # the contract check classifies it as it opens
         if card.failure is not None and card.failure.alert is not None:
             classified = card.opened  # the alert rule presets its class
         if classified is None:
             continue
-        check.checked += 1
+        check.examined(card.failure.book.name if card.failure else world.runbook.name)
         for at, user, reason in world.dms.get(card.key, []):
             if reason == "unclassified" and at > classified + timedelta(seconds=5):
                 check.violations.append(
@@ -367,24 +409,25 @@ def check_pagerduty(run: SimulationRun, world: World) -> Check:
         if card.failure is None:
             continue
         stop = world.stop(card.key)
+        book = card.failure.book
         owning = world.suggested(card.failure)
         required: dict[str, datetime] = {}  # routing key -> when it became due
         allowed: set[str] = set()
-        escalation = world.runbook.policy.escalation
+        escalation = book.policy.escalation
         for level, due, _ in _levels(world, card):
             if due >= stop or escalation is None:
                 continue
             notify = list(escalation.levels[min(level - 1, len(escalation.levels) - 1)].notify)
-            for key in world.pagerduty_keys(notify, owning):
+            for key in world.pagerduty_keys(book, notify, owning):
                 allowed.add(key)
                 if due <= stop - ARRIVAL:
                     required.setdefault(key, due)
         other: set[str] = set()  # services a severity or an alert pages too (at other moments)
         for at, key, severity, place in world.people.severities:
-            rule = world.runbook.policy.severities.get(severity)
+            rule = book.policy.severities.get(severity)
             if key == card.key and rule is not None:
                 chosen = world.owning(key, card.failure, at, place)
-                for routing_key in world.pagerduty_keys(list(rule.pages), chosen):
+                for routing_key in world.pagerduty_keys(book, list(rule.pages), chosen):
                     allowed.add(routing_key)
                     other.add(routing_key)
                     required.setdefault(routing_key, at)
@@ -405,7 +448,7 @@ def check_pagerduty(run: SimulationRun, world: World) -> Check:
         got = received.get(card.key, {})
         if not required and not got:
             continue
-        check.checked += 1
+        check.examined(book.name)
         for routing_key, due in sorted(required.items()):
             if not got.get(routing_key):
                 check.violations.append(
@@ -438,7 +481,7 @@ def check_alerts(run: SimulationRun, world: World) -> Check:
         alert = failure.alert
         if alert is None:
             continue
-        check.checked += 1
+        check.examined(alert.playbook)
         card = cards.get(id(failure))
         if card is None:
             continue  # cards_from_traffic names it
@@ -465,13 +508,16 @@ def check_alerts(run: SimulationRun, world: World) -> Check:
 def check_severity_pages(run: SimulationRun, world: World) -> Check:
     check = Check("severity_pages", "A severity that pages paged the roles policy.yml names for it", 0)
     for at, key, severity, place in world.people.severities:
-        rule = world.runbook.policy.severities.get(severity)
         card = world.cards.get(key)
-        if rule is None or card is None or card.failure is None:
+        if card is None or card.failure is None:
+            continue
+        book = card.failure.book
+        rule = book.policy.severities.get(severity)
+        if rule is None:
             continue
         owning = world.owning(key, card.failure, at, place)
-        for user in sorted(world.users(list(rule.pages), owning)):
-            check.checked += 1
+        for user in sorted(world.users(book, list(rule.pages), owning)):
+            check.examined(book.name)
             got = [t for t, who, reason in world.dms.get(key, []) if who == user and reason == "severity"]
             if not [t for t in got if at <= t <= at + ARRIVAL]:
                 check.violations.append(
@@ -484,24 +530,24 @@ def check_severity_pages(run: SimulationRun, world: World) -> Check:
 
 
 def check_run_escalations(run: SimulationRun, world: World) -> Check:
-    threshold = world.runbook.policy.multi_prefix_threshold
     check = Check(
-        "run_escalations", f"Every run failing across {threshold} or more scenario prefixes paged its escalation", 0
+        "run_escalations",
+        "Every run failing across its playbook's multi_prefix_threshold of scenario prefixes paged its escalation",
+        0,
     )
-    target_class = world.runbook.run_escalation_class
-    if target_class is None:
-        return check
-    users = world.users(["escalation"], target_class)
+    books = {p.name: p for p in world.playbooks}
     posted: dict[tuple[str, str], list[datetime]] = defaultdict(list)
     for message in run.snapshot.messages:
         if message.channel.startswith("D") and "failed across several scenario classes" in message.text:
             run_id = message.text.split("|", 1)[-1].split(">", 1)[0].rsplit("#", 1)[-1]
             posted[(message.channel[1:], run_id)].append(_at(message))
     for sent in run.traffic.sent:
-        if len(sent.prefixes) < threshold:
+        book = books.get(sent.playbook) or world.runbook
+        threshold, target_class = book.policy.multi_prefix_threshold, book.run_escalation_class
+        if target_class is None or threshold is None or len(sent.prefixes) < threshold:
             continue
-        for user in sorted(users):
-            check.checked += 1
+        for user in sorted(world.users(book, ["escalation"], target_class)):
+            check.examined(book.name)
             got = posted.get((user, sent.run_id), [])
             if len(got) != 1 or not sent.at <= got[0] <= sent.at + ARRIVAL:
                 check.violations.append(
@@ -518,7 +564,6 @@ def check_beads_from_policy(run: SimulationRun, world: World) -> Check:
         "Every bead the playbook calls for (contract, severity, class) is in its tracker, once",
         0,
     )
-    runbook = world.runbook
     filed: list[tuple[str, str, int | None]] = [  # (tracker, title, priority)
         ("beads", str(b.get("title") or ""), b.get("priority")) for b in run.snapshot.beads
     ] + [("github", str(i.get("title") or ""), None) for i in run.snapshot.github_issues]
@@ -526,6 +571,7 @@ def check_beads_from_policy(run: SimulationRun, world: World) -> Check:
         failure = card.failure
         if failure is None:
             continue
+        runbook = failure.book
         why: list[tuple[str, str | None, int | None]] = []  # (reason, class whose tracker, priority)
         if failure.contract and runbook.missing_ids_class:
             why.append(("it broke the id contract", runbook.missing_ids_class, None))
@@ -551,7 +597,7 @@ def check_beads_from_policy(run: SimulationRun, world: World) -> Check:
                 why.append((f"its alert rule says {failure.alert.severity}", failure.alert.failure_class, None))
         if not why:
             continue
-        check.checked += 1
+        check.examined(runbook.name)
         reason, failure_class, priority = why[0]
         route = playbook.class_route(failure_class)
         tracker = route.tracker if route else "beads"
@@ -581,10 +627,30 @@ OUTSIDE_CHECKS = (
 )
 
 
+def _channel(book: Runbook, suite: str | None) -> str:
+    """routing.yml's channel for a suite, read from the YAML's model rather than the playbook's
+    method, so a bug in the bot's routing cannot move the expectation with it."""
+    route = book.routing.suites.get(suite or "")
+    return route.channel if route else (book.routing.default_channel or book.workspace.default_channel)
+
+
+def check_playbooks_examined(run: SimulationRun, world: World, checks: Sequence[Check]) -> Check:
+    """A playbook whose traffic went out but which no check looked at was not tested at all."""
+    check = Check("playbooks_examined", "Every playbook CI or Alertmanager sent failures for was examined", 0)
+    for name in sorted({f.book.name for f in world.failures}):
+        check.examined(name)
+        looked = {c.key: c.per_playbook.get(name, 0) for c in checks if c.per_playbook.get(name)}
+        if not looked:
+            sent = sum(len(f.sent) for f in world.failures if f.book.name == name)
+            check.violations.append(f"the {name} playbook had {sent} failures sent, and no check examined one")
+    return check
+
+
 def check_outside(run: SimulationRun, runbook: Runbook, playbooks: Sequence[Runbook] = ()) -> list[Check]:
     world = World.of(run, runbook, playbooks or [runbook])
     checks = [check(run, world) for check in OUTSIDE_CHECKS]
     checks += check_runbooks_end_to_end(run, world.playbooks)
+    checks.append(check_playbooks_examined(run, world, checks))
     for check in checks:
         check.outside = True
     return checks

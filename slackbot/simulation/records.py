@@ -110,6 +110,11 @@ class Check:
     checked: int  # how many things were looked at
     violations: list[str] = field(default_factory=list)
     outside: bool = False  # computed from the YAML and the traffic, compared with the fakes only
+    per_playbook: dict[str, int] = field(default_factory=dict)  # of ``checked``: the cases of each playbook
+
+    def examined(self, playbook: str, cases: int = 1) -> None:
+        self.checked += cases
+        self.per_playbook[playbook] = self.per_playbook.get(playbook, 0) + cases
 
     @property
     def passed(self) -> bool:
@@ -121,6 +126,7 @@ class Check:
             "promise": self.promise,
             "passed": self.passed,
             "checked": self.checked,
+            "checked_per_playbook": dict(self.per_playbook),
             "violations": self.violations,
             "from_the_outside": self.outside,
         }

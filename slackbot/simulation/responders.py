@@ -135,6 +135,12 @@ class People:
         self.done: list[Done] = []
         self._seq = itertools.count()
         self._sev1_scheduled: set[int] = set()
+        # The passer-by marks each playbook's SEV-1-grade story once (traffic comes from every
+        # playbook); another playbook's notice times come from their own stream, so seed 001's
+        # passer-by keeps its moment.
+        self._sev1_seen: set[str] = set()
+        self._sev1_told = {s.key for s in traffic.stories if s.kind == SEV1}
+        self._seed = seed
         self.open = True  # False once the simulated period is over: nobody starts new work
         digest = playbooks.workspace.digest if playbooks is not None else None
         self.zone = digest.zone if digest is not None else (ZoneInfo("UTC") if playbooks is not None else None)
@@ -185,7 +191,7 @@ class People:
 
     def observe(self, now: datetime) -> None:
         """Look at the channels (the database stands in for reading them) and decide what to do."""
-        if not self.open or (not self.responders and self._sev1_scheduled):
+        if not self.open or (not self.responders and self._sev1_scheduled and self._sev1_seen >= self._sev1_told):
             return  # nobody is looking (the passer-by has already passed)
         query = sa_select(
             col(Incident.id),
@@ -217,11 +223,14 @@ class People:
             if plan is not None and not plan.done:
                 continue  # being worked
             story = self.traffic.story_for(scenario_id, invariant_id, test_identity)
-            if story is not None and story.kind == SEV1 and incident_id not in self._sev1_scheduled:
+            fresh = story is not None and (story.key not in self._sev1_seen or self.responders)
+            if story is not None and story.kind == SEV1 and incident_id not in self._sev1_scheduled and fresh:
                 self._sev1_scheduled.add(incident_id)
-                self._schedule(self._noticed(now), incident_id, "sev1", self._lead())
-            if not self.responders:
-                continue
+                self._sev1_seen.add(story.key)
+                rng = random.Random(f"passer-by:{self._seed}:{story.playbook}") if story.playbook else self.rng
+                self._schedule(self._noticed(now, rng), incident_id, "sev1", self._lead())
+            if not self.responders or playbook != self.runbook.name:
+                continue  # the responders work the default playbook's milestones; the others' people are not simulated
             if plan is None:
                 truth = story.truth if story else suggested
                 plan = Plan(incident_id, story, self._owner(truth), trusts_suggestion=self.minds.random() < TRUSTING)
@@ -232,12 +241,12 @@ class People:
                 plan.rounds += 1
                 self._schedule(now + self._first_reaction(), incident_id, "triage", plan.user)
 
-    def _noticed(self, now: datetime) -> datetime:
+    def _noticed(self, now: datetime, rng: random.Random) -> datetime:
         """When the passer-by sees the card: within the hour by day, the next morning by night."""
         if 8 <= now.hour < 19:
-            return now + timedelta(minutes=self.rng.randint(25, 70))
+            return now + timedelta(minutes=rng.randint(25, 70))
         morning = now if now.hour < 8 else now + timedelta(days=1)
-        return morning.replace(hour=8, minute=30, second=0, microsecond=0) + timedelta(minutes=self.rng.randint(0, 60))
+        return morning.replace(hour=8, minute=30, second=0, microsecond=0) + timedelta(minutes=rng.randint(0, 60))
 
     def _first_reaction(self) -> timedelta:
         if self.rng.random() < 0.25:

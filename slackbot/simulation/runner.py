@@ -78,7 +78,7 @@ from slackbot.simulation.records import (
     Snapshot,
 )
 from slackbot.simulation.responders import People, SimulationError
-from slackbot.simulation.traffic import CiRun, FailureClass, Traffic, junit_xml
+from slackbot.simulation.traffic import CiRun, Traffic, junit_xml
 
 log = logging.getLogger(__name__)
 
@@ -328,16 +328,17 @@ class Simulation:
         config = self.config
         playbooks = load_playbooks(config.runbooks_dir)  # an invalid runbook stops here, with file:line
         runbook = playbooks.default
-        missing = sorted({c.value for c in FailureClass} - set(runbook.classes))
-        if missing or not runbook.taxonomy.scenarios or not runbook.taxonomy.invariants:
-            raise SimulationError(
-                f"the simulated stories are written for seed 001's integration-triage playbook; the default "
-                f"playbook {runbook.name} lacks " + (f"the classes {', '.join(missing)}" if missing else "a taxonomy")
-            )
-        traffic = Traffic(runbook, days=config.days, seed=config.seed, start=config.start)
+        # seed 001's stories when the default playbook has their classes, every other playbook's
+        # from its own classes: whatever the runbooks allow
+        traffic = Traffic(runbook, days=config.days, seed=config.seed, start=config.start, playbooks=list(playbooks))
         alerts = Alerts(
             [p for p in playbooks if p.policy.alerts], days=config.days, seed=config.seed, start=config.start
         )
+        if not traffic.schedule and not alerts.schedule:
+            raise SimulationError(
+                "no playbook in these runbooks yields traffic: "
+                + "; ".join(f"{name}: {why}" for name, why in traffic.skipped.items())
+            )
         faults = FaultPlan(traffic, seed=config.seed, enabled=config.faults)
         world = World(config, stack, workdir, faults)
         seed_workspace(world.emulator, playbooks)

@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import random
 import xml.etree.ElementTree as ET  # builds CI's JUnit files (nothing here parses XML)
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from slackbot.config import Playbook as Runbook
 from slackbot.config.routing import glob_match
 from slackbot.config.taxonomy import TaxonomyEntry
+from slackbot.simulation.phrasebook import EPISODES, Episode, Line
 
 
 class FailureClass(StrEnum):
@@ -54,7 +57,24 @@ CONTRACT = "contract_violation"
 MULTI_PREFIX = "multi_prefix"
 SEV1 = "sev1"
 ONE_OFF = "one_off"
-KINDS = (FLAKE, REGRESSION, SCHEMA_DRIFT, CONTRACT, MULTI_PREFIX, SEV1, ONE_OFF)
+# the other playbooks' stories (seeds 002 and 003, or a team's own classes)
+CONTRACT_DRIFT = "contract_drift"
+STALE_FIXTURE = "stale_fixture"
+INFRA_OUTAGE = "infra_outage"
+CLASS_STORY = "class_story"
+KINDS = (
+    FLAKE,
+    REGRESSION,
+    SCHEMA_DRIFT,
+    CONTRACT,
+    MULTI_PREFIX,
+    SEV1,
+    ONE_OFF,
+    CONTRACT_DRIFT,
+    STALE_FIXTURE,
+    INFRA_OUTAGE,
+    CLASS_STORY,
+)
 
 KIND_LABELS = {
     FLAKE: "recurring flake",
@@ -64,6 +84,10 @@ KIND_LABELS = {
     MULTI_PREFIX: "multi-prefix run (shared service)",
     SEV1: "SEV-1 tenant leak",
     ONE_OFF: "one-off infrastructure blip",
+    CONTRACT_DRIFT: "contract drift after a schema change",
+    STALE_FIXTURE: "stale fixture after an intended change",
+    INFRA_OUTAGE: "infra outage failing many tests at once",
+    CLASS_STORY: "a class's own example (no phrasebook)",
 }
 
 
@@ -73,7 +97,9 @@ class Story:
 
     key: str
     kind: str
-    truth: FailureClass  # the class a responder who read the evidence would choose
+    # the class a responder who read the evidence would choose: a FailureClass for seed 001, a
+    # member of its own playbook's classes (``playbook_classes``) for the others
+    truth: StrEnum
     results: list[dict[str, Any]]
     root_cause: str
     fixed: bool = False
@@ -83,6 +109,8 @@ class Story:
     smoke_chance: float = 0.0
     persistent_from: int | None = None  # fails every run from this day until fixed
     only_runs: set[str] = field(default_factory=set)  # one-offs: exactly these run ids
+    playbook: str = ""  # whose story it is ("" for the default playbook's seed-001 stories)
+    suites: set[str] = field(default_factory=set)  # other playbooks: the suites it fails in (empty: all)
 
     def active(self, day: int, suite: str, run_id: str, rng: random.Random) -> bool:
         if self.fixed:
@@ -93,6 +121,8 @@ class Story:
             return day >= self.persistent_from and (suite == "nightly" or rng.random() < max(self.smoke_chance, 0.0))
         if day not in self.days:
             return False
+        if self.suites:
+            return suite in self.suites
         return self.nightly if suite == "nightly" else rng.random() < self.smoke_chance
 
 
@@ -105,6 +135,7 @@ class SentFailure:
     test_identity: str
     message: str = ""  # what CI said failed: the outside checks find the card, DM and bead by it
     test_file: str = ""
+    playbook: str = ""  # the playbook the generator wrote it for ("": the default playbook)
 
 
 @dataclass
@@ -117,6 +148,7 @@ class CiRun:
     failures: list[SentFailure] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
     resent: bool = False  # CI uploaded the same report twice (must change nothing)
+    playbook: str = ""  # the playbook whose traffic it is ("": the default playbook's seed-001 runs)
 
     @property
     def door(self) -> str:
@@ -182,7 +214,19 @@ def _result(
 class Traffic:
     """The CI side of the simulation: which runs happen when, and what each one reports."""
 
-    def __init__(self, runbook: Runbook, *, days: int, seed: int, start: datetime) -> None:
+    def __init__(
+        self,
+        runbook: Runbook,
+        *,
+        days: int,
+        seed: int,
+        start: datetime,
+        playbooks: Sequence[Runbook] = (),
+    ) -> None:
+        """``runbook`` is the default playbook: seed 001's stories are told in it when it has their
+        classes and a taxonomy. Every other playbook in ``playbooks`` without alert rules (those are
+        Alertmanager's, see alerts.py) gets stories of its own classes, from its own seeded RNG, so
+        adding or editing one playbook never changes another's story."""
         self.runbook = runbook
         self.days = days
         self.start = start
@@ -192,8 +236,31 @@ class Traffic:
         self.schedule: list[CiRun] = []
         self.sent: list[CiRun] = []
         self.milestones: dict[str, int] = {}  # story kind -> the day it starts (for the report)
-        self._build_schedule()
-        self._build_stories()
+        self.playbooks: dict[str, Runbook] = {}  # name -> playbook, for every playbook with traffic
+        self.skipped: dict[str, str] = {}  # playbook -> why it has no traffic
+        self._extra: dict[str, PlaybookTraffic] = {}
+        if seed_001_fits(runbook):
+            self.playbooks[runbook.name] = runbook
+            self._build_schedule()
+            self._build_stories()
+        else:
+            self.skipped[runbook.name] = seed_001_gap(runbook)
+        for playbook in playbooks:
+            if playbook.name in self.playbooks:
+                continue
+            if playbook.policy.alerts:
+                self.skipped[playbook.name] = "its failures are Alertmanager's alerts (alerts.py)"
+                continue
+            extra = PlaybookTraffic(playbook, days=days, seed=seed, start=start, first_run=self._first_run(playbook))
+            if not extra.stories:
+                self.skipped[playbook.name] = "it has no class to tell a story of"
+                continue
+            self._extra[playbook.name] = extra
+            self.playbooks[playbook.name] = playbook
+            self.stories.extend(extra.stories)
+            self.schedule.extend(extra.schedule)
+        # the default playbook's runs first at one instant, so seed 001's runs go out as they always did
+        self.schedule.sort(key=lambda r: r.at)
 
     # -- schedule ---------------------------------------------------------------------------------
 
@@ -213,6 +280,15 @@ class Traffic:
         # CI sometimes uploads the same report twice (a retried upload step): two random runs
         for run in rng.sample(self.schedule, k=min(2, len(self.schedule))):
             run.resent = True
+
+    def _first_run(self, playbook: Runbook) -> int:
+        """Run numbers of the playbook's own range, from its name: adding or removing another playbook
+        leaves them (and the story's one-off runs) as they were."""
+        first = 100000 + zlib.crc32(playbook.name.encode()) % 900 * 10000
+        taken = {extra.first_run for extra in self._extra.values()}
+        while first in taken:
+            first += 10000
+        return first
 
     def _day(self, lo: float, hi: float) -> int:
         """A day between the fractions lo..hi of the simulated period (at least day 0)."""
@@ -453,10 +529,13 @@ class Traffic:
         return due
 
     def _fill(self, run: CiRun) -> None:
+        if run.playbook:
+            self._extra[run.playbook].fill(run)
+            return
         rng = random.Random(f"run:{self.seed}:{run.run_id}")
         results: list[dict[str, Any]] = []
         for story in self.stories:
-            if story.active(run.day, run.suite, run.run_id, rng):
+            if not story.playbook and story.active(run.day, run.suite, run.run_id, rng):
                 for result in story.results:
                     results.append(dict(result))
                     run.failures.append(
@@ -521,15 +600,26 @@ class Traffic:
 
     # -- numbers for the report -------------------------------------------------------------------
 
+    def playbook_of(self, story: Story) -> Runbook:
+        """The playbook a story's truth is a class of (responders classify with its words)."""
+        return self.playbooks.get(story.playbook) or self.runbook
+
     def counts(self) -> dict[str, Any]:
-        failures_by_kind = {kind: 0 for kind in KINDS}
+        told = {s.kind for s in self.stories} | set(KINDS[:7])  # seed 001's kinds are always listed
+        failures_by_kind = {kind: 0 for kind in KINDS if kind in told}
+        by_playbook = {name: {"runs": 0, "failures": 0} for name in self.playbooks}
         for run in self.sent:
+            mine = by_playbook.setdefault(run.playbook or self.runbook.name, {"runs": 0, "failures": 0})
+            mine["runs"] += 1
+            mine["failures"] += len(run.failures)
             for failure in run.failures:
                 failures_by_kind[failure.kind] += 1
         return {
+            "by_playbook": by_playbook,
+            "playbooks_without_traffic": dict(self.skipped),
             "runs": len(self.sent),
-            "nightly_runs": sum(1 for r in self.sent if r.suite == "nightly"),
-            "smoke_runs": sum(1 for r in self.sent if r.suite == "smoke"),
+            "nightly_runs": sum(1 for r in self.sent if r.suite == "nightly" and not r.playbook),
+            "smoke_runs": sum(1 for r in self.sent if r.suite == "smoke" and not r.playbook),
             "green_runs": sum(1 for r in self.sent if not r.failures),
             "results": sum(len(r.report.get("results", [])) for r in self.sent),
             "failures": sum(len(r.failures) for r in self.sent),
@@ -538,6 +628,182 @@ class Traffic:
             "junit_runs": sum(1 for r in self.sent if r.door == "junit"),
             "multi_prefix_runs": sum(1 for r in self.sent if len(r.prefixes) >= 2),
             "story_days": dict(self.milestones),
+        }
+
+
+def seed_001_gap(runbook: Runbook) -> str:
+    """Why seed 001's stories cannot be told in ``runbook`` ("" when they can)."""
+    missing = sorted({c.value for c in FailureClass} - set(runbook.classes))
+    if missing:
+        return f"seed 001's stories need the classes {', '.join(missing)}"
+    if not runbook.taxonomy.scenarios or not runbook.taxonomy.invariants:
+        return "seed 001's stories need a taxonomy of scenario and invariant prefixes"
+    return ""
+
+
+def seed_001_fits(runbook: Runbook) -> bool:
+    return not seed_001_gap(runbook)
+
+
+_CLASS_ENUMS: dict[tuple[str, tuple[str, ...]], type[StrEnum]] = {}
+
+
+def playbook_classes(playbook: Runbook) -> type[StrEnum]:
+    """A playbook's classes as an enum, so a story's truth reads like seed 001's (``truth.value``)."""
+    keys = tuple(playbook.classes)
+    key = (playbook.name, keys)
+    if key not in _CLASS_ENUMS:
+        name = "".join(part.capitalize() for part in playbook.name.replace("_", "-").split("-")) + "Class"
+        _CLASS_ENUMS[key] = cast(type[StrEnum], StrEnum(name, [(k.upper(), k) for k in keys]))
+    return _CLASS_ENUMS[key]
+
+
+def _concrete(pattern: str, name: str) -> str:
+    """A file (or .NET class) a glob of routing.yml matches."""
+    if "**" in pattern:
+        return pattern.split("**", 1)[0].rstrip("/") + "/" + name
+    return pattern.replace("*", name.rsplit(".", 1)[0]).replace("?", "x")
+
+
+class PlaybookTraffic:
+    """One non-default playbook's CI: a few runs a day of the suite it routes, aimed at it by its own
+    match rules (repository, workflow), failing with stories of its own classes."""
+
+    RUNS_PER_DAY = ((3, 10, 20), (13, 40, 40))  # (hour, minute, jitter): a nightly gate and a push
+    PASSED = 12  # results per run, passing ones included
+
+    def __init__(self, playbook: Runbook, *, days: int, seed: int, start: datetime, first_run: int) -> None:
+        self.playbook = playbook
+        self.days = days
+        self.seed = seed
+        self.first_run = first_run
+        self.rng = random.Random(f"traffic:{seed}:{playbook.name}")
+        self.truths = playbook_classes(playbook)
+        rules = playbook.routing.match
+        self.suite = next(iter(playbook.routing.suites), None) or next(
+            (r.suite.replace("*", "") for r in rules if r.suite), "ci"
+        )
+        self.repository = next(
+            (r.repository.replace("*", "acme") for r in rules if r.repository and "/" in r.repository), REPOSITORY
+        )
+        workflows = [r.workflow for r in rules if r.workflow] + [
+            t.workflow for t in playbook.policy.triggers if t.workflow
+        ]
+        self.workflow = workflows[0].replace("*", "") if workflows else self.suite
+        self.schedule: list[CiRun] = []
+        self.stories: list[Story] = []
+        number = first_run
+        for day in range(days):
+            midnight = start + timedelta(days=day)
+            for hour, minute, jitter in self.RUNS_PER_DAY:
+                number += self.rng.randint(1, 9)
+                at = midnight + timedelta(hours=hour, minutes=minute + self.rng.randint(-jitter, jitter))
+                self.schedule.append(
+                    CiRun(
+                        at=at, day=day, suite=self.suite, run_id=str(number), passed=self.PASSED, playbook=playbook.name
+                    )
+                )
+        if self.schedule:
+            for failure_class in playbook.classes:
+                self._story(failure_class)
+
+    def _day(self, lo: float, hi: float) -> int:
+        low = int(lo * self.days)
+        return min(max(self.days - 1, 0), self.rng.randint(low, max(low, int(hi * self.days))))
+
+    def _line(self, failure_class: str) -> Line:
+        """A class without a phrasebook entry fails with its own first example, in a file its scope
+        (or the playbook's test match rule) names."""
+        route = self.playbook.classes[failure_class]
+        globs = [*route.scope, *(r.test for r in self.playbook.routing.match if r.test)]
+        name = f"{failure_class}_example"
+        test_file = _concrete(globs[0], name) if globs else f"tests/{failure_class}/{name}"
+        message = (route.examples[0] if route.examples else route.description).strip()
+        return Line(test_file, f"{route.label}: {message[:60]}", message)
+
+    def _story(self, failure_class: str) -> None:
+        episode = EPISODES.get(failure_class) or Episode(
+            CLASS_STORY, "outage", (self._line(failure_class),), f"{self.playbook.class_label(failure_class)} fixed"
+        )
+        kind = episode.kind
+        if episode.shape == "sev1" and "SEV-1" not in self.playbook.policy.severities:
+            kind = REGRESSION  # the passer-by says "SEV-1": only where the playbook has one
+        story = Story(
+            key=f"{self.playbook.name}:{kind}:{failure_class}",
+            kind=kind,
+            truth=self.truths(failure_class),
+            results=[self._result(line) for line in episode.lines],
+            root_cause=episode.root_cause,
+            playbook=self.playbook.name,
+            suites={self.suite},
+        )
+        if episode.shape in ("persistent", "sev1"):
+            story.persistent_from = self._day(0.0, 0.5)
+            story.smoke_chance = 1.0  # every run of the gate, from then on
+        elif episode.shape == "flake":
+            first = self.rng.randint(0, min(1, self.days - 1))
+            story.days = set(range(first, self.days, self.rng.choice((2, 3))))
+        else:  # one run, never again
+            story.only_runs = {self.rng.choice(self.schedule).run_id}
+        self.stories.append(story)
+
+    def _result(self, line: Line, status: str = "failed") -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "scenarioId": None,
+            "invariantId": None,
+            "status": status,
+            "message": line.message,
+            "testFile": line.test_file,
+            "testName": line.test_name,
+        }
+        if line.command:
+            result["command"] = line.command
+        return result
+
+    def fill(self, run: CiRun) -> None:
+        rng = random.Random(f"run:{self.seed}:{self.playbook.name}:{run.run_id}")
+        results: list[dict[str, Any]] = []
+        failing: set[str] = set()
+        for story in self.stories:
+            if story.active(run.day, run.suite, run.run_id, rng):
+                for result in story.results:
+                    results.append(dict(result))
+                    identity = "::".join(p for p in (result["testFile"], result["testName"]) if p)
+                    failing.add(identity)
+                    run.failures.append(
+                        SentFailure(
+                            story.key,
+                            story.kind,
+                            None,
+                            None,
+                            identity,
+                            str(result["message"]),
+                            str(result["testFile"]),
+                            self.playbook.name,
+                        )
+                    )
+        # the rest of the gate passes: the stories' own tests when they do not fail, then fillers
+        passing = [r for s in self.stories for r in s.results if f"{r['testFile']}::{r['testName']}" not in failing]
+        for n in range(max(run.passed - len(results), 0)):
+            if n < len(passing):
+                results.append({**passing[n], "status": "passed", "message": ""})
+            else:
+                results.append(self._result(Line(f"{self.suite}/checks", f"check {n} passes", ""), "passed"))
+        run.report = {
+            "schemaVersion": 1,
+            "run": {
+                "provider": "github",
+                "repository": self.repository,
+                "runId": run.run_id,
+                "runAttempt": 1,
+                "url": f"https://github.com/{self.repository}/actions/runs/{run.run_id}",
+                "workflow": self.workflow,
+                "suite": run.suite,
+                "branch": "main",
+                "sha": f"{rng.getrandbits(160):040x}",
+                "finishedAt": run.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+            "results": results,
         }
 
 

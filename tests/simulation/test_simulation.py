@@ -22,6 +22,7 @@ from slackbot.config import RunbookError, load_playbooks
 from slackbot.outbox.slack_deliveries import CARD_EVENT
 from slackbot.simulation import SimulationConfig, SimulationResult, runner, simulate
 from slackbot.simulation.invariants import check_all
+from slackbot.simulation.outside import World
 from slackbot.simulation.records import START
 from slackbot.simulation.traffic import SCHEMA_DRIFT, Traffic
 from slackbot.slack.card import SUGGESTION_BLOCK
@@ -54,7 +55,8 @@ def test_fourteen_days_with_nobody_at_the_keyboard_keep_every_promise(unattended
     assert bot["classified_by_people"] == 0 and bot["resolved"] == 0
     assert bot["escalations"] > bot["incidents"]  # the 20-minute rule and its repeats
     assert bot["page_dms"] > 0 and bot["pagerduty_triggers"] > 0 and bot["multi_prefix_runs_escalated"] > 0
-    assert bot["contract_violations"] == 2 and bot["sev1_incidents"] == 1 and bot["beads_filed"] >= 3
+    # seed 001's tenant leak and seed 003's write-ahead log corruption (library-incidents)
+    assert bot["contract_violations"] == 2 and bot["sev1_incidents"] == 2 and bot["beads_filed"] >= 3
     # unanswered reminders back off instead of posting every hour for two weeks
     assert 0 < bot["reminders"] < bot["incidents"] * 40
     # the faults happened, and the bot weathered them
@@ -63,8 +65,8 @@ def test_fourteen_days_with_nobody_at_the_keyboard_keep_every_promise(unattended
     assert faults["pagerduty_refused"] > 0 and faults["pages_delivered_late"]
     crashes = [c for c in faults["crashes"] if c["triggered_at"]]
     assert len(crashes) >= 4 and bot["restarts"] == len(crashes) and faults["dead_letters"] == 0
-    # the only human action: the passer-by who marked the tenant leak SEV-1
-    assert [d.what for d in unattended.run.people.done] == ["marked it SEV-1 (/triage severity)"]
+    # the only human action: the passer-by who marked the tenant leak and the WAL corruption SEV-1
+    assert [d.what for d in unattended.run.people.done] == ["marked it SEV-1 (/triage severity)"] * 2
 
 
 def test_fourteen_days_with_responders_keep_every_promise(attended: SimulationResult) -> None:
@@ -77,15 +79,21 @@ def test_fourteen_days_with_responders_keep_every_promise(attended: SimulationRe
     alerts = len(attended.run.alerts.firing())
     ops = attended.figures["outcomes"]["operations"]
     assert alerts >= 5 and ops["alerts_worked"] == alerts and ops["resolved"] >= alerts - 1
-    assert bot["resolved"] == bot["incidents"] - alerts + ops["resolved"]
-    assert bot["classified_by_people"] == bot["incidents"] - bot["contract_violations"] - alerts
+    # the other CI playbooks' incidents (seeds 002, 003) wait for their own people, not simulated yet
+    playbooks = load_playbooks(RUNBOOKS)
+    world = World.of(attended.run, playbooks.default, list(playbooks))
+    others = sum(
+        1 for c in world.cards.values() if c.failure and not c.failure.alert and c.failure.book is not playbooks.default
+    )
+    assert bot["resolved"] == bot["incidents"] - alerts - others + ops["resolved"]
+    assert bot["classified_by_people"] == bot["incidents"] - bot["contract_violations"] - alerts - others
     assert bot["reopened"] >= 1  # the flake's first fix did not hold: reopened and worked again
     assert bot["escalations"] > 0  # some first reactions came after the 20-minute rule
     assert bot["pagerduty_resolves"] > 0  # resolving resolves the PagerDuty alert
     assert bot["median_minutes_to_classification"] is not None and bot["median_minutes_to_classification"] < 30
     # fixes stop the failures: CI reports fewer of them than when nobody fixes anything
     people = attended.figures["people"]["by_action"]
-    assert people["resolved it with the root cause"] >= bot["incidents"] - alerts
+    assert people["resolved it with the root cause"] >= bot["incidents"] - alerts - others
     assert people["resolved it"] == ops["resolved"]  # ops on call, "(Documented and resolved)"
 
 
@@ -282,7 +290,12 @@ def test_a_sev1_marked_before_a_classification_pages_the_owner_it_had_then(unatt
     # incident had when it became SEV-1, and the check wrongly wanted the owner of the class chosen after.
     runbook = load_playbooks(RUNBOOKS).default
     people = copy.copy(unattended.run.people)
-    (sev1,) = [d for d in people.done if d.what.startswith("marked it SEV-1")]
+    default_cards = {
+        m.header.split(" · ")[0].split(" ")[-1]
+        for m in unattended.run.snapshot.top_level()
+        if (m.metadata or {}).get("event_type") == CARD_EVENT and m.channel in runbook.channels
+    }
+    (sev1,) = [d for d in people.done if d.what.startswith("marked it SEV-1") and d.incident in default_cards]
     paged = {
         m.channel[1:] for m in unattended.run.snapshot.messages if f"You are paged for *{sev1.incident}*" in m.text
     }
