@@ -100,9 +100,12 @@ def main() -> None:
             "time, and the reads took the lock as if they wrote). Before (docs/benchmarks.md at 159e42b, load "
             "3.4): 36.6 s / 27.8 s CPU for 14 days nobody answering, 50.1 s with responders, 72.5 s / 52.1 s "
             "for 30 days, 90.9 s with responders; that checkout measured again beside this one at load 4.5: "
-            "52.1 s / 34.8 s CPU for 14 days. What is left is mostly SQLAlchemy's per-statement work in the "
-            "timer firing (reminders and escalations write a timeline row, an outbox row and a re-armed timer "
-            "each, through the ORM), card rendering (slack_sdk block objects) and the HTTP round trips.",
+            "52.1 s / 34.8 s CPU for 14 days. A timer firing writes its reminders' and escalations' rows "
+            "together and re-arms their timers with one prebuilt UPDATE (a reminder no longer reads and "
+            "flushes its timer through the ORM), and a card's buttons and menus are drawn through slack_sdk's "
+            "models once per state and reused. What is left is mostly the HTTP round trips (Slack emulator, "
+            "PagerDuty), the ORM loading incidents for the timer firing and the deliveries, the hand-offs to "
+            "the outbox's database threads, and each process's start (imports, the playbooks' YAML).",
         ]
     )
     update_section("simulation", body)
