@@ -538,7 +538,11 @@ def report_markdown(result: SimulationResult, figures: dict[str, Any]) -> str:
     verdicts = [
         (
             c.promise + (" *(from the outside)*" if c.outside else ""),
-            str(c.checked),
+            # per playbook: a playbook whose traffic no check examined was not tested at all
+            str(c.checked)
+            + (
+                f" ({', '.join(f'{name} {n}' for name, n in sorted(c.per_playbook.items()))})" if c.per_playbook else ""
+            ),
             "PASS" if c.passed else f"FAIL ({len(c.violations)})",
         )
         for c in result.checks

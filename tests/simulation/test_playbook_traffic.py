@@ -12,6 +12,7 @@ from slackbot.config import Playbook, load_playbooks
 from slackbot.simulation import SimulationConfig, SimulationResult, simulate
 from slackbot.simulation.outside import World
 from slackbot.simulation.records import START
+from slackbot.simulation.report import report_markdown
 from slackbot.simulation.traffic import Traffic
 from tests.conftest import RUNBOOKS
 
@@ -85,6 +86,9 @@ def test_each_playbooks_cards_land_in_its_channel_and_its_sev1_pages_its_own_peo
     everyone = {"integration-triage", *channels}
     assert set(examined["cards_from_traffic"]) == everyone
     assert examined["playbooks_examined"] == dict.fromkeys(everyone, 1)
+    text = report_markdown(two_days, two_days.figures)
+    row = next(line for line in text.splitlines() if line.startswith("| Every distinct failure CI sent"))
+    assert all(f"{name} {examined['cards_from_traffic'][name]}" in row for name in everyone), row
     # the library's SEV-1 (seed 003: escalate to the release maintainer) paged the people its
     # routing.yml names, not seed 001's
     library: Playbook = playbooks.get("library-incidents")
