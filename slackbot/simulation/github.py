@@ -1,12 +1,17 @@
-"""A local GitHub Issues API (the few endpoints ``GitHubIssuesTracker`` calls), over real HTTP.
+"""A local GitHub API over real HTTP: the Issues endpoints ``GitHubIssuesTracker`` calls, and the
+Actions endpoints the ``workflow_run`` webhook path and run links in Slack alerts call.
 
-Runbooks may route a class's defects to GitHub issues (``tracker: github`` in routing.yml). The
-simulation must file those too without network access, so it points ``GITHUB_API_URL`` here.
-Only what the tracker uses: list issues by label, create, get, patch, comment.
+Runbooks may route a class's defects to GitHub issues (``tracker: github`` in routing.yml), and CI
+may reach the bot through GitHub (a webhook, then the bot downloads the run's report artifact). The
+simulation must do both without network access, so it points ``GITHUB_API_URL`` here.
+Issues: list by label, create, get, patch, comment. Actions (:class:`FakeGitHubActions`): a run (or
+one attempt of it), its artifacts, and an artifact's download, which answers ``302`` to a
+pre-signed storage URL on the same server that refuses the API token, as GitHub's storage does.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,14 +19,113 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from slackbot.serving import serve
 
 
+class FakeGitHubActions:
+    """Workflow runs and their artifacts. ``downloads`` records each artifact handed out:
+    (repository, run id, artifact name), what the outside checks see of the bot fetching a run."""
+
+    def __init__(self) -> None:
+        self.runs: dict[tuple[str, str], dict[str, Any]] = {}  # (repository, run id) -> the run object
+        self.artifacts: dict[int, dict[str, Any]] = {}  # id -> {"repository", "run_id", "name", "data"}
+        self.downloads: list[tuple[str, str, str]] = []
+        self._blobs: dict[str, int] = {}  # pre-signed token -> artifact id
+        self._ids = itertools.count(5_000_001)
+        self.lock = threading.Lock()
+        self.url = ""
+
+    def add_run(self, repository: str, run: dict[str, Any], artifacts: dict[str, bytes]) -> None:
+        with self.lock:
+            self.runs[(repository, str(run["id"]))] = run
+            for name, data in artifacts.items():
+                self.artifacts[next(self._ids)] = {
+                    "repository": repository,
+                    "run_id": str(run["id"]),
+                    "name": name,
+                    "data": data,
+                    "created_at": run.get("updated_at"),
+                }
+
+    def downloaded(self) -> list[tuple[str, str, str]]:
+        with self.lock:
+            return list(self.downloads)
+
+    @staticmethod
+    def _authorized(request: Request) -> bool:
+        return request.headers.get("authorization", "").startswith(("Bearer ", "token "))
+
+    async def run_route(self, request: Request) -> JSONResponse:
+        if not self._authorized(request):
+            return JSONResponse({"message": "Requires authentication"}, status_code=401)
+        key = (FakeGitHubIssues._repo(request), str(request.path_params["run_id"]))
+        with self.lock:
+            run = self.runs.get(key)
+        if run is None:
+            return JSONResponse({"message": "Not Found"}, status_code=404)
+        attempt = request.path_params.get("attempt")
+        if attempt is not None and attempt != run.get("run_attempt", 1):
+            return JSONResponse({"message": "Not Found"}, status_code=404)
+        return JSONResponse(run)
+
+    def _artifact_view(self, artifact_id: int, stored: dict[str, Any]) -> dict[str, Any]:
+        api = f"{self.url}/repos/{stored['repository']}/actions/artifacts/{artifact_id}"
+        return {
+            "id": artifact_id,
+            "node_id": f"MDg6QXJ0aWZhY3Q{artifact_id}",
+            "name": stored["name"],
+            "size_in_bytes": len(stored["data"]),
+            "url": api,
+            "archive_download_url": api + "/zip",
+            "expired": False,
+            "created_at": stored["created_at"],
+            "updated_at": stored["created_at"],
+            "expires_at": None,
+            "workflow_run": {"id": int(stored["run_id"])},
+        }
+
+    async def artifacts_route(self, request: Request) -> JSONResponse:
+        if not self._authorized(request):
+            return JSONResponse({"message": "Requires authentication"}, status_code=401)
+        repo, run_id = FakeGitHubIssues._repo(request), str(request.path_params["run_id"])
+        with self.lock:
+            rows = [
+                self._artifact_view(i, a)
+                for i, a in self.artifacts.items()
+                if a["repository"] == repo and a["run_id"] == run_id
+            ]
+        return JSONResponse({"total_count": len(rows), "artifacts": rows})
+
+    async def download_route(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return JSONResponse({"message": "Requires authentication"}, status_code=401)
+        artifact_id = int(request.path_params["artifact_id"])
+        with self.lock:
+            if artifact_id not in self.artifacts:
+                return JSONResponse({"message": "Not Found"}, status_code=404)
+            token = f"{artifact_id}-{next(self._ids)}"
+            self._blobs[token] = artifact_id
+        return RedirectResponse(f"{self.url}/_storage/{token}", status_code=302)
+
+    async def storage_route(self, request: Request) -> Response:
+        # The storage host authenticates by the URL's signature; a forwarded API token is refused.
+        if "authorization" in request.headers:
+            return Response(b"<Error><Code>InvalidAuthenticationInfo</Code></Error>", status_code=400)
+        with self.lock:
+            artifact_id = self._blobs.get(str(request.path_params["token"]))
+            if artifact_id is None:
+                return Response(b"<Error><Code>AuthenticationFailed</Code></Error>", status_code=403)
+            stored = self.artifacts[artifact_id]
+            self.downloads.append((stored["repository"], stored["run_id"], stored["name"]))
+        return Response(stored["data"], media_type="application/zip")
+
+
 class FakeGitHubIssues:
     def __init__(self) -> None:
+        self.actions = FakeGitHubActions()  # the same server: one GITHUB_API_URL
         self.issues: dict[str, dict[int, dict[str, Any]]] = {}  # repository -> number -> issue
         self.comments: dict[tuple[str, int], list[str]] = {}
         self.lock = threading.Lock()
@@ -92,14 +196,23 @@ class FakeGitHubIssues:
 @contextmanager
 def running_github_issues() -> Iterator[FakeGitHubIssues]:
     fake = FakeGitHubIssues()
+    actions = fake.actions
     base = "/repos/{owner}/{name}/issues"
+    runs = "/repos/{owner}/{name}/actions/runs/{run_id:int}"
     app = Starlette(
         routes=[
             Route(base, fake.issues_route, methods=["GET", "POST"]),
             Route(base + "/{number:int}", fake.issue_route, methods=["GET", "PATCH"]),
             Route(base + "/{number:int}/comments", fake.comments_route, methods=["POST"]),
+            Route(runs, actions.run_route, methods=["GET"]),
+            Route(runs + "/attempts/{attempt:int}", actions.run_route, methods=["GET"]),
+            Route(runs + "/artifacts", actions.artifacts_route, methods=["GET"]),
+            Route(
+                "/repos/{owner}/{name}/actions/artifacts/{artifact_id:int}/zip", actions.download_route, methods=["GET"]
+            ),
+            Route("/_storage/{token}", actions.storage_route, methods=["GET"]),
         ]
     )
     with serve(app) as url:
-        fake.url = url
+        fake.url = actions.url = url
         yield fake

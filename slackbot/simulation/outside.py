@@ -18,7 +18,8 @@ examined nothing fails (``check_all`` adds that violation): "0 checked, PASS" pr
 from __future__ import annotations
 
 import html
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from slackbot.config import Playbook as Runbook
 from slackbot.config.targets import Role
 from slackbot.outbox.slack_deliveries import CARD_EVENT
 from slackbot.simulation.alerts import AlertSend
+from slackbot.simulation.doors import DOORS, FETCHING_DOORS, SLACK_DOORS, door_taken
 from slackbot.simulation.records import Check, SimulationRun, SnapMessage
 from slackbot.simulation.runbook_checks import check_runbooks_end_to_end, failed_step_keys
 from slackbot.simulation.traffic import SentFailure
@@ -615,6 +617,60 @@ def check_beads_from_policy(run: SimulationRun, world: World) -> Check:
     return check
 
 
+def check_entry_points(run: SimulationRun, world: World) -> Check:
+    """Each door CI used delivered what came through it. A failure reached by GitHub or Slack
+    must also show the bot fetched that run's artifact from GitHub, and a Slack door must have
+    been answered in the source message's thread with the failure's incident."""
+    check = Check(
+        "entry_points",
+        "Every failure has its card whatever door it came through (report, JUnit, GitHub webhook, CI notifier, "
+        "reaction, mention); the GitHub and Slack doors fetched the run's artifact and answered in the thread",
+        0,
+    )
+    books = {p.name: p for p in world.playbooks}
+    downloads = Counter((repo, run_id) for repo, run_id, _ in run.snapshot.github_downloads)
+    replies: dict[tuple[str, str | None], list[SnapMessage]] = defaultdict(list)
+    for message in run.snapshot.replies():
+        replies[(message.channel, message.thread_ts)].append(message)
+    used: Counter[str] = Counter()
+    examined: Counter[str] = Counter()
+    for sent in run.traffic.sent:
+        if not sent.failures:
+            continue
+        answers = run.ingest_answers.get(sent.run_id, [])
+        door = door_taken(sent, answers)
+        used[door] += 1
+        book = books.get(sent.playbook) or world.runbook
+        keys: set[str] = set()
+        for failure in sent.failures:
+            examined[door] += 1
+            check.checked += 1
+            label, symptom = label_of(book, failure), _symptom(failure.message)
+            wanted = (label, symptom)
+            found = [k for k, c in world.cards.items() if c.failure and (c.failure.label, c.failure.symptom) == wanted]
+            if not found:
+                check.violations.append(f"run {sent.run_id} ({door}, {_when(sent.at)}): {label} ({symptom}…): no card")
+            keys.update(found)
+        if door in FETCHING_DOORS and not downloads[(str(sent.report["run"]["repository"]), sent.run_id)]:
+            check.violations.append(
+                f"run {sent.run_id} came through the {door} door; its report artifact was never downloaded from GitHub"
+            )
+        if door in SLACK_DOORS and answers:
+            where = (str(answers[0]["channel"]), str(answers[0]["ts"]))
+            named = {k for m in replies[where] for k in re.findall(r"INC-\d+", html.unescape(m.text))}
+            if not named & keys:
+                check.violations.append(
+                    f"run {sent.run_id} ({door}): the bot's answer in the thread of {where[0]}/{where[1]} names "
+                    f"{', '.join(sorted(named)) or 'no incident'}, not its card ({', '.join(sorted(keys)) or 'none'})"
+                )
+    for door, runs in sorted(used.items()):
+        if not examined[door]:
+            check.violations.append(f"{runs} runs came through the {door} door and no failure of theirs was examined")
+    per_door = ", ".join(f"{door} {examined[door]}" for door in DOORS if used[door])
+    check.promise += f" (failures examined per door: {per_door or 'none'})"
+    return check
+
+
 OUTSIDE_CHECKS = (
     check_cards_per_failure,
     check_timed_rule,
@@ -624,6 +680,7 @@ OUTSIDE_CHECKS = (
     check_severity_pages,
     check_run_escalations,
     check_beads_from_policy,
+    check_entry_points,
 )
 
 

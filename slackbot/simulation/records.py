@@ -95,6 +95,8 @@ class Snapshot:
     pagerduty_refused: int
     beads: list[dict[str, Any]]
     github_issues: list[dict[str, Any]]
+    # (repository, run id, artifact name) the fake GitHub Actions handed out, in order
+    github_downloads: list[tuple[str, str, str]] = field(default_factory=list)
 
     def top_level(self, channel: str | None = None) -> list[SnapMessage]:
         return [m for m in self.messages if m.thread_ts in (None, m.ts) and channel in (None, m.channel)]

@@ -19,6 +19,7 @@ from typing import Any
 from slackbot.clock import as_utc
 from slackbot.outbox.slack_deliveries import CARD_EVENT, POST_EVENT
 from slackbot.settings import DEFAULT_RUNBOOKS
+from slackbot.simulation.doors import DOOR_NAMES, door_counts
 from slackbot.simulation.faults import BD_OUTAGE, CRASH, PAGERDUTY_OUTAGE
 from slackbot.simulation.invariants import Check, Facts
 from slackbot.simulation.records import SimulationRun
@@ -440,9 +441,10 @@ def report_markdown(result: SimulationResult, figures: dict[str, Any]) -> str:
     out.append(
         f"CI ran {ci['runs']} times: {ci['nightly_runs']} nightly full runs and {ci['smoke_runs']} smoke runs "
         f"({ci['green_runs']} of them green). They reported {ci['results']} test results, {ci['failures']} of them "
-        f"failing. CI uploaded {ci['resent_reports']} reports twice (the bot must ignore the copy); "
-        f"{ci.get('junit_runs', 0)} runs came as JUnit XML to `/ingest/junit`, the rest as report JSON."
+        f"failing. CI uploaded {ci['resent_reports']} reports twice (the bot must ignore the copy)."
     )
+    doors = door_counts(run.traffic.sent, run.ingest_answers)
+    out += ["", "Entry points (runs through each): " + ", ".join(f"{DOOR_NAMES[d]} {n}" for d, n in doors.items())]
     if run.alerts is not None and run.alerts.sent:
         fired = run.alerts.firing()
         out += [

@@ -7,7 +7,9 @@ next (a CI run, a due timer, an outbox row's next attempt or lease expiry, a res
 fault boundary; at most ``MAX_STEP`` apart) and at each moment does what a running bot would:
 
 1. start or end the faults due now;
-2. CI sends the runs that finished, signed, to the bot's real ``/ingest/report`` route over HTTP;
+2. CI sends the runs that finished through their doors (``slackbot.simulation.doors``): signed
+   JSON or JUnit to the ingest routes, GitHub's webhook (the bot downloads the artifact from the fake
+   GitHub Actions API), a CI notifier's Slack message, a person's reaction or mention;
 3. people act (slash commands and card clicks through the emulator into the real Bolt app);
 4. the bot fires its due timers (``TimerService.fire_due``) and delivers its outbox
    (``OutboxWorker.step``) until nothing more is due at this instant.
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
@@ -41,7 +42,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 from slack_sdk.web.async_client import AsyncWebClient
@@ -64,8 +64,8 @@ from slackbot.outbox.worker import OutboxWorker
 from slackbot.runtime import Runtime, build_runtime
 from slackbot.serving import serve
 from slackbot.settings import Settings
-from slackbot.signing import sign
 from slackbot.simulation.alerts import Alerts, AlertSend
+from slackbot.simulation.doors import Doors
 from slackbot.simulation.faults import FaultPlan, ProcessCrash
 from slackbot.simulation.github import FakeGitHubIssues, running_github_issues
 from slackbot.simulation.pagerduty import FakePagerDuty, running_pagerduty
@@ -77,8 +77,9 @@ from slackbot.simulation.records import (
     SnapMessage,
     Snapshot,
 )
+from slackbot.simulation.replicas import BdSwitch
 from slackbot.simulation.responders import People, SimulationError
-from slackbot.simulation.traffic import CiRun, Traffic, junit_xml
+from slackbot.simulation.traffic import CiRun, Traffic
 
 log = logging.getLogger(__name__)
 
@@ -259,10 +260,12 @@ class World:
         stack.enter_context(self.emulator)
         self.pagerduty: FakePagerDuty = stack.enter_context(running_pagerduty(clock=self.clock.now))
         self.github: FakeGitHubIssues = stack.enter_context(running_github_issues())
-        self.beads_dir, self.bd_link = _init_beads(workdir)
+        self.beads_dir, self.bd = _init_beads(workdir)
+        self.bd_link = self.bd.link
         self.database_url = config.database_url or f"sqlite:///{workdir / 'simulation.db'}"
         self.ingest_secret = secrets.token_hex(16)
         self.alertmanager_token = secrets.token_hex(16)
+        self.github_secret = secrets.token_hex(16)
         self.http = stack.enter_context(httpx.Client(timeout=30))  # CI's client
         self.settings = Settings(
             SLACK_BOT_TOKEN=self.emulator.bot_token,
@@ -277,6 +280,7 @@ class World:
             BEADS_DIR=self.beads_dir,
             GITHUB_API_URL=self.github.url,
             GITHUB_TOKEN="simulated-github-token",
+            GITHUB_WEBHOOK_SECRET=self.github_secret,
             # the production pacing and lease, whatever this shell's environment says
             TRIAGE_LANE_RATE=1.0,
             TRIAGE_OUTBOX_LEASE_SECONDS=60,
@@ -288,31 +292,21 @@ class World:
         self.emulator.fail_next(method, status=status, count=count, retry_after=retry_after)
 
     def set_bd_available(self, available: bool) -> None:
-        """bd "unavailable" = its executable is gone: the tracker's retryable failure, as when a
-        package upgrade or an unmounted volume takes bd away for hours."""
-        parked = self.bd_link.with_name("bd.unavailable")
-        if available and parked.exists():
-            parked.rename(self.bd_link)
-        elif not available and self.bd_link.exists():
-            self.bd_link.rename(parked)
+        self.bd.set_available(available)
 
     def set_pagerduty_down(self, down: bool) -> None:
         with self.pagerduty.lock:
             self.pagerduty.down = down
 
 
-def _init_beads(workdir: Path) -> tuple[Path, Path]:
+def _init_beads(workdir: Path) -> tuple[Path, BdSwitch]:
     """A real beads workspace driven by the bd double, reached through ``bin/bd`` (a link the
     bd outage takes away)."""
-    bin_dir = workdir / "bin"
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    link = bin_dir / "bd"
-    if not link.exists():
-        try:
-            link.symlink_to(fake_bd_executable())
-        except BdMissing as exc:
-            raise SimulationError(str(exc)) from exc
-    return init_workspace(workdir, prefix="sim", bd=str(link)), link
+    try:
+        switch = BdSwitch(Path(fake_bd_executable()), workdir / "bin")
+    except BdMissing as exc:
+        raise SimulationError(str(exc)) from exc
+    return init_workspace(workdir, prefix="sim", bd=str(switch.link)), switch
 
 
 # -- the loop ---------------------------------------------------------------------------------------
@@ -342,6 +336,9 @@ class Simulation:
         faults = FaultPlan(traffic, seed=config.seed, enabled=config.faults)
         world = World(config, stack, workdir, faults)
         seed_workspace(world.emulator, playbooks)
+        doors = Doors(
+            world.http, world.emulator, world.github.actions, playbooks, world.ingest_secret, world.github_secret
+        )
         process = BotProcess(world, 1)  # migrates the database
         with Session(process.engine) as session:
             if session.exec(select(func.count(col(Run.id)))).one():
@@ -374,7 +371,7 @@ class Simulation:
                     log.info("%s fault %s: %s", now, fault.kind, fault.description)
                 if now < end:
                     for run in traffic.due(now):
-                        answers[run.run_id] = self._ingest(world, process, run)
+                        answers[run.run_id] = self._ingest(doors, process, run)
                     for alert in alerts.due(now):
                         self._alert(world, process, alert)
                 people.act(now)
@@ -420,26 +417,10 @@ class Simulation:
         )
 
     @staticmethod
-    def _ingest(world: World, process: BotProcess, run: CiRun) -> list[dict[str, Any]]:
-        """CI's side: the signed report to the real ingest route (``triagebot send``'s request, over
-        one kept-alive client), as report JSON or as JUnit XML with the run in the query string;
-        sometimes CI uploads the same report twice."""
-        if run.door == "junit":
-            body = junit_xml(run.report).encode()
-            path = "/ingest/junit?" + urlencode(
-                {k: str(v) for k, v in run.report["run"].items() if v is not None and k != "provider"}
-            )
-            content_type = "application/xml"
-        else:
-            body, path, content_type = json.dumps(run.report).encode(), "/ingest/report", "application/json"
-        headers = {"X-Triage-Signature": sign(body, world.ingest_secret), "Content-Type": content_type}
-        answers = []
-        for _ in range(2 if run.resent else 1):
-            response = world.http.post(process.url + path, content=body, headers=headers)
-            if response.status_code != 202:
-                raise SimulationError(f"ingest of run {run.run_id} answered {response.status_code}: {response.text}")
-            answers.append(response.json())
-        return answers
+    def _ingest(doors: Doors, process: BotProcess, run: CiRun) -> list[dict[str, Any]]:
+        """CI's side: the run through its door (report JSON, JUnit, GitHub's webhook, Slack);
+        what the sender was answered, or where in Slack the failure was posted."""
+        return doors.send(run, process.url, process.engine)
 
     @staticmethod
     def _alert(world: World, process: BotProcess, alert: AlertSend) -> None:
@@ -600,6 +581,7 @@ def capture(world: World) -> Snapshot:
         pagerduty_refused=refused,
         beads=list(beads),
         github_issues=world.github.all_issues(),
+        github_downloads=world.github.actions.downloaded(),
     )
 
 

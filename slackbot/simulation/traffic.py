@@ -152,9 +152,22 @@ class CiRun:
 
     @property
     def door(self) -> str:
-        """How CI sends it: every third smoke run as JUnit XML (``triagebot send --junit``'s
-        request), the rest as the report JSON. Fixed by the run id, so the seed's story is unchanged."""
-        return "junit" if self.suite == "smoke" and int(self.run_id) % 3 == 0 else "report"
+        """How the run reaches the bot (``slackbot.simulation.doors`` sends it): every third smoke run
+        as JUnit XML (``triagebot send --junit``'s request); of the failed runs, a quarter through
+        GitHub's ``workflow_run`` webhook and an eighth each through a CI notifier's Slack message, a
+        person's triage reaction and ``@triagebot triage``; the rest as report JSON. Fixed by the run
+        id, so the seed's story is unchanged."""
+        number = int(self.run_id)
+        if self.suite == "smoke" and number % 3 == 0:
+            return "junit"
+        if not self.failures:  # green: the webhook would only post evidence, a notifier says nothing
+            return "report"
+        pick = number % 8
+        if pick in (1, 4):
+            return "github"
+        if self.resent:  # nobody posts a failure twice in Slack; CI re-uploads (or GitHub redelivers)
+            return "report"
+        return {2: "notifier", 5: "reaction", 7: "mention"}.get(pick, "report")
 
     @property
     def prefixes(self) -> set[str]:
