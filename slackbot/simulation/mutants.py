@@ -47,8 +47,8 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             (
                 "incidents/opening.py",
-                '"classify_deadline": utc(now + within) if',
-                '"classify_deadline": utc(now + 3 * within) if',
+                '"classify_deadline": now + within if',
+                '"classify_deadline": now + 3 * within if',
             ),
         ),
     ),
@@ -56,7 +56,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "repeat-doubled",
         "timer",
         "the next escalation level comes twice repeat_every later",
-        (("incidents/timers.py", "due_at=utc(now + repeat_every),", "due_at=utc(now + 2 * repeat_every),"),),
+        (("incidents/timers.py", '"due_at": utc(now + repeat_every)', '"due_at": utc(now + 2 * repeat_every)'),),
     ),
     Mutant(
         "one-level-short",
