@@ -696,8 +696,8 @@ def report_results(
         rates = ", ".join(f"{r['rps']:.0f}/{b['rps']:.0f}" for r, b in zip(bot_rounds, bare_rounds, strict=True))
         verdicts.append(
             f"- {scenario.label}, {len(bot_rounds)} rounds: bot p99 / bare Bolt's {spread(p99_ratios)} "
-            f"({p99_verdict} ≤ {P99_TARGET}x); throughput {spread(rps_ratios, 3)} "
-            f"({rps_verdict} ≥ {THROUGHPUT_TARGET}x); non-2xx or socket errors: {failures}. "
+            f"({p99_verdict}; target ≤ {P99_TARGET}x); throughput {spread(rps_ratios, 3)} "
+            f"({rps_verdict}; target ≥ {THROUGHPUT_TARGET}x); non-2xx or socket errors: {failures}. "
             f"Per round, bot/bare: p99 (ms) {p99s}; requests/s {rates}. "
             f"The bot's work after the acks reached the emulator while measured: {work('during')}; "
             f"after the run, until the bot went idle ({max(drain, default=0):.0f} s at most): {work('after')}."
