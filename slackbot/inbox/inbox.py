@@ -258,10 +258,12 @@ class Inbox:
                 await _first(self.answers.gate.turn(self._since), self._hurry.wait(), stop.wait())
             # Cleared before looking, so a request recorded while we look wakes the next look.
             since, self._since = self._since, None
+            hurried = self._hurry.is_set()
             self._hurry.clear()
             self._wake.clear()
             try:
-                applied = await self.apply_pending(since)
+                # Someone waits for an outcome in this look: none of its transactions waits.
+                applied = await self.apply_pending(None if hurried else since)
                 self._outage.succeeded()
             except Exception as exc:  # the database is away: the rows wait, and so do we
                 self._outage.failed(exc, "applying the Slack inbox failed; retrying")
