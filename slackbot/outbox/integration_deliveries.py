@@ -11,6 +11,7 @@ a half-finished delivery finds the post instead of posting it twice.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -19,14 +20,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from slackbot.clients.github_actions import GitHubActions, GitHubApiError
-from slackbot.clock import Clock
+from slackbot.clock import Clock, as_utc
 from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, OutboxItem
 from slackbot.domain.effects import EffectKind
 from slackbot.domain.ids import identity
 from slackbot.outbox.slack_deliveries import is_posted
-from slackbot.outbox.worker import Handler, PermanentFailure, RetryLater
+from slackbot.outbox.worker import GITHUB_RETRY_FOR, Handler, PermanentFailure, RetryLater
 from slackbot.slack.escape import code
 from slackbot.slack.posts import Mrkdwn, note_context, render_named
 from slackbot.sources.github import GitHubRunService
@@ -37,8 +38,11 @@ NOTE_EVENT = "triagebot_note"
 class GitHubRunJobs:
     """A failed run always ends as an incident: what retrying cannot fix is named on its card at
     once (the service does that), and an error a retry might fix (GitHub 5xx, the network) is
-    retried ``attempts`` times (fewer than the worker's own limit, so the job is never
-    dead-lettered for it) and then named on the card too.
+    retried at least ``attempts`` times and for at least ``retry_for`` since GitHub's delivery
+    (inside the worker's budget for the kind, so the job is never dead-lettered for it), then
+    named on the card too. The time matters more than the count: GitHub's outages last an hour
+    or more, and five quick retries would spend themselves in its first minute, opening one
+    "run failed without a report" card instead of the run's own failures.
 
     ``budget`` bounds one attempt (listing, downloads, parsing) below the worker's deadline for the
     kind: the worker's deadline cancels the job from outside, where only a retry and finally a dead
@@ -53,12 +57,16 @@ class GitHubRunJobs:
         *,
         attempts: int = 5,
         budget: float | None = None,
+        retry_for: timedelta = GITHUB_RETRY_FOR,
+        clock: Clock | None = None,
     ) -> None:
         self.engine = engine
         self.service = service
         self.api = api
         self.attempts = attempts
         self.budget = budget
+        self.retry_for = retry_for
+        self.clock = clock or api.clock
 
     def handlers(self) -> dict[str, Handler]:
         return {EffectKind.GITHUB_RUN: self.github_run}
@@ -83,7 +91,8 @@ class GitHubRunJobs:
             return await self._retry_or_give_up(item, f"{type(exc).__name__}: {exc}")
 
     async def _retry_or_give_up(self, item: OutboxItem, error: str) -> dict[str, Any]:
-        if item.attempts + 1 < self.attempts:
+        waited = self.clock.now() - as_utc(item.created_at)
+        if item.attempts + 1 < self.attempts or waited < self.retry_for:
             raise GitHubApiError(error, retryable=True)
         return await self._give_up(item, f"{error} (after {item.attempts + 1} attempts)")
 

@@ -122,6 +122,9 @@ class RetryPolicy:
 
 _DAY = timedelta(hours=24)
 _HOUR = timedelta(hours=1)
+# How long a failed run's report is fetched again through GitHub's 5xx and network errors
+# before the run's card names the outage instead (GitHub's outages last hours, seldom more).
+GITHUB_RETRY_FOR = timedelta(hours=6)
 
 # The budgets the app runs with (``build_workers``). Beads and Slack posts outlive a day-long bd or
 # Slack outage; a page (DM, PagerDuty trigger) gives up after an hour, so the dead-letter hook pages
@@ -143,6 +146,9 @@ OUTAGE_RETRY_POLICIES: dict[str, RetryPolicy] = {
             EffectKind.CHECKLIST_UPDATE,
         )
     },
+    # GitHubRunJobs gives up after GITHUB_RETRY_FOR (and its few attempts), naming the outage on the
+    # run's card: the worker's own budget is a day longer, so it never dead-letters the run first
+    EffectKind.GITHUB_RUN: RetryPolicy(300.0, GITHUB_RETRY_FOR + _DAY),
     EffectKind.DM: RetryPolicy(60.0, _HOUR),
     EffectKind.PAGERDUTY: RetryPolicy(60.0, _HOUR),
     EffectKind.PAGERDUTY_FOLLOW: RetryPolicy(300.0, _DAY),

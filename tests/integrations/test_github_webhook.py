@@ -402,9 +402,13 @@ def test_github_failing_every_retry_still_ends_in_an_incident(ci_bot: CiBot) -> 
     ci_bot.github.add_artifact(OCTO_REPO, RUN_ID, "integration-report", zip_bytes({"r.json": report_json(FAILING)}))
     ci_bot.github.fail_next(50, 502)
     assert ci_bot.webhook(workflow_run_payload(conclusion="failure")).status_code == 202
+    seen = [0]
 
     def opened() -> list[Occurrence]:
-        ci_bot.clock.shift(minutes=10)  # past the outbox's backoff: the next attempt is due
+        attempts = max((j.attempts for j in outbox_rows(ci_bot, "github_run")), default=0)
+        if attempts > seen[0]:  # two hours per failed attempt: five of them outlast the retries' six
+            seen[0] = attempts
+            ci_bot.clock.shift(hours=2)
         ci_bot.core.notify_committed()
         with Session(ci_bot.core.engine) as session:
             return list(session.exec(select(Occurrence)))
@@ -414,6 +418,31 @@ def test_github_failing_every_retry_still_ends_in_an_incident(ci_bot: CiBot) -> 
     assert "after 5 attempts" in (occurrence.message or "")
     # The job ends done (the incident is its outcome), never dead-lettered.
     wait_for(lambda: [j for j in outbox_rows(ci_bot, "github_run") if j.state == "done"], what="the job")
+
+
+def test_github_down_for_over_an_hour_still_opens_the_runs_own_incident(ci_bot: CiBot) -> None:
+    """A GitHub outage outlasting a handful of quick retries: once GitHub answers again, the report
+    is downloaded and its failure opens its own incident, not a harness card naming the outage."""
+    ci_bot.github.add_artifact(OCTO_REPO, RUN_ID, "integration-report", zip_bytes({"r.json": report_json(FAILING)}))
+    ci_bot.github.fail_next(8, 502)  # eight attempts ten minutes apart: down for well over an hour
+    assert ci_bot.webhook(workflow_run_payload(conclusion="failure")).status_code == 202
+    seen = [0]
+
+    def opened() -> list[Occurrence]:
+        # Ten minutes per failed attempt, not per poll: a slow worker must not see hours go by.
+        attempts = max((j.attempts for j in outbox_rows(ci_bot, "github_run")), default=0)
+        if attempts > seen[0]:
+            seen[0] = attempts
+            ci_bot.clock.shift(minutes=10)  # past the outbox's backoff: the next attempt is due
+        ci_bot.core.notify_committed()
+        with Session(ci_bot.core.engine) as session:
+            return list(session.exec(select(Occurrence)))
+
+    occurrence = wait_for(opened, timeout=60, what="the run's incident")[0]
+    assert "GitHub could not be read" not in (occurrence.message or ""), occurrence.message
+    assert (occurrence.scenario_id, occurrence.message) == ("BID-001", FAILING["message"])
+    job = wait_for(lambda: [j for j in outbox_rows(ci_bot, "github_run") if j.state == "done"], what="the job")[0]
+    assert job.attempts == 9
 
 
 @pytest.mark.parametrize(

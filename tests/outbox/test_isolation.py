@@ -217,7 +217,8 @@ async def test_a_run_whose_storage_always_stalls_ends_as_an_incident_naming_the_
     )
     worker = rig.worker(deadlines={EffectKind.GITHUB_RUN: SLOW})
     actions = GitHubActions(github.url, github.token, rig.clock)
-    jobs = GitHubRunJobs(rig.engine, service, actions, attempts=2, budget=1.0)
+    # two tries and no hours of retrying: the budget spent twice ends the job
+    jobs = GitHubRunJobs(rig.engine, service, actions, attempts=2, budget=1.0, retry_for=timedelta(0))
     worker.handlers.update(jobs.handlers())
 
     async with running(worker):
