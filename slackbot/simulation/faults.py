@@ -5,6 +5,9 @@
 * **bd unavailable for hours**: the ``bd`` executable disappears (a package upgrade gone wrong, an
   unmounted volume) and comes back; every bead call in between fails.
 * **PagerDuty down**: the local Events API answers 503 to everything for a while.
+* **GitHub down**: the fake GitHub Actions API answers a 5xx page, or the rate limit's ``403``
+  with ``x-ratelimit-reset``, over a run that comes through the GitHub webhook, so the bot's
+  artifact download (an outbox job) meets it and must retry until GitHub is back.
 * **Process crashes**: the bot process dies at a chosen kind of moment (right after Slack accepted
   a post but before the bot wrote that down, right before a post, right after bd filed a bead) and
   a fresh process starts on the same database.
@@ -21,12 +24,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from slackbot.simulation.traffic import CONTRACT, REGRESSION, Traffic
+from slackbot.simulation.traffic import CONTRACT, REGRESSION, CiRun, Traffic
 
 SLACK_429 = "slack_429"
 SLACK_5XX = "slack_5xx"
 BD_OUTAGE = "bd_outage"
 PAGERDUTY_OUTAGE = "pagerduty_outage"
+GITHUB_OUTAGE = "github_outage"
 CRASH = "crash"
 
 # crash points
@@ -56,6 +60,8 @@ class FaultTargets(Protocol):
     def set_bd_available(self, available: bool) -> None: ...
 
     def set_pagerduty_down(self, down: bool) -> None: ...
+
+    def set_github_outage(self, status: int | None, reset: datetime | None) -> None: ...
 
 
 @dataclass
@@ -89,6 +95,8 @@ class FaultPlan:
         self._armed: Fault | None = None
         if enabled and traffic.schedule:
             self._plan(traffic)
+            # its own RNG: the faults planned before GitHub's outages keep their seed's draws
+            self._plan_github(traffic, random.Random(f"faults:github:{seed}"))
         self.faults.sort(key=lambda f: f.at)
 
     # -- planning ---------------------------------------------------------------------------------
@@ -179,6 +187,51 @@ class FaultPlan:
             point=AFTER_BEAD,
         )
 
+    def _plan_github(self, traffic: Traffic, rng: random.Random) -> None:
+        """GitHub down over a failed run that comes through its webhook (the webhook is accepted;
+        the artifact download behind it meets the outage): a 5xx outage, then, three hours or more later,
+        the token's rate limit spent until its reset. Which door a run takes depends on whether it
+        failed, known only when it is sent: each outage is armed a minute before a run that may
+        take the webhook and begins with the next run that does (:meth:`before_send`)."""
+        likely = [r for r in traffic.schedule if int(r.run_id) % 8 in (1, 4)]
+        if not likely:
+            return
+        first = rng.choice(likely[: max(1, len(likely) // 2)])
+        status, minutes = rng.choice((500, 502, 503)), rng.randint(20, 50)
+        self._add(
+            GITHUB_OUTAGE,
+            first.at - timedelta(minutes=1),
+            None,
+            f"GitHub's Actions API answers HTTP {status} for {minutes} minutes",
+            status=status,
+            minutes=minutes,
+        )
+        later = [r for r in likely if r.at - first.at >= timedelta(hours=3)]
+        if later:
+            minutes = rng.randint(10, 40)
+            self._add(
+                GITHUB_OUTAGE,
+                later[0].at - timedelta(minutes=1),
+                None,
+                f"GitHub's rate limit is spent for {minutes} minutes (403, x-ratelimit-remaining 0 until "
+                "x-ratelimit-reset)",
+                status=403,
+                minutes=minutes,
+            )
+
+    def before_send(self, run: CiRun, now: datetime, world: FaultTargets) -> None:
+        """CI is about to send ``run``: an armed GitHub outage begins if it takes the webhook."""
+        if run.door != "github" or not run.failures:
+            return
+        if any(f.kind == GITHUB_OUTAGE and f.until is not None and not f.ended for f in self.faults):
+            return  # one outage at a time: the next armed one waits for the next webhook run
+        armed = next((f for f in self.faults if f.kind == GITHUB_OUTAGE and f.started and f.until is None), None)
+        if armed is None:
+            return
+        armed.at, armed.until = now, now + timedelta(minutes=armed.params["minutes"])
+        armed.params["run"] = run.run_id
+        world.set_github_outage(armed.params["status"], armed.until)
+
     def _add(self, kind: str, at: datetime, until: datetime | None, description: str, **params: Any) -> None:
         self.faults.append(Fault(kind, at, until, description, dict(params)))
 
@@ -222,6 +275,8 @@ class FaultPlan:
             world.set_bd_available(False)
         elif fault.kind == PAGERDUTY_OUTAGE:
             world.set_pagerduty_down(True)
+        elif fault.kind == GITHUB_OUTAGE:
+            pass  # armed: it begins with the next run through the webhook (before_send)
         elif fault.kind == CRASH and self._armed is None:
             self._armed = fault
         elif fault.kind == CRASH:  # one crash at a time: this one is armed a little later
@@ -233,6 +288,8 @@ class FaultPlan:
             world.set_bd_available(True)
         elif fault.kind == PAGERDUTY_OUTAGE:
             world.set_pagerduty_down(False)
+        elif fault.kind == GITHUB_OUTAGE:
+            world.set_github_outage(None, None)
 
     # -- crash hooks (called by the bot's Slack client and bd tracker in the simulation) ---------
 
@@ -266,6 +323,21 @@ class FaultPlan:
 
     def by_kind(self, kind: str) -> list[Fault]:
         return [f for f in self.faults if f.kind == kind]
+
+    def github_lines(self, refused: list[tuple[str, str, int]], downloads: list[tuple[str, str, str]]) -> list[str]:
+        """The report's lines on GitHub's outages: what GitHub refused, and which runs behind it
+        were downloaded once it was back (the github_outage check judges them)."""
+        outages = self.by_kind(GITHUB_OUTAGE)
+        if not outages:
+            return []
+        runs = list(dict.fromkeys((repo, run_id) for repo, run_id, _ in refused))
+        fetched = {(repo, run_id) for repo, run_id, _ in downloads}
+        later = sum(1 for r in runs if r in fetched)
+        windows = "; ".join(f"{f.at:%a %d %b %H:%M} to {f.until:%H:%M}: {f.description}" for f in outages if f.until)
+        return [
+            f"- **GitHub down** ({windows}). GitHub refused {len(refused)} requests about {len(runs)} runs; the bot "
+            f"retried each run's download and {later} of them were downloaded once GitHub was back."
+        ]
 
 
 def _describe_post(kwargs: dict[str, Any]) -> str:

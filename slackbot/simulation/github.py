@@ -7,6 +7,13 @@ simulation must do both without network access, so it points ``GITHUB_API_URL`` 
 Issues: list by label, create, get, patch, comment. Actions (:class:`FakeGitHubActions`): a run (or
 one attempt of it), its artifacts, and an artifact's download, which answers ``302`` to a
 pre-signed storage URL on the same server that refuses the API token, as GitHub's storage does.
+
+An outage (:meth:`FakeGitHubActions.set_outage`, driven by the simulation's fault plan) makes the
+Actions API answer as GitHub does when it is down or when the token's hourly budget is spent: a
+5xx HTML page, or the primary rate limit's ``403`` with ``x-ratelimit-remaining: 0`` and
+``x-ratelimit-reset`` in UTC epoch seconds (docs.github.com, "Troubleshooting the REST API": wait
+until that reset). Each refused request names the run it was about, so the outside checks can
+tell which runs met the outage.
 """
 
 from __future__ import annotations
@@ -15,11 +22,12 @@ import itertools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from slackbot.serving import serve
@@ -33,6 +41,9 @@ class FakeGitHubActions:
         self.runs: dict[tuple[str, str], dict[str, Any]] = {}  # (repository, run id) -> the run object
         self.artifacts: dict[int, dict[str, Any]] = {}  # id -> {"repository", "run_id", "name", "data"}
         self.downloads: list[tuple[str, str, str]] = []
+        # (repository, run id, HTTP status) of each request the outage refused, in order
+        self.refused: list[tuple[str, str, int]] = []
+        self._outage: tuple[int, datetime | None] | None = None  # (status, rate-limit reset)
         self._blobs: dict[str, int] = {}  # pre-signed token -> artifact id
         self._ids = itertools.count(5_000_001)
         self.lock = threading.Lock()
@@ -54,14 +65,50 @@ class FakeGitHubActions:
         with self.lock:
             return list(self.downloads)
 
+    def set_outage(self, status: int | None, reset: datetime | None = None) -> None:
+        """From now on the API answers ``status`` (a 5xx, or 403 for a spent rate limit that
+        resets at ``reset``); None ends the outage."""
+        with self.lock:
+            self._outage = None if status is None else (status, reset)
+
+    def refusals(self) -> list[tuple[str, str, int]]:
+        with self.lock:
+            return list(self.refused)
+
+    def _refuse(self, repository: str, run_id: str) -> Response | None:
+        """GitHub's answer while it is out, or None when it is up."""
+        with self.lock:
+            if self._outage is None:
+                return None
+            status, reset = self._outage
+            self.refused.append((repository, run_id, status))
+        if status != 403:
+            # GitHub's edge answers a 5xx with its HTML error page, not JSON
+            return HTMLResponse("<html><body><h1>Unicorn!</h1>No server is currently available.</body></html>", status)
+        epoch = int(reset.timestamp()) if reset else 0
+        headers = {
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": "0",
+            "x-ratelimit-used": "5000",
+            "x-ratelimit-reset": str(epoch),
+            "x-ratelimit-resource": "core",
+        }
+        body = {
+            "message": "API rate limit exceeded for installation ID 1.",
+            "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
+        }
+        return JSONResponse(body, status_code=403, headers=headers)
+
     @staticmethod
     def _authorized(request: Request) -> bool:
         return request.headers.get("authorization", "").startswith(("Bearer ", "token "))
 
-    async def run_route(self, request: Request) -> JSONResponse:
+    async def run_route(self, request: Request) -> Response:
         if not self._authorized(request):
             return JSONResponse({"message": "Requires authentication"}, status_code=401)
         key = (FakeGitHubIssues._repo(request), str(request.path_params["run_id"]))
+        if (refused := self._refuse(*key)) is not None:
+            return refused
         with self.lock:
             run = self.runs.get(key)
         if run is None:
@@ -87,10 +134,12 @@ class FakeGitHubActions:
             "workflow_run": {"id": int(stored["run_id"])},
         }
 
-    async def artifacts_route(self, request: Request) -> JSONResponse:
+    async def artifacts_route(self, request: Request) -> Response:
         if not self._authorized(request):
             return JSONResponse({"message": "Requires authentication"}, status_code=401)
         repo, run_id = FakeGitHubIssues._repo(request), str(request.path_params["run_id"])
+        if (refused := self._refuse(repo, run_id)) is not None:
+            return refused
         with self.lock:
             rows = [
                 self._artifact_view(i, a)
@@ -103,6 +152,11 @@ class FakeGitHubActions:
         if not self._authorized(request):
             return JSONResponse({"message": "Requires authentication"}, status_code=401)
         artifact_id = int(request.path_params["artifact_id"])
+        with self.lock:
+            stored = self.artifacts.get(artifact_id, {})
+        refused = self._refuse(FakeGitHubIssues._repo(request), str(stored.get("run_id", "?")))
+        if refused is not None:
+            return refused
         with self.lock:
             if artifact_id not in self.artifacts:
                 return JSONResponse({"message": "Not Found"}, status_code=404)

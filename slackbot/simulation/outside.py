@@ -29,6 +29,7 @@ from slackbot.config.targets import Role
 from slackbot.outbox.slack_deliveries import CARD_EVENT
 from slackbot.simulation.alerts import AlertSend
 from slackbot.simulation.doors import DOORS, FETCHING_DOORS, SLACK_DOORS, door_taken
+from slackbot.simulation.faults import GITHUB_OUTAGE
 from slackbot.simulation.records import Check, SimulationRun, SnapMessage
 from slackbot.simulation.runbook_checks import check_runbooks_end_to_end, failed_step_keys
 from slackbot.simulation.traffic import SentFailure
@@ -617,6 +618,63 @@ def check_beads_from_policy(run: SimulationRun, world: World) -> Check:
     return check
 
 
+def _cards_of(world: World, book: Runbook, failure: SentFailure) -> list[str]:
+    wanted = (label_of(book, failure), _symptom(failure.message))
+    return [k for k, c in world.cards.items() if c.failure and (c.failure.label, c.failure.symptom) == wanted]
+
+
+def _downloads(run: SimulationRun) -> Counter[tuple[str, str]]:
+    """How often the fake GitHub handed out each run's report artifact, by (repository, run id)."""
+    return Counter((repo, run_id) for repo, run_id, _ in run.snapshot.github_downloads)
+
+
+def check_github_outage(run: SimulationRun, world: World) -> Check:
+    """The runs whose report GitHub refused to hand out (its outage, a 5xx or a spent rate limit)
+    were fetched again once it was back, and every failure of theirs got its card."""
+    check = Check(
+        "github_outage",
+        "Runs whose artifact download met GitHub's outage were retried and downloaded once GitHub was back, "
+        "and every failure of theirs got its card",
+        0,
+    )
+    books = {p.name: p for p in world.playbooks}
+    downloads = _downloads(run)
+    refused: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
+    for repo, run_id, status in run.snapshot.github_refused:
+        refused[(repo, run_id)][status] += 1
+    met: set[str] = set()
+    for sent in run.traffic.sent:
+        where = (str(sent.report["run"]["repository"]), sent.run_id)
+        if where not in refused:
+            continue
+        met.add(sent.run_id)
+        book = books.get(sent.playbook) or world.runbook
+        check.examined(book.name)
+        statuses = ", ".join(f"{n}× HTTP {status}" for status, n in sorted(refused[where].items()))
+        if not downloads[where]:
+            check.violations.append(
+                f"run {sent.run_id} ({_when(sent.at)}) met GitHub's outage ({statuses}) and its report artifact "
+                "was never downloaded afterwards"
+            )
+        for failure in sent.failures:
+            if not _cards_of(world, book, failure):
+                check.violations.append(
+                    f"run {sent.run_id} met GitHub's outage ({statuses}): {label_of(book, failure)} "
+                    f"({_symptom(failure.message)}…) has no card"
+                )
+    unmet = 0
+    for fault in run.faults.by_kind(GITHUB_OUTAGE):
+        if "run" not in fault.params:
+            unmet += 1  # armed, and no failed run came through the webhook before the period ended
+        elif fault.params["run"] not in met:
+            check.violations.append(
+                f"{fault.description} from {_when(fault.at)}: run {fault.params['run']}, the webhook run it began "
+                "with, never met it (GitHub refused no request about it)"
+            )
+    check.promise += f" ({len(met)} runs met the outage" + (f"; {unmet} outage never began" if unmet else "") + ")"
+    return check
+
+
 def check_entry_points(run: SimulationRun, world: World) -> Check:
     """Each door CI used delivered what came through it. A failure reached by GitHub or Slack
     must also show the bot fetched that run's artifact from GitHub, and a Slack door must have
@@ -628,7 +686,7 @@ def check_entry_points(run: SimulationRun, world: World) -> Check:
         0,
     )
     books = {p.name: p for p in world.playbooks}
-    downloads = Counter((repo, run_id) for repo, run_id, _ in run.snapshot.github_downloads)
+    downloads = _downloads(run)
     replies: dict[tuple[str, str | None], list[SnapMessage]] = defaultdict(list)
     for message in run.snapshot.replies():
         replies[(message.channel, message.thread_ts)].append(message)
@@ -645,10 +703,9 @@ def check_entry_points(run: SimulationRun, world: World) -> Check:
         for failure in sent.failures:
             examined[door] += 1
             check.checked += 1
-            label, symptom = label_of(book, failure), _symptom(failure.message)
-            wanted = (label, symptom)
-            found = [k for k, c in world.cards.items() if c.failure and (c.failure.label, c.failure.symptom) == wanted]
+            found = _cards_of(world, book, failure)
             if not found:
+                label, symptom = label_of(book, failure), _symptom(failure.message)
                 check.violations.append(f"run {sent.run_id} ({door}, {_when(sent.at)}): {label} ({symptom}…): no card")
             keys.update(found)
         if door in FETCHING_DOORS and not downloads[(str(sent.report["run"]["repository"]), sent.run_id)]:
@@ -706,6 +763,8 @@ def check_playbooks_examined(run: SimulationRun, world: World, checks: Sequence[
 def check_outside(run: SimulationRun, runbook: Runbook, playbooks: Sequence[Runbook] = ()) -> list[Check]:
     world = World.of(run, runbook, playbooks or [runbook])
     checks = [check(run, world) for check in OUTSIDE_CHECKS]
+    if run.faults.by_kind(GITHUB_OUTAGE):  # scheduled: a check that examined no run of it fails
+        checks.append(check_github_outage(run, world))
     checks += check_runbooks_end_to_end(run, world.playbooks)
     checks.append(check_playbooks_examined(run, world, checks))
     for check in checks:

@@ -97,6 +97,8 @@ class Snapshot:
     github_issues: list[dict[str, Any]]
     # (repository, run id, artifact name) the fake GitHub Actions handed out, in order
     github_downloads: list[tuple[str, str, str]] = field(default_factory=list)
+    # (repository, run id, HTTP status) of each request GitHub's outage refused, in order
+    github_refused: list[tuple[str, str, int]] = field(default_factory=list)
 
     def top_level(self, channel: str | None = None) -> list[SnapMessage]:
         return [m for m in self.messages if m.thread_ts in (None, m.ts) and channel in (None, m.channel)]

@@ -622,6 +622,7 @@ def _fault_lines(result: SimulationResult, figures: dict[str, Any]) -> list[str]
             f"{faults['pagerduty_refused']} requests; {detail}. The Slack half of each page (thread mention "
             "and DM) does not go through PagerDuty and was not held up."
         )
+    lines += run.faults.github_lines(run.snapshot.github_refused, run.snapshot.github_downloads)
     for crash in faults["crashes"]:
         if crash["triggered_at"] is None:
             lines.append(f"- **Crash planned but not reached:** {crash['description']} (no such moment came).")

@@ -298,6 +298,9 @@ class World:
         with self.pagerduty.lock:
             self.pagerduty.down = down
 
+    def set_github_outage(self, status: int | None, reset: datetime | None) -> None:
+        self.github.actions.set_outage(status, reset)
+
 
 def _init_beads(workdir: Path) -> tuple[Path, BdSwitch]:
     """A real beads workspace driven by the bd double, reached through ``bin/bd`` (a link the
@@ -371,6 +374,7 @@ class Simulation:
                     log.info("%s fault %s: %s", now, fault.kind, fault.description)
                 if now < end:
                     for run in traffic.due(now):
+                        faults.before_send(run, now, world)
                         answers[run.run_id] = self._ingest(doors, process, run)
                     for alert in alerts.due(now):
                         self._alert(world, process, alert)
@@ -582,6 +586,7 @@ def capture(world: World) -> Snapshot:
         beads=list(beads),
         github_issues=world.github.all_issues(),
         github_downloads=world.github.actions.downloaded(),
+        github_refused=world.github.actions.refusals(),
     )
 
 
