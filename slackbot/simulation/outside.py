@@ -592,6 +592,16 @@ def check_beads_from_policy(run: SimulationRun, world: World) -> Check:
             route = runbook.class_route(chosen)
             if route is not None and route.files_bead:
                 why.append((f"it was classified {chosen}", chosen, None))
+        for place, done in enumerate(run.people.done):
+            # seed 003's triage step 3: a person asked for the incident issue, and the bot said it files one
+            if done.incident == card.key and done.what == "asked for the bead" and "filing a bead" in done.answer:
+                why.append(
+                    (
+                        f"<@{done.user}> asked for it at {_when(done.at)}",
+                        world.owning(card.key, failure, done.at, place),
+                        None,
+                    )
+                )
         playbook = runbook
         if failure.alert is not None:
             playbook = next((p for p in world.playbooks if p.name == failure.alert.playbook), runbook)
@@ -605,6 +615,8 @@ def check_beads_from_policy(run: SimulationRun, world: World) -> Check:
         route = playbook.class_route(failure_class)
         tracker = route.tracker if route else "beads"
         mine = [f for f in filed if failure.symptom and failure.symptom in f[1]]
+        # tests that fail with the same words (a crashed test host) are told apart by the test the title names
+        mine = [f for f in mine if failure.label in f[1]] or mine
         where = [f for f in mine if f[0] == tracker]
         if len(where) != 1:
             check.violations.append(
@@ -615,6 +627,101 @@ def check_beads_from_policy(run: SimulationRun, world: World) -> Check:
             check.violations.append(
                 f"{card.key}'s bead has priority {where[0][2]}; {reason} and policy.yml says {priority}"
             )
+    return check
+
+
+def _thread(run: SimulationRun, card: Card) -> list[SnapMessage]:
+    return sorted(
+        (m for m in run.snapshot.replies() if m.channel == card.message.channel and m.thread_ts == card.message.ts),
+        key=lambda m: (m.at, m.ts),
+    )
+
+
+def check_milestones_from_policy(run: SimulationRun, world: World) -> Check:
+    """What people said through their playbook's milestones, as its thread shows it: each milestone
+    they posted with the record fields policy.yml makes it ask for; where the playbook validates by
+    evidence, its ``reaches`` milestone in the thread (the bot's green runs, or a person) after its
+    ``after`` one and before the resolution; a resolution with the root cause and every field the
+    resolving milestone asks for."""
+    check = Check(
+        "milestones_from_policy",
+        "Every incident people worked shows its playbook's milestones in its thread, with the record fields "
+        "policy.yml asks for, validated before it was resolved (and none that nobody worked shows one)",
+        0,
+    )
+    worked: dict[str, list[str]] = defaultdict(list)  # incident -> milestones people posted (answered)
+    resolved: set[str] = set()
+    for done in run.people.done:
+        if done.what.startswith("posted milestone ") and done.answer.endswith(
+            tuple(m.label for book in world.playbooks for m in book.milestones)
+        ):
+            worked[done.incident].append(done.what.removeprefix("posted milestone "))
+        elif done.what.startswith("resolved it") and done.answer.endswith(" resolved"):
+            resolved.add(done.incident)
+    for card in world.cards.values():
+        failure = card.failure
+        if failure is None or failure.alert is not None:
+            continue
+        book = failure.book
+        check.examined(book.name)
+        thread = _thread(run, card)
+        said = [html.unescape(m.text) for m in thread]
+        if card.key not in worked and card.key not in resolved:
+            # nobody said anything: its thread shows no milestone and no resolution either
+            claimed = [text.split("\n", 1)[0] for text in said if text.startswith(("📍 *", "✅ *Resolved*"))]
+            if claimed:
+                check.violations.append(
+                    f"{card.key} ({failure.label}): nobody worked it, yet its thread says {claimed[0]}"
+                )
+            continue
+
+        def first(prefix: str, after: int = 0, said: list[str] = said) -> int | None:
+            return next((i for i, text in enumerate(said) if i >= after and text.startswith(prefix)), None)
+
+        for key in dict.fromkeys(worked.get(card.key, [])):
+            milestone = book.milestone(key)
+            if milestone is None:
+                check.violations.append(
+                    f"{card.key}: people posted {key}, which the {book.name} playbook does not have"
+                )
+                continue
+            at = first(f"📍 *{milestone.label}*")
+            if at is None:
+                check.violations.append(
+                    f"{card.key} ({failure.label}): {milestone.label} was posted, its thread does not say so"
+                )
+                continue
+            wanted = [a for a in milestone.asks[1:] if not a.optional]
+            missing = [a.label for a in wanted if f"*{a.label}:*" not in said[at]]
+            if milestone.asks and ": " not in said[at].split("\n", 1)[0].split("—", 1)[-1]:
+                missing.insert(0, milestone.asks[0].label)
+            if missing:
+                check.violations.append(
+                    f"{card.key} ({failure.label}): the thread's {milestone.label} post lacks {', '.join(missing)}"
+                )
+        if card.key not in resolved:
+            continue
+        done_at = first("✅ *Resolved*")
+        if done_at is None:
+            check.violations.append(f"{card.key} ({failure.label}) was resolved; its thread does not say so")
+            continue
+        resolving = book.policy.resolving
+        missing = [a.label for a in resolving.asks if a.key != "root_cause" and not a.optional]
+        missing = [label for label in missing if f"*{label}:*" not in said[done_at]]
+        if "*Root cause:*" not in said[done_at] or missing:
+            check.violations.append(
+                f"{card.key} ({failure.label}): the resolution post lacks {', '.join(['Root cause', *missing])}"
+            )
+        rule = book.policy.validation
+        after, reaches = (book.milestone(rule.after), book.milestone(rule.reaches)) if rule else (None, None)
+        if after is not None and reaches is not None:
+            started = first(f"📍 *{after.label}*")
+            validated = first(f"📍 *{reaches.label}*", started or 0)
+            if started is None or validated is None or validated > done_at:
+                check.violations.append(
+                    f"{card.key} ({failure.label}) was resolved without {reaches.label} after {after.label} in its "
+                    f"thread (policy.yml: validation after {rule.after if rule else ''})"
+                )
     return check
 
 
@@ -737,6 +844,7 @@ OUTSIDE_CHECKS = (
     check_severity_pages,
     check_run_escalations,
     check_beads_from_policy,
+    check_milestones_from_policy,
     check_entry_points,
 )
 

@@ -1,8 +1,10 @@
 """The simulation's report, for someone who has never seen the code: Markdown and JSON.
 
-Both carry the same numbers: what was simulated (days, runs, failures by kind), what the bot did
-(cards, escalations, pages, beads, reminders), the faults injected and how the bot weathered them,
-what the simulated people did, and the invariants with every violation spelled out.
+Both carry the same numbers, in the order a lead reads them (issue 15): outcomes first (time to
+acknowledge, classify and resolve per class and per playbook, what is still open and why, pages per
+person per night), then each promise with the cases it examined, then the faults injected and how
+the bot weathered them; after those, what was simulated (runs and failures of every playbook), what
+the bot did and what the simulated people did.
 """
 
 from __future__ import annotations
@@ -114,7 +116,17 @@ def numbers(run: SimulationRun, facts: Facts) -> dict[str, Any]:
             "outbox_rows": len(facts.outbox),
             "restarts": len(run.restarts),
         },
-        "people": {"actions": len(run.people.done), "by_action": dict(people)},
+        "people": {
+            "actions": len(run.people.done),
+            "by_action": dict(people),
+            # whatever playbook each came from (seed 001's tenant leak, seed 003's WAL corruption, ...)
+            "marked_sev1": [
+                f"{i.key} ({i.playbook}: {_failure_of(i)})"
+                for key in dict.fromkeys(d.incident for d in run.people.done if d.what.startswith("marked it SEV-1"))
+                for i in incidents
+                if i.key == key
+            ],
+        },
         "outcomes": outcomes(run, facts),
         "faults": _faults(run, facts),
         "wall_seconds": round(run.wall_seconds, 1),
@@ -200,25 +212,26 @@ def outcomes(run: SimulationRun, facts: Facts) -> dict[str, Any]:
         if step is not None:
             first.setdefault((done.incident, step), done.at)
     per_class: dict[str, dict[str, list[float]]] = {}
+    per_playbook: dict[str, dict[str, list[float]]] = {}
     still_open = []
     for incident in facts.incidents:
         group = f"{incident.playbook} / {incident.failure_class or incident.suggested_class or 'unclassified'}"
         times = per_class.setdefault(group, {"incidents": [], "ack": [], "classify": [], "resolve": []})
-        times["incidents"].append(1)
+        mine = per_playbook.setdefault(
+            incident.playbook, {"incidents": [], "ack": [], "classify": [], "resolve": [], "open": []}
+        )
+        for table in (times, mine):
+            table["incidents"].append(1)
+        mine["open"] += [1] if incident.status == "open" else []
         card = posted.get(incident.key)
         for step in ("ack", "classify", "resolve"):
             at = first.get((incident.key, step))
             if card is not None and at is not None:
-                times[step].append((at - card).total_seconds() / 60)
+                for table in (times, mine):
+                    table[step].append((at - card).total_seconds() / 60)
         if incident.status == "open":
-            why = (
-                f"unclassified, escalated to level {incident.escalation_level}"
-                if not incident.failure_class
-                else f"classified {incident.failure_class}, milestone {incident.milestone or 'none yet'}"
-            )
-            bead = f", bead {incident.bead_id}" if incident.bead_id else ""
             still_open.append(
-                f"{incident.key} ({incident.scenario_id or '-'} / {incident.invariant_id or '-'}): {why}{bead}"
+                f"{incident.key} ({incident.playbook}: {_failure_of(incident)}): {_why_open(run, facts, incident)}"
             )
     nights: Counter[str] = Counter()
     for message in run.snapshot.messages:
@@ -229,20 +242,54 @@ def outcomes(run: SimulationRun, facts: Facts) -> dict[str, Any]:
     number_of_nights = max(1, (run.ended - run.started).days)
     return {
         "classify_with_suggestion": _classify_with_suggestion(run, posted),
-        "by_class": {
-            group: {
-                "incidents": len(t["incidents"]),
-                "median_minutes_to_acknowledge": _median_minutes(t["ack"]),
-                "median_minutes_to_classify": _median_minutes(t["classify"]),
-                "median_minutes_to_resolve": _median_minutes(t["resolve"]),
-            }
-            for group, t in sorted(per_class.items())
+        "by_class": {group: _medians(t) for group, t in sorted(per_class.items())},
+        # the same medians per playbook, with how many incidents each resolved and left open
+        "by_playbook": {
+            name: {**_medians(t), "resolved": len(t["resolve"]), "open_at_end": len(t["open"])}
+            for name, t in sorted(per_playbook.items())
         },
         "still_open": still_open,
         "operations": _operations(run),
         "waited_for_monday": sorted(run.people.waited, key=lambda k: int(k.removeprefix("INC-"))),
         "night_pages_per_person": {user: round(n / number_of_nights, 1) for user, n in nights.most_common()},
     }
+
+
+def _medians(times: dict[str, list[float]]) -> dict[str, Any]:
+    return {
+        "incidents": len(times["incidents"]),
+        "median_minutes_to_acknowledge": _median_minutes(times["ack"]),
+        "median_minutes_to_classify": _median_minutes(times["classify"]),
+        "median_minutes_to_resolve": _median_minutes(times["resolve"]),
+    }
+
+
+def _failure_of(incident: Any) -> str:
+    if incident.scenario_id or incident.invariant_id:
+        return f"{incident.scenario_id or '-'} / {incident.invariant_id or '-'}"
+    return str(incident.test_identity or "no test named")
+
+
+def _why_open(run: SimulationRun, facts: Facts, incident: Any) -> str:
+    """Why an incident is open at the end, in the words of what people and the bot did."""
+    playbook = facts.playbook(incident.playbook)
+    if not incident.failure_class:
+        if playbook.policy.classify_within is not None:
+            why = f"unclassified, escalated to level {incident.escalation_level}"
+        else:
+            why = "unclassified (the playbook has no timed rule to escalate it)"
+    else:
+        why = f"classified {incident.failure_class}, milestone {incident.milestone or 'none yet'}"
+        progress = incident.validation or {}
+        if progress.get("state") == "awaiting":
+            why += f", awaiting green runs ({len(progress.get('green') or [])} of {progress.get('needed')})"
+    waited = run.people.waited.get(incident.key)
+    if waited is not None and incident.key not in {d.incident for d in run.people.done if d.at > waited}:
+        why += f"; its people wait for Monday since {_when(waited)}"
+    elif not run.config.responders:
+        why += "; nobody works the cards in this run"
+    bead = f", bead {incident.bead_id}" if incident.bead_id else ""
+    return why + bead
 
 
 def _operations(run: SimulationRun) -> dict[str, Any]:
@@ -326,7 +373,22 @@ def _outcome_lines(figures: dict[str, Any]) -> list[str]:
         )
         for group, t in found["by_class"].items()
     ]
-    lines = _table(rows, ("playbook / class", "incidents", "to acknowledge", "to classify", "to resolve"))
+    lines = _table(
+        [
+            (
+                name,
+                str(t["incidents"]),
+                f"{t['resolved']} / {t['open_at_end']}",
+                minutes(t["median_minutes_to_acknowledge"]),
+                minutes(t["median_minutes_to_classify"]),
+                minutes(t["median_minutes_to_resolve"]),
+            )
+            for name, t in found.get("by_playbook", {}).items()
+        ],
+        ("playbook", "incidents", "resolved / open", "to acknowledge", "to classify", "to resolve"),
+    )
+    lines += ["", "Per class:", ""]
+    lines += _table(rows, ("playbook / class", "incidents", "to acknowledge", "to classify", "to resolve"))
     lines += ["", "Medians from the card's appearance in Slack to the person's action (— : nobody did it)."]
     suggestion = found.get("classify_with_suggestion") or {}
     if suggestion:
@@ -437,12 +499,44 @@ def report_markdown(result: SimulationResult, figures: dict[str, Any]) -> str:
     out += ["", "## Outcomes", ""]
     out += _outcome_lines(figures)
 
+    out += ["", "## Invariants", ""]
+    out.append(
+        "Each promise with the number of cases it examined. The checks marked *from the outside* compute what "
+        "must have happened from the playbook's YAML and the traffic sent, and compare it with what Slack, "
+        "PagerDuty, bd and GitHub recorded; the others compare the bot's own records with those fakes."
+    )
+    out.append("")
+    verdicts = [
+        (
+            c.promise + (" *(from the outside)*" if c.outside else ""),
+            # per playbook: a playbook whose traffic no check examined was not tested at all
+            str(c.checked)
+            + (
+                f" ({', '.join(f'{name} {n}' for name, n in sorted(c.per_playbook.items()))})" if c.per_playbook else ""
+            ),
+            "PASS" if c.passed else f"FAIL ({len(c.violations)})",
+        )
+        for c in result.checks
+    ]
+    out += _table(verdicts, ("promise", "checked", "result"))
+    for check in broken:
+        out += ["", f"### {check.promise}: {len(check.violations)} violation(s)", ""]
+        out += [f"- {v}" for v in check.violations[:SHOWN_VIOLATIONS]]
+        if len(check.violations) > SHOWN_VIOLATIONS:
+            out.append(f"- … and {len(check.violations) - SHOWN_VIOLATIONS} more (see the JSON report)")
+
+    out += ["", "## Faults injected and how the bot weathered them", ""]
+    out += _fault_lines(result, figures)
+
     out += ["", "## What was simulated", ""]
     out.append(
-        f"CI ran {ci['runs']} times: {ci['nightly_runs']} nightly full runs and {ci['smoke_runs']} smoke runs "
-        f"({ci['green_runs']} of them green). They reported {ci['results']} test results, {ci['failures']} of them "
-        f"failing. CI uploaded {ci['resent_reports']} reports twice (the bot must ignore the copy)."
+        f"CI ran {ci['runs']} times ({ci['green_runs']} of them green): {_runs_per_playbook(run)}. They reported "
+        f"{ci['results']} test results, {ci['failures']} of them failing. CI uploaded {ci['resent_reports']} "
+        "reports twice (the bot must ignore the copy)."
     )
+    skipped = ci.get("playbooks_without_traffic") or {}
+    if skipped:
+        out += ["", "No CI traffic for " + "; ".join(f"{name} ({why})" for name, why in sorted(skipped.items())) + "."]
     doors = door_counts(run.traffic.sent, run.ingest_answers)
     out += ["", "Entry points (runs through each): " + ", ".join(f"{DOOR_NAMES[d]} {n}" for d, n in doors.items())]
     if run.alerts is not None and run.alerts.sent:
@@ -506,15 +600,13 @@ def report_markdown(result: SimulationResult, figures: dict[str, Any]) -> str:
     by_class = ", ".join(f"{k}: {v}" for k, v in sorted(bot["incidents_by_class"].items()))
     out += ["", f"Incidents by class at the end: {by_class}."]
 
-    out += ["", "## Faults injected and how the bot weathered them", ""]
-    out += _fault_lines(result, figures)
-
     out += ["", "## What people did", ""]
     if run.people.done:
         shown = run.people.done if len(run.people.done) <= 12 else run.people.done[:12]
         if not sim["responders"]:
             out.append(
-                "Nobody worked the cards. One passer-by marked the tenant leak SEV-1 with `/triage severity` "
+                "Nobody worked the cards. A passer-by marked "
+                f"{', '.join(figures['people']['marked_sev1']) or 'nothing'} SEV-1 with `/triage severity` "
                 "(the report format has no severity field, so a person has to say it); everything after that "
                 "was the bot's."
             )
@@ -529,32 +621,6 @@ def report_markdown(result: SimulationResult, figures: dict[str, Any]) -> str:
             out.append(f"- … and {len(run.people.done) - len(shown)} more (see the JSON report)")
     else:
         out.append("Nobody touched Slack.")
-
-    out += ["", "## Invariants", ""]
-    out.append(
-        "Each promise with the number of cases it examined. The checks marked *from the outside* compute what "
-        "must have happened from the playbook's YAML and the traffic sent, and compare it with what Slack, "
-        "PagerDuty, bd and GitHub recorded; the others compare the bot's own records with those fakes."
-    )
-    out.append("")
-    verdicts = [
-        (
-            c.promise + (" *(from the outside)*" if c.outside else ""),
-            # per playbook: a playbook whose traffic no check examined was not tested at all
-            str(c.checked)
-            + (
-                f" ({', '.join(f'{name} {n}' for name, n in sorted(c.per_playbook.items()))})" if c.per_playbook else ""
-            ),
-            "PASS" if c.passed else f"FAIL ({len(c.violations)})",
-        )
-        for c in result.checks
-    ]
-    out += _table(verdicts, ("promise", "checked", "result"))
-    for check in broken:
-        out += ["", f"### {check.promise}: {len(check.violations)} violation(s)", ""]
-        out += [f"- {v}" for v in check.violations[:SHOWN_VIOLATIONS]]
-        if len(check.violations) > SHOWN_VIOLATIONS:
-            out.append(f"- … and {len(check.violations) - SHOWN_VIOLATIONS} more (see the JSON report)")
 
     out += ["", "## Reproduce", ""]
     command = f"triagebot simulate --days {sim['days']} --seed {sim['seed']}"
@@ -572,6 +638,21 @@ def report_markdown(result: SimulationResult, figures: dict[str, Any]) -> str:
         f"Real time: {figures['wall_seconds']} s; the bot's outbox handled {bot['outbox_rows']} effects."
     )
     return "\n".join(out) + "\n"
+
+
+def _runs_per_playbook(run: SimulationRun) -> str:
+    """Each playbook's runs by suite, from what CI sent ("integration-triage: 14 nightly, 52 smoke")."""
+    default = run.traffic.runbook.name
+    suites: dict[str, Counter[str]] = {}
+    for sent in run.traffic.sent:
+        suites.setdefault(sent.playbook or default, Counter())[sent.suite] += 1
+    return (
+        "; ".join(
+            f"{name}: " + ", ".join(f"{n} {suite}" for suite, n in sorted(counts.items()))
+            for name, counts in sorted(suites.items())
+        )
+        or "none"
+    )
 
 
 def _fault_lines(result: SimulationResult, figures: dict[str, Any]) -> list[str]:

@@ -23,6 +23,18 @@ zone (workspace.yml's digest zone) nobody acts; whatever they would have done th
 Monday morning, when they catch up. The bot's escalations keep paging through the weekend. Ops on
 call is the on-call escalation path: ``operator.py`` works every alert's runbook, weekends included.
 
+Every CI playbook has its people (issue 15): an incident of another playbook than the default is
+worked by the owner routing.yml names for its story's class, through that playbook's own milestones
+in policy.yml, each record field filled the way its seed asks (seed 002: the remediation PR, the
+validators' green output, the root cause and a prevention note; seed 003: version, environment and
+failing operation, the mitigation, the fix PR, the regression runs). The fix lands at the milestone
+the playbook's ``validation`` starts from (else ``fix_merged``) and stops the story's failures in
+CI; the milestone validation reaches is left to the bot's green runs, and people resolve once it is
+there (or post it by hand when it never comes). Where a class must have its incident issue before it
+resolves and classifying does not file one, the responder asks for it (``/triage bead``) at triage,
+as seed 003's triage step 3 says. Those people draw from their own playbook's seeded streams, so seed
+001's responders keep every draw they had.
+
 The passer-by exists in both worlds: a triage lead glances at the channel after the tenant leak
 appears and marks it SEV-1 with ``/triage severity``. The report format has no severity field, so
 a harness cannot say "SEV-1" by itself; someone has to, and that one command is the only human
@@ -37,10 +49,12 @@ import itertools
 import json
 import random
 import re
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,6 +65,7 @@ from sqlmodel import Session, col, select
 
 from slackbot.config import Playbook as Runbook
 from slackbot.config import Playbooks
+from slackbot.config.policy import ROOT_CAUSE, Milestone
 from slackbot.db.models import Incident, TimelineEvent
 from slackbot.domain.ids import ALERTMANAGER_REPOSITORY
 from slackbot.emulator import SlackEmulator
@@ -66,6 +81,28 @@ TRUSTING = 0.5  # the share of responders who use the suggestion
 WRONG_FIRST = 0.15  # the share of hand classifications that pick a wrong class first
 CONFIRMED = "(confirmed the suggestion)"  # how the report tells a confirmed classification apart
 _CONFIDENCE = re.compile(r"(\d{1,3})% confident")
+OTHER = "m:"  # another playbook's milestone step: "m:<milestone key>"
+AWAIT = "await"  # another playbook's people look whether the bot's green runs reached validation
+AWAIT_TRIES = 8  # looks 3-8 h apart (about two days), then they post it by hand: no green run came
+
+# What people write into another playbook's incident record, by the field's key (seeds 002 and 003
+# ask for these); {pr}, {repository}, {test}, {command} are the story's. A field nobody listed here
+# gets a pointer to the thread.
+FIELD_WORDS = {
+    "resolution_pr": "https://github.com/{repository}/pull/{pr}",
+    "validation_proof": "{command} green on the remediation branch",
+    "failing_operation": "{test}",
+    "version": "2.4.1",
+    "environment": "CI on main (ubuntu-latest, .NET 8)",
+    "mitigation": "consumers pinned to the last known-good package version",
+    "fix_pr": "https://github.com/{repository}/pull/{pr}",
+    "validation": "targeted test and full regression green (dotnet test CBDD.slnx -c Release; coverage-check.sh)",
+    "blast_radius": "CI on main only; no consumer reported impact",
+    "fixed_package": "2.4.2",
+    "prevention_followup": "the gate now fails the PR that changes one side without the other",
+}
+# A milestone that asks for nothing still gets a note in the thread.
+MILESTONE_WORDS = {"classified": "bucket and owner recorded"}
 
 
 class SimulationError(RuntimeError):
@@ -89,6 +126,8 @@ class Plan:
     rounds: int = 1  # a reopened flake is worked again
     done: bool = False
     trusts_suggestion: bool = False
+    playbook: str = ""  # another playbook's name ("" for the default playbook's seed-001 path)
+    awaited: int = 0  # looks at whether the bot's green runs reached validation
 
 
 @dataclass
@@ -146,6 +185,9 @@ class People:
         self.zone = digest.zone if digest is not None else (ZoneInfo("UTC") if playbooks is not None else None)
         self.waited: dict[str, datetime] = {}  # incident -> the weekend moment its first wait began
         self._keys: dict[int, str] = {}
+        # the other CI playbooks, whose people work their own incidents (with responders)
+        self.books = {p.name: p for p in playbooks or () if p.name != runbook.name}
+        self._streams: dict[str, tuple[random.Random, random.Random]] = {}
         # ops on call works the alerts' runbooks (with responders; nobody does otherwise)
         self.operator = (
             Operator(self, list(playbooks), alerts, seed=seed)
@@ -155,27 +197,46 @@ class People:
 
     # -- who --------------------------------------------------------------------------------------
 
-    def _owner(self, failure_class: FailureClass | str | None) -> str:
-        target = self.runbook.target("owner", str(failure_class) if failure_class else None)
-        return (target.dm_user if target else None) or self._lead()
+    def _owner(self, failure_class: StrEnum | str | None, book: Runbook | None = None) -> str:
+        book = book or self.runbook
+        target = book.target("owner", str(failure_class) if failure_class else None)
+        return (target.dm_user if target else None) or self._lead(book)
 
-    def _lead(self) -> str:
-        for route in self.runbook.routing.classes.values():
+    def _lead(self, book: Runbook | None = None) -> str:
+        """Who leads triage: a class's escalation person, else (another playbook) whoever owns its
+        unclassified incidents (a release maintainer is no responder: the workspace leaves them out)."""
+        book = book or self.runbook
+        for route in book.routing.classes.values():
             if route.escalation is not None and route.escalation.user:
                 return route.escalation.user
-        maintainer = self.runbook.routing.release_maintainer
+        unrouted = book.routing.unrouted
+        if book is not self.runbook and unrouted is not None and unrouted.user:
+            return unrouted.user
+        maintainer = book.routing.release_maintainer
         return (maintainer.user if maintainer else None) or "U0LEAD"
+
+    def _streams_of(self, playbook: str) -> tuple[random.Random, random.Random]:
+        """(delays, minds) of a playbook's people: the default's are the seed's streams as they always
+        were; another playbook's are its own, so its people never move a draw of seed 001's."""
+        if playbook not in self.books:
+            return self.rng, self.minds
+        if playbook not in self._streams:
+            self._streams[playbook] = (
+                random.Random(f"people:{self._seed}:{playbook}"),
+                random.Random(f"minds:{self._seed}:{playbook}"),
+            )
+        return self._streams[playbook]
 
     # -- scheduling -------------------------------------------------------------------------------
 
-    def _schedule(self, at: datetime, incident_id: int, step: str, user: str) -> None:
+    def _schedule(self, at: datetime, incident_id: int, step: str, user: str, rng: random.Random | None = None) -> None:
         # ops on call works weekends; responders wait for Monday (the unattended world's one
         # passer-by keeps its story: it is not a responder)
         if self.responders and not step.startswith(OP):
-            at = self._after_weekend(at, incident_id)
+            at = self._after_weekend(at, incident_id, rng or self.rng)
         heapq.heappush(self.queue, Action(at, next(self._seq), incident_id, step, user))
 
-    def _after_weekend(self, at: datetime, incident_id: int) -> datetime:
+    def _after_weekend(self, at: datetime, incident_id: int, rng: random.Random) -> datetime:
         """Saturday or Sunday in the workspace's zone: the action waits until Monday morning."""
         if self.zone is None:
             return at
@@ -184,7 +245,7 @@ class People:
             return at
         monday = (local + timedelta(days=7 - local.weekday())).replace(hour=8, minute=0, second=0, microsecond=0)
         self.waited.setdefault(self._keys.get(incident_id, f"INC-{incident_id}"), at)
-        return (monday + timedelta(minutes=self.rng.randint(0, 90))).astimezone(at.tzinfo)
+        return (monday + timedelta(minutes=rng.randint(0, 90))).astimezone(at.tzinfo)
 
     def next_at(self) -> datetime | None:
         return self.queue[0].at if self.queue else None
@@ -228,18 +289,31 @@ class People:
                 self._sev1_scheduled.add(incident_id)
                 self._sev1_seen.add(story.key)
                 rng = random.Random(f"passer-by:{self._seed}:{story.playbook}") if story.playbook else self.rng
-                self._schedule(self._noticed(now, rng), incident_id, "sev1", self._lead())
-            if not self.responders or playbook != self.runbook.name:
-                continue  # the responders work the default playbook's milestones; the others' people are not simulated
+                book = self.books.get(story.playbook)
+                self._schedule(
+                    self._noticed(now, rng), incident_id, "sev1", self._lead(book), self._streams_of(story.playbook)[0]
+                )
+            other = playbook != self.runbook.name
+            if not self.responders or (other and playbook not in self.books):
+                continue  # nobody simulates a playbook the run was not given
+            rng, minds = self._streams_of(playbook if other else "")
             if plan is None:
                 truth = story.truth if story else suggested
-                plan = Plan(incident_id, story, self._owner(truth), trusts_suggestion=self.minds.random() < TRUSTING)
+                book = self.books.get(playbook) if other else None
+                plan = Plan(
+                    incident_id,
+                    story,
+                    self._owner(truth, book),
+                    trusts_suggestion=minds.random() < TRUSTING,
+                    playbook=playbook if other else "",
+                )
                 self.plans[incident_id] = plan
-                self._schedule(now + self._first_reaction(), incident_id, "triage", plan.user)
+                self._schedule(now + self._first_reaction(rng), incident_id, "triage", plan.user, rng)
             else:  # a resolved flake came back: work it again
                 plan.done = False
                 plan.rounds += 1
-                self._schedule(now + self._first_reaction(), incident_id, "triage", plan.user)
+                plan.awaited = 0
+                self._schedule(now + self._first_reaction(rng), incident_id, "triage", plan.user, rng)
 
     def _noticed(self, now: datetime, rng: random.Random) -> datetime:
         """When the passer-by sees the card: within the hour by day, the next morning by night."""
@@ -248,13 +322,14 @@ class People:
         morning = now if now.hour < 8 else now + timedelta(days=1)
         return morning.replace(hour=8, minute=30, second=0, microsecond=0) + timedelta(minutes=rng.randint(0, 60))
 
-    def _first_reaction(self) -> timedelta:
-        if self.rng.random() < 0.25:
-            return timedelta(minutes=self.rng.randint(22, 55))  # after the 20-minute rule fired
-        return timedelta(minutes=self.rng.randint(3, 17))
+    def _first_reaction(self, rng: random.Random | None = None) -> timedelta:
+        rng = rng or self.rng
+        if rng.random() < 0.25:
+            return timedelta(minutes=rng.randint(22, 55))  # after the 20-minute rule fired
+        return timedelta(minutes=rng.randint(3, 17))
 
-    def _later(self, lo: float, hi: float) -> timedelta:
-        return timedelta(minutes=self.rng.uniform(lo, hi))
+    def _later(self, lo: float, hi: float, rng: random.Random | None = None) -> timedelta:
+        return timedelta(minutes=(rng or self.rng).uniform(lo, hi))
 
     # -- acting -----------------------------------------------------------------------------------
 
@@ -293,6 +368,9 @@ class People:
         if incident.status != "open":
             plan.done = True
             return
+        if plan.playbook:
+            self._work(action.step, now, plan, incident, self.books[plan.playbook])
+            return
         story = plan.story
         if action.step == "triage":
             if incident.assignee is None:
@@ -305,7 +383,7 @@ class People:
                 self._log(now, user, key, "marked it SEV-1 (/triage severity)", answer, shown)
             truth = story.truth.value if story else (incident.suggested_class or FailureClass.INFRA_CI.value)
             if incident.failure_class is None:
-                self._classify(now, plan, incident, truth)
+                self._classify(now, plan, incident, truth, self.runbook, self.minds)
             elif incident.failure_class != truth and incident.class_source != "contract":
                 answer = self.command(user, incident.channel, f"classify {key} {truth}")
                 self._log(now, user, key, f"reclassified it {truth}", answer)
@@ -342,9 +420,139 @@ class People:
             else:
                 plan.done = True
 
-    def _classify(self, now: datetime, plan: Plan, incident: Incident, truth: str) -> None:
+    # -- another playbook's people ----------------------------------------------------------------
+
+    @staticmethod
+    def _script(book: Runbook) -> tuple[list[str], str, str | None]:
+        """From the playbook's policy.yml: the milestones people post by hand, in order (not the one
+        its green runs reach, not the resolving one), the one the fix lands at, and the one the bot
+        reaches from green runs (None: no validation by evidence)."""
+        rule = book.policy.validation
+        awaits = rule.reaches if rule is not None else None
+        steps = [m.key for m in book.milestones if not m.resolves and m.key != awaits]
+        if rule is not None and rule.after in steps:
+            fix_at = rule.after
+        else:
+            fix_at = "fix_merged" if "fix_merged" in steps else (steps[-1] if steps else "")
+        return steps, fix_at, awaits
+
+    def _record(self, milestone: Milestone, plan: Plan, incident: Incident) -> tuple[str, list[str]]:
+        """What a person types after ``/triage status INC-n <milestone>``: the note (the first field
+        the milestone asks for, or a few words) and the other fields as quoted key=value words."""
+        story = plan.story
+        first = story.results[0] if story and story.results else {}
+        words = {
+            "pr": str(4000 + (incident.id or 0)),
+            "repository": incident.repository or "acme/app",
+            "test": str(first.get("testName") or incident.test_identity or incident.key),
+            "command": str(first.get("command") or "the failing check"),
+        }
+        values: dict[str, str] = {}
+        for ask in milestone.asks:
+            if ask.key == ROOT_CAUSE:
+                values[ask.key] = story.root_cause if story else "root cause found and fixed"
+            elif ask.key in FIELD_WORDS:
+                values[ask.key] = FIELD_WORDS[ask.key].format(**words)
+            elif not ask.optional:
+                values[ask.key] = f"{ask.label}: see the incident thread"
+        if not values:
+            return shlex.quote(MILESTONE_WORDS.get(milestone.key, milestone.label.lower())), []
+        note_key = next(iter(values))
+        note = values.pop(note_key)
+        return shlex.quote(note), [f"{key}={shlex.quote(value)}" for key, value in values.items()]
+
+    def _work(self, step: str, now: datetime, plan: Plan, incident: Incident, book: Runbook) -> None:
+        """One step of another playbook's incident, through its own milestones (see the module text)."""
+        rng, minds = self._streams_of(plan.playbook)
+        key, user, story = incident.key, plan.user, plan.story
+        steps, fix_at, awaits = self._script(book)
+        truth = story.truth.value if story else (incident.suggested_class or next(iter(book.classes), ""))
+
+        def then(following: str) -> None:
+            name = following.removeprefix(OTHER)
+            gap = (
+                (120, 480)
+                if name == fix_at
+                else (60, 240)
+                if following == AWAIT
+                else (10, 60)
+                if following == "resolve"
+                else (20, 90)
+            )
+            self._schedule(now + self._later(*gap, rng), incident.id or 0, following, user, rng)
+
+        def after(milestone: str | None) -> str:
+            at = steps.index(milestone) + 1 if milestone in steps else 0
+            if milestone is not None and milestone not in steps:  # the validation milestone: done
+                return "resolve"
+            if at < len(steps):
+                return OTHER + steps[at]
+            return AWAIT if awaits else "resolve"
+
+        if step == "triage":
+            if incident.assignee is None:
+                self._log(
+                    now, user, key, "acknowledged it (card button)", self.click(user, incident, card_ids.ACTION_ACK)
+                )
+            sev1 = story is not None and story.kind == SEV1 and "SEV-1" in book.policy.severities
+            if sev1 and incident.severity != "SEV-1":
+                shown = self.suggestion_shown(incident)[0]
+                answer = self.command(user, incident.channel, f"severity {key} SEV-1")
+                self._log(now, user, key, "marked it SEV-1 (/triage severity)", answer, shown)
+            if incident.failure_class is None:
+                self._classify(now, plan, incident, truth, book, minds)
+            elif incident.failure_class != truth and incident.class_source != "contract":
+                answer = self.command(user, incident.channel, f"classify {key} {truth}")
+                self._log(now, user, key, f"reclassified it {truth}", answer)
+            route = book.class_route(truth)
+            # seed 003's triage step 3: create the incident issue (unless a SEV-1 already did)
+            needs_bead = route is not None and route.bead_before_resolve and not route.files_bead
+            if needs_bead and self._incident(incident.id or 0).bead_state in ("none", "failed"):
+                self._log(now, user, key, "asked for the bead", self.command(user, incident.channel, f"bead {key}"))
+            then(after(incident.milestone if plan.rounds < 2 and incident.milestone in steps else None))
+        elif step == "reclassify":
+            if incident.failure_class not in (None, truth) and incident.class_source != "contract":
+                answer = self.command(user, incident.channel, f"classify {key} {truth}")
+                self._log(now, user, key, f"reclassified it {truth}", answer)
+        elif step.startswith(OTHER):
+            milestone = book.milestone(step.removeprefix(OTHER))
+            assert milestone is not None
+            note, named = self._record(milestone, plan, incident)
+            answer = self.command(user, incident.channel, " ".join(["status", key, milestone.key, *named, note]))
+            self._log(now, user, key, f"posted milestone {milestone.key}", answer)
+            if milestone.key == fix_at and story is not None and not (story.kind == FLAKE and plan.rounds < 2):
+                self.traffic.fix(story.key)  # the fix holds: CI stops failing (a flake's first fix does not)
+            then(after(milestone.key))
+        elif step == AWAIT:
+            reached = [m.key for m in book.milestones]
+            known = incident.milestone in reached and awaits in reached
+            if known and reached.index(incident.milestone or "") >= reached.index(awaits or ""):
+                then("resolve")  # the green runs reached it: the bot posted it in the thread
+                return
+            plan.awaited += 1
+            # no green run yet (a weekend, a flake failing again): look again later, then say it by hand
+            if plan.awaited < AWAIT_TRIES:
+                self._schedule(now + self._later(180, 480, rng), incident.id or 0, AWAIT, user, rng)
+            else:
+                then(OTHER + (awaits or ""))
+        elif step == "resolve":
+            milestone = book.policy.resolving
+            note, named = self._record(milestone, plan, incident)
+            answer = self.command(user, incident.channel, " ".join(["status", key, milestone.key, *named, note]))
+            self._log(now, user, key, "resolved it with the root cause", answer)
+            if "bead" in answer and "resolved" not in answer:
+                if incident.bead_state in ("none", "failed"):
+                    self._log(now, user, key, "asked for the bead", self.command(user, incident.channel, f"bead {key}"))
+                self._schedule(now + timedelta(minutes=30), incident.id or 0, "resolve", user, rng)
+            else:
+                plan.done = True
+
+    def _classify(
+        self, now: datetime, plan: Plan, incident: Incident, truth: str, book: Runbook, minds: random.Random
+    ) -> None:
         """The first classification: the card's confident suggestion confirmed with one click, or the
-        menu by hand (sometimes the wrong class first). A wrong one is put right minutes later."""
+        menu by hand (sometimes the wrong class first, among the playbook's own classes). A wrong one
+        is put right minutes later."""
         key, user = incident.key, plan.user
         suggested, confidence = self.suggestion_shown(incident)
         if plan.trusts_suggestion and suggested is not None and confidence is not None and confidence >= CONFIDENT:
@@ -353,13 +561,14 @@ class People:
             chosen = suggested
         else:
             chosen = truth
-            others = sorted(c for c in self.runbook.classes if c != truth)
-            if others and self.minds.random() < WRONG_FIRST:
-                chosen = self.minds.choice(others)
+            others = sorted(c for c in book.classes if c != truth)
+            if others and minds.random() < WRONG_FIRST:
+                chosen = minds.choice(others)
             answer = self.click(user, incident, card_ids.ACTION_CLASSIFY, option=chosen)
             self._log(now, user, key, f"classified it {chosen} (card menu)", answer, suggested)
         if chosen != truth:
-            self._schedule(now + timedelta(minutes=self.minds.uniform(3, 8)), incident.id or 0, "reclassify", user)
+            rng = self._streams_of(plan.playbook)[0] if plan.playbook else None
+            self._schedule(now + timedelta(minutes=minds.uniform(3, 8)), incident.id or 0, "reclassify", user, rng)
 
     def suggestion_shown(self, incident: Incident) -> tuple[str | None, float | None]:
         """The class and confidence the card in Slack offers to confirm (what the person reads)."""
