@@ -88,6 +88,8 @@ class Failure:
     alert: AlertSend | None = None  # an Alertmanager alert (its playbook's rule presets class and severity)
     playbook: Runbook | None = None  # whose failure it is: every expectation comes from this one's YAML
     channel: str = ""  # where routing.yml sends its card (its suite's channel, else the playbook's default)
+    # sends whose report GitHub refused to hand out (its outage): the bot only had it once a retry got it
+    delayed: set[datetime] = field(default_factory=set)
 
     @property
     def book(self) -> Runbook:
@@ -132,6 +134,7 @@ class World:
     def of(cls, run: SimulationRun, runbook: Runbook, playbooks: Sequence[Runbook] = ()) -> World:
         failures: dict[tuple[object, ...], Failure] = {}
         books = {p.name: p for p in playbooks}
+        refused = {run_id for _, run_id, _ in run.snapshot.github_refused}
         for sent in run.traffic.sent:
             # the playbook the traffic was written for, by its match rules and suites: its YAML alone
             # says what must happen to the run's failures
@@ -158,6 +161,8 @@ class World:
                         channel=_channel(book, sent.suite),
                     )
                 found.sent.append(sent.at)
+                if sent.run_id in refused:
+                    found.delayed.add(sent.at)
         for alert in run.alerts.firing() if run.alerts else []:
             book = books.get(alert.playbook) or runbook
             failures[("alert", alert.alertname)] = Failure(
@@ -184,6 +189,10 @@ class World:
             matching = [f for f in failures.values() if f.label == label.strip() and f.symptom in text]
             match = matching[0] if matching else None
             opened = max((t for t in match.sent if t <= _at(message)), default=None) if match else None
+            if match is not None and opened in match.delayed:
+                # its report reached the bot when a retry downloaded it (the fake GitHub keeps no time):
+                # the card's post is the moment the timed rule counts from
+                opened = _at(message)
             cards[incident] = Card(incident, message, match, opened)
         dms: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
         for message in run.snapshot.messages:
