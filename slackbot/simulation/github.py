@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -37,7 +37,10 @@ class FakeGitHubActions:
     """Workflow runs and their artifacts. ``downloads`` records each artifact handed out:
     (repository, run id, artifact name), what the outside checks see of the bot fetching a run."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        self.clock = clock
+        # (repository, run id) -> when its report was first handed out (virtual time, with a clock)
+        self.fetched_at: dict[tuple[str, str], datetime] = {}
         self.runs: dict[tuple[str, str], dict[str, Any]] = {}  # (repository, run id) -> the run object
         self.artifacts: dict[int, dict[str, Any]] = {}  # id -> {"repository", "run_id", "name", "data"}
         self.downloads: list[tuple[str, str, str]] = []
@@ -174,12 +177,14 @@ class FakeGitHubActions:
                 return Response(b"<Error><Code>AuthenticationFailed</Code></Error>", status_code=403)
             stored = self.artifacts[artifact_id]
             self.downloads.append((stored["repository"], stored["run_id"], stored["name"]))
+            if self.clock is not None:
+                self.fetched_at.setdefault((stored["repository"], stored["run_id"]), self.clock())
         return Response(stored["data"], media_type="application/zip")
 
 
 class FakeGitHubIssues:
-    def __init__(self) -> None:
-        self.actions = FakeGitHubActions()  # the same server: one GITHUB_API_URL
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        self.actions = FakeGitHubActions(clock)  # the same server: one GITHUB_API_URL
         self.issues: dict[str, dict[int, dict[str, Any]]] = {}  # repository -> number -> issue
         self.comments: dict[tuple[str, int], list[str]] = {}
         self.lock = threading.Lock()
@@ -248,8 +253,8 @@ class FakeGitHubIssues:
 
 
 @contextmanager
-def running_github_issues() -> Iterator[FakeGitHubIssues]:
-    fake = FakeGitHubIssues()
+def running_github_issues(clock: Callable[[], datetime] | None = None) -> Iterator[FakeGitHubIssues]:
+    fake = FakeGitHubIssues(clock)
     actions = fake.actions
     base = "/repos/{owner}/{name}/issues"
     runs = "/repos/{owner}/{name}/actions/runs/{run_id:int}"

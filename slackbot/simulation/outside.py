@@ -88,8 +88,9 @@ class Failure:
     alert: AlertSend | None = None  # an Alertmanager alert (its playbook's rule presets class and severity)
     playbook: Runbook | None = None  # whose failure it is: every expectation comes from this one's YAML
     channel: str = ""  # where routing.yml sends its card (its suite's channel, else the playbook's default)
-    # sends whose report GitHub refused to hand out (its outage): the bot only had it once a retry got it
-    delayed: set[datetime] = field(default_factory=set)
+    # sends whose report GitHub refused to hand out (its outage): the bot only had it once a retry got
+    # it, at the time the fake GitHub handed the report out (send -> that time)
+    delayed: dict[datetime, datetime] = field(default_factory=dict)
 
     @property
     def book(self) -> Runbook:
@@ -134,7 +135,7 @@ class World:
     def of(cls, run: SimulationRun, runbook: Runbook, playbooks: Sequence[Runbook] = ()) -> World:
         failures: dict[tuple[object, ...], Failure] = {}
         books = {p.name: p for p in playbooks}
-        refused = {run_id for _, run_id, _ in run.snapshot.github_refused}
+        refused = {(repo, run_id) for repo, run_id, _ in run.snapshot.github_refused}
         for sent in run.traffic.sent:
             # the playbook the traffic was written for, by its match rules and suites: its YAML alone
             # says what must happen to the run's failures
@@ -161,8 +162,9 @@ class World:
                         channel=_channel(book, sent.suite),
                     )
                 found.sent.append(sent.at)
-                if sent.run_id in refused:
-                    found.delayed.add(sent.at)
+                where = (str(sent.report["run"]["repository"]), sent.run_id)
+                if where in refused and where in run.snapshot.github_fetched_at:
+                    found.delayed[sent.at] = run.snapshot.github_fetched_at[where]
         for alert in run.alerts.firing() if run.alerts else []:
             book = books.get(alert.playbook) or runbook
             failures[("alert", alert.alertname)] = Failure(
@@ -190,9 +192,9 @@ class World:
             match = matching[0] if matching else None
             opened = max((t for t in match.sent if t <= _at(message)), default=None) if match else None
             if match is not None and opened in match.delayed:
-                # its report reached the bot when a retry downloaded it (the fake GitHub keeps no time):
-                # the card's post is the moment the timed rule counts from
-                opened = _at(message)
+                # its report reached the bot when a retry downloaded it: the timed rule counts from
+                # then (the card's post may come later still, behind a paced or rate-limited lane)
+                opened = match.delayed[opened]
             cards[incident] = Card(incident, message, match, opened)
         dms: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
         for message in run.snapshot.messages:
@@ -553,18 +555,24 @@ def check_run_escalations(run: SimulationRun, world: World) -> Check:
         if message.channel.startswith("D") and "failed across several scenario classes" in message.text:
             run_id = message.text.split("|", 1)[-1].split(">", 1)[0].rsplit("#", 1)[-1]
             posted[(message.channel[1:], run_id)].append(_at(message))
+    refused = {(repo, run_id) for repo, run_id, _ in run.snapshot.github_refused}
     for sent in run.traffic.sent:
         book = books.get(sent.playbook) or world.runbook
         threshold, target_class = book.policy.multi_prefix_threshold, book.run_escalation_class
         if target_class is None or threshold is None or len(sent.prefixes) < threshold:
             continue
+        # A run whose report GitHub's outage held back reached the bot when the fake GitHub handed
+        # the report out at last: the page is due from then (never = from the send, and late).
+        where = (str(sent.report["run"]["repository"]), sent.run_id)
+        arrived = run.snapshot.github_fetched_at.get(where, sent.at) if where in refused else sent.at
         for user in sorted(world.users(book, ["escalation"], target_class)):
             check.examined(book.name)
             got = posted.get((user, sent.run_id), [])
-            if len(got) != 1 or not sent.at <= got[0] <= sent.at + ARRIVAL:
+            if len(got) != 1 or not arrived <= got[0] <= arrived + ARRIVAL:
+                held = f", its report held back by GitHub until {_when(arrived)}" if arrived != sent.at else ""
                 check.violations.append(
-                    f"run {sent.run_id} ({_when(sent.at)}) failed across {', '.join(sorted(sent.prefixes))}: "
-                    f"<@{user}> should have been paged once by {_when(sent.at + ARRIVAL)}, got "
+                    f"run {sent.run_id} ({_when(sent.at)}{held}) failed across {', '.join(sorted(sent.prefixes))}: "
+                    f"<@{user}> should have been paged once by {_when(arrived + ARRIVAL)}, got "
                     f"{', '.join(map(_when, got)) or 'nothing'}"
                 )
     return check

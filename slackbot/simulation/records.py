@@ -99,6 +99,8 @@ class Snapshot:
     github_downloads: list[tuple[str, str, str]] = field(default_factory=list)
     # (repository, run id, HTTP status) of each request GitHub's outage refused, in order
     github_refused: list[tuple[str, str, int]] = field(default_factory=list)
+    # (repository, run id) -> when the fake GitHub first handed out the run's report (virtual time)
+    github_fetched_at: dict[tuple[str, str], datetime] = field(default_factory=dict)
 
     def top_level(self, channel: str | None = None) -> list[SnapMessage]:
         return [m for m in self.messages if m.thread_ts in (None, m.ts) and channel in (None, m.channel)]

@@ -259,7 +259,7 @@ class World:
         self.emulator = SlackEmulator(clock=lambda: self.clock.now().timestamp())
         stack.enter_context(self.emulator)
         self.pagerduty: FakePagerDuty = stack.enter_context(running_pagerduty(clock=self.clock.now))
-        self.github: FakeGitHubIssues = stack.enter_context(running_github_issues())
+        self.github: FakeGitHubIssues = stack.enter_context(running_github_issues(self.clock.now))
         self.beads_dir, self.bd = _init_beads(workdir)
         self.bd_link = self.bd.link
         self.database_url = config.database_url or f"sqlite:///{workdir / 'simulation.db'}"
@@ -587,6 +587,7 @@ def capture(world: World) -> Snapshot:
         github_issues=world.github.all_issues(),
         github_downloads=world.github.actions.downloaded(),
         github_refused=world.github.actions.refusals(),
+        github_fetched_at=dict(world.github.actions.fetched_at),
     )
 
 

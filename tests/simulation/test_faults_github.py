@@ -44,7 +44,15 @@ def test_runs_that_met_githubs_outages_were_downloaded_later_and_got_their_cards
     met = {(repo, run_id) for repo, run_id, _ in refused}
     assert met <= {(repo, run_id) for repo, run_id, _ in run.snapshot.github_downloads}
     assert {o.params["run"] for o in outages} <= {run_id for _, run_id in met}
+    # the retries got each report soon after GitHub came back: within the outbox's longest backoff
+    # (300 s, jittered) of a 5xx outage's end, at the rate limit's reset
+    for outage in outages:
+        where = next(m for m in met if m[1] == outage.params["run"])
+        assert outage.until is not None
+        assert outage.until <= run.snapshot.github_fetched_at[where] <= outage.until + timedelta(minutes=7)
     checks = {c.key: c for c in one_day.checks}
+    # the timed rule and the run escalations count from when the bot could read the report
+    assert checks["timed_rule"].passed and checks["run_escalations"].passed, checks["timed_rule"].violations
     github = checks["github_outage"]
     assert github.passed and github.checked == len(met), github.violations
     assert f"({len(met)} runs met the outage)" in github.promise
