@@ -34,7 +34,7 @@ SOURCE_ROOT = PACKAGE.parent  # the directory holding slackbot/ (and handlers/ i
 @dataclass(frozen=True)
 class Mutant:
     name: str
-    area: str  # escalation, timer, paging, grouping, contract, bead
+    area: str  # escalation, timer, paging, routing, grouping, contract, bead
     bug: str  # what the planted bug does, in words
     edits: tuple[tuple[str, str, str], ...]  # (file under slackbot/, old text, new text)
 
@@ -212,6 +212,32 @@ MUTANTS: tuple[Mutant, ...] = (
                 "incidents/core.py",
                 '    if rule.file_bead:\n        beads.auto_file(incident, turn.effects, "severity")',
                 '    if rule.file_bead and False:\n        beads.auto_file(incident, turn.effects, "severity")',
+            ),
+        ),
+    ),
+    Mutant(
+        "failed-step-pages-nobody",
+        "paging",
+        "a runbook step marked Failed escalates on the card but pages nobody (no DM, no PagerDuty)",
+        (
+            (
+                "incidents/checklists.py",
+                "targets_for(playbook, incident, failed_step_roles(playbook)),",
+                "[],",
+            ),
+        ),
+    ),
+    Mutant(
+        "playbook-cards-to-default-channel",
+        "routing",
+        "cards of every playbook but the default one go to the workspace's default channel, not their routing's",
+        (
+            (
+                "incidents/opening.py",
+                '"channel": playbook.channel_for_suite(opening.suite),',
+                '"channel": playbook.channel_for_suite(opening.suite)\n'
+                "        if playbook.name == playbook.workspace.default\n"
+                "        else playbook.workspace.default_channel,",
             ),
         ),
     ),
