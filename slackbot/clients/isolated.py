@@ -25,11 +25,16 @@ import asyncio
 import gc
 import logging
 import multiprocessing
+import os
 import pickle
+import threading
 import time
 from collections.abc import Callable
+from multiprocessing import forkserver, spawn
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
+
+from slackbot.clients import forkserver_main
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,7 @@ MEMORY_LIMIT_BYTES = 2 * 1024 * 1024 * 1024
 PRELOAD = ["slackbot.sources.junit", "slackbot.sources.report", "slackbot.sources.artifact_reader"]
 
 _context: Any = None
+_starting = threading.Lock()
 
 
 def preload(*modules: str) -> None:
@@ -57,10 +63,19 @@ class ParseFailed(ValueError):
 
 def _forkserver() -> Any:
     global _context
-    if _context is None:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(list(PRELOAD))
-        _context = context
+    with _starting:
+        if _context is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([forkserver_main.__name__, *PRELOAD])
+            main_path = spawn.get_preparation_data("ignore").get("init_main_from_path")
+            # Only the forkserver reads it (slackbot.clients.forkserver_main): set while it starts.
+            if main_path:
+                os.environ[forkserver_main.MAIN_ENV] = f"{os.getpid()}:{main_path}"
+            try:
+                forkserver.ensure_running()
+            finally:
+                os.environ.pop(forkserver_main.MAIN_ENV, None)
+            _context = context
     return _context
 
 
