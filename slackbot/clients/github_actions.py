@@ -13,6 +13,7 @@ from urllib.parse import quote, urljoin
 import httpx
 
 from slackbot.clients.artifacts import MB, UnsafeArchive
+from slackbot.clients.tls import tls_context
 from slackbot.clock import Clock
 
 MAX_DOWNLOAD_BYTES = 50 * MB
@@ -66,9 +67,9 @@ class GitHubActions:
         self.max_download_bytes = max_download_bytes
         self.per_page = per_page
         self.download_seconds = download_seconds
-        # Loading the CA bundle takes 20-100 ms in one C call: done once here, at start, and not on
-        # the event loop for every request (a new client per call would load it each time).
-        self._tls = httpx.create_ssl_context()
+        # Loading the CA bundle takes 20-100 ms in one C call: done once per process, not on the
+        # event loop for every request (a new client per call would load it each time).
+        self._tls = tls_context()
 
     def _headers(self) -> dict[str, str]:
         headers = {

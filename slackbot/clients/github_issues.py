@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from slackbot.clients.tls import tls_context
 from slackbot.clients.tracker import Bead, BeadRequest, TrackerError
 
 API_VERSION = "2022-11-28"
@@ -130,7 +131,7 @@ class GitHubIssuesTracker:
         self.repository = repository
         self._token = token
         self._own_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._client = client or httpx.AsyncClient(timeout=timeout, verify=tls_context())
 
     def __repr__(self) -> str:  # never show the token
         return f"GitHubIssuesTracker(api_url={self.api_url!r}, repository={self.repository!r})"

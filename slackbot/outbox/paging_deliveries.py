@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from slackbot.clients.tls import tls_context
 from slackbot.config import PageTarget, Playbook, Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, OutboxItem, Run
@@ -51,7 +52,7 @@ class PagingDeliveries:
         self.playbooks = playbooks
         self.pagerduty_url = pagerduty_url
         self.public_url = public_url.rstrip("/")
-        self.http = http or httpx.AsyncClient(timeout=10)
+        self.http = http or httpx.AsyncClient(timeout=10, verify=tls_context())
 
     def handlers(self) -> dict[str, Handler]:
         return {
