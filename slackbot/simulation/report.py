@@ -83,7 +83,7 @@ def numbers(run: SimulationRun, facts: Facts) -> dict[str, Any]:
             "responders": run.config.responders,
             "faults": run.config.faults,
         },
-        "ci": run.traffic.counts(),
+        "ci": {**run.traffic.counts(), "by_door": door_counts(run.traffic.sent, run.ingest_answers)},
         "bot": {
             "incidents": len(incidents),
             "incidents_by_class": dict(Counter(i.failure_class or "unclassified" for i in incidents)),

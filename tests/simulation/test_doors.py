@@ -70,6 +70,7 @@ def test_every_door_carries_failures_and_the_outside_check_examines_each(two_day
     everything = door_counts(run.traffic.sent, run.ingest_answers)
     assert "GitHub `workflow_run` webhook with the report artifact " + str(everything["github"]) in line
     assert "a person's triage reaction " + str(everything["reaction"]) in line
+    assert two_days.figures["ci"]["by_door"] == everything  # the --json report carries the same counts
     # the fetching doors' artifacts were downloaded from the fake GitHub, each run once
     fetched = [r for r in failing if door_counts([r], run.ingest_answers).keys() & set(FETCHING_DOORS)]
     downloads = [(repo, run_id) for repo, run_id, _ in run.snapshot.github_downloads]
