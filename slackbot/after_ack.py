@@ -21,6 +21,12 @@ apart, with the acks first:
 - **Answers beside.** Ephemeral answers (``AfterAck.spawn``) go out as tasks of their own, gated the
   same way, so a slow response URL never delays a change or an ack. They are not durable: a crash
   can lose a reply, never a change. ``close`` sends what is pending before the process stops.
+- **Bounded.** A read (``/triage list``) holds a place in line until its answer is sent. Under a
+  flood that outlasts the bound the line grew without end (16,405 answers still queued after a
+  30 s bench run), each waiter a live task, and the acks slowed round after round as the
+  collector walked them. Past ``backlog`` waiting reads, a new read is answered in its ack that the
+  bot is busy (``busy``): a read lost nothing by being refused, and asking again costs one command.
+  Changes are never refused this way: they are recorded durably before the ack.
 """
 
 from __future__ import annotations
@@ -94,9 +100,10 @@ class AckFirst:
 class AfterAck:
     """Answers to Slack (ephemeral replies) sent as tasks of their own, ack-first."""
 
-    def __init__(self, gate: AckFirst, *, at_once: int = 4) -> None:
+    def __init__(self, gate: AckFirst, *, at_once: int = 4, backlog: int = 200) -> None:
         self.gate = gate
         self.at_once = at_once
+        self.backlog = backlog
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps weak ones
         self._waiting: deque[tuple[float, asyncio.Future[None]]] = deque()
@@ -110,6 +117,16 @@ class AfterAck:
             self._loop, self._tasks, self._waiting, self._running = loop, set(), deque(), 0
             self._freed, self._releasing = asyncio.Event(), None
         return loop
+
+    @property
+    def waiting(self) -> int:
+        """How many pieces of work wait for their place in line now."""
+        return len(self._waiting) if self._loop is asyncio.get_running_loop() else 0
+
+    @property
+    def busy(self) -> bool:
+        """The line is full: a read asked for now should be told to ask again instead of waiting."""
+        return self.waiting >= self.backlog
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:

@@ -66,7 +66,8 @@ class Runtime:
         if self.slack is not None:
             self.metrics.instrument_slack(self.slack)
         self.after_ack = AfterAck(
-            AckFirst(quiet=self.settings.after_ack_quiet, max_delay=self.settings.after_ack_max_delay)
+            AckFirst(quiet=self.settings.after_ack_quiet, max_delay=self.settings.after_ack_max_delay),
+            backlog=self.settings.after_ack_backlog,
         )
         self.responders = Responders(self.playbooks.workspace.responders, self.slack, self.clock)
         # What Slack interactions ask for: recorded before the ack, applied after it (the lifespan runs it).

@@ -88,6 +88,15 @@ class Settings(BaseSettings):
         alias="TRIAGE_AFTER_ACK_QUIET",
         description="seconds without Slack requests after which recorded changes are applied (acks go first)",
     )
+    after_ack_backlog: int = Field(
+        default=200,
+        ge=1,
+        alias="TRIAGE_AFTER_ACK_BACKLOG",
+        description=(
+            "reads (/triage list, show, stats ...) that may wait for their answer while Slack requests keep "
+            "arriving; past it a read is answered at once that the bot is busy (changes are never refused)"
+        ),
+    )
     inbox_poll: float = Field(
         default=1.0,
         gt=0,

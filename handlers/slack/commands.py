@@ -67,6 +67,9 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
         if request.changes:
             await answer(request, respond)
             return
+        if runtime.after_ack.busy:  # a flood of reads: refuse this one in its ack (slackbot.after_ack)
+            await request.ack(replies.busy(runtime.after_ack.waiting, request.text))
+            return
         await request.ack()
         # A read's query, rendering and answer are work after its ack like a change's: they wait
         # for Slack requests to pause (bounded, slackbot.after_ack), so a burst of commands is
@@ -102,10 +105,10 @@ class Received:
         self.changes = self.text.strip().split(" ", 1)[0].lower() in CHANGING
         self._ack: AsyncAck | None = ack
 
-    async def ack(self) -> None:
+    async def ack(self, text: str | None = None) -> None:
         if self._ack is not None:
             ack, self._ack = self._ack, None
-            await ack()
+            await (ack(text=text) if text else ack())
 
 
 CURRENT: ContextVar[Received] = ContextVar("triage_request")

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from slackbot.config import ChoiceError, Playbook, Playbooks
 from slackbot.db.models import Incident, TimelineEvent
-from slackbot.domain.ids import identity
+from slackbot.domain.ids import echo, identity
 from slackbot.slack.escape import code, escape, slack_date
 from slackbot.slack.lease import lease_line
 from slackbot.slack.suspects import suspect_lines
@@ -223,3 +223,12 @@ def owners_text(playbook: Playbook, topic: str | None) -> str:
 def usage_lines() -> list[str]:
     """The ``/triage`` subcommands as lines, for the published runbook (so it lists exactly these)."""
     return [f"`{usage}`" + (f" — {what}" if what else "") for usage, what in COMMANDS]
+
+
+def busy(waiting: int, asked: str) -> str:
+    """The ack of a read refused under a flood (slackbot.after_ack): what happened, what to do."""
+    again = code(echo("/triage " + " ".join(asked.split()), limit=60))
+    return (
+        f":hourglass: triagebot is answering {waiting} requests ahead of yours right now, so it did not "
+        f"take this one. Nothing was changed. Ask again in a few seconds: {again}"
+    )
