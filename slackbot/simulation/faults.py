@@ -31,6 +31,7 @@ SLACK_5XX = "slack_5xx"
 BD_OUTAGE = "bd_outage"
 PAGERDUTY_OUTAGE = "pagerduty_outage"
 GITHUB_OUTAGE = "github_outage"
+GITHUB_ISSUES_OUTAGE = "github_issues_outage"
 CRASH = "crash"
 
 # crash points
@@ -62,6 +63,8 @@ class FaultTargets(Protocol):
     def set_pagerduty_down(self, down: bool) -> None: ...
 
     def set_github_outage(self, status: int | None, reset: datetime | None) -> None: ...
+
+    def arm_github_issues_outage(self, minutes: int | None, status: int) -> None: ...
 
 
 @dataclass
@@ -97,6 +100,7 @@ class FaultPlan:
             self._plan(traffic)
             # its own RNG: the faults planned before GitHub's outages keep their seed's draws
             self._plan_github(traffic, random.Random(f"faults:github:{seed}"))
+            self._plan_github_issues(traffic, random.Random(f"faults:github-issues:{seed}"))
         self.faults.sort(key=lambda f: f.at)
 
     # -- planning ---------------------------------------------------------------------------------
@@ -219,6 +223,20 @@ class FaultPlan:
                 minutes=minutes,
             )
 
+    def _plan_github_issues(self, traffic: Traffic, rng: random.Random) -> None:
+        """The Issues API, where playbooks file their beads as GitHub issues: armed from the start,
+        it begins with the first issue GitHub files (whose answer it loses) and lasts its minutes."""
+        minutes = rng.randint(30, 90)
+        self._add(
+            GITHUB_ISSUES_OUTAGE,
+            traffic.schedule[0].at,
+            None,
+            f"GitHub's Issues API loses the answer to the first issue it files, then answers HTTP 503 for "
+            f"{minutes} minutes",
+            status=503,
+            minutes=minutes,
+        )
+
     def before_send(self, run: CiRun, now: datetime, world: FaultTargets) -> None:
         """CI is about to send ``run``: an armed GitHub outage begins if it takes the webhook."""
         if run.door != "github" or not run.failures:
@@ -265,6 +283,8 @@ class FaultPlan:
                 self._end(fault, world)
             elif not fault.started:
                 fault.started = fault.ended = True  # never happened: the report says so
+            elif fault.kind == GITHUB_ISSUES_OUTAGE:
+                world.arm_github_issues_outage(None, 0)  # armed and not begun: it never will
         self._armed = None
 
     def _start(self, fault: Fault, world: FaultTargets, now: datetime) -> None:
@@ -277,6 +297,8 @@ class FaultPlan:
             world.set_pagerduty_down(True)
         elif fault.kind == GITHUB_OUTAGE:
             pass  # armed: it begins with the next run through the webhook (before_send)
+        elif fault.kind == GITHUB_ISSUES_OUTAGE:
+            world.arm_github_issues_outage(fault.params["minutes"], fault.params["status"])
         elif fault.kind == CRASH and self._armed is None:
             self._armed = fault
         elif fault.kind == CRASH:  # one crash at a time: this one is armed a little later
@@ -338,6 +360,26 @@ class FaultPlan:
             f"- **GitHub down** ({windows}). GitHub refused {len(refused)} requests about {len(runs)} runs; the bot "
             f"retried each run's download and {later} of them were downloaded once GitHub was back."
         ]
+
+
+def github_issue_lines(
+    faults: FaultPlan, outages: list[tuple[datetime, datetime]], refused: list[tuple[str, str, int]]
+) -> list[str]:
+    """The report's line on the Issues API outage: when it was down, and what it refused."""
+    planned = faults.by_kind(GITHUB_ISSUES_OUTAGE)
+    if not planned:
+        return []
+    if not outages:
+        return [
+            f"- **GitHub's Issues API outage planned but not reached:** {planned[0].description} (no issue was filed)."
+        ]
+    windows = "; ".join(f"{began:%a %d %b %H:%M} to {ended:%H:%M}" for began, ended in outages)
+    lost = [what for _, what, status in refused if status == 502]
+    return [
+        f"- **GitHub's Issues API down** ({windows}): it filed {len(lost)} issue{'s' if len(lost) != 1 else ''} and "
+        f"lost the answer ({', '.join(repr(w[:60]) for w in lost)}), then refused {len(refused) - len(lost)} requests; "
+        "the github_issues_outage check judges what GitHub holds afterwards."
+    ]
 
 
 def _describe_post(kwargs: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -189,6 +189,52 @@ class FakeGitHubIssues:
         self.comments: dict[tuple[str, int], list[str]] = {}
         self.lock = threading.Lock()
         self.url = ""
+        self.clock = clock
+        self._armed: tuple[int, int] | None = None  # (minutes, status) of the outage the next create begins
+        self._down: tuple[datetime, int] | None = None  # until when, and with what status
+        # (repository, issue title or number, HTTP status) of each request the outage refused, in order
+        self.refused: list[tuple[str, str, int]] = []
+        self.outages: list[tuple[datetime, datetime]] = []  # (began, ended) in virtual time
+
+    def arm_outage(self, minutes: int | None, status: int = 503) -> None:
+        """The next issue GitHub creates begins an outage of the Issues API: GitHub files the
+        issue but the answer is lost (a 502 from its edge), and for ``minutes`` every Issues API
+        request is answered ``status``. The nasty case for a tracker client: a retry must find
+        the issue filed, not file a second one. None disarms an outage that has not begun."""
+        with self.lock:
+            self._armed = None if minutes is None or self.clock is None else (minutes, status)
+
+    def issue_refusals(self) -> list[tuple[str, str, int]]:
+        with self.lock:
+            return list(self.refused)
+
+    def issue_outages(self) -> list[tuple[datetime, datetime]]:
+        with self.lock:
+            return list(self.outages)
+
+    def _refuse(self, repo: str, what: str) -> HTMLResponse | None:
+        """GitHub's edge answer while the Issues API is out, else None."""
+        with self.lock:
+            down = self._down
+        if down is None or self.clock is None or self.clock() >= down[0]:
+            return None
+        return self._edge(repo, what, down[1])
+
+    def _edge(self, repo: str, what: str, status: int) -> HTMLResponse:
+        with self.lock:
+            self.refused.append((repo, what, status))
+        # GitHub's edge answers a 5xx with its HTML error page, not JSON
+        return HTMLResponse("<html><body><h1>Unicorn!</h1>No server is currently available.</body></html>", status)
+
+    def _begin_outage(self) -> bool:
+        """If an outage is armed, it begins now (the lock is held)."""
+        if self._armed is None or self.clock is None:
+            return False
+        minutes, status = self._armed
+        began = self.clock()
+        self._armed, self._down = None, (began + timedelta(minutes=minutes), status)
+        self.outages.append((began, began + timedelta(minutes=minutes)))
+        return True
 
     def all_issues(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -205,8 +251,11 @@ class FakeGitHubIssues:
             "html_url": f"https://github.com/{repo}/issues/{issue['number']}",
         }
 
-    async def issues_route(self, request: Request) -> JSONResponse:
+    async def issues_route(self, request: Request) -> Response:
         repo = self._repo(request)
+        refused = self._refuse(repo, "the issue list" if request.method == "GET" else "a new issue")
+        if refused is not None:
+            return refused
         if request.method == "GET":
             wanted = {x for x in request.query_params.get("labels", "").split(",") if x}
             with self.lock:
@@ -224,10 +273,16 @@ class FakeGitHubIssues:
                 "state": "open",
             }
             repo_issues[number] = issue
-            return JSONResponse(self._view(repo, issue), status_code=201)
+            lost = self._begin_outage()
+        if lost:  # filed, and the answer lost on the way back
+            return self._edge(repo, str(issue["title"]), 502)
+        return JSONResponse(self._view(repo, issue), status_code=201)
 
-    async def issue_route(self, request: Request) -> JSONResponse:
+    async def issue_route(self, request: Request) -> Response:
         repo, number = self._repo(request), int(request.path_params["number"])
+        refused = self._refuse(repo, f"#{number}")
+        if refused is not None:
+            return refused
         with self.lock:
             issue = self.issues.get(repo, {}).get(number)
             if issue is None:
@@ -242,8 +297,11 @@ class FakeGitHubIssues:
         with self.lock:
             return JSONResponse(self._view(repo, issue))
 
-    async def comments_route(self, request: Request) -> JSONResponse:
+    async def comments_route(self, request: Request) -> Response:
         repo, number = self._repo(request), int(request.path_params["number"])
+        refused = self._refuse(repo, f"#{number}")
+        if refused is not None:
+            return refused
         body = await request.json()
         with self.lock:
             if number not in self.issues.get(repo, {}):

@@ -885,11 +885,47 @@ def check_playbooks_examined(run: SimulationRun, world: World, checks: Sequence[
     return check
 
 
+def check_github_issues_outage(run: SimulationRun, world: World) -> Check:
+    """The issue GitHub filed while losing its answer, and every issue whose requests the outage
+    refused, exist once GitHub was back: once each, never a second issue for a retried filing."""
+    check = Check(
+        "github_issues_outage",
+        "Beads filed as GitHub issues while GitHub's Issues API lost answers and refused requests are in GitHub "
+        "once each after it was back (a retried filing found the issue it had already filed)",
+        0,
+    )
+    owners = {
+        route.github_repository: book.name
+        for book in world.playbooks
+        for route in book.routing.classes.values()
+        if route.tracker == "github" and route.github_repository
+    }
+    issues = run.snapshot.github_issues
+    for repo, what, status in dict.fromkeys(run.snapshot.github_issue_refused):
+        if what in ("a new issue", "the issue list"):
+            continue  # a request the bot repeats: judged by the issue it was about, below or in beads_from_policy
+        check.examined(owners.get(repo, world.runbook.name))
+        if what.startswith("#"):
+            found = [i for i in issues if i["repository"] == repo and f"#{i['number']}" == what]
+        else:  # the filing whose answer was lost: GitHub has it, and a retry must not file it again
+            found = [i for i in issues if i["repository"] == repo and i["title"] == what]
+        if len(found) != 1:
+            check.violations.append(
+                f"GitHub refused a request about {what!r} in {repo} (HTTP {status}); GitHub has {len(found)} "
+                "such issues afterwards, not 1"
+            )
+    began, refused = run.snapshot.github_issue_outages, run.snapshot.github_issue_refused
+    check.promise += f" ({len(began)} outage{'s' if len(began) != 1 else ''}, {len(refused)} requests refused)"
+    return check
+
+
 def check_outside(run: SimulationRun, runbook: Runbook, playbooks: Sequence[Runbook] = ()) -> list[Check]:
     world = World.of(run, runbook, playbooks or [runbook])
     checks = [check(run, world) for check in OUTSIDE_CHECKS]
     if run.faults.by_kind(GITHUB_OUTAGE):  # scheduled: a check that examined no run of it fails
         checks.append(check_github_outage(run, world))
+    if run.snapshot.github_issue_outages:  # it began: the issue it met must be examined
+        checks.append(check_github_issues_outage(run, world))
     checks += check_runbooks_end_to_end(run, world.playbooks)
     checks.append(check_playbooks_examined(run, world, checks))
     for check in checks:

@@ -101,6 +101,9 @@ class Snapshot:
     github_refused: list[tuple[str, str, int]] = field(default_factory=list)
     # (repository, run id) -> when the fake GitHub first handed out the run's report (virtual time)
     github_fetched_at: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    # (repository, issue title or #number, HTTP status) of each request the Issues API outage refused
+    github_issue_refused: list[tuple[str, str, int]] = field(default_factory=list)
+    github_issue_outages: list[tuple[datetime, datetime]] = field(default_factory=list)  # (began, ended)
 
     def top_level(self, channel: str | None = None) -> list[SnapMessage]:
         return [m for m in self.messages if m.thread_ts in (None, m.ts) and channel in (None, m.channel)]

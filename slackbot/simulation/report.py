@@ -22,7 +22,7 @@ from slackbot.clock import as_utc
 from slackbot.outbox.slack_deliveries import CARD_EVENT, POST_EVENT
 from slackbot.settings import DEFAULT_RUNBOOKS
 from slackbot.simulation.doors import DOOR_NAMES, door_counts
-from slackbot.simulation.faults import BD_OUTAGE, CRASH, PAGERDUTY_OUTAGE
+from slackbot.simulation.faults import BD_OUTAGE, CRASH, PAGERDUTY_OUTAGE, github_issue_lines
 from slackbot.simulation.invariants import Check, Facts
 from slackbot.simulation.records import SimulationRun
 from slackbot.simulation.traffic import KIND_LABELS, KINDS
@@ -704,6 +704,7 @@ def _fault_lines(result: SimulationResult, figures: dict[str, Any]) -> list[str]
             "and DM) does not go through PagerDuty and was not held up."
         )
     lines += run.faults.github_lines(run.snapshot.github_refused, run.snapshot.github_downloads)
+    lines += github_issue_lines(run.faults, run.snapshot.github_issue_outages, run.snapshot.github_issue_refused)
     for crash in faults["crashes"]:
         if crash["triggered_at"] is None:
             lines.append(f"- **Crash planned but not reached:** {crash['description']} (no such moment came).")

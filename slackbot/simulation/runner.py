@@ -301,6 +301,9 @@ class World:
     def set_github_outage(self, status: int | None, reset: datetime | None) -> None:
         self.github.actions.set_outage(status, reset)
 
+    def arm_github_issues_outage(self, minutes: int | None, status: int) -> None:
+        self.github.arm_outage(minutes, status)
+
 
 def _init_beads(workdir: Path) -> tuple[Path, BdSwitch]:
     """A real beads workspace driven by the bd double, reached through ``bin/bd`` (a link the
@@ -588,6 +591,8 @@ def capture(world: World) -> Snapshot:
         github_downloads=world.github.actions.downloaded(),
         github_refused=world.github.actions.refusals(),
         github_fetched_at=dict(world.github.actions.fetched_at),
+        github_issue_refused=world.github.issue_refusals(),
+        github_issue_outages=world.github.issue_outages(),
     )
 
 

@@ -111,3 +111,44 @@ def test_the_fake_github_refuses_as_github_does_and_the_bots_client_reads_when_t
             "integration-report"
         ]
         assert actions.refusals() == [("acme/dispatch", "41017", 502), ("acme/dispatch", "41017", 403)]
+
+
+def test_a_filing_whose_answer_github_lost_is_found_on_retry_not_filed_twice() -> None:
+    """The Issues API outage: GitHub files the issue and loses the answer, then answers 503 for its
+    minutes. The bot's GitHub tracker is told to retry (a 5xx is retryable); once GitHub is back,
+    the retried filing finds the issue by its fingerprint label instead of filing a second one."""
+    from slackbot.clients.github_issues import GitHubIssuesTracker
+    from slackbot.clients.tracker import BeadRequest, TrackerError
+
+    clock = FakeClock(AT)
+    request = BeadRequest(
+        title="Incident: CBDD.Tests.Storage.RecoveryTests::Recover_ReplaysCommittedWal",
+        body="WAL replay lost a committed page",
+        priority=0,
+        labels=("sev1",),
+        external_ref=None,
+        fingerprint="f" * 64,
+    )
+
+    async def scenario(url: str) -> tuple[list[str], str]:
+        told: list[str] = []
+        async with GitHubIssuesTracker(url, "simulated-token", "acme/cbdd") as tracker:
+            for _ in range(2):  # the lost answer, then the outage
+                with pytest.raises(TrackerError) as refused:
+                    await tracker.create(request)
+                assert refused.value.retryable
+                told.append(str(refused.value))
+            clock.advance(timedelta(minutes=31))
+            bead = await tracker.create(request)
+        return told, bead.id
+
+    with running_github_issues(clock.now) as github:
+        github.arm_outage(30, 503)
+        told, bead_id = asyncio.run(scenario(github.url))
+        issues = github.all_issues()
+        refused = github.issue_refusals()
+        outages = github.issue_outages()
+    assert [i["title"] for i in issues] == [request.title] and bead_id == "gh-1"
+    assert [status for _, _, status in refused] == [502, 503] and refused[0][1] == request.title
+    assert "502" in told[0] and "503" in told[1], told
+    assert outages == [(AT, AT + timedelta(minutes=30))]
