@@ -33,6 +33,7 @@ from slackbot.domain.changes import (
     SetSeverity,
 )
 from slackbot.domain.ids import echo
+from slackbot.history.store import incident_history
 from slackbot.inbox import Applied, Request
 from slackbot.incidents.digests import request_chart, stats_answer
 from slackbot.reads.queries import QueryError, first_incidents, get_incident, parse_incident_key
@@ -199,7 +200,11 @@ class TriageCommand:
 
         def work() -> str:
             view = self.runtime.card_view(incident_id)
-            return replies.incident_detail(view.incident, view.playbook, [(p.description, p.at) for p in view.pending])
+            with session_scope(self.runtime.engine) as session:
+                found = incident_history(session, view.incident)
+            history = (found[0], found[1].as_json()) if found else None
+            pending = [(p.description, p.at) for p in view.pending]
+            return replies.incident_detail(view.incident, view.playbook, pending, history)
 
         return await asyncio.to_thread(work), False
 

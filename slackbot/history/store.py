@@ -10,8 +10,8 @@ from sqlalchemy import exists
 from sqlalchemy import select as select_columns  # six columns: more than sqlmodel.select types
 from sqlmodel import Session, col, select
 
-from slackbot.db.models import Run, RunResults
-from slackbot.history.outcomes import FAILED, ResultLike, lookup, pack
+from slackbot.db.models import Incident, Run, RunResults
+from slackbot.history.outcomes import FAILED, ResultLike, key_of, lookup, pack
 from slackbot.history.summary import History, Seen
 
 # How far back a test's history reaches: enough runs to see a flip or a streak, few enough that
@@ -86,3 +86,14 @@ def histories(
             else:
                 seen.append(Seen(run_pk, run_id, url, sha, attempt, flags))
     return {key: History(seen) for key, seen in found.items()}
+
+
+def incident_history(session: Session, incident: Incident) -> tuple[str, History] | None:
+    """The history of the test behind ``incident`` on the branch of its latest run, with the branch;
+    None before test history was kept (or when the run carried no history)."""
+    run = session.get(Run, incident.last_run_pk) if incident.last_run_pk is not None else None
+    if run is None:
+        return None
+    key = key_of(incident.scenario_id, incident.invariant_id, incident.test_identity)
+    found = histories(session, run.repository, run.branch, [key])[key]
+    return (run.branch or "", found) if found.seen else None

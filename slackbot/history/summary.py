@@ -103,6 +103,7 @@ class History:
         first, green = self.first_failing, self.last_green
         return {
             "runs": self.runs,
+            "failed": sum(1 for s in self.seen if s.failed),
             "failRate": round(self.fail_rate, 3),
             "flips": self.flips,
             "firstFailing": first.as_json() if first else None,

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from slackbot.config import ChoiceError, Playbook, Playbooks
 from slackbot.db.models import Incident, TimelineEvent
 from slackbot.domain.ids import echo, identity
-from slackbot.slack.escape import code, escape, slack_date
+from slackbot.slack.escape import code, escape, link, slack_date
 from slackbot.slack.lease import lease_line
 from slackbot.slack.suspects import suspect_lines
 
@@ -90,7 +91,31 @@ def incident_list(
     return f"*{title} ({total}):*\n" + "\n".join(lines)
 
 
-def incident_detail(incident: Incident, playbook: Playbook, pending: Sequence[tuple[str, datetime]]) -> str:
+def history_line(branch: str, history: dict[str, Any]) -> str:
+    """The test's history on its branch (``History.as_json``): how often it failed and flipped, the
+    run it started failing in and the last green one, which are what a responder compares."""
+    runs, failed = int(history.get("runs") or 0), int(history.get("failed") or 0)
+    flips = int(history.get("flips") or 0)
+    parts = [
+        f"History on {code(branch or 'no branch')}: {runs} run{'s' if runs != 1 else ''}, "
+        f"fails {round(100 * failed / runs) if runs else 0}% ({failed}/{runs}), {flips} flip{'s' if flips != 1 else ''}"
+    ]
+    for label, seen in (("first failing", history.get("firstFailing")), ("last green", history.get("lastGreen"))):
+        if seen:
+            attempt = int(seen.get("attempt") or 1)
+            run = f"run {seen.get('runId')}" + (f" (attempt {attempt})" if attempt > 1 else "")
+            sha = f" (sha {code(str(seen['sha'])[:8])})" if seen.get("sha") else ""
+            parts.append(f"{label} {link(seen.get('url'), run)}{sha}")
+    return " · ".join(parts)
+
+
+def incident_detail(
+    incident: Incident,
+    playbook: Playbook,
+    pending: Sequence[tuple[str, datetime]],
+    history: tuple[str, dict[str, Any]] | None = None,
+) -> str:
+    """``history``: the test's branch and its ``History.as_json``, when test history has it."""
     status = incident.status + (f" ({playbook.milestone_label(incident.milestone)})" if incident.milestone else "")
     lines = [
         f"*{incident.key}* {code(identity(incident))} — {escape(incident.symptom)}",
@@ -107,6 +132,8 @@ def incident_detail(incident: Incident, playbook: Playbook, pending: Sequence[tu
         )
     if incident.suspects:  # the changes since the last green sha (slackbot/suggest)
         lines.append("Suspect changes: " + " · ".join(suspect_lines(incident.suspects)))
+    if history is not None:
+        lines.append(history_line(*history))
     if incident.contract_violation:
         lines.append(
             "⚠️ Contract violation: "
