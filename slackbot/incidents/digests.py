@@ -30,8 +30,8 @@ from slackbot.domain.effects import EffectKind, Key
 from slackbot.domain.states import TimerKind, TimerState
 from slackbot.history.flaky import flakiest
 from slackbot.incidents.effects import Effects, arm_timer, cancel_timer, table, utc
-from slackbot.reads.digest import class_line, classify_within, read_digest, week_stats
-from slackbot.reads.stats import WINDOWS, StatsService, stats_text
+from slackbot.reads.digest import class_line, classify_within, owners, read_digest, recurring, week_stats
+from slackbot.reads.stats import WINDOWS, StatsService, WeekExtras, stats_text
 from slackbot.slack.digest import ChartData, DigestView, chart_data, digest_chart
 
 SUBJECT = "digest:"
@@ -198,7 +198,13 @@ def stats_answer(engine: Engine, playbooks: Playbooks, clock: Clock) -> str:
     """``/triage stats``: the windows per class, and the flakiest tests of the last 30 days."""
     service = StatsService(playbooks, clock)
     now = clock.now()
+    within = playbooks.default.policy.classify_within
+    week = min(WINDOWS)
     with session_scope(engine) as session:
-        windows = service.windows(session, WINDOWS, now)
+        windows = service.windows(session, WINDOWS, now, within)
         flaky = flakiest(session, since=now - timedelta(days=STATS_FLAKY_DAYS))
-    return stats_text(windows, playbooks.default.policy.classify_within, flaky)
+        # what the weekly digest adds, for every channel at once
+        extras = WeekExtras(
+            week, recurring(session, None, now - timedelta(days=week), now), owners(session, playbooks, None)
+        )
+    return stats_text(windows, within, flaky, extras)

@@ -60,8 +60,9 @@ def week_stats(
     return service.window(session, days, until, channel=channel, since=since, until=until, within=within)
 
 
-def recurring(session: Session, channel: str, since: datetime, until: datetime) -> int:
-    """By the audit trail's time index: the week's recurrence rows, then their incidents' channel."""
+def recurring(session: Session, channel: str | None, since: datetime, until: datetime) -> int:
+    """By the audit trail's time index: the week's recurrence rows, then their incidents' channel
+    (every channel's for ``None``: ``/triage stats``)."""
     query = (
         select(func.count(distinct(col(TimelineEvent.incident_id))))
         .join(Incident, col(Incident.id) == col(TimelineEvent.incident_id))
@@ -69,17 +70,21 @@ def recurring(session: Session, channel: str, since: datetime, until: datetime) 
             col(TimelineEvent.at) >= since,
             col(TimelineEvent.at) < until,
             col(TimelineEvent.kind).in_([Event.OCCURRENCE.value, Event.REOPENED.value]),
-            col(Incident.channel) == channel,
         )
     )
+    if channel is not None:
+        query = query.where(col(Incident.channel) == channel)
     return int(session.execute(query).scalar_one() or 0)
 
 
-def owners(session: Session, playbooks: Playbooks, channel: str, limit: int = OWNERS) -> list[OwnerLoad]:
+def owners(session: Session, playbooks: Playbooks, channel: str | None, limit: int = OWNERS) -> list[OwnerLoad]:
+    """``channel``: its open incidents; ``None``: every channel's (``/triage stats``)."""
+    query = select(col(Incident.playbook), col(Incident.failure_class), col(Incident.suggested_class), func.count())
+    query = query.where(col(Incident.status) == "open")
+    if channel is not None:
+        query = query.where(col(Incident.channel) == channel)
     rows = session.execute(
-        select(col(Incident.playbook), col(Incident.failure_class), col(Incident.suggested_class), func.count())
-        .where(col(Incident.status) == "open", col(Incident.channel) == channel)
-        .group_by(col(Incident.playbook), col(Incident.failure_class), col(Incident.suggested_class))
+        query.group_by(col(Incident.playbook), col(Incident.failure_class), col(Incident.suggested_class))
     ).all()
     load: Counter[str] = Counter()
     for playbook_name, chosen, suggested, count in rows:

@@ -48,7 +48,7 @@ from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, TimelineEvent
 from slackbot.domain.effects import Event
-from slackbot.slack.digest import FlakyTest, percent, short
+from slackbot.slack.digest import FlakyTest, OwnerLoad, percent, short
 from slackbot.slack.escape import escape
 
 __all__ = ["ClassStats", "StatsService", "WindowStats", "nearest_rank", "percent", "short", "stats_text"]
@@ -330,6 +330,7 @@ class WindowStats:
     since: datetime
     classes: list[ClassStats]
     total: ClassStats
+    within: timedelta | None = None  # the timed rule ``within_target`` was counted against, if any
 
 
 @dataclass
@@ -406,11 +407,13 @@ class StatsService:
         with session_scope(engine) as session:
             return self.windows(session, windows, self.clock.now())
 
-    def windows(self, session: Session, windows: tuple[int, ...], now: datetime) -> list[WindowStats]:
-        """``/triage stats``: every window from one read of the widest one."""
+    def windows(
+        self, session: Session, windows: tuple[int, ...], now: datetime, within: timedelta | None = None
+    ) -> list[WindowStats]:
+        """``/triage stats``: every window from one read of the widest one; ``within`` as for ``window``."""
         starts = {days: now - timedelta(days=days) for days in windows}
         facts = FACTS_CACHE.facts(session, since=min(starts.values()), now=now)
-        return [self._count(facts, days, starts[days]) for days in windows]
+        return [self._count(facts, days, starts[days], within) for days in windows]
 
     def window(
         self,
@@ -456,35 +459,63 @@ class StatsService:
         for tally in ordered:
             total.merge(tally)
         classes = [tally.finish(within_micros) for tally in ordered if tally.stats.opened]
-        return WindowStats(days, since, classes, total.finish(within_micros))
+        return WindowStats(days, since, classes, total.finish(within_micros), within)
 
 
 # -- the Slack answer ---------------------------------------------------------------------------
 
 
-def _line(stats: ClassStats) -> str:
+def _line(stats: ClassStats, within: timedelta | None = None) -> str:
+    """``within``: the timed rule, whose share of classifications met is told when it was counted."""
+    timed = (
+        f" · {stats.within_target}/{stats.classify_n} within {_minutes(within)}" if within and stats.classify_n else ""
+    )
     return (
         f"{stats.opened} opened · classify median {short(stats.classify_median)}, p90 {short(stats.classify_p90)}"
         f" (n={stats.classify_n}) · MTTA {short(stats.mtta)} (n={stats.acknowledged})"
         f" · MTTR {short(stats.mttr)} (n={stats.resolved})"
-        f" · reclassified {stats.reclassified}/{stats.classified} ({percent(stats.reclassification_rate)})"
+        f" · reclassified {stats.reclassified}/{stats.classified} ({percent(stats.reclassification_rate)})" + timed
     )
 
 
+def _minutes(within: timedelta) -> str:
+    return f"{int(within.total_seconds() // 60)} min"
+
+
+@dataclass(frozen=True)
+class WeekExtras:
+    """What the weekly digest adds to the windows (``reads.digest``), for ``/triage stats``: the
+    last week's recurring incidents and the owners with the most open ones."""
+
+    days: int
+    recurring: int
+    owners: list[OwnerLoad]
+
+
 def stats_text(
-    windows: list[WindowStats], classify_within: timedelta | None, flaky: list[FlakyTest] | None = None
+    windows: list[WindowStats],
+    classify_within: timedelta | None,
+    flaky: list[FlakyTest] | None = None,
+    extras: WeekExtras | None = None,
 ) -> str:
     """Plain Slack text; labels come from routing.yml but are escaped like everything else.
     ``flaky``: the flakiest tests from test history (``slackbot.history.flaky``), when asked."""
-    target = f" (classification target: {int(classify_within.total_seconds() // 60)} min)" if classify_within else ""
+    target = f" (classification target: {_minutes(classify_within)})" if classify_within else ""
     parts = [f"*Triage stats* — incidents opened in each window, durations from the card opening{target}"]
     for window in windows:
         parts.append(f"\n*Last {window.days} days* (since {as_utc(window.since).strftime('%Y-%m-%d %H:%M UTC')})")
+        if extras is not None and window.days == extras.days:
+            parts.append(f"*{window.total.opened}* new incidents · *{extras.recurring}* recurring (failed again)")
         if not window.total.opened:
             parts.append("No incidents opened.")
             continue
-        parts.append(f"• *All:* {_line(window.total)}")
-        parts.extend(f"• *{escape(stats.label)}:* {_line(stats)}" for stats in window.classes)
+        parts.append(f"• *All:* {_line(window.total, window.within)}")
+        parts.extend(f"• *{escape(stats.label)}:* {_line(stats, window.within)}" for stats in window.classes)
+    if extras is not None:
+        parts.append("\n*Most open incidents, by owner*")
+        parts.extend(f"• {escape(o.owner)}: {o.open} open" for o in extras.owners)
+        if not extras.owners:
+            parts.append("No open incidents.")
     if flaky is not None:
         parts.append(
             "\n*Flakiest tests* (flake rate: the share of consecutive runs on the branch that flipped"
