@@ -35,7 +35,7 @@ from sqlmodel import Session, col, select
 from slackbot.clock import Clock
 from slackbot.config import Playbooks
 from slackbot.config.durations import human_duration
-from slackbot.db.engine import session_scope
+from slackbot.db.engine import OutageLog, session_scope
 from slackbot.db.models import Incident, Timer
 from slackbot.domain.effects import Event
 from slackbot.domain.states import IncidentStatus, TimerKind, TimerState
@@ -125,6 +125,8 @@ class TimerService:
     def __init__(self, playbooks: Playbooks, clock: Clock) -> None:
         self.playbooks = playbooks
         self.clock = clock
+        # Ticks come four times a second: an outage of minutes says so twice, not once per tick.
+        self._outage = OutageLog(log, "firing timers")
 
     # -- firing -----------------------------------------------------------------------------------
 
@@ -160,8 +162,9 @@ class TimerService:
             try:
                 batch = self.fire_batch(engine, worker, limit=limit)
             except OperationalError as exc:  # a lock timeout or a dropped connection: still due
-                log.info("firing timers skipped this round: %s", exc)
+                self._outage.failed(exc, "firing timers failed")
                 break
+            self._outage.succeeded()
             total.add(batch)
             if batch.fired == 0 or batch.fired + batch.stale + batch.deferred < limit:
                 break
