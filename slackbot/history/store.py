@@ -11,7 +11,7 @@ from sqlalchemy import select as select_columns  # six columns: more than sqlmod
 from sqlmodel import Session, col, select
 
 from slackbot.db.models import Incident, Run, RunResults
-from slackbot.history.outcomes import FAILED, ResultLike, key_of, lookup, pack
+from slackbot.history.outcomes import ResultLike, failed_count, key_of, lookup, pack
 from slackbot.history.summary import History, Seen
 
 # How far back a test's history reaches: enough runs to see a flip or a streak, few enough that
@@ -33,7 +33,7 @@ def record(session: Session, run: Run, results: Iterable[ResultLike], now: datet
     )
     if seen:
         return None
-    failed = sum(1 for i in range(8, len(packed), 9) if packed[i] & FAILED)
+    failed = failed_count(packed)
     row = RunResults(
         run_pk=run.id,
         content_key=content_key,
