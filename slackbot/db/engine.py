@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
@@ -83,7 +84,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # with "database is locked" instead of waiting its turn. A connection opened with
             # execution_options(read_only=True) only reads: a plain BEGIN gives it a snapshot
             # without queueing behind (or holding up) the writers.
-            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
+            begin = "BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE"
+            # Straight to the driver: every transaction starts here, and a statement through
+            # SQLAlchemy (compile, events, a result object) cost more than the BEGIN itself. Its
+            # errors are wrapped as SQLAlchemy's would be, so "database is locked" stays an
+            # OperationalError the callers retry (UNAVAILABLE).
+            try:
+                conn.connection.driver_connection.execute(begin)
+            except sqlite3.Error as exc:
+                raise DBAPIError.instance(begin, None, exc, sqlite3.Error) from exc
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)

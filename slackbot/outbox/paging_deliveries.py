@@ -26,6 +26,7 @@ from slackbot.incidents.effects import Effects
 from slackbot.incidents.paging import enqueue_page
 from slackbot.outbox.slack_deliveries import find_posted, post_metadata
 from slackbot.outbox.worker import Handler, PermanentFailure
+from slackbot.reads.cardview import load_incident_and_run
 from slackbot.slack.escape import escape, link
 from slackbot.slack.posts import Mrkdwn, render_named
 
@@ -68,6 +69,13 @@ class PagingDeliveries:
     # -- state ------------------------------------------------------------------------------------
 
     def _load(self, item: OutboxItem) -> tuple[Incident | None, Run | None]:
+        run_pk = item.payload.get("run_pk")
+        if item.incident_id:
+            # An incident's page (nearly all of them): it and its last run in one Core statement,
+            # without the ORM's identity map and per-row events, which cost more than the read.
+            loaded = load_incident_and_run(self.engine, item.incident_id)
+            if loaded is not None and (not run_pk or run_pk == loaded[0].last_run_pk):
+                return loaded
         # A read: on SQLite it neither waits for the write lock nor holds up the deliveries that write.
         with self.engine.connect().execution_options(read_only=True) as connection, Session(connection) as session:
             incident = session.get(Incident, item.incident_id) if item.incident_id else None

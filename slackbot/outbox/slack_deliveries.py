@@ -12,6 +12,7 @@ their outbox id in metadata for the same reason.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -46,6 +47,16 @@ def is_posted(card_ts: str | None) -> bool:
     return bool(card_ts) and not str(card_ts).startswith("claim:")
 
 
+def _no_unlogged_dumps(logger: logging.Logger) -> None:
+    """slack_sdk decides whether to format its DEBUG dump of every request and response (the
+    blocks, the echoed message) from ``logger.level <= DEBUG``, which a logger without a level of
+    its own (NOTSET, 0) always passes: each card edit formatted kilobytes that were then dropped.
+    Pinning the level the logger has anyway keeps what is logged the same (DEBUG, if configured
+    before the workers are built, still dumps) and skips the formatting otherwise."""
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logger.getEffectiveLevel())
+
+
 class SlackDeliveries:
     def __init__(
         self,
@@ -59,6 +70,7 @@ class SlackDeliveries:
     ) -> None:
         self.engine = engine
         self.client = client
+        _no_unlogged_dumps(client.logger)
         self.playbooks = playbooks
         self.clock = clock
         self.worker_id = worker_id

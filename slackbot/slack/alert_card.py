@@ -19,11 +19,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject, SectionBlock
-
 from slackbot.config import Playbook
 from slackbot.db.models import Incident
 from slackbot.domain.states import BeadState, IncidentStatus
+from slackbot.slack.blocks import Block, context, divider, header, md, section
 from slackbot.slack.escape import code, escape, link, slack_date, truncate
 
 SECTION_LIMIT = 3000  # Slack's limits, as in card.py
@@ -31,12 +30,12 @@ MAX_BLOCKS = 50
 STEP_LIMIT = 300  # one runbook step on the card; the thread's checklist has it whole
 
 
-def _md(text: str) -> MarkdownTextObject:
-    return MarkdownTextObject(text=text or " ", verbatim=True)
+def _md(text: str) -> dict[str, Any]:
+    return md(text or " ")
 
 
-def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=_md(truncate(text, SECTION_LIMIT)))
+def _section(text: str) -> Block:
+    return section(_md(truncate(text, SECTION_LIMIT)))
 
 
 def silence_url(external_url: str, labels: dict[str, str]) -> str:
@@ -66,7 +65,7 @@ def render_alert_card(
     resolved = incident.status == IncidentStatus.RESOLVED
     cleared = alert.get("status") == "resolved"
     icon = "✅" if resolved else ("🟢" if cleared else "🔥")
-    blocks: list[Block] = [HeaderBlock(text=truncate(f"{icon} {incident.key} · {name}", 150, "…"))]
+    blocks: list[Block] = [header(truncate(f"{icon} {incident.key} · {name}", 150, "…"))]
 
     summary = str(alert.get("summary") or incident.symptom or "")
     lines = [f"*{escape(name)}*" + (f" — {escape(summary)}" if summary else "")]
@@ -95,14 +94,14 @@ def render_alert_card(
     if links:
         blocks.append(_section(" · ".join(links)))
 
-    context = [f"Playbook: {escape(playbook.title)}"]
-    context += [f"⏰ {escape(what)} at {slack_date(at, '{time}')}" for what, at in pending]
-    blocks.append(ContextBlock(elements=[_md(truncate(c, SECTION_LIMIT)) for c in context[:10]]))
+    notes = [f"Playbook: {escape(playbook.title)}"]
+    notes += [f"⏰ {escape(what)} at {slack_date(at, '{time}')}" for what, at in pending]
+    blocks.append(context([_md(truncate(c, SECTION_LIMIT)) for c in notes[:10]]))
     if actions is not None and not resolved:
-        blocks.append(DividerBlock())
+        blocks.append(divider())
         blocks.append(actions)
     fallback = truncate(f"{incident.key} {name}: {escape(summary)}", 3900)
-    return fallback, [b.to_dict() for b in blocks[:MAX_BLOCKS]]
+    return fallback, blocks[:MAX_BLOCKS]
 
 
 def _state_line(alert: dict[str, Any], first_seen: datetime, resolved: bool) -> str:

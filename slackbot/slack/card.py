@@ -1,7 +1,8 @@
 """The failure card: a pure function of the incident's state (the Netflix Dispatch rule).
 
 Every change to an incident redraws the whole card from a ``CardView``; nothing patches blocks.
-Built with slack_sdk's Block Kit models so Slack's limits are checked before we send, and every
+Built as the dicts slack_sdk's Block Kit models make (slackbot/slack/blocks.py; the menus through
+the models themselves), within Slack's limits, and every
 piece of untrusted text goes through ``escape``. The words are the incident's playbook's: its
 classes, severities, milestones and flags in the menus, its labels on the fields.
 """
@@ -14,19 +15,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ConfirmObject,
-    ContextBlock,
-    DividerBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    Option,
-    SectionBlock,
-    StaticSelectElement,
-)
+from slack_sdk.models.blocks import ConfirmObject, Option, StaticSelectElement
 
 from slackbot.config import Playbook
 from slackbot.config.taxonomy import TaxonomyEntry
@@ -35,6 +24,7 @@ from slackbot.documents.commands import fill_command, repro_for
 from slackbot.domain.ids import ALERTMANAGER_REPOSITORY, escalate_value, identity
 from slackbot.domain.states import BeadState, IncidentStatus
 from slackbot.slack.alert_card import render_alert_card
+from slackbot.slack.blocks import Block, button, context, divider, header, md, section
 from slackbot.slack.escape import code, escape, link, slack_date, truncate
 from slackbot.slack.lease import lease_line
 from slackbot.slack.posts import Mrkdwn, render_named
@@ -77,12 +67,12 @@ class CardView:
     log: str = ""  # the tail of its log
 
 
-def _md(text: str) -> MarkdownTextObject:
-    return MarkdownTextObject(text=text or " ", verbatim=True)
+def _md(text: str) -> dict[str, Any]:
+    return md(text or " ")
 
 
-def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=_md(truncate(text, SECTION_LIMIT)))
+def _section(text: str) -> Block:
+    return section(_md(truncate(text, SECTION_LIMIT)))
 
 
 def _entry_text(kind: str, ident: str | None, entry: TaxonomyEntry | None, violation: bool) -> str:
@@ -103,13 +93,13 @@ def render_card(view: CardView) -> tuple[str, list[dict[str, Any]]]:
         return render_alert_card(incident, view.playbook, pending=pending, actions=actions)
     blocks = _failure_card(view)[:MAX_BLOCKS]
     fallback = truncate(f"{incident.key} {identity(incident)}: {escape(incident.symptom)}", 3900)
-    return fallback, [b.to_dict() for b in blocks]
+    return fallback, blocks
 
 
-def _header(incident: Incident) -> HeaderBlock:
+def _header(incident: Incident) -> Block:
     resolved = incident.status == IncidentStatus.RESOLVED
     icon = "✅" if resolved else ("🟠" if incident.failure_class else "🔴")
-    return HeaderBlock(text=truncate(f"{icon} {incident.key} · {identity(incident)}", 150, "…"))
+    return header(truncate(f"{icon} {incident.key} · {identity(incident)}", 150, "…"))
 
 
 def _failure_card(view: CardView) -> list[Block]:
@@ -120,15 +110,15 @@ def _failure_card(view: CardView) -> list[Block]:
     incident, playbook = view.incident, view.playbook
     blocks: list[Block] = [_header(incident)]
     what = render_named(playbook, "card_summary", **summary_context(view)) + "\n" + _where_line(view)
-    blocks.append(SectionBlock(text=_md(truncate(what, SECTION_LIMIT)), accessory=_details_button(incident)))
+    blocks.append(section(_md(truncate(what, SECTION_LIMIT)), accessory=_details_button(incident)))
     blocks.append(_state_block(view))
     if incident.status != IncidentStatus.RESOLVED:
         blocks.append(_actions(incident, playbook))
     if view.pending:
         pending = [f"⏰ {escape(p.description)} at {slack_date(p.at, '{time}')}" for p in view.pending]
-        blocks.append(ContextBlock(elements=[_md(truncate(c, SECTION_LIMIT)) for c in pending[:10]]))
+        blocks.append(context([_md(truncate(c, SECTION_LIMIT)) for c in pending[:10]]))
     if incident.card_details:
-        blocks.append(DividerBlock())
+        blocks.append(divider())
         blocks.extend(_details(view))
     return blocks
 
@@ -216,24 +206,27 @@ def _run_label(seen: dict[str, Any]) -> str:
     return f"run {seen.get('runId')}" + (f" (attempt {attempt})" if attempt > 1 else "")
 
 
-def _state_block(view: CardView) -> SectionBlock:
+def _state_block(view: CardView) -> Block:
     """The state lines; with a suggestion nobody has acted on, its one-click Confirm beside them.
     The block names the suggested class, so a click on a card drawn before the suggestion changed
     confirms what that card showed."""
     incident, playbook = view.incident, view.playbook
-    block = _section("\n".join(_state_lines(view)))
+    text = _md(truncate("\n".join(_state_lines(view)), SECTION_LIMIT))
     if incident.suggested_class and not incident.failure_class and incident.status != IncidentStatus.RESOLVED:
         label = truncate(f"Confirm {playbook.class_label(incident.suggested_class)}", 75, "…")
-        block.block_id = f"{SUGGESTION_BLOCK}{incident.suggested_class}"
-        block.accessory = ButtonElement(text=label, action_id=ACTION_CONFIRM, value=str(incident.id), style="primary")
-    return block
+        return section(
+            text,
+            block_id=f"{SUGGESTION_BLOCK}{incident.suggested_class}",
+            accessory=button(label, ACTION_CONFIRM, str(incident.id), "primary"),
+        )
+    return section(text)
 
 
-def _details_button(incident: Incident) -> ButtonElement:
+def _details_button(incident: Incident) -> dict[str, Any]:
     """Show and hide are two actions, so a stale or repeated click asks for the state it names."""
     if incident.card_details:
-        return ButtonElement(text="Hide details", action_id=ACTION_HIDE_DETAILS, value=str(incident.id))
-    return ButtonElement(text="Details", action_id=ACTION_DETAILS, value=str(incident.id))
+        return button("Hide details", ACTION_HIDE_DETAILS, str(incident.id))
+    return button("Details", ACTION_DETAILS, str(incident.id))
 
 
 def _details(view: CardView) -> list[Block]:
@@ -242,10 +235,10 @@ def _details(view: CardView) -> list[Block]:
     flags = _flag_lines(view)
     if flags:
         blocks.append(_section("\n".join(flags)))
-    blocks.append(SectionBlock(fields=[_md(truncate(f, FIELD_LIMIT)) for f in _detail_fields(view)[:10]]))
+    blocks.append(section(fields=[_md(truncate(f, FIELD_LIMIT)) for f in _detail_fields(view)[:10]]))
     blocks.extend(_failure_sections(view))
-    context = [f"Test: {code(incident.test_identity)}", f"Playbook: {escape(playbook.title)}"]
-    blocks.append(ContextBlock(elements=[_md(truncate(c, SECTION_LIMIT)) for c in context]))
+    lines = [f"Test: {code(incident.test_identity)}", f"Playbook: {escape(playbook.title)}"]
+    blocks.append(context([_md(truncate(c, SECTION_LIMIT)) for c in lines]))
     return blocks
 
 
@@ -384,95 +377,69 @@ def _options(pairs: list[tuple[str, str]]) -> list[Option]:
     return [Option(value=value, label=truncate(label, 75, "…")) for value, label in pairs][:100]
 
 
-class _Drawn(Block):
-    """A block drawn before: its JSON, built and checked through slack_sdk's models the first time."""
-
-    def __init__(self, drawn: str) -> None:
-        super().__init__(type="actions")
-        self._drawn = drawn
-
-    def to_dict(self, *args: Any) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads(self._drawn)  # a fresh copy each time: callers may change it
-        return result
-
-
 def _actions(incident: Incident, playbook: Playbook) -> Block:
-    """The card's buttons and menus. They depend on a few of the incident's fields only, and
-    drawing their options through slack_sdk's models was half the cost of every card redraw (the
-    simulation redraws cards by the hundred), so each combination is drawn once."""
-    return _Drawn(
-        _drawn_actions(
-            playbook,
-            incident.id,
-            bool(incident.assignee),
-            incident.failure_class,
-            incident.severity,
-            incident.milestone,
-            tuple(incident.flags),
-            incident.escalation_level,
-            bool(incident.bead_id),
+    """The card's buttons and menus. The menus hold the playbook's options and depend on a few of
+    the incident's fields only; drawing them through slack_sdk's models (which check the options)
+    was half the cost of every card redraw, so each combination is drawn once, for every incident
+    of the playbook that shares it. The buttons are the incident's own and cheap."""
+    incident_id = incident.id
+    value = str(incident_id)
+    elements: list[dict[str, Any]] = []
+    if not incident.assignee:
+        elements.append(button("Acknowledge", ACTION_ACK, value, "primary"))
+    elements.extend(
+        json.loads(  # a fresh copy each time: callers may change it
+            _menus(playbook, incident.failure_class, incident.severity, incident.milestone, tuple(incident.flags))
         )
     )
+    level = escalate_value(incident_id or 0, incident.escalation_level)
+    elements.append(button("Escalate", ACTION_ESCALATE, level, "danger", confirm=json.loads(_ESCALATE_CONFIRM)))
+    if not incident.bead_id:
+        elements.append(button("File bead", ACTION_BEAD, value))
+    elements.append(button("Runbook", ACTION_RUNBOOK, value))
+    return {"block_id": f"incident:{incident_id}", "elements": elements, "type": "actions"}
+
+
+_ESCALATE_CONFIRM = json.dumps(
+    ConfirmObject(
+        title="Escalate now?",
+        text="Pages the escalation target for this incident.",
+        confirm="Escalate",
+        deny="Cancel",
+    ).to_dict()
+)
 
 
 @lru_cache(maxsize=2048)
-def _drawn_actions(
+def _menus(
     playbook: Playbook,
-    incident_id: int | None,
-    assigned: bool,
     failure_class: str | None,
     severity: str | None,
     milestone: str | None,
     flags: tuple[str, ...],
-    escalation_level: int,
-    has_bead: bool,
 ) -> str:
-    value = str(incident_id)
     class_options = _options([(k, r.label) for k, r in playbook.classes.items()])
     severity_options = _options(
         [(k, f"{k} — {r.label}" if r.label and r.label != k else k) for k, r in playbook.severities.items()]
     )
     current_class = next((o for o in class_options if o.value == failure_class), None)
     current_severity = next((o for o in severity_options if o.value == severity), None)
-    elements: list[Any] = []
-    if not assigned:
-        elements.append(ButtonElement(text="Acknowledge", action_id=ACTION_ACK, value=value, style="primary"))
-    elements.append(
+    elements = [
         StaticSelectElement(
             placeholder="Classify…", action_id=ACTION_CLASSIFY, options=class_options, initial_option=current_class
-        )
-    )
-    elements.append(
+        ),
         StaticSelectElement(
             placeholder="Severity…",
             action_id=ACTION_SEVERITY,
             options=severity_options,
             initial_option=current_severity,
-        )
-    )
-    elements.append(_status_select(milestone, playbook))
+        ),
+        _status_select(milestone, playbook),
+    ]
     unset = [(k, r.label) for k, r in playbook.flags.items() if k not in flags]
     if unset:
         elements.append(StaticSelectElement(placeholder="Flag…", action_id=ACTION_FLAG, options=_options(unset)))
-    elements.append(
-        ButtonElement(
-            text="Escalate",
-            action_id=ACTION_ESCALATE,
-            value=escalate_value(incident_id or 0, escalation_level),
-            style="danger",
-            confirm=ConfirmObject(
-                title="Escalate now?",
-                text="Pages the escalation target for this incident.",
-                confirm="Escalate",
-                deny="Cancel",
-            ),
-        )
-    )
-    if not has_bead:
-        elements.append(ButtonElement(text="File bead", action_id=ACTION_BEAD, value=value))
-    elements.append(ButtonElement(text="Runbook", action_id=ACTION_RUNBOOK, value=value))
-    block = ActionsBlock(block_id=f"incident:{incident_id}", elements=elements)
-    return json.dumps(block.to_dict(), ensure_ascii=False)
+    return json.dumps([e.to_dict() for e in elements], ensure_ascii=False)
 
 
 def _status_select(milestone: str | None, playbook: Playbook) -> StaticSelectElement:
