@@ -99,3 +99,23 @@ def test_the_teams_past_classification_of_a_similar_message_votes_and_says_so(
     second = suggested(engine, "HLT-008")
     assert second["suggestedClass"] == "flake_concurrency"
     assert "1 similar incident classified Flake/concurrency (0 confirmed, 1 corrected)" in second["suggestedReason"]
+
+
+def test_failures_spanning_prefixes_and_a_failure_without_ids_are_suggested_as_the_harness(
+    playbooks: Playbooks, engine: Engine, clock: FakeClock
+) -> None:
+    messages = ["expected 3 got 2", "row missing for tenant", "notification count 0", "unexpected assignment"]
+    spread = [
+        result(f"{prefix}-00{n}", "STATE-001", message=message)
+        for n, (prefix, message) in enumerate(zip(["SCH", "BID", "NOS", "HLT"], messages, strict=True))
+    ]
+    service = IngestService(playbooks, clock)
+    service.ingest_report(engine, run(*spread, run_id="80"))
+    data = suggested(engine, "BID-001")
+    assert data["suggestedClass"] == "harness_diagnostics"
+    assert data["suggestedReason"].startswith("the run's failures span prefixes BID, HLT, NOS, SCH")
+
+    service.ingest_report(engine, run(result(None, None, message="boom"), run_id="81"))
+    with Session(engine) as session:
+        lacking = session.exec(select(Incident).where(col(Incident.scenario_id).is_(None))).one()
+    assert incident_json(lacking)["suggestedReason"] == "the failure lacks the contract's ids"
