@@ -125,11 +125,13 @@ def incident_detail(
         f"Occurrences: {incident.occurrence_count} "
         f"(first {slack_date(incident.first_seen)}, last {slack_date(incident.last_seen)})",
     ]
-    if incident.suggested_class:
-        lines.append(
-            f"Suggested owner: {escape(playbook.class_label(incident.suggested_class))} "
-            f"({escape(incident.suggested_reason)})"
-        )
+    if incident.suggested_class:  # as the card words it (slackbot/suggest): which signals voted, how sure
+        suggestion = f"Suggested class: {escape(playbook.class_label(incident.suggested_class))}"
+        if incident.suggested_reason:
+            suggestion += f" ({escape(incident.suggested_reason)})"
+        if incident.suggested_confidence is not None:
+            suggestion += f" · {round(100 * incident.suggested_confidence)}% confident"
+        lines.append(suggestion)
     if incident.suspects:  # the changes since the last green sha (slackbot/suggest)
         lines.append("Suspect changes: " + " · ".join(suspect_lines(incident.suspects)))
     if history is not None:

@@ -34,6 +34,9 @@ def test_confirm_classifies_as_suggested_in_one_click_and_the_card_and_api_show_
     api = httpx.get(bot.url + "/api/incidents").json()["incidents"][0]
     assert api["suggestedClass"] == "algorithm_regression" and api["confidence"] >= 0.7
     assert "last green sha aaaaaaaa" in api["suggestedReason"]
+    shown = bot.triage("show INC-1")  # the same words as the card's, with the same confidence
+    assert f"Suggested class: Algorithm regression ({api['suggestedReason']}) · " in shown
+    assert f" · {round(100 * api['confidence'])}% confident" in shown
 
     bot.emulator.click_button(OUTSIDER, NIGHTLY, card.ts, CONFIRM)
     assert "Only responders" in wait_for(lambda: bot.emulator.ephemerals(OUTSIDER), what="the refusal")[-1]["text"]
