@@ -29,7 +29,7 @@ def test_stats_shows_new_and_recurring_the_timed_rule_and_the_owners_with_most_o
     bot.clock.shift(minutes=1)
     bot.send(run("402", result("BID-001", "TENANT-001")))  # INC-1 fails again
 
-    answer = wait_for(lambda: (a := bot.triage("stats")) and "recurring" in a and a, what="the stats")
+    answer = wait_for(lambda: (a := bot.triage("stats")) and "*1* recurring" in a and a, what="the recurrence")
     week = answer.split("*Last 30 days*")[0]
     assert "*3* new incidents · *1* recurring (failed again)" in week
     assert "• *All:* 3 opened" in week and " · 1/2 within 20 min" in week
