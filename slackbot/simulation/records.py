@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from slackbot.config import Playbooks
 from slackbot.settings import DEFAULT_RUNBOOKS
 from slackbot.simulation.alerts import Alerts
 from slackbot.simulation.faults import FaultPlan
@@ -69,6 +70,7 @@ class SimulationRun:
     ingest_answers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # run id -> 202 bodies
     alerts: Alerts | None = None  # Alertmanager's webhooks, from the playbooks' alert rules
     sabotage: list[str] = field(default_factory=list)
+    playbooks: Playbooks | None = None  # as the run loaded them (None: load them from runbook_dir)
 
 
 @dataclass

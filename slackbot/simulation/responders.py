@@ -71,6 +71,7 @@ from slackbot.domain.ids import ALERTMANAGER_REPOSITORY
 from slackbot.emulator import SlackEmulator
 from slackbot.outbox.slack_deliveries import is_posted
 from slackbot.simulation.alerts import Alerts
+from slackbot.simulation.kept import KeptReads
 from slackbot.simulation.operator import OP, Operator
 from slackbot.simulation.traffic import FLAKE, SEV1, FailureClass, Story, Traffic
 from slackbot.slack import card as card_ids
@@ -147,6 +148,19 @@ class Done:
         return {"at": self.at.isoformat(), "user": self.user, "incident": self.incident, "what": self.what}
 
 
+# what people see of the open incidents when they look at the channels (the database stands in)
+_OPEN = sa_select(
+    col(Incident.id),
+    col(Incident.card_ts),
+    col(Incident.scenario_id),
+    col(Incident.invariant_id),
+    col(Incident.test_identity),
+    col(Incident.suggested_class),
+    col(Incident.repository),
+    col(Incident.playbook),
+).where(col(Incident.status) == "open")
+
+
 class People:
     def __init__(
         self,
@@ -157,6 +171,7 @@ class People:
         seed: int,
         responders: bool,
         engine: Callable[[], Engine],
+        reads: Callable[[], KeptReads],
         playbooks: Playbooks | None = None,
         alerts: Alerts | None = None,
     ) -> None:
@@ -169,6 +184,7 @@ class People:
         self.minds = random.Random(f"minds:{seed}")
         self.responders = responders
         self.engine = engine
+        self.reads = reads  # what people look at between moments (the open cards)
         self.queue: list[Action] = []
         self.plans: dict[int, Plan] = {}
         self.done: list[Done] = []
@@ -254,19 +270,16 @@ class People:
         """Look at the channels (the database stands in for reading them) and decide what to do."""
         if not self.open or (not self.responders and self._sev1_scheduled and self._sev1_seen >= self._sev1_told):
             return  # nobody is looking (the passer-by has already passed)
-        query = sa_select(
-            col(Incident.id),
-            col(Incident.card_ts),
-            col(Incident.scenario_id),
-            col(Incident.invariant_id),
-            col(Incident.test_identity),
-            col(Incident.suggested_class),
-            col(Incident.repository),
-            col(Incident.playbook),
-        ).where(col(Incident.status) == "open")
-        with Session(self.engine()) as session:
-            rows = list(session.execute(query).all())
-        for incident_id, card_ts, scenario_id, invariant_id, test_identity, suggested, repository, playbook in rows:
+        for (
+            incident_id,
+            card_ts,
+            scenario_id,
+            invariant_id,
+            test_identity,
+            suggested,
+            repository,
+            playbook,
+        ) in self.reads().rows(_OPEN):
             assert incident_id is not None
             if not is_posted(card_ts):
                 continue  # nobody can react to a card that is not in Slack yet

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import random
@@ -36,12 +37,12 @@ import secrets
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from slack_sdk.web.async_client import AsyncWebClient
@@ -68,6 +69,7 @@ from slackbot.simulation.alerts import Alerts, AlertSend
 from slackbot.simulation.doors import Doors
 from slackbot.simulation.faults import FaultPlan, ProcessCrash
 from slackbot.simulation.github import FakeGitHubIssues, running_github_issues
+from slackbot.simulation.kept import KeptReads
 from slackbot.simulation.pagerduty import FakePagerDuty, running_pagerduty
 from slackbot.simulation.records import (
     Outcome,
@@ -82,6 +84,7 @@ from slackbot.simulation.responders import People, SimulationError
 from slackbot.simulation.traffic import CiRun, Traffic
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_STEP = timedelta(minutes=15)  # people look at Slack at least this often
 SETTLE_GRACE = timedelta(minutes=30)  # after the last day: let the 20-minute rule fire on late failures
@@ -194,7 +197,10 @@ class BotProcess:
         self.timers = TimerService(self.core.playbooks, world.clock)
         self._stopped = False
         self.loop = asyncio.Runner()
-        self._session = self.loop.run(open_pooled_session(outbox_client))
+        # one context for every step, as Runner.run would give them
+        self._context = contextvars.copy_context()
+        self._session = self.run(open_pooled_session(outbox_client))
+        self.reads = KeptReads(self.core.engine)
         self._stack = ExitStack()
         self.url = self._stack.enter_context(
             serve(_without_lifespan(build_asgi(self.core, workers=self.workers), self.core))
@@ -205,20 +211,30 @@ class BotProcess:
     def engine(self) -> Engine:
         return self.core.engine
 
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """One step on this process's loop. Not ``Runner.run``: that installs and restores the
+        SIGINT handler around every call (2,700 steps in 14 days); a Ctrl-C here ends the whole
+        simulation anyway."""
+        loop = self.loop.get_loop()
+        return loop.run_until_complete(loop.create_task(coroutine, context=self._context))
+
+    def due(self) -> Due:
+        return Due.of(self.reads)
+
     def settle(self, now: datetime) -> tuple[int, Due]:
         """Fire the due timers, then deliver due effects until nothing more can go at this
         instant (a row may wait for its lane's pace). Returns the work done and what is due next.
         Firing never makes another timer due at the same instant (every policy duration is
         positive), so one round of firing is enough."""
-        due = Due.of(self.engine)
+        due = self.due()
         work = 0
         if due.timer is not None and due.timer <= now:
             work += self.timers.fire_due(self.engine, self.worker_id).fired
-            due = Due.of(self.engine)
+            due = self.due()
         while due.deliverable(now):
-            delivered = self.loop.run(self.workers.outbox.step())
+            delivered = self.run(self.workers.outbox.step())
             work += delivered
-            due = Due.of(self.engine)
+            due = self.due()
             if not delivered:
                 break  # due, but its lane is paced or paused: a moment later
         return work, due
@@ -238,11 +254,14 @@ class BotProcess:
             for task in asyncio.all_tasks(self.loop.get_loop()):
                 task.cancel()
             if self._session is not None:
-                self.loop.run(self._session.close())
+                self.run(self._session.close())
             self.loop.close()
         finally:
             self._stack.close()
-            self.core.engine.dispose()
+            try:
+                self.reads.close()
+            finally:
+                self.core.engine.dispose()
 
 
 class World:
@@ -350,14 +369,15 @@ class Simulation:
             if session.exec(select(func.count(col(Run.id)))).one():
                 process.stop()
                 raise SimulationError(f"the simulation needs an empty database; {world.database_url} has runs")
-        engine_holder: list[Engine] = [process.engine]
+        current: list[BotProcess] = [process]  # the process people reach, a restart's after a crash
         people = People(
             runbook,
             traffic,
             world.emulator,
             seed=config.seed,
             responders=config.responders,
-            engine=lambda: engine_holder[0],
+            engine=lambda: current[0].engine,
+            reads=lambda: current[0].reads,
             playbooks=playbooks,
             alerts=alerts,
         )
@@ -389,9 +409,9 @@ class Simulation:
                     dead = process.worker_id
                     process.stop()
                     process = BotProcess(world, process.number + 1)
-                    engine_holder[0] = process.engine
+                    current[0] = process
                     restarts.append(Restart(now, str(crash), process.number, _in_flight(process.engine, dead)))
-                    worked, due = 1, Due.of(process.engine)
+                    worked, due = 1, process.due()
                 if config.inject_bug and not sabotage:
                     sabotage.extend(_sabotage(config.inject_bug, process.engine, world.emulator))
                 if worked:  # only deliveries change what people can see
@@ -421,6 +441,7 @@ class Simulation:
             wall_seconds=time.monotonic() - began,
             ingest_answers=answers,
             sabotage=sabotage,
+            playbooks=playbooks,
         )
 
     @staticmethod
@@ -488,10 +509,8 @@ class Due:
     lease: datetime | None
 
     @classmethod
-    def of(cls, engine: Engine) -> Due:
-        # asked once or twice per simulated moment: a prebuilt statement on a plain connection
-        with engine.connect().execution_options(read_only=True) as connection:  # no write lock
-            timer, attempt, lease = connection.execute(_DUE).one()
+    def of(cls, reads: KeptReads) -> Due:
+        ((timer, attempt, lease),) = reads.rows(_DUE)
         return cls(
             as_utc(timer) if timer else None,
             as_utc(attempt) if attempt else None,

@@ -25,7 +25,7 @@ def simulate(config: SimulationConfig) -> SimulationResult:
         run = Simulation(config).run(stack, workdir)
         engine = make_engine(run.database_url)
         try:
-            playbooks = load_playbooks(run.runbook_dir)
+            playbooks = run.playbooks or load_playbooks(run.runbook_dir)
             facts = Facts.load(engine, playbooks.default, list(playbooks))
         finally:
             engine.dispose()

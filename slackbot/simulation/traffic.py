@@ -252,6 +252,8 @@ class Traffic:
         self.playbooks: dict[str, Runbook] = {}  # name -> playbook, for every playbook with traffic
         self.skipped: dict[str, str] = {}  # playbook -> why it has no traffic
         self._extra: dict[str, PlaybookTraffic] = {}
+        # story_for's lookups, rebuilt when a story is added: (stories indexed, by ids, by test)
+        self._story_index: tuple[int, dict[tuple[Any, Any], Story], dict[str, Story]] = (-1, {}, {})
         if seed_001_fits(runbook):
             self.playbooks[runbook.name] = runbook
             self._build_schedule()
@@ -596,15 +598,22 @@ class Traffic:
         return next((s for s in self.stories if s.key == key), None)
 
     def story_for(self, scenario_id: str | None, invariant_id: str | None, test_identity: str) -> Story | None:
-        """The story a failure belongs to, matched the way the bot fingerprints (ids, else test)."""
+        """The story a failure belongs to, matched the way the bot fingerprints (ids, else test):
+        the first story with such a result. People ask for every open incident each time they look."""
+        if self._story_index[0] != len(self.stories):
+            self._index_stories()
+        if scenario_id and invariant_id:
+            return self._story_index[1].get((scenario_id, invariant_id))
+        return self._story_index[2].get(test_identity)
+
+    def _index_stories(self) -> None:
+        by_ids: dict[tuple[Any, Any], Story] = {}
+        by_test: dict[str, Story] = {}
         for story in self.stories:
             for result in story.results:
-                if scenario_id and invariant_id:
-                    if (result["scenarioId"], result["invariantId"]) == (scenario_id, invariant_id):
-                        return story
-                elif test_identity == "::".join(p for p in (result["testFile"], result["testName"]) if p):
-                    return story
-        return None
+                by_ids.setdefault((result["scenarioId"], result["invariantId"]), story)
+                by_test.setdefault("::".join(p for p in (result["testFile"], result["testName"]) if p), story)
+        self._story_index = (len(self.stories), by_ids, by_test)
 
     def fix(self, key: str) -> None:
         story = self.story(key)
