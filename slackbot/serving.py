@@ -20,9 +20,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, *, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
+def serve(app: Any, *, host: str = "127.0.0.1", port: int | None = None, **options: Any) -> Iterator[str]:
+    """``options`` go to ``uvicorn.Config`` as they are."""
     port = port or free_port()
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

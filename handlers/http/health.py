@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from slackbot.config.targets import Target
+from slackbot.db.engine import UNAVAILABLE
 from slackbot.db.migrate import current_revision
 from slackbot.runtime import Runtime
 from slackbot.settings import secret
@@ -79,6 +80,9 @@ def routes(runtime: Runtime) -> list[Route]:
 
         try:
             checks = await asyncio.to_thread(probe)
+        except UNAVAILABLE as exc:  # say what an operator checks first: which server, what it answered
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
+            checks = {"database": f"error: unreachable: {reason[0][:200]}"}
         except Exception as exc:  # readiness reports any failure rather than raising it
             checks = {"database": f"error: {type(exc).__name__}"}
         checks.update(runtime.readiness_extras())

@@ -15,9 +15,10 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from handlers.slack import unavailable
 from handlers.slack.payloads import request_key
 from slackbot.config import ChoiceError, Playbook
-from slackbot.db.engine import session_scope
+from slackbot.db.engine import UNAVAILABLE, session_scope
 from slackbot.domain.changes import (
     Acknowledge,
     Assign,
@@ -81,6 +82,11 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     async def answer(request: Received, respond: AsyncRespond) -> None:
         try:
             text, in_channel = await triage_command.dispatch(request.text, request.user, request)
+        except UNAVAILABLE as exc:
+            # Told here, before the ack below: an error raised after an ack would make Bolt drop
+            # the ack it has not sent yet, and Slack would wait its 3 s for nothing.
+            await unavailable.tell(respond, exc)
+            return
         finally:
             await request.ack()  # whatever did not ack yet (a usage error, a refusal) acks now
         await respond(text=truncate(text, REPLY_LIMIT), response_type="in_channel" if in_channel else "ephemeral")

@@ -7,7 +7,9 @@
   ``proxy_next_upstream error`` does. A request that reached a replica is never sent again (a
   report or a click is not idempotent at the proxy), so a crash mid-request is a 502 the sender
   sees, never a silent resend. It records every answer (status, route, replica) so a run can say
-  what the senders were told.
+  what the senders were told. In front of any other server (an :class:`Upstream`, such as Slack's
+  Web API) it is a slow network when told to ``hold`` requests: a run can keep deliveries in
+  flight at the moment it stops the database.
 * :class:`BdSwitch` is bd as an outage takes it away: the executable behind a link that disappears
   (a package upgrade gone wrong, an unmounted volume), the tracker's retryable failure. The
   single-process simulation and the multi-replica test both switch bd off this way.
@@ -15,16 +17,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 from starlette.applications import Starlette
@@ -102,6 +106,22 @@ class Replica:
         return "\n".join(text.splitlines()[-lines:])
 
 
+class Upstream(Protocol):
+    """What the balancer forwards to: a :class:`Replica`, or any server with a name and a URL."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    url: str
+
+
 @dataclass(frozen=True)
 class Answer:
     """One request through the balancer, as the sender saw it."""
@@ -110,37 +130,59 @@ class Answer:
     status: int
     replica: str  # who answered; "" when none could be reached
     body: bytes
+    asked: bytes = b""  # what the sender sent
+    arrived: float = 0.0  # monotonic: when the request reached the balancer
+    answered: float = 0.0  # monotonic: when its answer went back
 
 
 class LoadBalancer:
     """Round robin over the replicas, skipping those that refuse connections."""
 
-    def __init__(self, replicas: Sequence[Replica]) -> None:
+    def __init__(self, replicas: Sequence[Upstream]) -> None:
         self.replicas = list(replicas)
         self.answers: list[Answer] = []
+        self.hold = 0.0  # seconds each request waits before it is forwarded (a slow network)
+        self.in_flight = 0  # requests that arrived and are not answered yet
+        self._client: httpx.AsyncClient | None = None  # one for all requests, made on the server's loop
         self._turn = itertools.count()
         self._lock = threading.Lock()
         self.url = ""
 
     async def _forward(self, request: Request) -> Response:
+        arrived = time.monotonic()
+        with self._lock:
+            self.in_flight += 1
+        try:
+            return await self._forward_held(request, arrived)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    async def _forward_held(self, request: Request, arrived: float) -> Response:
         body = await request.body()
+        if self.hold > 0:
+            await asyncio.sleep(self.hold)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         first = next(self._turn)
         for n in range(len(self.replicas)):
             replica = self.replicas[(first + n) % len(self.replicas)]
+            assert self._client is not None, "the balancer is not running"
             try:
-                async with httpx.AsyncClient(timeout=30, trust_env=False) as client:
-                    answer = await client.request(request.method, replica.url + target, content=body, headers=headers)
+                answer = await self._client.request(request.method, replica.url + target, content=body, headers=headers)
             except httpx.ConnectError:
                 continue  # nothing reached this one: the next may take it
             except httpx.HTTPError:
-                self._record(Answer(request.url.path, 502, replica.name, b""))
+                self._record(Answer(request.url.path, 502, replica.name, b"", body, arrived, time.monotonic()))
                 return Response("the replica failed mid-request", status_code=502)
-            self._record(Answer(request.url.path, answer.status_code, replica.name, answer.content))
+            self._record(
+                Answer(
+                    request.url.path, answer.status_code, replica.name, answer.content, body, arrived, time.monotonic()
+                )
+            )
             kept = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP | {"content-encoding"}}
             return Response(answer.content, status_code=answer.status_code, headers=kept)
-        self._record(Answer(request.url.path, 502, "", b""))
+        self._record(Answer(request.url.path, 502, "", b"", body, arrived, time.monotonic()))
         return Response("no replica is reachable", status_code=502)
 
     def _record(self, answer: Answer) -> None:
@@ -151,10 +193,27 @@ class LoadBalancer:
         with self._lock:
             return [a for a in self.answers if a.path == path]
 
+    @asynccontextmanager
+    async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:
+        # One client: a new one per request loaded the CA bundle each time (tens of ms of CPU in
+        # the process that also runs the senders). It drops an idle connection after 2 s, before
+        # a replica's server does (uvicorn: 5 s), so no request goes out on a closing connection.
+        limits = httpx.Limits(keepalive_expiry=2.0)
+        async with httpx.AsyncClient(timeout=30, trust_env=False, limits=limits) as client:
+            self._client = client
+            yield
+        self._client = None
+
     @contextmanager
     def running(self) -> Iterator[LoadBalancer]:
-        app = Starlette(routes=[Route("/{path:path}", self._forward, methods=["GET", "POST", "PUT", "DELETE"])])
-        with serve(app) as base:
+        app = Starlette(
+            routes=[Route("/{path:path}", self._forward, methods=["GET", "POST", "PUT", "DELETE"])],
+            lifespan=self._lifespan,
+        )
+        # nginx keeps an idle connection 75 s: its clients (httpx: 5 s) always close one first.
+        # With uvicorn's 5 s both ends close at once, and a request sent on a connection
+        # the balancer is closing is reset (a click 5 s after the last one failed that way).
+        with serve(app, timeout_keep_alive=75) as base:
             self.url = base
             yield self
 
