@@ -573,6 +573,14 @@ def test_replicas_survive_a_crash_a_database_outage_and_skewed_clocks(world: Wor
         return f"missing {missing}\n" + "\n".join(str(tuple(r)) for r in rows)
 
     wait_for(lambda: set(cards(slack)) >= set(keys), "every accepted failure's card", 40, missing_cards)
+    assert set(cards(slack)) == set(keys)  # and no card for a failure no sender was told was accepted
+    # Nothing half written: the report the probes sent only during the outage (run 7999) left no
+    # trace anywhere in Slack, not even as a repeat in a card's thread.
+    posts = [
+        m for found in cards(slack).values() for c, ts in found for m in [*slack.messages(c), *slack.replies(c, ts)]
+    ]
+    assert [m for m in posts if "/actions/runs/" in str(m.blocks)]  # cards do show the runs they saw
+    assert not [m.text for m in posts if "runs/7999" in f"{m.text} {m.blocks}"]
     doubled = {k: len(v) for k, v in cards(slack).items() if len(v) != 1}
     assert doubled == {}
     assert len([s for s in sent if "INC-" in " ".join(s.incidents)]) == len(sent)
