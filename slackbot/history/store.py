@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import exists
 from sqlalchemy import select as select_columns  # six columns: more than sqlmodel.select types
@@ -20,18 +21,20 @@ WINDOW = 60
 _SEARCHES = 200
 
 
-def record(session: Session, run: Run, results: Iterable[ResultLike], now: datetime) -> RunResults | None:
+def record(
+    session: Session, run: Run, results: Iterable[ResultLike], now: datetime, *, new_run: bool = False
+) -> RunResults | None:
     """Every result of one report, passes included. The same report sent again adds nothing;
-    a run reported in several files (one per shard) adds one row per file."""
+    a run reported in several files (one per shard) adds one row per file. ``new_run``: the run
+    was created by this transaction, so it has no row yet to look for."""
     assert run.id is not None
     packed = pack(results)
     if not packed:
         return None
     content_key = hashlib.sha256(packed).hexdigest()[:32]
-    seen = session.scalar(
+    if not new_run and session.scalar(
         select(exists().where(col(RunResults.run_pk) == run.id, col(RunResults.content_key) == content_key))
-    )
-    if seen:
+    ):
         return None
     failed = failed_count(packed)
     row = RunResults(
@@ -50,10 +53,19 @@ def record(session: Session, run: Run, results: Iterable[ResultLike], now: datet
     return row
 
 
-def histories(
-    session: Session, repository: str, branch: str | None, keys: Sequence[bytes], *, window: int = WINDOW
-) -> dict[bytes, History]:
-    """Each test's history on the branch, oldest first, over the branch's last ``window`` reports."""
+class StoredReport(NamedTuple):
+    """One stored report of a branch, with its run."""
+
+    run_pk: int
+    sha: str | None
+    attempt: int
+    outcomes: bytes
+    run_id: str
+    url: str | None
+
+
+def recent(session: Session, repository: str, branch: str | None, *, window: int = WINDOW) -> list[StoredReport]:
+    """The branch's last ``window`` reports, oldest first."""
     rows = session.execute(
         select_columns(
             col(RunResults.run_pk),
@@ -68,11 +80,23 @@ def histories(
         .order_by(col(RunResults.id).desc())
         .limit(window)
     ).all()
+    return [StoredReport(*row) for row in reversed(rows)]
+
+
+def histories(
+    session: Session, repository: str, branch: str | None, keys: Sequence[bytes], *, window: int = WINDOW
+) -> dict[bytes, History]:
+    """Each test's history on the branch, oldest first, over the branch's last ``window`` reports."""
+    return histories_in(recent(session, repository, branch, window=window), keys)
+
+
+def histories_in(reports: Sequence[StoredReport], keys: Sequence[bytes]) -> dict[bytes, History]:
+    """Each test's history in ``reports`` (``recent``'s)."""
     found: dict[bytes, list[Seen]] = {key: [] for key in keys}
     # A few tests: a binary search each per run. Thousands (a run that broke everything): one
     # pass over each run's records into a dict is cheaper than thousands of searches.
     many = len(found) > _SEARCHES
-    for run_pk, sha, attempt, packed, run_id, url in reversed(rows):
+    for run_pk, sha, attempt, packed, run_id, url in reports:
         if many:
             table = {packed[i : i + 8]: packed[i + 8] for i in range(0, len(packed), 9)}
             outcomes = ((key, seen, table.get(key)) for key, seen in found.items())

@@ -191,7 +191,7 @@ class IngestService:
         run, run_is_new = self._upsert_run(session, report, now)
         assert run.id is not None
         # -- test history (issue 16): every result this report carried, passes included ------
-        recorded = history.record(session, run, report.results, now)
+        recorded = history.record(session, run, report.results, now, new_run=run_is_new)
         # ------------------------------------------------------------------------------------
         failures = [r for r in report.results if r.is_failure]
         groups = self._group(report, failures, _ROUTING_SOURCE.get(source, "report"))
@@ -298,7 +298,10 @@ class IngestService:
         effects.flush(session)
         if recorded is not None:  # validation by evidence: what incidents awaiting green runs see
             self.core.witness(session, run, recorded.outcomes)
-            self.core.resuggest(session, run, recorded)  # a rerun's passes: flakes seen after opening
+            # a rerun's passes: flakes seen after opening. Not looked for when the branch's
+            # reports, read for the suggestions, hold no earlier run of its sha or attempt.
+            if advice.may_rerun(run.id, run.run_id, run.sha, run.run_attempt):
+                self.core.resuggest(session, run, recorded)
         return IngestResult(
             run_key=f"{report.run.repository}#{report.run.run_id}.{report.run.run_attempt}",
             duplicate=duplicate,

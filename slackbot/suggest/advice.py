@@ -11,8 +11,8 @@ from sqlmodel import Session
 
 from slackbot.config import Playbook
 from slackbot.domain.ids import prefix_of
-from slackbot.history.outcomes import ResultLike, key_of
-from slackbot.history.store import histories
+from slackbot.history.outcomes import ResultLike, key_for
+from slackbot.history.store import StoredReport, histories_in, recent
 from slackbot.history.summary import History
 from slackbot.suggest.failure import Failure, suggest
 from slackbot.suggest.past import Past
@@ -57,19 +57,27 @@ class Advice:
         self._shapes: dict[str, RunShape] = {}
         self._patterns: dict[str, Memo] = {}
         self._memo: dict[tuple[object, ...], Suggestion | None] = {}
+        self._recent: list[StoredReport] | None = None
 
     def prepare(self, opening: Sequence[FailedResult]) -> None:
         """Read the history of the tests about to open incidents, in one query."""
-        keys = [self._key(r) for r in opening]
+        keys = [key_for(r) for r in opening]
         if keys:
-            found = histories(self.session, self.repository, self.branch, keys)
+            self._recent = recent(self.session, self.repository, self.branch)
+            found = histories_in(self._recent, keys)
             for result, key in zip(opening, keys, strict=True):
                 self._by_result[id(result)] = found.get(key)
 
-    def _key(self, result: FailedResult) -> bytes:
-        scenario, invariant = result.scenario_id, result.invariant_id
-        # the test's name is only read when the ids do not identify it (it is built on each read)
-        return key_of(scenario, invariant, "" if scenario and invariant else result.test_identity)
+    def may_rerun(self, run_pk: int, run_id: str, sha: str | None, attempt: int) -> bool:
+        """Whether this run may be a rerun of an earlier failure: the branch's recent reports hold
+        another run of its sha or an earlier attempt of it (what ``incidents.suggestions`` looks
+        for). True when ``prepare`` read none of them (it had nothing to open): ask the database."""
+        if self._recent is None:
+            return True
+        return any(
+            r.run_pk != run_pk and ((sha and r.sha == sha) or (r.run_id == run_id and r.attempt < attempt))
+            for r in self._recent
+        )
 
     def history(self, result: FailedResult) -> History | None:
         """The history ``prepare`` read for this result (the ingest asks several times per result)."""
