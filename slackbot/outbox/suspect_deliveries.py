@@ -21,11 +21,16 @@ from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, OutboxItem
 from slackbot.domain.effects import EffectKind, Event
-from slackbot.incidents import suggestions
+from slackbot.incidents import beads, suggestions
 from slackbot.incidents.effects import Effects
 from slackbot.incidents.state import redraw
 from slackbot.outbox.worker import Handler, RetryLater
 from slackbot.suggest.changes import change_votes, suspects, touched
+
+# GitHub's compare lists at most 300 changed files for a whole comparison, and says nothing when
+# it stops there: that many means there may be more.
+FILES_LISTED = 300
+TRUNCATED = "- GitHub lists only part of this comparison: there are more changes than shown."
 
 
 class SuspectJobs:
@@ -64,7 +69,8 @@ class SuspectJobs:
                 return {"skipped": "the incident no longer exists"}
             playbook = self.playbooks.get(incident.playbook)
             files = touched(playbook, comparison.files, codeowners)
-            found = suspects(comparison.commits, files, base=base, head=head, truncated=comparison.truncated)
+            capped = comparison.truncated or len(comparison.files) >= FILES_LISTED
+            found = suspects(comparison.commits, files, base=base, head=head, truncated=capped)
             incident.suspects = found
             incident.revision += 1
             effects = Effects(now=self.clock.now())
@@ -81,7 +87,24 @@ class SuspectJobs:
                 incident_id=incident.id,
                 data={"base": base, "head": head, "commits": len(comparison.commits)},
             )
+            # A bead filed before GitHub answered (a SEV-1 files at once; a rate limit delays the
+            # compare) never saw them in its description: they reach it as one comment per range.
+            beads.comment(incident, effects, bead_comment(found), key=f"suspects:{base[:12]}...{head[:12]}")
             redraw(incident, effects)
             session.add(incident)
             effects.flush(session)
         return {"commits": len(comparison.commits), "files": len(comparison.files)}
+
+
+def bead_comment(found: dict[str, Any]) -> str:
+    """The suspects as the bead's description lists them (``bead.md.j2``), Markdown."""
+    count = int(found["commitCount"])
+    lines = [
+        f"Suspect changes since the last green sha {found['base'][:8]} ({count} commit{'s' if count != 1 else ''}):"
+    ]
+    lines += [f"- `{c['sha'][:8]}` {c['title']} ({c['author']})" for c in found["commits"]]
+    if found["owners"]:
+        lines.append(f"- Owners of the changed files: {', '.join(found['owners'])}")
+    if found["truncated"]:
+        lines.append(TRUNCATED)
+    return "\n".join(lines)

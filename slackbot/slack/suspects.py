@@ -26,4 +26,6 @@ def suspect_lines(suspects: dict[str, Any], shown: int = 3, files: int = 5) -> l
         lines.append(f"…and {unlisted} more changed file{'s' if unlisted != 1 else ''}")
     if suspects.get("owners"):
         lines.append("Owners: " + ", ".join(escape(str(o)) for o in suspects["owners"][:6]))
+    if suspects.get("truncated"):  # GitHub capped the comparison (300 files, or too many pages)
+        lines.append("_GitHub lists only part of this comparison: there are more changes than shown._")
     return lines
