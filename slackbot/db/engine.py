@@ -21,6 +21,24 @@ from sqlmodel import Session, create_engine
 UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 RETRY_AFTER_SECONDS = 5
 
+# PostgreSQL on a host that does not answer (down, partitioned, a firewall dropping packets: not a
+# stopped server, which refuses at once) would otherwise hold a request for minutes: libpq waits
+# for a connection without limit and the kernel retransmits on a dead one for about 15 minutes.
+# Each bound fails the request with UNAVAILABLE (a 503 the sender retries) instead.
+POSTGRES_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": 3,  # seconds (libpq's least is 2); a LAN connection takes milliseconds
+    # An established connection whose host vanished: unacknowledged sends fail after 10 s, and
+    # an idle one is probed every few seconds, so pool_pre_ping does not hang on it either.
+    "tcp_user_timeout": 10_000,  # ms
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    # A statement stuck behind another transaction's lock fails instead of queueing requests
+    # behind it. No statement_timeout: a migration's index build on a big table may take minutes.
+    "options": "-c lock_timeout=10000",
+}
+
 
 class OutageLog:
     """What a loop that retries several times a second logs about its database: one WARNING when
@@ -95,7 +113,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 raise DBAPIError.instance(begin, None, exc, sqlite3.Error) from exc
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)
+    connect_args = {**POSTGRES_CONNECT_ARGS, **kwargs.pop("connect_args", {})}
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=connect_args, **kwargs)
 
 
 @contextmanager
