@@ -6,9 +6,9 @@ and then passed keeps both: that is what a flake looks like, and neither half ma
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from enum import IntFlag
-from itertools import compress
 from operator import attrgetter
 from typing import NamedTuple, Protocol
 
@@ -51,21 +51,23 @@ class ResultLike(Protocol):  # what it reads of sources.report.Result (history i
     def status(self) -> str: ...
 
 
-# A suite reports the same tests run after run: each test's digest is worked out once per process
-# (hashing was half of what recording 10,000 results cost). Emptied when full, never grown
-# without end; a digest never changes, so a concurrent ingest reading it meanwhile is harmless.
-# Keyed by (scenario id, invariant id) when both are set, else by the test's identity.
-_KEYS: dict[object, bytes] = {}
-_KEYS_KEPT = 200_000  # about 30 MB at most, for suites of up to that many tests
+# A suite reports the same tests run after run: each test's record (its digest and an outcome's
+# flag byte) is worked out once per process, keyed by (scenario id, invariant id, status) when the
+# ids are set (hashing was half of what recording 10,000 results cost). Emptied when full, never
+# grown without end; a record never changes, so a concurrent ingest reading meanwhile is harmless.
+_RECORDS: dict[tuple[str, str, str], bytes] = {}
+_KEYS: dict[str, bytes] = {}  # tests without ids, by their identity
+_KEPT = 200_000  # about 30 MB at most, for suites of up to 100,000 tests
 
-# ... and in the same order: the last few test sets seen (their digests in report order, joined)
-# with where each lands in the sorted records. A report of that set then costs no sort and no
-# Python work per passing test: its records are the set's, all passed, with the others set.
+# ... and in the same order: the last few test sets seen (their records in report order, all
+# passed) with where each lands in the sorted records. A report of that set then costs no sort
+# and no Python work per passing test: its records are the set's, with the others' flags set.
 _SETS: dict[bytes, _Layout | None] = {}  # None: the set repeats a test (a retry), packed the slow way
 _SETS_KEPT = 8  # about 300 kB each for 10,000 tests
 
-_IDS, _STATUS = attrgetter("scenario_id", "invariant_id"), attrgetter("status")
+_READ = attrgetter("scenario_id", "invariant_id", "status")
 _ALL_PASSED = bytes((PASSED,))
+_NOT_PASSED = re.compile(b"[^%c]" % PASSED)
 _UNSEEN = ...  # not in _SETS (None is: a set packed the slow way)
 
 
@@ -75,49 +77,66 @@ class _Layout(NamedTuple):
 
 
 def pack(results: Iterable[ResultLike]) -> bytes:
-    """One report's records. Attributes are read and digests looked up by ``map`` (in C): this
-    runs for every report, and a report of 10,000 mostly passing tests must cost a few ms."""
+    """One report's records. Attributes are read and records looked up by ``map`` (in C): this
+    runs for every report, and a report of 10,000 mostly passing tests must cost a few ms.
+    Nothing here keeps a container per result alive: 10,000 of them would set off the cyclic
+    collector (young collections, then a full one walking the whole report) mid-ingest."""
     results = results if isinstance(results, list) else list(results)
-    # Nothing here keeps a container per result alive: 10,000 of them would set off the cyclic
-    # collector (young collections, then a full one walking the whole report) mid-ingest.
-    keys: list[bytes | None] = list(map(_KEYS.get, map(_IDS, results)))
-    if None in keys:
-        keys = [key or key_for(result) for key, result in zip(keys, results, strict=True)]
-    joined = b"".join(keys)  # type: ignore[arg-type]  # no None left
-    found = _SETS.get(joined, _UNSEEN)  # one lookup: another ingest may empty it meanwhile
-    if isinstance(found, _Layout) or found is None:
-        layout = found
+    found = list(map(_RECORDS.get, map(_READ, results)))
+    if None in found:
+        found = [record or _record(result) for record, result in zip(found, results, strict=True)]
+    joined = b"".join(found)  # type: ignore[arg-type]  # no None left
+    flags = joined[_DIGEST::_WIDTH]
+    everyone_passed = bytearray(joined)
+    everyone_passed[_DIGEST::_WIDTH] = _ALL_PASSED * len(flags)
+    tests = bytes(everyone_passed)
+    known = _SETS.get(tests, _UNSEEN)  # one lookup: another ingest may empty it meanwhile
+    if isinstance(known, _Layout) or known is None:
+        layout = known
     else:
-        layout = _layout(keys)  # type: ignore[arg-type]
+        layout = _layout(tests)
         if len(_SETS) >= _SETS_KEPT:
             _SETS.clear()
-        _SETS[joined] = layout
+        _SETS[tests] = layout
     if layout is None:
-        return _pack_merged(keys, results)  # type: ignore[arg-type]
-    records = bytearray(layout.passed)
-    statuses = list(map(_STATUS, results))
-    slots = layout.slots
-    for index in compress(range(len(statuses)), map("passed".__ne__, statuses)):
-        records[slots[index]] = _BITS.get(statuses[index], PASSED)
+        return _pack_merged(joined)
+    records, slots = bytearray(layout.passed), layout.slots
+    for other in _NOT_PASSED.finditer(flags):  # in C: only the failed and skipped reach Python
+        index = other.start()
+        records[slots[index]] = flags[index]
     return bytes(records)
 
 
 def key_for(result: ResultLike) -> bytes:
     """``key_of`` the result, remembered: the test's name is only read when its ids do not
     identify it (it is built on each read)."""
-    scenario, invariant = result.scenario_id, result.invariant_id
-    name: object = (scenario, invariant) if scenario and invariant else result.test_identity
-    key = _KEYS.get(name)
+    return _record(result)[:_DIGEST]
+
+
+def _record(result: ResultLike) -> bytes:
+    scenario, invariant, status = _READ(result)
+    if scenario and invariant:
+        name = (scenario, invariant, status)
+        record = _RECORDS.get(name)
+        if record is None:
+            record = key_of(scenario, invariant, "") + _BYTES[_BITS.get(status, PASSED)]
+            if len(_RECORDS) >= _KEPT:
+                _RECORDS.clear()
+            _RECORDS[name] = record
+        return record
+    identity = result.test_identity
+    key = _KEYS.get(identity)
     if key is None:
-        basis = f"ids|{scenario}|{invariant}" if scenario and invariant else f"test|{name}"
-        key = hashlib.blake2b(basis.encode(), digest_size=_DIGEST).digest()
-        if len(_KEYS) >= _KEYS_KEPT:
+        key = key_of(scenario, invariant, identity)
+        if len(_KEYS) >= _KEPT:
             _KEYS.clear()
-        _KEYS[name] = key
-    return key
+        _KEYS[identity] = key
+    return key + _BYTES[_BITS.get(status, PASSED)]
 
 
-def _layout(keys: list[bytes]) -> _Layout | None:
+def _layout(tests: bytes) -> _Layout | None:
+    """Where each test of the set lands in the sorted records; None when the set repeats a test."""
+    keys = [tests[start : start + _DIGEST] for start in range(0, len(tests), _WIDTH)]
     count = len(keys)
     if len(set(keys)) != count:
         return None
@@ -132,12 +151,13 @@ def _layout(keys: list[bytes]) -> _Layout | None:
     return _Layout(slots, bytes(records))
 
 
-def _pack_merged(keys: list[bytes], results: list[ResultLike]) -> bytes:
+def _pack_merged(joined: bytes) -> bytes:
     """A report that carries a test more than once (JUnit reruns): its outcomes merge, so a test
     that failed and then passed keeps both flags."""
     flags: dict[bytes, int] = {}
-    for key, status in zip(keys, map(_STATUS, results), strict=True):
-        flags[key] = flags.get(key, 0) | _BITS.get(status, PASSED)
+    for start in range(0, len(joined), _WIDTH):
+        key = joined[start : start + _DIGEST]
+        flags[key] = flags.get(key, 0) | joined[start + _DIGEST]
     return b"".join([key + _BYTES[flags[key]] for key in sorted(flags)])
 
 
