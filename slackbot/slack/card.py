@@ -28,7 +28,7 @@ from slackbot.slack.blocks import Block, button, context, divider, header, md, s
 from slackbot.slack.escape import code, escape, link, slack_date, truncate
 from slackbot.slack.lease import lease_line
 from slackbot.slack.posts import Mrkdwn, render_named
-from slackbot.slack.suspects import suspect_lines
+from slackbot.slack.suspects import suspect_lines, suspect_summary
 
 SECTION_LIMIT = 3000
 FIELD_LIMIT = 2000
@@ -179,6 +179,9 @@ def _state_lines(view: CardView) -> list[str]:
     lease = lease_line(playbook, incident)
     if lease:
         lines.append(lease)
+    suspects = suspect_summary(incident.suspects, details_shown=incident.card_details) if incident.suspects else None
+    if suspects:  # what changed since green is the next question: its gist here, the list in Details
+        lines.append(suspects)
     return lines
 
 

@@ -29,3 +29,19 @@ def suspect_lines(suspects: dict[str, Any], shown: int = 3, files: int = 5) -> l
     if suspects.get("truncated"):  # GitHub capped the comparison (300 files, or too many pages)
         lines.append("_GitHub lists only part of this comparison: there are more changes than shown._")
     return lines
+
+
+def suspect_summary(suspects: dict[str, Any], *, details_shown: bool) -> str | None:
+    """One line for the card's first screen: how many changes, by whom, since which green sha."""
+    count = int(suspects.get("commitCount", 0))
+    if not count:
+        return None
+    authors = list(dict.fromkeys(str(c.get("author", "")) for c in suspects.get("commits", []) if c.get("author")))
+    by = (
+        f" by {', '.join(escape(a) for a in authors[:3])}" + (" and others" if len(authors) > 3 else "")
+        if authors
+        else ""
+    )
+    since = code(str(suspects.get("base", ""))[:8])
+    where = "" if details_shown else " (Details)"
+    return f"*Suspect changes:* {count} commit{'s' if count != 1 else ''}{by} since {since}{where}"
