@@ -45,6 +45,7 @@ from slackbot.outbox.paging_deliveries import PagingDeliveries
 from slackbot.outbox.slack_deliveries import SlackDeliveries
 from slackbot.outbox.suspect_deliveries import SuspectJobs
 from slackbot.outbox.worker import OUTAGE_RETRY_POLICIES, OutboxWorker
+from slackbot.reads.stats import StatsRefresher
 from slackbot.runtime import Runtime
 from slackbot.scheduler import TimerScheduler
 from slackbot.settings import Settings, secret
@@ -234,6 +235,10 @@ def build_asgi(
         # Applies what Slack requests asked for: first what a crashed or stopped process recorded.
         tasks.append(asyncio.create_task(runtime.inbox.run(stop), name="slack-inbox"))
         tasks.append(asyncio.create_task(check_bd(runtime, workers.trackers), name="bd-version"))
+        # /triage stats' month, read at start (beside readiness, not before it) and kept fresh, so
+        # no person's request reads it whole.
+        refresher = StatsRefresher(runtime.engine, runtime.clock)
+        tasks.append(asyncio.create_task(refresher.run(stop), name="stats-refresher"))
         # Each digest channel's weekly timer, before the first tick (which fires one missed while down).
         try:
             await asyncio.to_thread(ensure_digest_timers, runtime.engine, runtime.playbooks, runtime.clock)

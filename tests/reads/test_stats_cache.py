@@ -4,6 +4,9 @@ after a change, as time moves the window, and at most 30 s after a change the id
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -17,7 +20,7 @@ from slackbot.clock import FakeClock, as_utc
 from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
 from slackbot.db.models import Incident, TimelineEvent
-from slackbot.reads.stats import FACTS_CACHE, ClassStats, StatsService, WindowStats
+from slackbot.reads.stats import FACTS_CACHE, ClassStats, StatsRefresher, StatsService, WindowStats
 from tests.reads.conftest import fill_history
 
 
@@ -157,3 +160,78 @@ def test_after_a_reclassification_it_reads_only_that_incident(
     )
     assert after[0].total.reclassified >= before[0].total.reclassified
     assert numbers(after) == fresh(filled, playbooks, clock)
+
+
+ASKED: contextvars.ContextVar[bool] = contextvars.ContextVar("asked", default=False)
+
+
+def test_the_refresher_reads_the_month_so_that_no_request_does(
+    filled: Engine, playbooks: Playbooks, clock: FakeClock
+) -> None:
+    """Read at start-up with nobody asking, read again before ``CACHE_FOR`` runs out: a request
+    after ``CACHE_FOR`` answers from the newest read, the change no id shows included, without
+    reading the month itself."""
+    service = StatsService(playbooks, clock)
+    whole: list[bool] = []  # for each whole read of the window: was it a request's?
+    done: list[bool] = []  # the background reads finished (their connection back in the pool)
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "incidents.created_at >=" in statement and " IN (" not in statement and " CASE WHEN " in statement:
+            whole.append(ASKED.get())
+
+    def returned(*_: Any) -> None:
+        if not ASKED.get() and threading.current_thread() is not threading.main_thread():
+            done.append(True)
+
+    async def until(condition: Callable[[], bool], what: str) -> None:
+        deadline = asyncio.get_running_loop().time() + 20
+        while not condition():
+            assert asyncio.get_running_loop().time() < deadline, what
+            await asyncio.sleep(0.01)
+
+    async def ask() -> list[WindowStats]:
+        ASKED.set(True)  # the worker thread runs in a copy of this context: its reads are the request's
+        try:
+            return await asyncio.to_thread(service.report, filled)
+        finally:
+            ASKED.set(False)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        FACTS_CACHE.clear()
+        refresher = asyncio.create_task(StatsRefresher(filled, clock).run(stop, poll=0.01))
+        await until(lambda: len(whole) == len(done) == 1, "no read at start-up")
+        before = await ask()
+        assert whole == [False], "the first request read the month itself"
+        with session_scope(filled) as session:  # by hand: no timeline row, no id moves
+            incident = session.exec(
+                select(Incident)
+                .where(
+                    col(Incident.acknowledged_at).is_(None), col(Incident.created_at) >= clock.now() - timedelta(days=7)
+                )
+                .limit(1)
+            ).one()
+            incident.acknowledged_at = clock.now()
+            session.add(incident)
+        clock.advance(FACTS_CACHE.REFRESH_EVERY)
+        await until(lambda: len(whole) == len(done) == 2, "no refresh before CACHE_FOR ran out")
+        clock.advance(FACTS_CACHE.CACHE_FOR - FACTS_CACHE.REFRESH_EVERY + timedelta(seconds=1))
+        after = await ask()
+        assert whole == [False, False], "a request after CACHE_FOR read the month itself"
+        assert after[0].total.acknowledged == before[0].total.acknowledged + 1
+        stop.set()
+        await asyncio.wait_for(refresher, 5)
+
+    event.listen(filled, "before_cursor_execute", record)
+    event.listen(filled.pool, "checkin", returned)
+    try:
+        asyncio.run(scenario())
+    finally:
+        event.remove(filled, "before_cursor_execute", record)
+        event.remove(filled.pool, "checkin", returned)
+    expected = numbers(StatsService(playbooks, clock).report(filled))
+    assert expected == fresh(filled, playbooks, clock)
+    # Stopped: without a refresher, a copy CACHE_FOR old is read again by the request.
+    clock.advance(FACTS_CACHE.CACHE_FOR)
+    statements = selects(filled, lambda: service.report(filled))
+    assert any(" CASE WHEN " in s and "incidents.created_at >=" in s and " IN (" not in s for s in statements)
