@@ -95,3 +95,21 @@ def test_another_run_of_the_same_sha_passing_suggests_a_flake(bot: Bot) -> None:
     flake = incidents(bot)["INC-1"]
     assert flake["suggestedClass"] == "flake_concurrency", (flake["suggestedReason"], flake["confidence"])
     assert flake["suggestedReason"].startswith("failed and passed on the same sha bbbbbbbb")
+
+
+def test_a_rerun_that_opens_a_new_failure_still_sees_the_pass_of_an_earlier_one(bot: Bot) -> None:  # noqa: F811
+    # The new failure makes the ingest read the branch's reports for its suggestion; the rerun
+    # lookup is skipped only when those reports hold no earlier run of this sha or attempt.
+    sent(bot, result("SCH-003", "STATE-001", **REGRESSION), run_id="600", sha=RED)
+    sent(
+        bot,
+        result("SCH-003", "STATE-001", status="passed"),
+        result("BID-001", "TENANT-001", **REGRESSION),
+        run_id="600",
+        sha=RED,
+        attempt=2,
+    )
+    found = incidents(bot)
+    assert found["INC-1"]["suggestedClass"] == "flake_concurrency", found["INC-1"]["suggestedReason"]
+    assert found["INC-1"]["suggestedReason"].startswith("passed on rerun attempt 2 of run 600")
+    assert found["INC-2"]["suggestedClass"] == "algorithm_regression"
