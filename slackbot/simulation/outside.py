@@ -919,6 +919,23 @@ def check_github_issues_outage(run: SimulationRun, world: World) -> Check:
     return check
 
 
+def check_socket_mode(run: SimulationRun, world: World) -> Check:
+    """Every Slack request Slack delivered over Socket Mode was acked on the socket (Slack shows
+    the person an error for one that is not, and gives up on an event). What the requests did is
+    judged by the other checks, whatever way they came."""
+    processes = ", ".join(str(n) for n in run.socket_processes)
+    check = Check(
+        "socket_mode",
+        f"Every Slack request delivered over Socket Mode (bot processes {processes}) was acked on the socket",
+        0,
+    )
+    for place, (kind, carried, acked) in enumerate(run.snapshot.socket_envelopes, start=1):
+        check.examined(world.runbook.name)
+        if not acked:
+            check.violations.append(f"envelope {place} ({kind}: {carried or '?'}) was never acked")
+    return check
+
+
 def check_outside(run: SimulationRun, runbook: Runbook, playbooks: Sequence[Runbook] = ()) -> list[Check]:
     world = World.of(run, runbook, playbooks or [runbook])
     checks = [check(run, world) for check in OUTSIDE_CHECKS]
@@ -926,6 +943,8 @@ def check_outside(run: SimulationRun, runbook: Runbook, playbooks: Sequence[Runb
         checks.append(check_github_outage(run, world))
     if run.snapshot.github_issue_outages:  # it began: the issue it met must be examined
         checks.append(check_github_issues_outage(run, world))
+    if run.snapshot.socket_envelopes:  # the door carried requests: each must have been acked
+        checks.append(check_socket_mode(run, world))
     checks += check_runbooks_end_to_end(run, world.playbooks)
     checks.append(check_playbooks_examined(run, world, checks))
     for check in checks:

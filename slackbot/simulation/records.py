@@ -71,6 +71,7 @@ class SimulationRun:
     alerts: Alerts | None = None  # Alertmanager's webhooks, from the playbooks' alert rules
     sabotage: list[str] = field(default_factory=list)
     playbooks: Playbooks | None = None  # as the run loaded them (None: load them from runbook_dir)
+    socket_processes: list[int] = field(default_factory=list)  # the bot processes that took Slack over Socket Mode
 
 
 @dataclass
@@ -106,6 +107,8 @@ class Snapshot:
     # (repository, issue title or #number, HTTP status) of each request the Issues API outage refused
     github_issue_refused: list[tuple[str, str, int]] = field(default_factory=list)
     github_issue_outages: list[tuple[datetime, datetime]] = field(default_factory=list)  # (began, ended)
+    # (envelope type, what it carried, acked) of each Slack request delivered over Socket Mode, in order
+    socket_envelopes: list[tuple[str, str, bool]] = field(default_factory=list)
 
     def top_level(self, channel: str | None = None) -> list[SnapMessage]:
         return [m for m in self.messages if m.thread_ts in (None, m.ts) and channel in (None, m.channel)]

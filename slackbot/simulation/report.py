@@ -464,6 +464,22 @@ def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> list[str]:
     return lines
 
 
+def socket_lines(run: SimulationRun) -> list[str]:
+    """Which bot processes took Slack over Socket Mode, and what travelled to them that way."""
+    if not run.socket_processes:
+        return []
+    envelopes = run.snapshot.socket_envelopes
+    kinds = Counter(carried or kind for kind, carried, _ in envelopes)
+    carried = ", ".join(f"{what} {n}" for what, n in kinds.most_common()) or "nothing"
+    processes = ", ".join(str(n) for n in run.socket_processes)
+    return [
+        "",
+        f"Slack over Socket Mode: bot process{'es' if len(run.socket_processes) > 1 else ''} {processes} connected "
+        f"over a WebSocket instead of serving /slack/events; {len(envelopes)} requests went to them as envelopes "
+        f"({carried}), the people's clicks and commands and Slack's events alike.",
+    ]
+
+
 def report_markdown(result: SimulationResult, figures: dict[str, Any]) -> str:
     run = result.run
     sim, ci, bot = figures["simulated"], figures["ci"], figures["bot"]
@@ -539,6 +555,7 @@ def report_markdown(result: SimulationResult, figures: dict[str, Any]) -> str:
         out += ["", "No CI traffic for " + "; ".join(f"{name} ({why})" for name, why in sorted(skipped.items())) + "."]
     doors = door_counts(run.traffic.sent, run.ingest_answers)
     out += ["", "Entry points (runs through each): " + ", ".join(f"{DOOR_NAMES[d]} {n}" for d, n in doors.items())]
+    out += socket_lines(run)
     if run.alerts is not None and run.alerts.sent:
         fired = run.alerts.firing()
         out += [

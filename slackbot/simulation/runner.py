@@ -45,13 +45,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from slackbot.app import Workers, build_asgi, build_workers, open_pooled_session
+from slackbot.app import Workers, build_asgi, build_bolt, build_workers, open_pooled_session
 from slackbot.clients.bd import BdTracker
 from slackbot.clients.tracker import Bead, BeadRequest
 from slackbot.clock import FakeClock, as_utc
@@ -127,22 +129,32 @@ class _SimBd(BdTracker):
         return bead
 
 
-def _without_lifespan(app: Any, runtime: Runtime) -> Any:
+def _without_lifespan(app: Any, runtime: Runtime, socket: tuple[AsyncApp, str] | None = None) -> Any:
     """The ASGI app with its lifespan answered but not run: no background outbox loop or timer
     scheduler on wall-clock cadence (the simulation drives both in virtual time). The Slack inbox
     does run, on the server's loop as in the real lifespan: a command or click is recorded there
-    and applied by it (at the virtual instant the driver holds still while it waits for the answer)."""
+    and applied by it (at the virtual instant the driver holds still while it waits for the answer).
+    With ``socket`` (the Bolt app and the app token), the process connects to Slack over Socket
+    Mode as the real lifespan does, and closes the connection when it stops (or dies)."""
 
     async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             stop = asyncio.Event()
             task: asyncio.Task[None] | None = None
+            handler: AsyncSocketModeHandler | None = None
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
                     task = asyncio.create_task(runtime.inbox.run(stop), name="slack-inbox")
+                    if socket is not None:
+                        bolt, app_token = socket
+                        handler = AsyncSocketModeHandler(bolt, app_token=app_token, web_client=runtime.slack)
+                        await handler.connect_async()
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    if handler is not None:
+                        with contextlib.suppress(Exception):
+                            await handler.close_async()
                     stop.set()
                     if task is not None:
                         with contextlib.suppress(Exception):
@@ -202,9 +214,25 @@ class BotProcess:
         self._session = self.run(open_pooled_session(outbox_client))
         self.reads = KeptReads(self.core.engine)
         self._stack = ExitStack()
-        self.url = self._stack.enter_context(
-            serve(_without_lifespan(build_asgi(self.core, workers=self.workers), self.core))
-        )
+        # Every second incarnation takes Slack over Socket Mode (a team behind a firewall runs it
+        # so): the same people, clicks, commands and events reach it as envelopes on a WebSocket.
+        self.socket_mode = number % 2 == 0 and world.emulator.socket is not None
+        if self.socket_mode:
+            assert world.emulator.socket is not None
+            opened = world.emulator.socket.connections_opened
+            bolt = build_bolt(self.core, socket_mode=True)
+            assert bolt is not None
+            asgi = build_asgi(
+                self.core, workers=self.workers, bolt=bolt, socket_mode=True, app_token=world.emulator.app_token
+            )
+            self.url = self._stack.enter_context(
+                serve(_without_lifespan(asgi, self.core, (bolt, world.emulator.app_token)))
+            )
+            world.emulator.wait_for_socket(opened=opened + 1)
+        else:
+            self.url = self._stack.enter_context(
+                serve(_without_lifespan(build_asgi(self.core, workers=self.workers), self.core))
+            )
         world.emulator.bot_url = self.url + "/slack/events"
 
     @property
@@ -275,7 +303,7 @@ class World:
         self.rng = random.Random(f"world:{config.seed}")
         self.driver_thread = threading.get_ident()
         self.outcomes: list[Outcome] = []
-        self.emulator = SlackEmulator(clock=lambda: self.clock.now().timestamp())
+        self.emulator = SlackEmulator(clock=lambda: self.clock.now().timestamp(), socket_mode=True)
         stack.enter_context(self.emulator)
         self.pagerduty: FakePagerDuty = stack.enter_context(running_pagerduty(clock=self.clock.now))
         self.github: FakeGitHubIssues = stack.enter_context(running_github_issues(self.clock.now))
@@ -365,6 +393,7 @@ class Simulation:
             world.http, world.emulator, world.github.actions, playbooks, world.ingest_secret, world.github_secret
         )
         process = BotProcess(world, 1)  # migrates the database
+        sockets: list[int] = []
         with Session(process.engine) as session:
             if session.exec(select(func.count(col(Run.id)))).one():
                 process.stop()
@@ -409,6 +438,8 @@ class Simulation:
                     dead = process.worker_id
                     process.stop()
                     process = BotProcess(world, process.number + 1)
+                    if process.socket_mode:
+                        sockets.append(process.number)
                     current[0] = process
                     restarts.append(Restart(now, str(crash), process.number, _in_flight(process.engine, dead)))
                     worked, due = 1, process.due()
@@ -435,6 +466,7 @@ class Simulation:
             snapshot=snapshot,
             outcomes=world.outcomes,
             restarts=restarts,
+            socket_processes=sockets,
             started=config.start,
             ended=end,
             drained_at=now,
@@ -556,7 +588,17 @@ def _sabotage(kind: str, engine: Engine, emulator: SlackEmulator) -> list[str]:
     return [f"posted a second card for {incident.key} at ts {copy.ts} (injected bug)"]
 
 
+def _carried(envelope: str, payload: dict[str, Any]) -> str:
+    """What a Socket Mode envelope carried: the command, the interaction's or the event's type."""
+    if envelope == "slash_commands":
+        return f"{payload.get('command', '')} {str(payload.get('text', '')).split(' ', 1)[0]}".strip()
+    if envelope == "events_api":
+        return str((payload.get("event") or {}).get("type", ""))
+    return str(payload.get("type", ""))
+
+
 def capture(world: World) -> Snapshot:
+    sockets = world.emulator.socket
     ws = world.emulator.workspace
     messages: list[SnapMessage] = []
     calls: dict[str, dict[int, int]] = {}
@@ -612,6 +654,9 @@ def capture(world: World) -> Snapshot:
         github_fetched_at=dict(world.github.actions.fetched_at),
         github_issue_refused=world.github.issue_refusals(),
         github_issue_outages=world.github.issue_outages(),
+        socket_envelopes=[(e.type, _carried(e.type, e.payload), e.acked) for e in sockets.envelopes()]
+        if sockets
+        else [],
     )
 
 

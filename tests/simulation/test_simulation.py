@@ -25,6 +25,7 @@ from slackbot.simulation import SimulationConfig, SimulationResult, runner, simu
 from slackbot.simulation.invariants import check_all
 from slackbot.simulation.outside import World, check_outside
 from slackbot.simulation.records import START
+from slackbot.simulation.report import report_markdown
 from slackbot.simulation.traffic import SCHEMA_DRIFT, Traffic
 from slackbot.slack.card import SUGGESTION_BLOCK
 from tests.conftest import RUNBOOKS
@@ -133,7 +134,9 @@ def test_a_broken_bot_fails_the_command_with_a_precise_account(tmp_path: Path) -
 def test_a_tampered_audit_trail_is_named_incident_by_incident(unattended: SimulationResult, tmp_path: Path) -> None:
     source = Path(unattended.run.database_url.removeprefix("sqlite:///"))
     copy = tmp_path / "tampered.db"
-    shutil.copy(source, copy)
+    # SQLite's backup, not a file copy: the last commits may still be in the write-ahead log
+    with sqlite3.connect(source) as live, sqlite3.connect(copy) as db:
+        live.backup(db)
     with sqlite3.connect(copy) as db:  # someone deletes the contract check's classification row
         (incident,) = db.execute("SELECT incident_id FROM timeline WHERE kind = 'classified' LIMIT 1").fetchone()
         db.execute("DELETE FROM timeline WHERE kind = 'classified' AND incident_id = ?", (incident,))
@@ -429,3 +432,23 @@ def test_the_report_speaks_for_every_playbook_first_outcomes_then_promises_then_
     assert marked is not None, quiet
     assert re.search(r"INC-\d+ \(integration-triage: [A-Z]+-\d+ / TENANT-\d+\)", marked[1]), marked[1]
     assert re.search(r"INC-\d+ \(library-incidents: CBDD\.Tests\.Storage\.RecoveryTests::\w+\)", marked[1]), marked[1]
+
+
+def test_every_second_bot_process_takes_slack_over_socket_mode_and_its_envelopes_are_checked(
+    attended: SimulationResult,
+) -> None:
+    """After each restart the bot alternates between serving /slack/events and connecting over
+    Socket Mode: people's clicks and commands and Slack's events reach those processes as envelopes
+    on the WebSocket. The socket_mode check fails an envelope that was never acked."""
+    run = attended.run
+    assert run.socket_processes and all(n % 2 == 0 for n in run.socket_processes)
+    kinds = {kind for kind, _, _ in run.snapshot.socket_envelopes}
+    assert {"interactive", "slash_commands", "events_api"} <= kinds
+    socket = next(c for c in attended.checks if c.key == "socket_mode")
+    assert socket.passed and socket.checked == len(run.snapshot.socket_envelopes)
+    assert "Slack over Socket Mode: bot processes " in report_markdown(attended, attended.figures)
+    dropped = [(kind, carried, index != 3) for index, (kind, carried, _) in enumerate(run.snapshot.socket_envelopes)]
+    lost = dataclasses.replace(run, snapshot=dataclasses.replace(run.snapshot, socket_envelopes=dropped))
+    playbooks = load_playbooks(RUNBOOKS)
+    failed = next(c for c in check_outside(lost, playbooks.default, list(playbooks)) if c.key == "socket_mode")
+    assert not failed.passed and failed.violations == [f"envelope 4 ({dropped[3][0]}: {dropped[3][1]}) was never acked"]
