@@ -22,9 +22,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from handlers.http.body import problem
-from slackbot.db.engine import session_scope
 from slackbot.reads.paging import incidents_page, parse_limit
 from slackbot.reads.queries import QueryError, incident_json
+from slackbot.reads.snapshot import read_session
 from slackbot.runtime import Runtime
 from slackbot.settings import secret
 from slackbot.signing import same_secret
@@ -75,7 +75,7 @@ def routes(runtime: Runtime) -> list[Route]:
             return problem(400, str(exc))
 
         def work() -> tuple[list[dict[str, object]], str | None]:
-            with session_scope(runtime.engine) as session:
+            with read_session(runtime.engine) as session:
                 page = incidents_page(session, status=status, failure_class=failure_class, limit=limit, cursor=cursor)
                 return [incident_json(i) for i in page.incidents], page.next_cursor
 

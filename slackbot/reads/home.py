@@ -21,10 +21,11 @@ def load_home(session: Session, user_id: str, now: datetime) -> HomeData:
     open_by_class = {(playbook, failure_class): int(n) for playbook, failure_class, n in counts}
     mine = first_incidents(session, MAX_LINES, status="open", assignee=user_id)
     overdue = first_incidents(session, MAX_LINES, overdue_at=now)
-    first_open = first_incidents(session, MAX_LINES, status="open")
+    # Counted already, by class, in the same snapshot: no second count of the open incidents.
+    first_open = first_incidents(session, MAX_LINES, total=sum(open_by_class.values()), status="open")
     return HomeData(
         mine=Section(mine.incidents, mine.total),
         overdue=Section(overdue.incidents, overdue.total),
-        open=Section(first_open.incidents, sum(open_by_class.values())),
+        open=Section(first_open.incidents, first_open.total),
         open_by_class=open_by_class,
     )

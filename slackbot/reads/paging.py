@@ -11,12 +11,13 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import Row, and_, or_
 from sqlmodel import Session, col
 
 from slackbot.db.models import Incident
-from slackbot.reads.queries import QueryError, incident_filter
+from slackbot.reads.queries import JSON_COLUMNS, QueryError, incident_filter
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -24,7 +25,7 @@ MAX_LIMIT = 500
 
 @dataclass(frozen=True)
 class Page:
-    incidents: list[Incident]
+    incidents: list[Row[Any]]  # each incident's ``JSON_COLUMNS``, for ``incident_json``
     next_cursor: str | None
 
 
@@ -36,7 +37,7 @@ def parse_limit(text: str | None) -> int:
     return int(text)
 
 
-def encode_cursor(incident: Incident) -> str:
+def encode_cursor(incident: Incident | Row[Any]) -> str:
     raw = f"{incident.created_at.isoformat()}|{incident.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -73,7 +74,9 @@ def incidents_page(
             )
         )
     query = query.order_by(col(Incident.created_at).desc(), col(Incident.id).desc()).limit(limit + 1)
-    rows = list(session.exec(query))
+    table = Incident.__table__  # type: ignore[attr-defined]
+    # Plain rows of the columns the answer shows, past the ORM (no identity map, no instances).
+    rows = list(session.connection().execute(query.with_only_columns(*(table.c[name] for name in JSON_COLUMNS))))
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, encode_cursor(rows[-1]) if more and rows else None)

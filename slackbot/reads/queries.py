@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import Row, func
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from slackbot.clock import as_utc
 from slackbot.db.models import Incident, Run
-from slackbot.domain.ids import IncidentRefError, parse_incident_ref
+from slackbot.domain.ids import IncidentRefError, incident_key, parse_incident_ref
 
 STATUSES = ("open", "resolved")
 
@@ -84,11 +84,14 @@ class Listing:
     total: int
 
 
-def first_incidents(session: Session, lines: int, **filters: Any) -> Listing:
+def first_incidents(session: Session, lines: int, *, total: int | None = None, **filters: Any) -> Listing:
     """What a bounded listing shows (``/triage list``, App Home): ``lines`` rows and a count,
-    never every open incident loaded to show a few of them."""
+    never every open incident loaded to show a few of them. ``total``: the count, when the caller
+    has it already (App Home counts the open ones by class)."""
     query = incident_filter(**filters)
     first = list(session.exec(query.order_by(col(Incident.created_at), col(Incident.id)).limit(lines)))
+    if total is not None:
+        return Listing(first, total)
     total = len(first)
     if total == lines:
         total = int(session.exec(select(func.count()).select_from(query.subquery())).one())
@@ -99,9 +102,22 @@ def _iso(value: datetime | None) -> str | None:
     return as_utc(value).isoformat().replace("+00:00", "Z") if value else None
 
 
-def incident_json(incident: Incident, run: Run | None = None) -> dict[str, Any]:
+# What ``incident_json`` reads: ``/api/incidents`` selects only these, as plain rows (loading whole
+# ORM incidents, with every JSON and date column decoded, cost more than the rest of the request).
+JSON_COLUMNS = (
+    "id", "playbook", "status", "milestone", "failure_class", "class_source", "severity", "flags", "record",
+    "assignee", "scenario_id", "invariant_id", "symptom", "repository", "suite", "channel", "test_identity",
+    "organization_under_test", "key_entity_ids", "occurrence_count", "first_seen", "last_seen", "classify_deadline",
+    "suggested_class", "suggested_reason", "suggested_confidence", "suspects", "contract_violation",
+    "documentation_gap", "multi_prefix", "escalation_level", "bead_id", "bead_state", "card_ts", "created_at",
+    "resolved_at",
+)  # fmt: skip
+
+
+def incident_json(incident: Incident | Row[Any], run: Run | None = None) -> dict[str, Any]:
+    """An incident, or a row of its ``JSON_COLUMNS``."""
     data: dict[str, Any] = {
-        "id": incident.key,
+        "id": incident_key(incident.id),
         "playbook": incident.playbook,
         "status": incident.status,
         "milestone": incident.milestone,
