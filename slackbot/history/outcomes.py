@@ -57,13 +57,13 @@ class ResultLike(Protocol):  # what it reads of sources.report.Result (history i
 # grown without end; a record never changes, so a concurrent ingest reading meanwhile is harmless.
 _RECORDS: dict[tuple[str, str, str], bytes] = {}
 _KEYS: dict[str, bytes] = {}  # tests without ids, by their identity
-_KEPT = 200_000  # about 30 MB at most, for suites of up to 100,000 tests
+_KEPT = 100_000  # about 330 bytes each (its ids kept too): some 33 MB at most
 
 # ... and in the same order: the last few test sets seen (their records in report order, all
 # passed) with where each lands in the sorted records. A report of that set then costs no sort
 # and no Python work per passing test: its records are the set's, with the others' flags set.
 _SETS: dict[bytes, _Layout | None] = {}  # None: the set repeats a test (a retry), packed the slow way
-_SETS_KEPT = 8  # about 300 kB each for 10,000 tests
+_SETS_KEPT = 8  # about 600 kB each for 10,000 tests
 
 _READ = attrgetter("scenario_id", "invariant_id", "status")
 _ALL_PASSED = bytes((PASSED,))
