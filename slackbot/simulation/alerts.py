@@ -109,6 +109,7 @@ class Alerts:
                         )
                     )
         self.schedule.sort(key=lambda a: a.at)
+        self.planned: tuple[AlertSend, ...] = tuple(self.schedule)  # as scheduled (the schedule is consumed)
 
     def hold_resolutions(self) -> None:
         """Nothing resolves by itself: each alert's resolution waits for ``release``."""

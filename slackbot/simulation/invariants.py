@@ -23,6 +23,7 @@ from slackbot.config import load_playbooks
 from slackbot.db.engine import make_engine
 from slackbot.db.models import Incident, Occurrence, OutboxItem, Run, TimelineEvent
 from slackbot.outbox.slack_deliveries import CARD_EVENT, POST_EVENT, is_posted
+from slackbot.simulation.applicable import not_applicable
 from slackbot.simulation.outside import check_outside
 from slackbot.simulation.records import Check, SimulationRun, SnapMessage
 
@@ -431,6 +432,9 @@ def check_all(run: SimulationRun, facts: Facts | None = None) -> list[Check]:
         finally:
             engine.dispose()
     checks = [check(run, facts) for check in CHECKS] + check_outside(run, facts.runbook, facts.playbooks)
+    # a promise the run never meant to test is left out, unless it was broken all the same
+    skip = not_applicable(run, facts.playbooks)
+    checks = [c for c in checks if c.key not in skip or c.violations]
     for check in checks:
         if check.checked == 0 and not check.violations:
             check.violations.append("examined no cases: a promise checked against nothing is not kept")

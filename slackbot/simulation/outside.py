@@ -342,9 +342,6 @@ def check_timed_rule(run: SimulationRun, world: World) -> Check:
         "Every incident nobody classified in time paged the people routing.yml names, at each level, when due",
         0,
     )
-    if not any(f.book.policy.classify_within for f in world.failures):
-        check.checked = 1  # nothing to check by design: no playbook with traffic has a timed rule
-        return check
     for card in world.cards.values():
         pages = [(at, user) for at, user, reason in world.dms.get(card.key, []) if reason == "unclassified"]
         stop = world.stop(card.key)

@@ -21,6 +21,7 @@ from typing import Any
 from slackbot.clock import as_utc
 from slackbot.outbox.slack_deliveries import CARD_EVENT, POST_EVENT
 from slackbot.settings import DEFAULT_RUNBOOKS
+from slackbot.simulation.applicable import not_applicable, one_line
 from slackbot.simulation.doors import DOOR_NAMES, door_counts
 from slackbot.simulation.faults import BD_OUTAGE, CRASH, PAGERDUTY_OUTAGE, github_issue_lines
 from slackbot.simulation.invariants import Check, Facts
@@ -80,6 +81,8 @@ def numbers(run: SimulationRun, facts: Facts) -> dict[str, Any]:
             "drained_at": run.drained_at.isoformat(),
             "seed": run.config.seed,
             "runbooks": str(run.runbook_dir),
+            # promises the run never meant to test (from its plan), and why: left out of the checks
+            "not_applicable": not_applicable(run, facts.playbooks),
             "responders": run.config.responders,
             "faults": run.config.faults,
         },
@@ -535,6 +538,10 @@ def report_markdown(result: SimulationResult, figures: dict[str, Any]) -> str:
         for c in result.checks
     ]
     out += _table(verdicts, ("promise", "checked", "result"))
+    kept = {c.key for c in result.checks}
+    left_out = {k: v for k, v in sim.get("not_applicable", {}).items() if k not in kept}
+    if left_out:
+        out += ["", one_line(left_out)]
     for check in broken:
         out += ["", f"### {check.promise}: {len(check.violations)} violation(s)", ""]
         out += [f"- {v}" for v in check.violations[:SHOWN_VIOLATIONS]]

@@ -219,14 +219,15 @@ class People:
         return (target.dm_user if target else None) or self._lead(book)
 
     def _lead(self, book: Runbook | None = None) -> str:
-        """Who leads triage: a class's escalation person, else (another playbook) whoever owns its
+        """Who leads triage: a class's escalation person, else whoever owns the playbook's
         unclassified incidents (a release maintainer is no responder: the workspace leaves them out)."""
         book = book or self.runbook
         for route in book.routing.classes.values():
             if route.escalation is not None and route.escalation.user:
                 return route.escalation.user
         unrouted = book.routing.unrouted
-        if book is not self.runbook and unrouted is not None and unrouted.user:
+        # the default playbook's too: a team may adopt seed 003's playbook alone
+        if unrouted is not None and unrouted.user:
             return unrouted.user
         maintainer = book.routing.release_maintainer
         return (maintainer.user if maintainer else None) or "U0LEAD"

@@ -276,6 +276,8 @@ class Traffic:
             self.schedule.extend(extra.schedule)
         # the default playbook's runs first at one instant, so seed 001's runs go out as they always did
         self.schedule.sort(key=lambda r: r.at)
+        # what was meant to go out, kept as the schedule is consumed: which promises apply is read from it
+        self.planned: tuple[CiRun, ...] = tuple(self.schedule)
 
     # -- schedule ---------------------------------------------------------------------------------
 
