@@ -18,7 +18,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from handlers.slack import unavailable
 from handlers.slack.payloads import request_key
 from slackbot.config import ChoiceError, Playbook
-from slackbot.db.engine import UNAVAILABLE, session_scope
+from slackbot.db.engine import UNAVAILABLE
 from slackbot.domain.changes import (
     Acknowledge,
     Assign,
@@ -38,6 +38,7 @@ from slackbot.history.store import incident_history
 from slackbot.inbox import Applied, Request
 from slackbot.incidents.digests import request_chart, stats_answer
 from slackbot.reads.queries import QueryError, first_incidents, get_incident, parse_incident_key
+from slackbot.reads.snapshot import read_session
 from slackbot.runtime import Runtime
 from slackbot.slack import replies
 from slackbot.slack.escape import truncate
@@ -185,7 +186,7 @@ class TriageCommand:
             raise UsageError("usage: `/triage list [open|mine|overdue]`")
 
         def work() -> str:
-            with session_scope(self.runtime.engine) as session:
+            with read_session(self.runtime.engine) as session:  # a snapshot: no writer waits on a list
                 lines = replies.LIST_LINES
                 if which == "mine":
                     rows = first_incidents(session, lines, status="open", assignee=user_id)
@@ -206,7 +207,7 @@ class TriageCommand:
 
         def work() -> str:
             view = self.runtime.card_view(incident_id)
-            with session_scope(self.runtime.engine) as session:
+            with read_session(self.runtime.engine) as session:
                 found = incident_history(session, view.incident)
             history = (found[0], found[1].as_json()) if found else None
             pending = [(p.description, p.at) for p in view.pending]
@@ -218,7 +219,7 @@ class TriageCommand:
         _need(args, 1, "timeline ID")
 
         def work() -> str:
-            with session_scope(self.runtime.engine) as session:
+            with read_session(self.runtime.engine) as session:
                 incident = get_incident(session, args[0])
                 return replies.timeline_text(incident, self.runtime.timeline(session, incident.id or 0))
 

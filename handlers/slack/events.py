@@ -18,8 +18,8 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from slackbot.after_ack import AckFirst
-from slackbot.db.engine import session_scope
 from slackbot.reads.home import load_home
+from slackbot.reads.snapshot import read_session
 from slackbot.runtime import Runtime
 from slackbot.slack.home import render_home_view
 
@@ -73,7 +73,7 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
         user = event["user"]
 
         def work() -> dict[str, Any]:
-            with session_scope(runtime.engine) as session:
+            with read_session(runtime.engine) as session:  # a snapshot: no writer waits on App Home
                 return render_home_view(load_home(session, user, runtime.clock.now()), runtime.playbooks)
 
         await client.views_publish(user_id=user, view=await asyncio.to_thread(work))

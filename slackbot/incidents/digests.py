@@ -31,6 +31,7 @@ from slackbot.domain.states import TimerKind, TimerState
 from slackbot.history.flaky import flakiest
 from slackbot.incidents.effects import Effects, arm_timer, cancel_timer, table, utc
 from slackbot.reads.digest import class_line, classify_within, owners, read_digest, recurring, week_stats
+from slackbot.reads.snapshot import read_session
 from slackbot.reads.stats import WINDOWS, StatsService, WeekExtras, stats_text
 from slackbot.slack.digest import ChartData, DigestView, chart_data, digest_chart
 
@@ -200,7 +201,7 @@ def stats_answer(engine: Engine, playbooks: Playbooks, clock: Clock) -> str:
     now = clock.now()
     within = playbooks.default.policy.classify_within
     week = min(WINDOWS)
-    with session_scope(engine) as session:
+    with read_session(engine) as session:  # a snapshot: the timers and the outbox never wait on it
         windows = service.windows(session, WINDOWS, now, within)
         flaky = flakiest(session, since=now - timedelta(days=STATS_FLAKY_DAYS))
         # what the weekly digest adds, for every channel at once
