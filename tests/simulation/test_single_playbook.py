@@ -8,32 +8,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import re
-import shutil
-from pathlib import Path
 
 import pytest
 
 from slackbot.simulation import SimulationConfig, SimulationResult, simulate
 from slackbot.simulation.invariants import check_all
+from slackbot.simulation.playbook_sets import single_playbook_set
 from slackbot.simulation.report import report_markdown
 from tests.conftest import RUNBOOKS
 
 
-def single_set(playbook: str, where: Path) -> Path:
-    """The shipped set cut down to one playbook: its directory, the shared templates and examples,
-    and workspace.yml listing only it (as a team that adopts it alone writes it)."""
-    for name in (playbook, "templates", "examples"):
-        shutil.copytree(RUNBOOKS / name, where / name)
-    workspace = (RUNBOOKS / "workspace.yml").read_text()
-    workspace = re.sub(r"playbooks:\n(  - .*\n)+", f"playbooks:\n  - {playbook}\n", workspace)
-    workspace = re.sub(r"default_playbook: .*", f"default_playbook: {playbook}", workspace)
-    (where / "workspace.yml").write_text(workspace)
-    return where
-
-
 def run_alone(playbook: str, factory: pytest.TempPathFactory) -> SimulationResult:
-    runbooks = single_set(playbook, factory.mktemp(f"set-{playbook}"))
+    runbooks = single_playbook_set(RUNBOOKS, playbook, factory.mktemp(f"set-{playbook}"))
     return simulate(SimulationConfig(days=2, seed=7, runbooks_dir=runbooks, workdir=factory.mktemp(playbook)))
 
 
