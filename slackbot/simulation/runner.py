@@ -331,6 +331,9 @@ class World:
             # the production pacing and lease, whatever this shell's environment says
             TRIAGE_LANE_RATE=1.0,
             TRIAGE_OUTBOX_LEASE_SECONDS=60,
+            # People here send one request at a time and wait for what it did: the pause a recorded
+            # change waits for (20 ms of real time, for bursts of clicks) would only be idle time.
+            TRIAGE_AFTER_ACK_QUIET=0.001,
         )
 
     # -- FaultTargets -----------------------------------------------------------------------------
