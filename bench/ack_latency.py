@@ -745,7 +745,12 @@ for 20 ms, or after `TRIAGE_AFTER_ACK_MAX_DELAY` (10 s), and each transaction of
 requests) waits for its own pause, not only the first. `/triage list` is acked first and answered
 the same way, once requests pause. Under the bursts above requests rarely pause, so the bot acks
 near bare Bolt's pace and applies the changes when the burst ends; the counts after each run show
-that every answer, card edit and thread post still happened.
+that every answer, card edit and thread post still happened. Reads that wait are bounded: past
+`TRIAGE_AFTER_ACK_BACKLOG` (200) reads waiting for a pause, a read is answered in its ack that the
+bot is busy and to ask again (before, a flood left 16,405 answers queued after the run, each a live
+task the collector walked, and the acks slowed round after round). So under the `/triage list`
+flood most commands get that answer in their ack, and the answers counted after the run are the
+200 or so that waited; a change is never refused so.
 
 The sustained row is a steady stream held past that bound, at a fixed rate offered by the same
 client to both (each connection pauses between its requests; a slower server also gets fewer
