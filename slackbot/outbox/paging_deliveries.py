@@ -27,6 +27,7 @@ from slackbot.incidents.paging import enqueue_page
 from slackbot.outbox.slack_deliveries import find_posted, post_metadata
 from slackbot.outbox.worker import Handler, PermanentFailure
 from slackbot.reads.cardview import load_incident_and_run
+from slackbot.reads.snapshot import read_session
 from slackbot.slack.escape import escape, link
 from slackbot.slack.posts import Mrkdwn, render_named
 
@@ -77,7 +78,7 @@ class PagingDeliveries:
             if loaded is not None and (not run_pk or run_pk == loaded[0].last_run_pk):
                 return loaded
         # A read: on SQLite it neither waits for the write lock nor holds up the deliveries that write.
-        with self.engine.connect().execution_options(read_only=True) as connection, Session(connection) as session:
+        with read_session(self.engine) as session:
             incident = session.get(Incident, item.incident_id) if item.incident_id else None
             run_pk = item.payload.get("run_pk") or (incident.last_run_pk if incident else None)
             run = session.get(Run, run_pk) if run_pk else None
