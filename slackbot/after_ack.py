@@ -27,16 +27,23 @@ apart, with the acks first:
   collector walked them. Past ``backlog`` waiting reads, a new read is answered in its ack that the
   bot is busy (``busy``): a read lost nothing by being refused, and asking again costs one command.
   Changes are never refused this way: they are recorded durably before the ack.
+- **Said once.** A click that changes nothing (the class the card already shows, picked again) is
+  answered "already classified X" at its response URL. Clicked over and over during a burst, those
+  answers all waited for the pause: 10,517 were still queued after the bench's same-class row,
+  each telling the same person the same thing. An answer spawned with a ``key`` (who, which
+  incident, what) replaces the one with that key still waiting: the person is told once, at the
+  latest click's response URL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Hashable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -110,12 +117,13 @@ class AfterAck:
         self._running = 0
         self._freed = asyncio.Event()
         self._releasing: asyncio.Task[None] | None = None
+        self._latest: dict[Hashable, Awaitable[Any]] = {}  # keyed answers not yet started
 
     def _bind(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new loop (a new server, in tests) starts empty
             self._loop, self._tasks, self._waiting, self._running = loop, set(), deque(), 0
-            self._freed, self._releasing = asyncio.Event(), None
+            self._freed, self._releasing, self._latest = asyncio.Event(), None, {}
         return loop
 
     @property
@@ -173,10 +181,22 @@ class AfterAck:
         finally:
             self._releasing = None
 
-    def spawn(self, answer: Awaitable[Any]) -> None:
-        """Send an answer to Slack as a task of its own, ack-first like the changes."""
+    @property
+    def idle(self) -> bool:
+        """No answer is waiting or being sent."""
+        return not self._tasks
+
+    def spawn(self, answer: Awaitable[Any], key: Hashable | None = None) -> None:
+        """Send an answer to Slack as a task of its own, ack-first like the changes. With a ``key``,
+        an answer with the same key that has not started yet is dropped for this one."""
         self._bind()
-        task = asyncio.ensure_future(self._answer(answer))
+        if key is not None:
+            replaced = self._latest.get(key)
+            self._latest[key] = answer
+            if replaced is not None:
+                _discard(replaced)
+                return  # the task waiting for that one sends this one
+        task = asyncio.ensure_future(self._answer(answer, key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -186,9 +206,21 @@ class AfterAck:
         if self._tasks and self._loop is asyncio.get_running_loop():
             await asyncio.wait(list(self._tasks), timeout=timeout)
 
-    async def _answer(self, answer: Awaitable[Any]) -> None:
+    async def _answer(self, answer: Awaitable[Any], key: Hashable | None) -> None:
         try:
             async with self.slot():
+                if key is not None:
+                    answer = self._latest.pop(key, answer)
                 await answer
+        except asyncio.CancelledError:
+            if key is not None and (latest := self._latest.pop(key, None)) is not None:
+                _discard(latest)
+            raise
         except Exception:  # the change is made; a lost ephemeral answer is only logged
             log.exception("answering a Slack interaction failed")
+
+
+def _discard(answer: Awaitable[Any]) -> None:
+    """Close an answer that will never be sent (a coroutine never awaited warns otherwise)."""
+    if inspect.iscoroutine(answer):
+        answer.close()

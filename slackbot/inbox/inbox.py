@@ -67,6 +67,16 @@ class Applied:
 
 
 @dataclass
+class _Done:
+    """An applied request and whom to tell."""
+
+    applied: Applied
+    actor: str
+    via: str
+    response_url: str | None
+
+
+@dataclass
 class _Row:
     id: int
     key: str
@@ -331,10 +341,10 @@ class Inbox:
                 limit = self.per_transaction if gate.open else max(1, self.per_transaction // 4)
                 results = await asyncio.to_thread(self._apply, incident_id, up_to, permitted, limit)
                 settled += len(results)
-                if any(applied.changed for applied, _, _ in results):
+                if any(done.applied.changed for done in results):
                     self.on_changed()
-                for applied, via, url in results:
-                    self._tell(applied, via, url)
+                for done in results:
+                    self._tell(done)
                 if len(results) < limit:
                     break
         return settled
@@ -357,13 +367,11 @@ class Inbox:
                 for r in session.exec(query)
             ]
 
-    def _apply(
-        self, incident_id: int, up_to: int, permitted: dict[str, bool], limit: int
-    ) -> list[tuple[Applied, str, str | None]]:
+    def _apply(self, incident_id: int, up_to: int, permitted: dict[str, bool], limit: int) -> list[_Done]:
         """One transaction: the incident's oldest pending requests (a few, so an ack never waits
         long for the write lock), in arrival order, each one Turn of the core, each marked in the
         transaction that makes its change. Returns what to tell whom."""
-        results: list[tuple[Applied, str, str | None]] = []
+        results: list[_Done] = []
         now = utc(self.clock.now())
         with self._one_writer, session_scope(self.engine) as session:
             if not self._lock(session, incident_id):
@@ -382,7 +390,7 @@ class Inbox:
                 row.state, row.outcome, row.applied_at = applied.state, applied.message, now
                 row.change = {**row.change, "changed": applied.changed}
                 session.add(row)
-                results.append((applied, row.via, row.response_url))
+                results.append(_Done(applied, row.actor, row.via, row.response_url))
         return results
 
     def _lock(self, session: Session, incident_id: int) -> bool:
@@ -416,9 +424,11 @@ class Inbox:
             return Applied(key, row.incident_id, REFUSED, str(exc))
         return Applied(key, row.incident_id, DONE, outcome.message, outcome.changed)
 
-    def _tell(self, applied: Applied, via: str, url: str | None) -> None:
+    def _tell(self, done: _Done) -> None:
         """The waiting listener gets the outcome; with none waiting (a click, or a request recorded
-        before a restart), the person gets it at their response URL when it is news to them."""
+        before a restart), the person gets it at their response URL when it is news to them. The
+        same words to the same person about the same incident are said once (``AfterAck.spawn``)."""
+        applied, via, url = done.applied, done.via, done.response_url
         waiters = self._waiters.pop(applied.key, [])
         for waiter in waiters:
             if not waiter.done():
@@ -429,7 +439,8 @@ class Inbox:
             return  # the card and the thread show it
         ours = applied.state == DONE or applied.message.startswith("⛔")  # the core's words, or ours
         text = applied.message if ours else f"⚠️ {escape(applied.message)}"
-        self.answers.spawn(self.answer(url, text, applied.changed))
+        said = (done.actor, applied.incident_id, text) if not applied.changed else None
+        self.answers.spawn(self.answer(url, text, applied.changed), key=said)
 
 
 async def _first(*waits: Awaitable[Any], timeout: float | None = None) -> None:

@@ -39,11 +39,11 @@ from tests.factories import report, result
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.pagerduty import running_pagerduty
 from tests.inbox.helpers import CLASSES, Told, classified, inbox_for, open_incidents, request, rows
-from tests.slack.conftest import NIGHTLY, OUTSIDER, RESPONDER, Bot, bot_settings, wait_for
+from tests.slack.conftest import NIGHTLY, OUTSIDER, RESPONDER, Bot, ShiftClock, bot_settings, wait_for
 
 
 @contextlib.contextmanager
-def bot_under_a_burst(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **update: Any) -> Iterator[SlackEmulator]:
+def bot_under_a_burst(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **update: Any) -> Iterator[Bot]:
     """A served bot whose work after acks waits for two seconds of quiet (a loaded machine's gaps
     between the arrivals of a burst stay well under it), and an outsider who can flood it."""
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
@@ -52,12 +52,13 @@ def bot_under_a_burst(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **update:
         settings = bot_settings(tmp_path, emulator, pagerduty, github).model_copy(
             update={"after_ack_quiet": 2.0, "after_ack_max_delay": 60.0, **update}
         )
-        core = build_runtime(settings, slack=slack_client_for(settings))
+        clock = ShiftClock()
+        core = build_runtime(settings, slack=slack_client_for(settings), clock=clock)
         seed_workspace(emulator, core.playbooks)
         emulator.add_user(OUTSIDER, "outsider")
         with serve(build_asgi(core)) as url:
             emulator.bot_url = url + "/slack/events"
-            yield emulator
+            yield Bot(core=core, clock=clock, emulator=emulator, pagerduty=pagerduty, github=github, url=url)
 
 
 @contextlib.contextmanager
@@ -244,7 +245,8 @@ def test_a_read_command_is_answered_once_slack_requests_pause(tmp_path: Path, mo
     """``/triage list`` is acked at once and its answer (a query, rendering, a response_url post)
     follows when requests pause: under a burst of commands the bot acks at Bolt's pace instead of
     sharing its core with the answers (bench/ack_latency.py's command row)."""
-    with bot_under_a_burst(tmp_path, monkeypatch) as emulator:
+    with bot_under_a_burst(tmp_path, monkeypatch) as bot:
+        emulator = bot.emulator
         with outsider_reads(emulator):
             acked = emulator.slash_command(RESPONDER, NIGHTLY, "list")
             time.sleep(0.5)  # not synchronisation: how long the burst goes on after the command
@@ -321,7 +323,8 @@ def test_a_flood_of_reads_past_the_backlog_is_told_to_ask_again_and_changes_stil
     without end (16,405 answers queued after a 30 s bench run). Past TRIAGE_AFTER_ACK_BACKLOG
     waiting reads, a read is answered in its ack that the bot is busy; the reads in line are still
     answered once requests pause, and a change asked for during the flood is never refused so."""
-    with bot_under_a_burst(tmp_path, monkeypatch, after_ack_backlog=3) as emulator:
+    with bot_under_a_burst(tmp_path, monkeypatch, after_ack_backlog=3) as bot:
+        emulator = bot.emulator
         with outsider_reads(emulator):
             wait_for(lambda: len(emulator.ephemerals(OUTSIDER)) > 0, what="a busy answer to the flood")
             refused = emulator.slash_command(RESPONDER, NIGHTLY, "list <!channel>")
@@ -348,3 +351,34 @@ def test_a_flood_of_reads_past_the_backlog_is_told_to_ask_again_and_changes_stil
     assert len(helped) >= 3  # the three reads in line were answered, not dropped
     assert len(answer) == 1
     assert "ahead of yours" not in str(change_answer[0].get("text")) and "INC-999" in str(change_answer[0].get("text"))
+
+
+def test_the_same_answer_asked_for_again_and_again_during_a_burst_is_said_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Picking the class a card already shows changes nothing and is answered "already classified".
+    Clicked over and over during a burst, every one of those answers waited for the pause (10,517
+    were still queued after the bench's same-class row). The same words to the same person about
+    the same incident are now said once, at the latest click; another person is still told."""
+    with bot_under_a_burst(tmp_path, monkeypatch) as bot:
+        emulator = bot.emulator
+        bot.send(report(result("BID-001", "TENANT-001")))
+        card = bot.card("INC-1")
+        emulator.select_option(RESPONDER, NIGHTLY, card.ts, "incident_classify", "algorithm_regression")
+        bot.wait_edits("INC-1", 1)
+        with outsider_reads(emulator):
+            for who in [RESPONDER] * 12 + [OUTSIDER] * 3:
+                acked = emulator.select_option(who, NIGHTLY, card.ts, "incident_classify", "algorithm_regression")
+                assert acked.status == 200
+            during = list(emulator.ephemerals(RESPONDER))
+
+        def answered() -> bool:
+            settled = all(row.state != "pending" for row in rows(bot.core.engine))
+            return settled and bot.core.after_ack.idle
+
+        wait_for(answered, what="every click applied and answered")
+        told = [str(e.get("text")) for e in emulator.ephemerals(RESPONDER)]
+        refused = [str(e.get("text")) for e in emulator.ephemerals(OUTSIDER) if "⛔" in str(e.get("text"))]
+    assert during == []  # the answers waited for the burst to end
+    assert told == ["INC-1 is already classified Algorithm regression"]
+    assert len(refused) == 1 and "nothing was changed" in refused[0]
