@@ -26,7 +26,7 @@ from slackbot.clock import Clock
 from slackbot.config import FailureContext, Playbook, Playbooks
 from slackbot.config.routing import Source
 from slackbot.db.bulk import insert_many
-from slackbot.db.engine import session_scope
+from slackbot.db.engine import is_sqlite, session_scope
 from slackbot.db.models import Incident, Occurrence, Run
 from slackbot.domain.effects import EffectKind, Event, Lane
 from slackbot.domain.ids import fingerprint, prefix_of, short_symptom
@@ -74,6 +74,33 @@ def _collector_paused(pause: bool = True) -> Iterator[None]:
                 _paused -= 1
                 if _paused == 0:
                     gc.enable()
+
+
+@contextmanager
+def _unit_of_work(engine: Engine) -> Iterator[Session]:
+    """``session_scope``, except that on SQLite its commit does not checkpoint the write-ahead log.
+    A commit that takes the log past ``wal_autocheckpoint`` pages (1,000: about every second
+    1,000-result report) copies it into the database file before it returns, some 20 ms that CI
+    would wait for before its 202. The bot's other writers (outbox, timers, applier) commit right
+    after an ingest (it queued their work) and checkpoint then, off the request's path; this
+    connection checkpoints again at its next commit, once the setting is restored."""
+    if not is_sqlite(engine):
+        with session_scope(engine) as session:
+            yield session
+        return
+    with engine.connect() as connection:
+        # the driver's own connection: a statement through SQLAlchemy would begin a transaction
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        (previous,) = driver.execute("PRAGMA wal_autocheckpoint").fetchone()
+        driver.execute("PRAGMA wal_autocheckpoint=0")
+        try:
+            # committed when the block ends, rolled back on any error, as session_scope does
+            with Session(bind=connection, expire_on_commit=False) as session, session.begin():
+                yield session
+        finally:
+            if not connection.invalidated:
+                driver.execute(f"PRAGMA wal_autocheckpoint={int(previous)}")
 
 
 def _retryable(exc: Exception) -> bool:
@@ -172,7 +199,7 @@ class IngestService:
         rows, so the outcome is the same as if they had taken turns."""
         for attempt in range(attempts):
             try:
-                with _collector_paused(len(report.results) <= PAUSE_RESULTS), session_scope(engine) as session:
+                with _collector_paused(len(report.results) <= PAUSE_RESULTS), _unit_of_work(engine) as session:
                     result = self.ingest(session, report, source=source)
                     if then is not None:
                         effects = Effects(now=self.clock.now())

@@ -1,18 +1,23 @@
 """The shortcuts of a fast ingest never show: each new incident's answer, card and timer name its
-own row, new or seen again (ids are learned without reading the rows back on SQLite), and the garbage collector runs
-again once an ingest is over, whether it succeeded or not."""
+own row, new or seen again (ids are learned without reading the rows back on SQLite), the garbage collector runs
+again once an ingest is over, whether it succeeded or not, and the write-ahead log is checkpointed by the next
+writer instead of before the answer."""
 
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from slackbot.clock import FakeClock
 from slackbot.config import Playbooks
-from slackbot.db.models import Incident, OutboxItem, Timer
+from slackbot.db.engine import make_engine, session_scope
+from slackbot.db.migrate import upgrade
+from slackbot.db.models import Incident, OutboxItem, Run, Timer
 from slackbot.sources.ingest import IngestService
 from tests.factories import parsed, result
 
@@ -51,3 +56,31 @@ def test_the_collector_runs_again_after_an_ingest(
     with pytest.raises(RuntimeError):
         service.ingest_report(sqlite_engine, parsed(result("BID-002", "TENANT-001"), run_id="2"), then=fail)
     assert gc.isenabled()
+
+
+def test_an_ingest_answers_before_the_log_is_checkpointed(
+    playbooks: Playbooks, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Copying SQLite's write-ahead log into the database file is the next writer's job (the
+    outbox, right after), not something CI waits for; the ingest's connection goes back to
+    checkpointing as before."""
+    path = tmp_path / "triage.db"
+    migrated = make_engine(f"sqlite:///{path}")
+    upgrade(migrated)
+    migrated.dispose()  # the last connection closed: the log is in the file, the file complete
+    engine = make_engine(f"sqlite:///{path}")
+    event.listen(engine, "connect", lambda connection, _: connection.execute("PRAGMA wal_autocheckpoint=5"))
+    size = path.stat().st_size
+    try:
+        report = parsed(*(result(f"BID-{n:03d}", "TENANT-001") for n in range(40)))
+        IngestService(playbooks, clock).ingest_report(engine, report)
+        assert path.stat().st_size == size  # 40 incidents and their rows: far more than 5 pages
+
+        with session_scope(engine) as session:  # the next writer
+            assert session.connection().exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 5
+            session.add(Run(provider="github", repository="acme/o", run_id="1", suite="full", received_at=clock.now()))
+        assert path.stat().st_size > size
+        with Session(engine) as session:
+            assert len(session.exec(select(Incident)).all()) == 40
+    finally:
+        engine.dispose()
