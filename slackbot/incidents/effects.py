@@ -7,6 +7,7 @@ Delivery and firing run after commit elsewhere, so a rolled-back change leaves n
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -112,7 +113,8 @@ class Effects:
                 "kind": str(kind),
                 "incident_id": incident_id,
                 "due_at": utc(due_at),
-                "token": uuid.uuid4().hex,
+                # 128 random bits as uuid4().hex gives them, at a fifth of its cost (one per new incident)
+                "token": os.urandom(16).hex(),
                 "state": _TIMER_PENDING,
                 "step": 0,
             }

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from slackbot.config import Playbook, Playbooks
@@ -338,6 +340,22 @@ def recur(
     changed(session, playbook, incident, effects, remind=False)
 
 
+_INCIDENTS = table(Incident)
+# Resolved incidents that may reopen, as ids: built once, the fingerprints one expanding parameter.
+# Most of a report's failures have none, and the ORM query with 500 literal fingerprints (each
+# coerced, the statement compiled, its rows loaded) cost several times SQLite's answer; only the
+# incidents found are loaded. `|| ''`: no index answers these two terms. Without statistics (the
+# bot never runs ANALYZE) SQLite otherwise searches the status index for 'resolved' and walks
+# every resolved incident once per chunk (0.65 s of a 10,000-result ingest with 100,000
+# incidents); the fingerprints are the selective key.
+_RESOLVED_SINCE = sa_select(_INCIDENTS.c.id).where(
+    _INCIDENTS.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+    _INCIDENTS.c.status + "" == IncidentStatus.RESOLVED.value,
+    (_INCIDENTS.c.failure_class + "").in_(bindparam("classes", expanding=True)),
+    _INCIDENTS.c.resolved_at >= bindparam("since"),
+)
+
+
 def reopenable(session: Session, playbooks: Playbooks, fingerprints: list[str], now: datetime) -> dict[str, Incident]:
     """Resolved incidents whose class reopens on recurrence (seed 001's flake policy: a flake that
     recurs within the window reopens and escalates rather than starting over)."""
@@ -351,22 +369,15 @@ def reopenable(session: Session, playbooks: Playbooks, fingerprints: list[str], 
         return {}
     since = utc(now - max(windows.values()))
     classes = sorted({key for _, key in windows})
-    found: dict[str, Incident] = {}
+    ids: list[int] = []
     for start in range(0, len(fingerprints), _CHUNK):
         chunk = fingerprints[start : start + _CHUNK]
+        ids.extend(session.scalars(_RESOLVED_SINCE, {"fingerprints": chunk, "classes": classes, "since": since}))
+    found: dict[str, Incident] = {}
+    ids.sort(reverse=True)  # the latest resolved incident of a fingerprint is the one to reopen
+    for start in range(0, len(ids), _CHUNK):
         rows = session.exec(
-            select(Incident)
-            .where(
-                col(Incident.fingerprint).in_(chunk),
-                # `|| ''`: no index answers these two terms. Without statistics (the bot never
-                # runs ANALYZE) SQLite otherwise searches the status index for 'resolved' and
-                # walks every resolved incident once per chunk (0.65 s of a 10,000-result ingest
-                # with 100,000 incidents); the fingerprints are the selective key.
-                col(Incident.status) + "" == IncidentStatus.RESOLVED.value,
-                (col(Incident.failure_class) + "").in_(classes),
-                col(Incident.resolved_at) >= since,
-            )
-            .order_by(col(Incident.id).desc())
+            select(Incident).where(col(Incident.id).in_(ids[start : start + _CHUNK])).order_by(col(Incident.id).desc())
         )
         for incident in rows:
             window = windows.get((playbooks.get(incident.playbook).name, incident.failure_class or ""))

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
@@ -38,6 +40,13 @@ from slackbot.sources.report import Report, Result
 from slackbot.suggest.advice import Advice
 
 _CHUNK = 500
+# Which fingerprints have an open incident: built once, the fingerprints one expanding parameter.
+# Most of a report's failures are new, and the ORM query with 500 literal fingerprints (each
+# coerced, the statement compiled) cost several times SQLite's answer; only the open incidents it
+# finds are then loaded as ORM rows.
+_OPEN_KEYS = sa_select(table(Incident).c.open_key).where(
+    table(Incident).c.open_key.in_(bindparam("keys", expanding=True))
+)
 # Where a report came from (the timeline's source) and which routing source that is.
 _ROUTING_SOURCE: dict[str, Source] = {"api": "report", "junit": "junit", "github": "github", "slack": "slack"}
 
@@ -455,8 +464,12 @@ class IngestService:
     @staticmethod
     def _open_incidents(session: Session, fingerprints: list[str]) -> dict[str, Incident]:
         found: dict[str, Incident] = {}
+        keys: list[str] = []
         for start in range(0, len(fingerprints), _CHUNK):
-            chunk = fingerprints[start : start + _CHUNK]
+            keys.extend(session.scalars(_OPEN_KEYS, {"keys": fingerprints[start : start + _CHUNK]}))
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            # asked again, as ORM rows: on PostgreSQL locked, and only those still open by then
             query = select(Incident).where(col(Incident.open_key).in_(chunk)).order_by(col(Incident.id))
             if session.get_bind().dialect.name == "postgresql":
                 # Lock the open incidents we will add to, so concurrent ingests count every
