@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, event
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -92,24 +92,26 @@ def _unit_of_work(engine: Engine) -> Iterator[Session]:
     1,000-result report) copies it into the database file before it returns, some 20 ms that CI
     would wait for before its 202. The bot's other writers (outbox, timers, applier) commit right
     after an ingest (it queued their work) and checkpoint then, off the request's path; this
-    connection checkpoints again at its next commit, once the setting is restored."""
-    if not is_sqlite(engine):
-        with session_scope(engine) as session:
-            yield session
-        return
-    with engine.connect() as connection:
-        # the driver's own connection: a statement through SQLAlchemy would begin a transaction
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        (previous,) = driver.execute("PRAGMA wal_autocheckpoint").fetchone()
-        driver.execute("PRAGMA wal_autocheckpoint=0")
-        try:
-            # committed when the block ends, rolled back on any error, as session_scope does
-            with Session(bind=connection, expire_on_commit=False) as session, session.begin():
-                yield session
-        finally:
-            if not connection.invalidated:
-                driver.execute(f"PRAGMA wal_autocheckpoint={int(previous)}")
+    connection checkpoints again at its next commit, the setting restored."""
+    with session_scope(engine) as session:
+        if is_sqlite(engine):
+            _checkpoint_later(session)
+        yield session
+
+
+def _checkpoint_later(session: Session) -> None:
+    # the driver's own connection: a PRAGMA through SQLAlchemy would be a statement of the unit
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    (previous,) = driver.execute("PRAGMA wal_autocheckpoint").fetchone()
+    driver.execute("PRAGMA wal_autocheckpoint=0")
+
+    def restore(_: Session) -> None:
+        driver.execute(f"PRAGMA wal_autocheckpoint={int(previous)}")
+
+    # restored while the transaction still holds the connection, before the pool hands it on
+    event.listen(session, "after_commit", restore, once=True)
+    event.listen(session, "after_rollback", restore, once=True)
 
 
 def _retryable(exc: Exception) -> bool:

@@ -82,5 +82,13 @@ def test_an_ingest_answers_before_the_log_is_checkpointed(
         assert path.stat().st_size > size
         with Session(engine) as session:
             assert len(session.exec(select(Incident)).all()) == 40
+
+        def fail(*_: object) -> None:
+            raise RuntimeError("the caller's own rows failed")
+
+        with pytest.raises(RuntimeError):  # rolled back: its connection checkpoints again too
+            IngestService(playbooks, clock).ingest_report(engine, parsed(result(), run_id="2"), then=fail)
+        with session_scope(engine) as session:
+            assert session.connection().exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 5
     finally:
         engine.dispose()
