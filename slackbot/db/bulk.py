@@ -59,6 +59,10 @@ def _convert(process: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
     """``[process(v) for v in values]``, converting once what repeats: a run of the same value
     (the one timestamp of an ingest, equal times built row by row, a default) and empty JSON
     (``{}``, ``[]``)."""
+    if len(values) > 1 and values[-1] is values[0] and len(set(map(id, values))) == 1:
+        # one object throughout (the ingest's one timestamp, a shared default): found in C,
+        # converted once
+        return [process(values[0])] * len(values)
     converted: list[Any] = []
     append = converted.append
     previous: Any = _UNSET

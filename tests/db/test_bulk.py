@@ -73,3 +73,19 @@ def test_bulk_rows_are_stored_as_core_stores_them(engine: Engine) -> None:
     assert [a.astimezone(UTC) if a.tzinfo else a.replace(tzinfo=UTC) for _, a in read[6:]] == [
         r["at"].astimezone(UTC) for r in _rows("x")
     ]
+
+
+def test_a_value_shared_by_every_row_is_stored_as_core_stores_it(engine: Engine) -> None:
+    """One time object and one dict in every row (an ingest's stamp, a shared payload)."""
+    shared = {"org": "org-ä", "ids": ["INC-1"]}
+
+    def rows(marker: str) -> list[dict[str, Any]]:
+        return [{**row, "at": T0, "data": shared} for row in _rows(marker)]
+
+    with Session(engine) as session:
+        session.execute(table(TimelineEvent).insert(), rows("core"))
+        insert_many(session, table(TimelineEvent), rows("bulk"))
+        session.commit()
+    bulk = _stored(engine, "bulk")
+    assert len(bulk) == 6 and len(set(bulk)) == 1
+    assert bulk == _stored(engine, "core")
