@@ -15,7 +15,8 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+
+from yarl import URL
 
 from slackbot.domain.ids import IncidentRefError, echo, parse_incident_ref
 
@@ -53,10 +54,19 @@ def parse_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
         raise BadPayload("the body is not UTF-8") from None
     if (content_type or "").split(";")[0].strip().lower() == "application/json":
         return _object(text, "the body")
-    fields = dict(parse_qsl(text, keep_blank_values=True))
+    fields = form_fields(text)
     if "payload" in fields:
         return _object(fields["payload"], "the payload")
     return {key: storable(value) for key, value in fields.items()}
+
+
+def form_fields(text: str) -> dict[str, str]:
+    """``application/x-www-form-urlencoded`` fields, as ``dict(urllib.parse.parse_qsl(text,
+    keep_blank_values=True))`` reads them (the last of a repeated field wins), decoded by yarl's
+    C unquoter (yarl comes with aiohttp). urllib's is pure Python: a click on a card is a 14 KB
+    ``payload`` with some 2,000 escapes, and decoding it took a third of the acking loop's time
+    (bench/ack_latency.py, profiled), ten times what yarl takes."""
+    return dict(URL.build(query_string=text, encoded=True).query.items())
 
 
 def _object(text: str, what: str) -> dict[str, Any]:
