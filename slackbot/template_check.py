@@ -115,7 +115,13 @@ def _post_payloads(playbook: Playbook, sample: _Sample, full: bool) -> dict[str,
             "actor": actor,
             # a run of classifications folded into one post (slackbot/incidents/coalescing.py)
             **(
-                {"sequence": [{"class": classes[-1], "actor": "U0OTHER"}, {"class": classes[0], "actor": actor}]}
+                {
+                    "sequence": [
+                        {"class": classes[-1], "actor": "U0OTHER"},
+                        {"skipped": 3},  # a long run names its first and last and counts the rest
+                        {"class": classes[0], "actor": actor},
+                    ]
+                }
                 if full
                 else {}
             ),

@@ -10,6 +10,11 @@ each by whom), so the thread still tells the truth with one post. A classificati
 longer than the window is posted (with its checklist) on its own. A storm longer than
 ``max_hold`` is still posted once per ``max_hold``: the thread never falls silent for long.
 
+A post names the first ``FIRST`` and the last ``LAST`` classifications of its run and how many
+came between (``compact``). A scripted storm of 100 clicks a second folded 6,000 into one post:
+a message no one could read (and past Slack's length limit), whose row every click copied and
+re-encoded whole, so each click cost more than the one before.
+
 Why at enqueue time, in the change's transaction, rather than when a lane claims its next row:
 the change already holds the incident's lock (``load_for_change``), so two changes of one incident
 never fold the same rows, and the fold commits or rolls back with the change that causes it. The
@@ -43,6 +48,7 @@ from slackbot.incidents.effects import utc
 DEFAULT_WINDOW = timedelta(seconds=0)  # the core's default; the bot runs with TRIAGE_COALESCE_SECONDS
 MAX_HOLD = timedelta(seconds=60)
 CLASSIFIED = "classified"
+FIRST, LAST = 2, 5  # classifications a post names by name; the ones between are counted
 
 
 @dataclass
@@ -103,6 +109,24 @@ def steps(payload: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(sequence, list) and sequence:
         return [dict(step) for step in sequence]
     return [{"class": payload.get("class"), "actor": payload.get("actor")}]
+
+
+def compact(sequence: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sequence a post names: its first ``FIRST`` and last ``LAST`` classifications, with one
+    ``{"skipped": n}`` step between them counting the rest."""
+    head: list[dict[str, Any]] = []
+    tail: list[dict[str, Any]] = []
+    skipped = 0
+    for step in sequence:
+        if "skipped" in step:
+            skipped += int(step["skipped"] or 0)
+        elif not skipped and not tail and len(head) < FIRST:
+            head.append(step)
+        else:
+            tail.append(step)
+    if len(tail) > LAST:
+        skipped, tail = skipped + len(tail) - LAST, tail[-LAST:]
+    return [*head, *([{"skipped": skipped}] if skipped else []), *tail]
 
 
 def due_at(now: datetime, window: timedelta, since: datetime | None) -> datetime:

@@ -209,7 +209,7 @@ def _classify(turn: Turn, choice: str, window: timedelta) -> Outcome:
     # names the whole sequence), and its checklist is dropped; both wait ``window`` for the next.
     now = turn.effects.now
     folded = coalescing.fold_classifications(turn.session, turn.id, now)
-    sequence = [*folded.sequence, {"class": chosen, "actor": turn.actor.user_id}]
+    sequence = coalescing.compact([*folded.sequence, {"class": chosen, "actor": turn.actor.user_id}])
     since = folded.since or now
     due = coalescing.due_at(now, window, folded.since)
     post: dict[str, Any] = {"class": chosen, "previous": folded.previous if folded.sequence else previous}

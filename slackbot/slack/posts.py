@@ -137,7 +137,9 @@ def _sequence(playbook: Playbook, payload: dict[str, Any]) -> list[dict[str, Any
     if not isinstance(steps, list) or not steps:
         steps = [{"class": payload["class"], "actor": payload.get("actor")}]
     return [
-        {"label": playbook.class_label(step.get("class")), "actor": mention(step.get("actor"))}
+        {"label": "", "actor": None, "skipped": int(step["skipped"] or 0)}
+        if "skipped" in step
+        else {"label": playbook.class_label(step.get("class")), "actor": mention(step.get("actor")), "skipped": 0}
         for step in steps
         if isinstance(step, dict)
     ]

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from slackbot.db.models import OutboxItem, TimelineEvent
 from slackbot.domain.changes import Acknowledge, Actor, Classify, SetSeverity
 from slackbot.emulator.state import Message
+from slackbot.incidents.coalescing import FIRST, LAST
 from slackbot.incidents.core import IncidentCore
 from slackbot.outbox import store
 from slackbot.outbox.checklist_deliveries import CHECKLIST_EVENT, ChecklistDeliveries
@@ -85,15 +86,25 @@ def card_edit_gaps(calls: list[Any], card_ts: str) -> list[float]:
 
 
 def sequence_text(classes: list[str], actors: list[str]) -> str:
-    """How the classified template names a run of classifications."""
-    words = []
-    for n, (key, actor) in enumerate(zip(classes, actors, strict=True)):
+    """How the classified template names a run of classifications: the first ``FIRST`` and the
+    last ``LAST`` by name, the ones between counted."""
+    steps: list[tuple[str, str] | None] = list(zip(classes, actors, strict=True))
+    if len(steps) > FIRST + LAST:
+        steps = [*steps[:FIRST], None, *steps[-LAST:]]
+    words, before = [], None
+    for n, step in enumerate(steps):
+        if step is None:
+            words.append(f"then {len(classes) - FIRST - LAST} more reclassifications")
+            before = None
+            continue
+        key, actor = step
         if n == 0:
             words.append(f"<@{actor}> classified this as *{LABELS[key]}*")
-        elif actor != actors[n - 1]:
+        elif actor != before:
             words.append(f"then <@{actor}> as *{LABELS[key]}*")
         else:
             words.append(f"then *{LABELS[key]}*")
+        before = actor
     return ", ".join(words) + "."
 
 
