@@ -85,14 +85,20 @@ def _collector_paused(pause: bool = True) -> Iterator[None]:
                     gc.enable()
 
 
+# The write-ahead log an ingest may leave for others to checkpoint, in pages (40 MB): past it the
+# ingest's own commit checkpoints, so a bot whose only writes are ingests (no Slack token, nothing
+# due) still keeps its log bounded.
+DEFERRED_CHECKPOINT_PAGES = 10_000
+
+
 @contextmanager
 def _unit_of_work(engine: Engine) -> Iterator[Session]:
-    """``session_scope``, except that on SQLite its commit does not checkpoint the write-ahead log.
-    A commit that takes the log past ``wal_autocheckpoint`` pages (1,000: about every second
-    1,000-result report) copies it into the database file before it returns, some 20 ms that CI
-    would wait for before its 202. The bot's other writers (outbox, timers, applier) commit right
-    after an ingest (it queued their work) and checkpoint then, off the request's path; this
-    connection checkpoints again at its next commit, the setting restored."""
+    """``session_scope``, except that on SQLite its commit leaves the write-ahead log's checkpoint
+    to the bot's next writer. A commit that takes the log past ``wal_autocheckpoint`` pages (1,000:
+    about every second 1,000-result report) copies it into the database file before it returns,
+    some 20 ms that CI would wait for before its 202. The bot's other writers (outbox, timers,
+    applier) commit right after an ingest (it queued their work) and checkpoint then, off the
+    request's path; this connection's own threshold is restored once the unit ends."""
     with session_scope(engine) as session:
         if is_sqlite(engine):
             _checkpoint_later(session)
@@ -104,7 +110,9 @@ def _checkpoint_later(session: Session) -> None:
     driver = session.connection().connection.driver_connection
     assert driver is not None
     (previous,) = driver.execute("PRAGMA wal_autocheckpoint").fetchone()
-    driver.execute("PRAGMA wal_autocheckpoint=0")
+    if previous <= 0:  # checkpoints are off on this connection: nothing to defer
+        return
+    driver.execute(f"PRAGMA wal_autocheckpoint={max(int(previous), DEFERRED_CHECKPOINT_PAGES)}")
 
     def restore(_: Session) -> None:
         driver.execute(f"PRAGMA wal_autocheckpoint={int(previous)}")

@@ -18,6 +18,7 @@ from slackbot.config import Playbooks
 from slackbot.db.engine import make_engine, session_scope
 from slackbot.db.migrate import upgrade
 from slackbot.db.models import Incident, OutboxItem, Run, Timer
+from slackbot.sources import ingest
 from slackbot.sources.ingest import IngestService
 from tests.factories import parsed, result
 
@@ -90,5 +91,31 @@ def test_an_ingest_answers_before_the_log_is_checkpointed(
             IngestService(playbooks, clock).ingest_report(engine, parsed(result(), run_id="2"), then=fail)
         with session_scope(engine) as session:
             assert session.connection().exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 5
+    finally:
+        engine.dispose()
+
+
+def test_a_bot_whose_only_writes_are_ingests_still_checkpoints_its_log(
+    playbooks: Playbooks, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No Slack token, no timer due: nobody else commits, so past its bound the ingest's own
+    commit copies the log into the database file (it would otherwise grow without end)."""
+    monkeypatch.setattr(ingest, "DEFERRED_CHECKPOINT_PAGES", 60)
+    path = tmp_path / "triage.db"
+    migrated = make_engine(f"sqlite:///{path}")
+    upgrade(migrated)
+    migrated.dispose()
+    engine = make_engine(f"sqlite:///{path}")
+    size = path.stat().st_size
+    service = IngestService(playbooks, clock)
+    try:
+        for run in range(20):  # each some 20 pages of log
+            service.ingest_report(
+                engine, parsed(*(result(f"BID-{run:02d}{n:02d}", "TENANT-001") for n in range(20)), run_id=str(run))
+            )
+            if path.stat().st_size > size:
+                break
+        assert path.stat().st_size > size
+        assert run >= 1  # the first ones left it to others
     finally:
         engine.dispose()
