@@ -43,7 +43,7 @@ class SlackRequests(AsyncSlackRequestHandler):
             return refused(f"malformed Slack request: {why}")
         try:
             # A dict body is taken as parsed (Bolt does so for Socket Mode); then the request is
-            # made an HTTP one again, so Bolt still verifies the raw body's signature itself.
+            # made an HTTP one again. The route checked its signature (Bolt does not again).
             request = AsyncBoltRequest(body=body, query=req.query_params, headers=req.headers, mode="socket_mode")  # type: ignore[arg-type]
         except Exception as exc:  # any shape Bolt still trips over is the sender's, never a 500
             log.info("refused a Slack request Bolt cannot read: %s", type(exc).__name__)
