@@ -37,6 +37,7 @@ MAX_FINISHED_AHEAD = timedelta(days=1)
 # PostgreSQL refuses NUL in text and json, and no database stores a lone surrogate (invalid UTF-8):
 # both become U+FFFD at this boundary, so one bad byte never loses a report on any database.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_TEXT = {str}  # keyEntityIds already text (as JSON gives them) need no copy
 # A stable id such as BID-001 or TENANT-001: an upper-case prefix, a dash, an alphanumeric tail.
 ID_PATTERN = re.compile(r"\b([A-Z][A-Z0-9]{1,15})-([A-Z0-9]{1,12})\b")
 
@@ -156,6 +157,8 @@ class Result(_Model):
     @classmethod
     def _entity_ids_as_text(cls, value: object) -> object:
         if isinstance(value, dict):
+            if {*map(type, value), *map(type, value.values())} <= _TEXT:  # types read in C
+                return value
             return {str(k): str(v) for k, v in value.items() if v is not None}
         return value
 
