@@ -372,13 +372,19 @@ def test_the_same_answer_asked_for_again_and_again_during_a_burst_is_said_once(
                 assert acked.status == 200
             during = list(emulator.ephemerals(RESPONDER))
 
+        def refusals() -> list[str]:
+            return [str(e.get("text")) for e in emulator.ephemerals(OUTSIDER) if "⛔" in str(e.get("text"))]
+
         def answered() -> bool:
             settled = all(row.state != "pending" for row in rows(bot.core.engine))
             return settled and bot.core.after_ack.idle
 
+        # Rows are marked applied when their transaction commits, a moment before their answers
+        # are handed on: wait for the answers, then for nothing more to be on its way.
+        wait_for(lambda: emulator.ephemerals(RESPONDER) and refusals(), what="both people's answers")
         wait_for(answered, what="every click applied and answered")
         told = [str(e.get("text")) for e in emulator.ephemerals(RESPONDER)]
-        refused = [str(e.get("text")) for e in emulator.ephemerals(OUTSIDER) if "⛔" in str(e.get("text"))]
+        refused = refusals()
     assert during == []  # the answers waited for the burst to end
     assert told == ["INC-1 is already classified Algorithm regression"]
     assert len(refused) == 1 and "nothing was changed" in refused[0]
