@@ -790,9 +790,13 @@ applier thread); and a storm's classification post named every click of its run 
 minute at 100 clicks a second), a row each click copied and re-encoded whole: it names the first two
 and last five now and counts the rest.
 
-The sustained row's p99 still misses: its p50 matches bare Bolt's and its throughput does, but the
-slowest 1% wait 5-15 ms longer, varying from run to run (16 ms to 38 ms over the same code). What
-was ruled out: garbage collection (a higher gen-2 threshold left 2 collections instead of 18, with
+The sustained row's p99 is not yet steady: its p50 and throughput match bare Bolt's, and most
+rounds now meet, but a round can still have its slowest 1% wait 5-15 ms longer (16 ms to 38 ms
+over the same code before the last change). The last change made the classification fold, a third
+of each reclassification's CPU, two prebuilt statements (2.9 -> 0.9 ms profiled): a run of the
+sustained row alone then gave 0.97x (0.92-1.14x, every round meets), and the full run above one
+round of five at 1.88x. What was ruled out before it:
+garbage collection (a higher gen-2 threshold left 2 collections instead of 18, with
 no change), a long callback on the loop (asyncio's debug mode logged none over 4 ms), the inbox's
 group commit (35 of about 2,600 took over 4 ms, and one waited on the applier's lock), a shorter
 switch interval (0.5 ms: no better), and starting each applier transaction only between acks, one
