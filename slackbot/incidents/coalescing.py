@@ -173,11 +173,11 @@ def _pending(session: Session, incident_id: int, kind: EffectKind) -> list[Row[A
     # 'sending' (this SELECT then waits for its commit and no longer sees them as pending).
     query = _PENDING_LOCKED if session.get_bind().dialect.name == "postgresql" else _PENDING
     session.flush()  # what this change has made so far, as an ORM query would see it (autoflush)
-    return list(session.execute(query, {"incident_id": incident_id, "kind": kind.value}))
+    return list(session.connection().execute(query, {"incident_id": incident_id, "kind": kind.value}))
 
 
 def _supersede(session: Session, ids: list[int], now: datetime, why: str) -> None:
-    session.execute(_SUPERSEDE, {"ids": sorted(ids), "done_at": utc(now), "why": why})
+    session.connection().execute(_SUPERSEDE, {"ids": sorted(ids), "done_at": utc(now), "why": why})
 
 
 def _when(value: Any) -> datetime | None:

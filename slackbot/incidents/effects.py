@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel
 
 from slackbot.db.bulk import insert_many
 from slackbot.db.models import OutboxItem, TimelineEvent, Timer
@@ -162,8 +162,9 @@ def _without_queued_cards(session: Session, rows: list[dict[str, Any]]) -> list[
     ids = sorted({int(row["incident_id"]) for row in cards})
     queued: set[int] = set()
     query = _QUEUED_CARDS_LOCKED if session.get_bind().dialect.name == "postgresql" else _QUEUED_CARDS
+    connection = session.connection()
     for start in range(0, len(ids), 500):
-        result = session.execute(query, {"ids": ids[start : start + 500]})
+        result = connection.execute(query, {"ids": ids[start : start + 500]})
         queued.update(int(i) for (i,) in result if i is not None)
     kept = []
     for row in rows:
@@ -175,6 +176,32 @@ def _without_queued_cards(session: Session, rows: list[dict[str, Any]]) -> list[
     return kept
 
 
+# Built once, like the queued-card check: a reclassification cancels two timers and re-arms one,
+# and building these statements through the ORM cost more than SQLite spent running them.
+_TIMERS = table(Timer)
+_REARM = (
+    update(_TIMERS)
+    .where(_TIMERS.c.subject == bindparam("subject_"), _TIMERS.c.kind == bindparam("kind_"))
+    .values(
+        due_at=bindparam("due_"),
+        token=bindparam("token_"),
+        state=_TIMER_PENDING,
+        step=bindparam("step_"),
+        fired_at=None,
+        fired_by=None,
+    )
+)
+_CANCEL = (
+    update(_TIMERS)
+    .where(
+        _TIMERS.c.subject == bindparam("subject_"),
+        _TIMERS.c.kind == bindparam("kind_"),
+        _TIMERS.c.state == _TIMER_PENDING,
+    )
+    .values(state=TimerState.CANCELLED.value, token=bindparam("token_"))
+)
+
+
 def arm_timer(
     session: Session,
     *,
@@ -184,38 +211,19 @@ def arm_timer(
     incident_id: int | None = None,
     step: int = 0,
 ) -> str:
-    """Create or re-arm the (subject, kind) timer with a fresh token; the old token goes stale."""
+    """Create or re-arm the (subject, kind) timer with a fresh token; the old token goes stale.
+    Plain statements on the session's connection: no caller holds a Timer object it changes (the
+    timer service reads timers as rows), so nothing in the session can overwrite them."""
     token = uuid.uuid4().hex
-    timer = session.exec(select(Timer).where(Timer.subject == subject, Timer.kind == kind.value)).first()
-    if timer is None:
-        session.add(
-            Timer(
-                subject=subject,
-                kind=kind.value,
-                incident_id=incident_id,
-                due_at=utc(due_at),
-                token=token,
-                step=step,
-            )
-        )
-    else:
-        timer.due_at = utc(due_at)
-        timer.token = token
-        timer.state = TimerState.PENDING.value
-        timer.step = step
-        timer.fired_at = None
-        timer.fired_by = None
-        session.add(timer)
+    connection = session.connection()
+    due = utc(due_at)
+    params = {"subject_": subject, "kind_": kind.value, "due_": due, "token_": token, "step_": step}
+    if not connection.execute(_REARM, params).rowcount:
+        row = {"subject": subject, "kind": kind.value, "incident_id": incident_id, "due_at": due, "token": token}
+        insert_many(session, _TIMERS, [row | {"state": _TIMER_PENDING, "step": step}])
     return token
 
 
 def cancel_timer(session: Session, *, subject: str, kind: TimerKind) -> bool:
-    result = session.execute(
-        update(Timer)
-        .where(Timer.subject == subject, Timer.kind == kind.value, Timer.state == TimerState.PENDING.value)  # type: ignore[arg-type]
-        .values(state=TimerState.CANCELLED.value, token=uuid.uuid4().hex)
-        # A plain UPDATE: matching loaded Timer objects in Python (the ORM default) cost more than
-        # the statement, and no caller reads the timer again in the same transaction.
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0))
+    params = {"subject_": subject, "kind_": kind.value, "token_": uuid.uuid4().hex}
+    return bool(session.connection().execute(_CANCEL, params).rowcount)

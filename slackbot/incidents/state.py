@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from slackbot.config import Playbook
 from slackbot.db.models import Incident
@@ -24,10 +24,11 @@ from slackbot.incidents.effects import Effects, utc
 def load_for_change(session: Session, incident_id: int) -> Incident:
     """The incident, locked on PostgreSQL: every change takes the incident's lock first (the lock
     order that keeps changes, timers and ingest free of deadlocks)."""
-    query = select(Incident).where(Incident.id == incident_id)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    incident = session.exec(query).first()
+    # ``get`` rather than a select: it answers from the session when the transaction already holds
+    # the incident (an inbox batch applies several clicks in one), and on PostgreSQL the lock
+    # makes it ask the database every time.
+    lock = session.get_bind().dialect.name == "postgresql"
+    incident = session.get(Incident, incident_id, with_for_update=True if lock else None)
     if incident is None:
         raise IncidentError(f"no incident INC-{incident_id}")
     return incident
