@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
@@ -20,6 +22,7 @@ from sqlmodel import Session, create_engine
 # SQLite's "database is locked" is an OperationalError too, and just as retryable.
 UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 RETRY_AFTER_SECONDS = 5
+log = logging.getLogger(__name__)
 
 # PostgreSQL on a host that does not answer (down, partitioned, a firewall dropping packets: not a
 # stopped server, which refuses at once) would otherwise hold a request for minutes: libpq waits
@@ -127,3 +130,53 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+class Checkpoints:
+    """Copies SQLite's write-ahead log into the database file on a thread of its own, soon after
+    a large commit, so that the commit (and whoever waits for it: CI for its 202) does not.
+
+    SQLite's own checkpoint runs inside the commit that takes the log past ``wal_autocheckpoint``
+    pages; after a 10,000-result ingest that copy was a tenth of a second of the request. A
+    passive checkpoint here lets writers go on appending to the log while it copies, and requests
+    for the same engine while one is queued are one checkpoint."""
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="wal-checkpoint")
+        self._queued: set[int] = set()
+        self._lock = threading.Lock()
+        self.done = 0  # checkpoints run (tests wait on it)
+
+    def soon(self, engine: Engine) -> None:
+        if not is_sqlite(engine):
+            return
+        with self._lock:
+            if id(engine) in self._queued:
+                return
+            self._queued.add(id(engine))
+        self._thread.submit(self._checkpoint, engine)
+
+    def _checkpoint(self, engine: Engine) -> None:
+        with self._lock:
+            self._queued.discard(id(engine))
+        try:
+            # On the driver's connection: SQLAlchemy would open a transaction first, and SQLite
+            # checkpoints only outside one.
+            connection = engine.raw_connection()
+            try:
+                driver = connection.driver_connection
+                assert driver is not None
+                driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                connection.close()
+        except (SQLAlchemyError, sqlite3.Error) as exc:  # the next commit past the threshold does it
+            log.debug("checkpointing the write-ahead log failed: %s", exc)
+        finally:
+            self.done += 1
+
+    def settled(self, timeout: float = 30.0) -> None:
+        """Return once every checkpoint asked for so far has run."""
+        self._thread.submit(lambda: None).result(timeout)
+
+
+CHECKPOINTS = Checkpoints()

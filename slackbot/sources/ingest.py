@@ -28,7 +28,7 @@ from slackbot.clock import Clock
 from slackbot.config import FailureContext, Playbook, Playbooks
 from slackbot.config.routing import Source
 from slackbot.db.bulk import insert_many
-from slackbot.db.engine import is_sqlite, session_scope
+from slackbot.db.engine import CHECKPOINTS, is_sqlite, session_scope
 from slackbot.db.models import Incident, Occurrence, Run
 from slackbot.domain.effects import EffectKind, Event, Lane
 from slackbot.domain.ids import fingerprint, prefix_of, short_symptom
@@ -85,40 +85,34 @@ def _collector_paused(pause: bool = True) -> Iterator[None]:
                     gc.enable()
 
 
-# The write-ahead log an ingest may leave for others to checkpoint, in pages (40 MB): past it the
-# ingest's own commit checkpoints, so a bot whose only writes are ingests (no Slack token, nothing
-# due) still keeps its log bounded.
-DEFERRED_CHECKPOINT_PAGES = 10_000
-
-
 @contextmanager
-def _unit_of_work(engine: Engine) -> Iterator[Session]:
-    """``session_scope``, except that on SQLite its commit leaves the write-ahead log's checkpoint
-    to the bot's next writer. A commit that takes the log past ``wal_autocheckpoint`` pages (1,000:
-    about every second 1,000-result report) copies it into the database file before it returns,
-    some 20 ms that CI would wait for before its 202. The bot's other writers (outbox, timers,
-    applier) commit right after an ingest (it queued their work) and checkpoint then, off the
-    request's path; this connection's own threshold is restored once the unit ends."""
+def _unit_of_work(engine: Engine, checkpoint: Callable[[Engine], None]) -> Iterator[Session]:
+    """``session_scope``, except that on SQLite its commit never copies the write-ahead log into
+    the database file: ``checkpoint`` does that after it, off the request's path. A commit that
+    takes the log past ``wal_autocheckpoint`` pages (1,000: about every second 1,000-result report;
+    every 10,000-result one) would otherwise checkpoint before it returns, 20 to 200 ms that CI
+    waits for before its 202. This connection's own threshold is restored once the unit ends."""
     with session_scope(engine) as session:
         if is_sqlite(engine):
-            _checkpoint_later(session)
+            _checkpoint_after(session, engine, checkpoint)
         yield session
 
 
-def _checkpoint_later(session: Session) -> None:
+def _checkpoint_after(session: Session, engine: Engine, checkpoint: Callable[[Engine], None]) -> None:
     # the driver's own connection: a PRAGMA through SQLAlchemy would be a statement of the unit
     driver = session.connection().connection.driver_connection
     assert driver is not None
     (previous,) = driver.execute("PRAGMA wal_autocheckpoint").fetchone()
-    if previous <= 0:  # checkpoints are off on this connection: nothing to defer
+    if previous <= 0:  # checkpoints are off on this connection: nothing to move
         return
-    driver.execute(f"PRAGMA wal_autocheckpoint={max(int(previous), DEFERRED_CHECKPOINT_PAGES)}")
+    driver.execute("PRAGMA wal_autocheckpoint=0")
 
     def restore(_: Session) -> None:
         driver.execute(f"PRAGMA wal_autocheckpoint={int(previous)}")
 
     # restored while the transaction still holds the connection, before the pool hands it on
     event.listen(session, "after_commit", restore, once=True)
+    event.listen(session, "after_commit", lambda _: checkpoint(engine), once=True)
     event.listen(session, "after_rollback", restore, once=True)
 
 
@@ -196,9 +190,12 @@ class _Group:
 
 
 class IngestService:
-    def __init__(self, playbooks: Playbooks, clock: Clock) -> None:
+    def __init__(
+        self, playbooks: Playbooks, clock: Clock, checkpoint: Callable[[Engine], None] = CHECKPOINTS.soon
+    ) -> None:
         self.playbooks = playbooks
         self.clock = clock
+        self.checkpoint = checkpoint  # after each ingest's commit (see _unit_of_work)
         self.core = IncidentCore(playbooks, clock)
 
     # -- public ---------------------------------------------------------------------------------
@@ -218,7 +215,8 @@ class IngestService:
         rows, so the outcome is the same as if they had taken turns."""
         for attempt in range(attempts):
             try:
-                with _collector_paused(len(report.results) <= PAUSE_RESULTS), _unit_of_work(engine) as session:
+                paused = _collector_paused(len(report.results) <= PAUSE_RESULTS)
+                with paused, _unit_of_work(engine, self.checkpoint) as session:
                     result = self.ingest(session, report, source=source)
                     if then is not None:
                         effects = Effects(now=self.clock.now())

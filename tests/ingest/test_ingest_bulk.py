@@ -15,10 +15,9 @@ from sqlmodel import Session, select
 
 from slackbot.clock import FakeClock
 from slackbot.config import Playbooks
-from slackbot.db.engine import make_engine, session_scope
+from slackbot.db.engine import Checkpoints, make_engine, session_scope
 from slackbot.db.migrate import upgrade
-from slackbot.db.models import Incident, OutboxItem, Run, Timer
-from slackbot.sources import ingest
+from slackbot.db.models import Incident, OutboxItem, Timer
 from slackbot.sources.ingest import IngestService
 from tests.factories import parsed, result
 
@@ -62,8 +61,8 @@ def test_the_collector_runs_again_after_an_ingest(
 def test_an_ingest_answers_before_the_log_is_checkpointed(
     playbooks: Playbooks, tmp_path: Path, clock: FakeClock
 ) -> None:
-    """Copying SQLite's write-ahead log into the database file is the next writer's job (the
-    outbox, right after), not something CI waits for; the ingest's connection goes back to
+    """Copying SQLite's write-ahead log into the database file comes after the ingest's commit, on
+    a thread of its own, not inside the commit CI waits for; the ingest's connection goes back to
     checkpointing as before."""
     path = tmp_path / "triage.db"
     migrated = make_engine(f"sqlite:///{path}")
@@ -72,14 +71,19 @@ def test_an_ingest_answers_before_the_log_is_checkpointed(
     engine = make_engine(f"sqlite:///{path}")
     event.listen(engine, "connect", lambda connection, _: connection.execute("PRAGMA wal_autocheckpoint=5"))
     size = path.stat().st_size
+    asked: list[Engine] = []
     try:
         report = parsed(*(result(f"BID-{n:03d}", "TENANT-001") for n in range(40)))
-        IngestService(playbooks, clock).ingest_report(engine, report)
+        IngestService(playbooks, clock, checkpoint=asked.append).ingest_report(engine, report)
         assert path.stat().st_size == size  # 40 incidents and their rows: far more than 5 pages
+        assert asked == [engine]  # and the checkpoint was asked for, once committed
 
-        with session_scope(engine) as session:  # the next writer
+        with session_scope(engine) as session:
             assert session.connection().exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 5
-            session.add(Run(provider="github", repository="acme/o", run_id="1", suite="full", received_at=clock.now()))
+        checkpoints = Checkpoints()
+        checkpoints.soon(engine)
+        checkpoints.settled()
+        assert checkpoints.done == 1
         assert path.stat().st_size > size
         with Session(engine) as session:
             assert len(session.exec(select(Incident)).all()) == 40
@@ -88,7 +92,10 @@ def test_an_ingest_answers_before_the_log_is_checkpointed(
             raise RuntimeError("the caller's own rows failed")
 
         with pytest.raises(RuntimeError):  # rolled back: its connection checkpoints again too
-            IngestService(playbooks, clock).ingest_report(engine, parsed(result(), run_id="2"), then=fail)
+            IngestService(playbooks, clock, checkpoint=asked.append).ingest_report(
+                engine, parsed(result(), run_id="2"), then=fail
+            )
+        assert asked == [engine]  # nothing committed, nothing to copy
         with session_scope(engine) as session:
             assert session.connection().exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 5
     finally:
@@ -96,26 +103,23 @@ def test_an_ingest_answers_before_the_log_is_checkpointed(
 
 
 def test_a_bot_whose_only_writes_are_ingests_still_checkpoints_its_log(
-    playbooks: Playbooks, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    playbooks: Playbooks, tmp_path: Path, clock: FakeClock
 ) -> None:
-    """No Slack token, no timer due: nobody else commits, so past its bound the ingest's own
-    commit copies the log into the database file (it would otherwise grow without end)."""
-    monkeypatch.setattr(ingest, "DEFERRED_CHECKPOINT_PAGES", 60)
+    """No Slack token, no timer due: nobody else commits, and the log is still copied into the
+    database file after each ingest (it would otherwise grow without end)."""
     path = tmp_path / "triage.db"
     migrated = make_engine(f"sqlite:///{path}")
     upgrade(migrated)
     migrated.dispose()
     engine = make_engine(f"sqlite:///{path}")
     size = path.stat().st_size
-    service = IngestService(playbooks, clock)
+    checkpoints = Checkpoints()
+    service = IngestService(playbooks, clock, checkpoint=checkpoints.soon)
     try:
-        for run in range(20):  # each some 20 pages of log
-            service.ingest_report(
-                engine, parsed(*(result(f"BID-{run:02d}{n:02d}", "TENANT-001") for n in range(20)), run_id=str(run))
-            )
-            if path.stat().st_size > size:
-                break
+        report = parsed(*(result(f"BID-{n:03d}", "TENANT-001") for n in range(40)))
+        service.ingest_report(engine, report)
+        checkpoints.settled()
+        assert checkpoints.done == 1
         assert path.stat().st_size > size
-        assert run >= 1  # the first ones left it to others
     finally:
         engine.dispose()
