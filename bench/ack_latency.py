@@ -761,7 +761,7 @@ client to both (each connection pauses between its requests; a slower server als
 requests, so its throughput ratio falls below 1). Past the bound a change may no longer wait for a
 pause, so there the bot acks and applies on the same core. That is why the stream is paced, not
 as fast as answered: flat out, bare Bolt spends its whole core on acks, and the bot would have to
-ack as fast and apply every click on top (a reclassification costs about 2.4 ms of CPU in
+ack as fast and apply every click on top (a reclassification costs about 2.5 ms of CPU in
 SQLAlchemy and SQLite, more than a bare ack): no scheduling can make that 0.9x.
 `--sustained-rate 0` measures it anyway. `--kill` measures what the inbox is for: see the next
 section.
@@ -790,18 +790,19 @@ applier thread); and a storm's classification post named every click of its run 
 minute at 100 clicks a second), a row each click copied and re-encoded whole: it names the first two
 and last five now and counts the rest.
 
-The sustained row's p99 is not yet steady: its p50 and throughput match bare Bolt's, and most
-rounds now meet, but a round can still have its slowest 1% wait 5-15 ms longer (16 ms to 38 ms
-over the same code before the last change). The last change made the classification fold, a third
-of each reclassification's CPU, two prebuilt statements (2.9 -> 0.9 ms profiled): a run of the
-sustained row alone then gave 0.97x (0.92-1.14x, every round meets), and the full run above one
-round of five at 1.88x. What was ruled out before it:
-garbage collection (a higher gen-2 threshold left 2 collections instead of 18, with
-no change), a long callback on the loop (asyncio's debug mode logged none over 4 ms), the inbox's
-group commit (35 of about 2,600 took over 4 ms, and one waited on the applier's lock), a shorter
-switch interval (0.5 ms: no better), and starting each applier transaction only between acks, one
-click per transaction (no better). The cost is the applier's Python work (SQLAlchemy) sharing the
-GIL with the acks: at 100 clicks a second every ack has a change being applied beside it.
+The sustained row had been the unsteady one: its p50 and throughput matched bare Bolt's, but a
+round could have its slowest 1% wait 5-15 ms longer (one round of five at 1.88x on 2026-12-06).
+Ruled out by measuring: garbage collection (a higher gen-2 threshold left 2 collections instead of
+18, with no change), a long callback on the loop (asyncio's debug mode logged none over 4 ms), the
+inbox's group commit (35 of about 2,600 took over 4 ms), a shorter switch interval (0.5 ms: no
+better), and starting each applier transaction only between acks, one click per transaction (no
+better). What was left was the applier's Python work (SQLAlchemy) sharing the GIL with the acks: at
+100 clicks a second every ack has a change being applied beside it. So that work was cut: the
+classification fold became two prebuilt statements (2.9 -> 0.9 ms profiled), then a
+reclassification's timers (two cancelled, one re-armed) prebuilt statements on the session's
+connection and the incident read with `session.get`: an applied click costs 2.5 ms of CPU instead of
+4.0 (400 clicks on 10 incidents, 4 per transaction, in-process). Since, every round of every row
+meets, in the run above and in a run of the sustained row alone (0.98x, 0.88-1.10x).
 """
     if not args.no_doc:
         update_section("ack_latency", body)
