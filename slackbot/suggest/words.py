@@ -24,6 +24,7 @@ def masked_line(message: str | None) -> str:
     return line
 
 
+@functools.lru_cache(maxsize=4096)  # every ingest reads the past's 500 newest decided symptoms again
 def tokens(text: str | None) -> frozenset[str]:
     lowered = (text or "")[:2000].lower()
     for pattern, _mask in _MASKS:
