@@ -210,3 +210,28 @@ def test_only_committed_transitions_are_observed(playbooks: Playbooks, engine: E
     # the flake's bead and the card redraws wait in the outbox, the oldest since the ingest 7 min ago
     assert value(samples, "triagebot_outbox_depth", kind="card") >= 1
     assert value(samples, "triagebot_outbox_oldest_age_seconds") == 420
+
+
+def test_a_recurrence_of_many_open_incidents_leaves_no_attribute_state_behind(
+    playbooks: Playbooks, engine: Engine, clock: FakeClock
+) -> None:
+    """Looking for transitions in every dirty incident must not build the ORM's per-column
+    AttributeState objects: a recurrence of 8,000 open incidents left 424,000 of them, which the
+    collector then walked in one go after the ingest, stalling the event loop 80-100 ms."""
+    import gc
+
+    from sqlalchemy.orm.state import AttributeState
+
+    metrics = AppMetrics(engine, clock)  # noqa: F841 (listens while it lives)
+    service = IngestService(playbooks, clock)
+    failures = [result(f"BID-{n:03d}", "TENANT-001", test_name=f"case {n}") for n in range(1, 201)]
+    service.ingest_report(engine, parsed(*failures, run_id="1"))
+    gc.collect()
+    gc.disable()  # what the recurrence leaves for the collector, before it runs
+    try:
+        recurred = service.ingest_report(engine, parsed(*failures, run_id="2"))
+        left = sum(isinstance(o, AttributeState) for o in gc.get_objects())
+    finally:
+        gc.enable()
+    assert len(recurred.incidents) == 200 and not any(i.created for i in recurred.incidents)
+    assert left == 0
