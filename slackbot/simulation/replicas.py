@@ -24,6 +24,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -143,6 +144,7 @@ class LoadBalancer:
         self.answers: list[Answer] = []
         self.hold = 0.0  # seconds each request waits before it is forwarded (a slow network)
         self.in_flight = 0  # requests that arrived and are not answered yet
+        self.in_flight_by_path: Counter[str] = Counter()  # the same, by request path
         self._client: httpx.AsyncClient | None = None  # one for all requests, made on the server's loop
         self._turn = itertools.count()
         self._lock = threading.Lock()
@@ -150,13 +152,16 @@ class LoadBalancer:
 
     async def _forward(self, request: Request) -> Response:
         arrived = time.monotonic()
+        path = request.url.path
         with self._lock:
             self.in_flight += 1
+            self.in_flight_by_path[path] += 1
         try:
             return await self._forward_held(request, arrived)
         finally:
             with self._lock:
                 self.in_flight -= 1
+                self.in_flight_by_path[path] -= 1
 
     async def _forward_held(self, request: Request, arrived: float) -> Response:
         body = await request.body()
