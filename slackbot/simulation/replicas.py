@@ -143,8 +143,7 @@ class LoadBalancer:
         self.replicas = list(replicas)
         self.answers: list[Answer] = []
         self.hold = 0.0  # seconds each request waits before it is forwarded (a slow network)
-        self.in_flight = 0  # requests that arrived and are not answered yet
-        self.in_flight_by_path: Counter[str] = Counter()  # the same, by request path
+        self.in_flight: Counter[str] = Counter()  # requests that arrived and are not answered yet, by path
         self._client: httpx.AsyncClient | None = None  # one for all requests, made on the server's loop
         self._turn = itertools.count()
         self._lock = threading.Lock()
@@ -154,14 +153,12 @@ class LoadBalancer:
         arrived = time.monotonic()
         path = request.url.path
         with self._lock:
-            self.in_flight += 1
-            self.in_flight_by_path[path] += 1
+            self.in_flight[path] += 1
         try:
             return await self._forward_held(request, arrived)
         finally:
             with self._lock:
-                self.in_flight -= 1
-                self.in_flight_by_path[path] -= 1
+                self.in_flight[path] -= 1
 
     async def _forward_held(self, request: Request, arrived: float) -> Response:
         body = await request.body()

@@ -490,7 +490,7 @@ def test_replicas_survive_a_crash_a_database_outage_and_skewed_clocks(world: Wor
         deliver(world, eve)
         # a post, not any call: a card redraw of an earlier incident may be the first one out
         wait_for(
-            lambda: world.slack_api.in_flight_by_path["/api/chat.postMessage"] > 0,
+            lambda: world.slack_api.in_flight["/api/chat.postMessage"] > 0,
             "a Slack post in flight",
             10,
             world.logs,
