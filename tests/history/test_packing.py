@@ -50,3 +50,17 @@ def test_every_outcome_is_found_whether_the_test_set_is_new_remembered_or_repeat
         assert count(packed) == len(expected)
         assert {key: lookup(packed, key) for key in expected} == expected
         assert failed_count(packed) == sum(1 for flags in expected.values() if flags & FAILED)
+
+
+def test_a_report_read_in_several_pieces_packs_every_outcome_sorted() -> None:
+    """Large reports are read and sorted a piece at a time (so no one C call holds the GIL for
+    long): results on either side of each piece's edge keep their outcome, and every test is found."""
+    rng = random.Random(17)
+    statuses = list(_FLAGS)
+    for _ in range(2):  # the set is new, then remembered
+        results = [_Result(None, None, f"t/{n}.py", rng.choice(statuses)) for n in range(25_001)]
+        packed, expected = pack(results), _expected(results)
+        assert count(packed) == 25_001
+        keys = [packed[start : start + 8] for start in range(0, len(packed), 9)]
+        assert keys == sorted(keys)
+        assert {key: lookup(packed, key) for key in expected} == expected
