@@ -89,3 +89,23 @@ def test_a_value_shared_by_every_row_is_stored_as_core_stores_it(engine: Engine)
     bulk = _stored(engine, "bulk")
     assert len(bulk) == 6 and len(set(bulk)) == 1
     assert bulk == _stored(engine, "core")
+
+
+def test_objects_met_again_between_others_are_stored_as_core_stores_them(engine: Engine) -> None:
+    """One suggestion's votes are the same list in every incident it opens, between others' rows:
+    each object is encoded once, and an equal but distinct one (keys in another order) as itself."""
+    votes: list[Any] = [{"class": "product", "weight": 1.5, "reason": "2 similar incidents — «confirmed»"}]
+    other: list[Any] = [{"class": "harness", "weight": 0.5}]
+    reordered = [{"weight": 1.5, "reason": votes[0]["reason"], "class": "product"}]
+    order = [votes, other, votes, reordered, other, votes]
+
+    def rows(marker: str) -> list[dict[str, Any]]:
+        return [{**row, "data": value} for row, value in zip(_rows(marker), order, strict=True)]
+
+    with Session(engine) as session:
+        session.execute(table(TimelineEvent).insert(), rows("core"))
+        insert_many(session, table(TimelineEvent), rows("bulk"))
+        session.commit()
+    bulk = _stored(engine, "bulk")
+    assert bulk == _stored(engine, "core")
+    assert bulk[0][1] == bulk[2][1] == bulk[5][1] != bulk[3][1]
