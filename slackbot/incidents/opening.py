@@ -226,7 +226,8 @@ def announce(
             f"Suggested owner: {opening.suggested[0]} because {opening.suggested[1]}",
             incident_id=iid,
             source=source,
-            data={"class": opening.suggested[0], "reason": opening.suggested[1]},
+            # the reason is the message's already (with a team's past, over 600 characters)
+            data={"class": opening.suggested[0], "confidence": opening.suggested_confidence},
         )
     if row["class_source"] == ClassSource.CONTRACT:
         missing = playbook.missing_ids(opening.scenario_id, opening.invariant_id)

@@ -197,7 +197,8 @@ def test_owner_is_suggested_from_the_test_file_and_recorded(
     assert "tests/integration/harness/" in (incident.suggested_reason or "")
     with Session(engine) as session:
         routed = session.exec(select(TimelineEvent).where(TimelineEvent.kind == "routed")).one()
-    assert routed.data["class"] == "harness_diagnostics"
+    assert routed.data == {"class": "harness_diagnostics", "confidence": incident.suggested_confidence}
+    assert routed.message.endswith(incident.suggested_reason or "no reason")
 
 
 def test_concurrent_ingests_of_one_failure_open_one_incident(
