@@ -13,11 +13,12 @@ Neither side copies SQLite's write-ahead log into the database file before it an
 does that after its 202 (``slackbot.db.engine.Checkpoints``), and the floor's connection has
 ``wal_autocheckpoint=0`` (sqlite3's default would checkpoint inside the commit).
 
-Each round runs every (database, size) pair: the bot on a fresh copy of the database (warmed by a
-small report of another repository first, as a bot that has served before), then the floor on
-another fresh copy. Rounds alternate which goes first; the table gives the median of ``--rounds``
-rounds and the spread. The 100,000-incident database is filled once by bench/history.py's
-builder (raw ``executemany``).
+Each round and size: a bot and a floor on a fresh copy of each database (the bots warmed by a
+small report of another repository first, as a bot that has served before), then reports of that
+size (see ``REPEATS``), each timed four times back to back (bot and floor, empty and full), so that
+each ratio pairs measurements seconds apart. The order alternates; the table gives the median of
+``--rounds`` rounds and the spread. The 100,000-incident database is filled once by
+bench/history.py's builder (raw ``executemany``).
 
 ``--service`` times only the service in-process (the earlier bench: no HTTP, no parsing), and
 ``--baseline REV`` with it compares that with a git revision side by side.
@@ -239,24 +240,10 @@ class Bot:
 
 
 # After each 202 the bot copies SQLite's write-ahead log into the database file on a thread of its
-# own (slackbot.db.engine.Checkpoints). A report is timed once that copy of the one before is over,
-# as the floor's is (its connection's close copies the log, untimed): with the previous report's
-# copy still running, the 1,000-result report into the 100,000-incident file paid for two.
+# own (slackbot.db.engine.Checkpoints). Nothing is timed until that copy is over, as the floor's is
+# (its connection's close copies the log, untimed): with a bot's copy still running, the next
+# 1,000-result report into the 100,000-incident file paid for both.
 SETTLE_SECONDS = 1.0
-
-
-def bot_times(db: Path, bodies: list[bytes], log: Path) -> list[tuple[float, float]]:
-    bot = Bot(db, log)
-    try:
-        # a bot that has served a large report before (its parsing child process is up)
-        bot.send(report_body(1_000, "warm-up", repository="acme/warm-up"))
-        found = []
-        for body in bodies:
-            time.sleep(SETTLE_SECONDS)
-            found.append(bot.send(body))
-        return found
-    finally:
-        bot.stop()
 
 
 # -- the floor: the same JSON, the same rows, raw sqlite3 ---------------------------------------------
@@ -405,66 +392,84 @@ def _spread(values: list[float]) -> str:
     return f"{min(values):.2f} to {max(values):.2f}"
 
 
-# Reports timed one after another into the same database per round, the round's figure their median.
-# A 1,000-result report takes 0.1-0.2 s, and a single one varied 0.7x to 1.8x against the same
-# report in the next minute (the machine is shared): three, 2,400 new incidents in all, steady the
-# figure. A 10,000-result report is timed once: three would put 24,000 incidents in "empty".
-REPEATS = {1_000: 3, 10_000: 1}
+# Reports timed one after another per round, the round's figures their medians. The four
+# measurements of one report (bot and floor, empty and full) are taken back to back, and each ratio
+# pairs two of them: the machine is shared, and the same 1,000-result ingest took 0.12 to 0.24 s
+# of CPU in different seconds, which separate minutes for the two sides of a ratio turned into
+# verdicts that flipped. A 10,000-result report is timed once per round: three would put 24,000
+# incidents in "empty".
+REPEATS = {1_000: 5, 10_000: 1}
+DATABASES = ("empty", "full")
 
 
 def end_to_end(rounds: int, incidents: int, occurrences: int) -> tuple[str, bool]:
     sizes = (1_000, 10_000)
-    times: dict[tuple[str, int, str], list[float]] = {}
-    cpus: dict[tuple[str, int, str], list[float]] = {}
+    median = statistics.median
+    times: dict[tuple[str, int, str], list[float]] = {}  # per round: the median of its reports
+    ratios: dict[tuple[str, int], list[float]] = {}  # bot / floor, per round
+    cpu_ratios: dict[tuple[str, int], list[float]] = {}
+    growths: dict[int, list[float]] = {}  # bot full / bot empty, per round
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="triage-ingest-") as tmp:
         directory = Path(tmp)
-        databases = prepare(directory, incidents, occurrences)
+        sources = prepare(directory, incidents, occurrences)
         for round_ in range(rounds):
-            for database, source in databases.items():
-                for count in sizes:
-                    # each its own repository: every report opens its own incidents
-                    bodies = [
-                        report_body(count, f"bench-{round_}-{count}", repository=f"{REPOSITORY}-{n}")
-                        for n in range(REPEATS[count])
-                    ]
-                    sides = ["bot", "floor"] if round_ % 2 == 0 else ["floor", "bot"]
-                    for side in sides:
-                        db = fresh_copy(source, directory / "work.db")
-                        if side == "bot":
-                            samples = bot_times(db, bodies, directory / "bot.log")
-                        else:
-                            samples = [floor_time(db, body) for body in bodies]
-                        times.setdefault((database, count, side), []).append(statistics.median(t for t, _ in samples))
-                        cpus.setdefault((database, count, side), []).append(statistics.median(c for _, c in samples))
-                    bot, floor = (database, count, "bot"), (database, count, "floor")
-                    print(
-                        f"round {round_ + 1} {database:>5} {count:>6}: bot {times[bot][-1]:.3f} s"
-                        f" (CPU {cpus[bot][-1]:.3f} s)  floor {times[floor][-1]:.3f} s (CPU {cpus[floor][-1]:.3f} s)",
-                        flush=True,
+            for count in sizes:
+                floors = {db: fresh_copy(sources[db], directory / f"floor-{db}.db") for db in DATABASES}
+                bots: dict[str, Bot] = {}
+                try:
+                    for db in DATABASES:
+                        bots[db] = Bot(fresh_copy(sources[db], directory / f"bot-{db}.db"), directory / f"{db}.log")
+                    for bot in bots.values():  # a bot that has served before (its parsing child is up)
+                        bot.send(report_body(1_000, "warm-up", repository="acme/warm-up"))
+                    samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
+                    time.sleep(SETTLE_SECONDS)
+                    for n in range(REPEATS[count]):
+                        # each its own repository: every report opens its own incidents
+                        body = report_body(count, f"bench-{round_}-{count}", repository=f"{REPOSITORY}-{n}")
+                        # the floor just before the bot, whose log copy then runs while nothing is timed
+                        for db in DATABASES if (round_ + n) % 2 == 0 else reversed(DATABASES):
+                            samples.setdefault((db, "floor"), []).append(floor_time(floors[db], body))
+                            samples.setdefault((db, "bot"), []).append(bots[db].send(body))
+                            time.sleep(SETTLE_SECONDS)
+                finally:
+                    for bot in bots.values():
+                        bot.stop()
+                for (db, side), found in samples.items():
+                    times.setdefault((db, count, side), []).append(median(t for t, _ in found))
+                for db in DATABASES:
+                    pairs = list(zip(samples[(db, "bot")], samples[(db, "floor")], strict=True))
+                    ratios.setdefault((db, count), []).append(median(b[0] / f[0] for b, f in pairs))
+                    cpu_ratios.setdefault((db, count), []).append(median(b[1] / f[1] for b, f in pairs))
+                pairs = list(zip(samples[("full", "bot")], samples[("empty", "bot")], strict=True))
+                growths.setdefault(count, []).append(median(f[0] / e[0] for f, e in pairs))
+                print(
+                    f"round {round_ + 1} {count:>6}: "
+                    + "  ".join(
+                        f"{db} bot {times[(db, count, 'bot')][-1]:.3f} s floor {times[(db, count, 'floor')][-1]:.3f} s"
+                        f" ({ratios[(db, count)][-1]:.2f}x)"
+                        for db in DATABASES
                     )
+                    + f"  growth {growths[count][-1]:.2f}x",
+                    flush=True,
+                )
     load_after = os.getloadavg()[0]
     rows, ok = [], True
-    median = statistics.median
-    for database in ("empty", "full"):
+    for database in DATABASES:
         for count in sizes:
             bot, floor = times[(database, count, "bot")], times[(database, count, "floor")]
-            ratios = [b / f for b, f in zip(bot, floor, strict=True)]
-            cpu_ratios = [
-                b / f for b, f in zip(cpus[(database, count, "bot")], cpus[(database, count, "floor")], strict=True)
-            ]
-            met = median(ratios) <= 4
+            ratio, cpu_ratio = ratios[(database, count)], cpu_ratios[(database, count)]
+            met = median(ratio) <= 4
             ok &= met
             label = "empty" if database == "empty" else f"{incidents:,} incidents"
             rows.append(
                 f"| {label} | {count:,} | {median(bot):.3f} s ({_spread(bot)}) | {median(floor):.3f} s "
-                f"({_spread(floor)}) | {median(ratios):.2f}x ({_spread(ratios)}) | {'✅' if met else '❌'} "
-                f"| {median(cpu_ratios):.2f}x ({_spread(cpu_ratios)}) |"
+                f"({_spread(floor)}) | {median(ratio):.2f}x ({_spread(ratio)}) | {'✅' if met else '❌'} "
+                f"| {median(cpu_ratio):.2f}x ({_spread(cpu_ratio)}) |"
             )
     growth_rows = []
     for count in sizes:
-        empty, full = times[("empty", count, "bot")], times[("full", count, "bot")]
-        growth = [f / e for f, e in zip(full, empty, strict=True)]
+        empty, full, growth = times[("empty", count, "bot")], times[("full", count, "bot")], growths[count]
         met = median(growth) <= 1.2
         ok &= met
         growth_rows.append(
@@ -480,14 +485,16 @@ first served a 1,000-result report of another repository). The **floor**: the sa
 with `json.loads` and the same rows (run, test-history row, occurrences, incidents, timeline,
 card outbox rows, timers) written with raw `sqlite3` `executemany` in one transaction, its
 connection never checkpointing (the bot copies the write-ahead log into the file after its 202,
-on a thread of its own; neither side's time includes that copy, and the bot's next report is
-sent {SETTLE_SECONDS:.0f} s after the previous 202, once that copy is over). Both on a
-fresh copy of the same SQLite file (WAL): an empty migrated one, or one already holding
-{incidents:,} incidents ({incidents // 10:,} open) and {occurrences:,} occurrences. In each round, each
-side takes three 1,000-result reports one after another into its copy (each of its own repository,
-so each opens its own incidents) and the round's figure is their median; a 10,000-result report
-once. Median of {rounds} rounds, alternating which side goes first; the spread of the rounds (min
-to max) in brackets.
+on a thread of its own; neither side's time includes that copy: nothing is timed until a bot's
+copy is over, {SETTLE_SECONDS:.0f} s after its 202). Each side on a fresh copy of the same SQLite
+file (WAL): an empty migrated one, or one already holding {incidents:,} incidents
+({incidents // 10:,} open) and {occurrences:,} occurrences. Each round starts a bot on each
+database and times {REPEATS[1_000]} reports of 1,000 results (or one of 10,000), each of its own
+repository so that each opens its own incidents (the last into "empty" finds 4,000). A report is
+timed four times back to back (on each database the floor, then the bot) and each ratio pairs two
+of these, so a slow second of the shared machine falls on both sides of it. A round's figures are
+the medians of its reports; the table gives the median of {rounds} rounds, alternating which
+database goes first, and the spread of the rounds (min to max) in brackets.
 Targets (issue 17): at most 4x the floor; with {incidents:,} incidents at most 20% slower than empty.
 The machine is shared: its load average was {load_before:.1f} when the run began and {load_after:.1f}
 when it ended (2 cores), which is what the spread shows. The last column divides CPU time instead
