@@ -30,6 +30,7 @@ from slackbot.domain.changes import Actor, Change, Outcome
 from slackbot.inbox.codec import decode, encode
 from slackbot.incidents.core import IncidentCore
 from slackbot.incidents.effects import utc
+from slackbot.reads.snapshot import read_session
 from slackbot.slack.escape import escape
 
 log = logging.getLogger(__name__)
@@ -249,7 +250,7 @@ class Inbox:
                 self._waiters.pop(key, None)
 
     def _read(self, key: str) -> Applied | None:
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             row = session.exec(select(InboxItem).where(InboxItem.request_key == key)).first()
             if row is None or row.state == PENDING:
                 return None
@@ -360,7 +361,9 @@ class Inbox:
             return len(ids)
 
     def _pending(self) -> list[_Row]:
-        with Session(self.engine) as session:
+        # A snapshot: on SQLite a look for work must not queue for the write lock behind an
+        # ingest's long transaction (a second for 10,000 results) before it finds any.
+        with read_session(self.engine) as session:
             query = select(InboxItem).where(InboxItem.state == PENDING).order_by(col(InboxItem.id)).limit(self.batch)
             return [
                 _Row(r.id or 0, r.request_key, r.incident_id, r.actor, r.via, r.change, r.response_url)

@@ -4,14 +4,17 @@ SQLite and PostgreSQL, from any replica; refusals are answered, redeliveries rec
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from slackbot.clock import FakeClock
 from slackbot.config import Playbooks
 from slackbot.db.engine import make_engine
 from slackbot.domain.changes import Classify, SetSeverity
+from slackbot.inbox import Applied
 from tests.inbox.helpers import CLASSES, Told, classified, drain, inbox_for, open_incidents, request, rows
 
 
@@ -127,3 +130,30 @@ def test_settled_requests_are_pruned_after_a_week_and_pending_ones_never(
     clock.advance(timedelta(days=2))
     assert inbox.prune() == 1
     assert [(r.request_key.split(":")[1], r.state) for r in rows(engine)] == [("T2", "pending")]
+
+
+def test_an_outcome_is_read_while_another_transaction_holds_the_write_lock(
+    engine: Engine, playbooks: Playbooks, clock: FakeClock
+) -> None:
+    """A modal waiting for what became of its request reads the row in a snapshot: on SQLite it does
+    not queue for the one write lock behind an ingest's long transaction (nor hold up the acks)."""
+    [incident_id] = open_incidents(engine, playbooks, clock, 1)
+    applier = inbox_for(engine, playbooks, clock)
+    asker = inbox_for(make_engine(engine.url.render_as_string(hide_password=False)), playbooks, clock)
+    wanted = request(1, incident_id, Classify(CLASSES[0]))
+
+    async def scenario() -> tuple[Applied | None, float]:
+        await applier.record(wanted)
+        await drain(applier)
+        with engine.connect() as writer:  # BEGIN IMMEDIATE on SQLite: the write lock, held meanwhile
+            writer.execute(text("UPDATE incidents SET revision = revision WHERE id = :id"), {"id": incident_id})
+            started = time.monotonic()
+            try:
+                # the asker applied nothing itself: it finds the outcome in the row
+                return await asyncio.wait_for(asker.outcome(wanted.key, timeout=5.0), 3.0), time.monotonic() - started
+            finally:
+                writer.rollback()
+
+    found, took = asyncio.run(scenario())
+    assert found is not None and found.state == "done" and found.changed
+    assert took < 2.0, f"the outcome waited {took:.1f} s"
