@@ -38,7 +38,7 @@ from sqlmodel import Session, col, select
 
 from slackbot.clients.artifacts import ArchiveLimits, UnsafeArchive
 from slackbot.clients.github_actions import ArtifactExpired, GitHubActions, GitHubApiError
-from slackbot.clients.isolated import off_loop
+from slackbot.clients.isolated import free_in_pieces, off_loop
 from slackbot.clock import Clock, as_utc
 from slackbot.config import Playbooks
 from slackbot.db.engine import session_scope
@@ -474,7 +474,13 @@ class GitHubRunService:
             if reply_to is not None:
                 enqueue_source_reply(effects, reply_to, result)
 
-        return self.ingest.ingest_report(engine, report, source="github", then=then)
+        try:
+            return self.ingest.ingest_report(engine, report, source="github", then=then)
+        finally:
+            # freed here, a piece at a time: the last references would otherwise go at once (one C
+            # call holding the GIL), the report's in this thread and the results' on the loop
+            free_in_pieces(report.results)
+            free_in_pieces(reports.results)
 
     @staticmethod
     def _complete_run(session: Session, run: WorkflowRun) -> None:
