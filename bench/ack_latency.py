@@ -806,7 +806,8 @@ met in two full runs on 2026-12-06 and in a run of the sustained row alone (0.98
 run above (2026-12-07) had one sustained round of five at 2.14x (the bot's p99 35 ms, bare Bolt's
 16.5 ms in the round beside it; bare Bolt's own worst round was 25.6 ms), so that row reads noise;
 the sustained row alone, run right after at the same checkout, met in every round (0.96x,
-0.88-1.08x).
+0.88-1.08x), and so did every row of a second full run after that (p99 0.93x, 0.94x, 0.96x and
+0.97x, the worst round 1.19x; throughput 1.00-1.04x).
 """
     if not args.no_doc:
         update_section("ack_latency", body)
