@@ -8,6 +8,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from handlers.slack import unavailable
 from handlers.slack.payloads import BadPayload, chosen, first_action, incident_of, request_key
 from handlers.slack.respond import PooledRespond
 from slackbot.domain.changes import (
@@ -108,6 +109,10 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     @app.action(card.ACTION_RUNBOOK)
     async def runbook(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
+        async with unavailable.after_ack(respond):
+            await show_runbook(body, respond)
+
+    async def show_runbook(body: dict[str, Any], respond: AsyncRespond) -> None:
         try:
             view = await asyncio.to_thread(runtime.card_view, incident_of(first_action(body)))
         except (BadPayload, QueryError) as exc:

@@ -11,6 +11,7 @@ from slack_sdk.models.blocks import InputBlock, PlainTextInputElement, SectionBl
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
+from handlers.slack import unavailable
 from handlers.slack.guard import ensure_responder, open_view, submitted
 from handlers.slack.payloads import (
     BadPayload,
@@ -87,12 +88,13 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
                     raise IncidentError(str(exc)) from exc
                 return bead_modal(incident, title, inputs.expected, inputs.observed)
 
-        try:
-            view = await asyncio.to_thread(prefill)
-        except IncidentError as exc:
-            await respond(text=f"⚠️ {escape(str(exc))}", response_type="ephemeral", replace_original=False)
-            return
-        await open_view(client, body, view, respond)
+        async with unavailable.after_ack(respond):
+            try:
+                view = await asyncio.to_thread(prefill)
+            except IncidentError as exc:
+                await respond(text=f"⚠️ {escape(str(exc))}", response_type="ephemeral", replace_original=False)
+                return
+            await open_view(client, body, view, respond)
 
     @app.view(CALLBACK)
     async def submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:

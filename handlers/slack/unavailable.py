@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncRespond
@@ -41,6 +43,19 @@ async def tell(respond: AsyncRespond | None, error: BaseException) -> None:
     task.add_done_callback(_telling.discard)
     task.add_done_callback(lambda t: t.cancelled() or t.exception())  # a lost answer is not an error
     await asyncio.wait({task}, timeout=TELL_WITHIN)
+
+
+@asynccontextmanager
+async def after_ack(respond: AsyncRespond) -> AsyncIterator[None]:
+    """Work a listener does after its ack (a read, a modal's prefill): an outage in it is told
+    here. Raised out of the listener, Bolt's runner would replace the ack with the error handler's
+    answer (None, the request being acked) before it had read it; it then waits out Slack's 3 s,
+    says the listener never acked and hands the click to the next listener that matches, the
+    fallback, which answered "not a button I know" after the outage message."""
+    try:
+        yield
+    except UNAVAILABLE as exc:
+        await tell(respond, exc)
 
 
 def register(app: AsyncApp) -> None:

@@ -4,10 +4,12 @@ know who sent it (an ephemeral reply, or the modal saying what is wrong)."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from slackbot.slack import card
 from slackbot.slack.checklist import ACTION_PREFIX
@@ -296,4 +298,28 @@ def test_a_mention_with_an_absurd_run_attempt_still_triages_and_answers(
     response = bot.emulator.mention_bot(RESPONDER, NIGHTLY, f"triage BID-001 TENANT-001 {url}")
     assert response.status == 200
     bot.card("INC-1")
+    assert errors_logged(caplog) == []
+
+
+def test_a_read_click_that_meets_a_database_outage_is_told_so(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The runbook button acks first, then reads the incident: when the database is away then, the
+    person is told at the click's response URL that nothing could be read, not left waiting."""
+    card_ts = open_incident(bot)
+
+    def away(incident_id: int) -> object:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(bot.core, "card_view", away)
+    heard = len(answers(bot, RESPONDER))
+    response = interaction(
+        bot, click(bot, RESPONDER, {"action_id": card.ACTION_RUNBOOK, "value": "1"}, card_ts=card_ts)
+    )
+    assert response.status == 200, response.body
+    assert "cannot reach its database" in next_answer(bot, RESPONDER, heard)
+    # and nothing after it: Bolt once took the click for one no listener acked, and its fallback
+    # answered "not a button I know" 3 s later
+    time.sleep(3.5)
+    assert len(answers(bot, RESPONDER)) == heard + 1, answers(bot, RESPONDER)[heard:]
     assert errors_logged(caplog) == []
