@@ -239,13 +239,6 @@ class Bot:
             self.process.wait()
 
 
-# After each 202 the bot copies SQLite's write-ahead log into the database file on a thread of its
-# own (slackbot.db.engine.Checkpoints). Nothing is timed until that copy is over, as the floor's is
-# (its connection's close copies the log, untimed): with a bot's copy still running, the next
-# 1,000-result report into the 100,000-incident file paid for both.
-SETTLE_SECONDS = 1.0
-
-
 # -- the floor: the same JSON, the same rows, raw sqlite3 ---------------------------------------------
 
 
@@ -399,6 +392,11 @@ def _spread(values: list[float]) -> str:
 # verdicts that flipped. A 10,000-result report is timed once per round: three would put 24,000
 # incidents in "empty".
 REPEATS = {1_000: 5, 10_000: 1}
+# After each 202 the bot copies SQLite's write-ahead log into the database file on a thread of its
+# own (slackbot.db.engine.Checkpoints). Nothing is timed until that copy is over, as the floor's is
+# (its connection's close copies the log, untimed): with a bot's copy still running, the next
+# 1,000-result report into the 100,000-incident file paid for both.
+SETTLE_SECONDS = 1.0
 DATABASES = ("empty", "full")
 
 

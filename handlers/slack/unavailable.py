@@ -70,7 +70,10 @@ def register(app: AsyncApp) -> None:
         if not isinstance(error, UNAVAILABLE):  # as Bolt's default handler, on its filtered logger
             logger.error("Failed to run listener function (error: %s)", error, exc_info=error)
             return None
-        if response is None:  # already acked: Slack has its answer; the person is told at the URL
+        if response is None:
+            # Raised after the ack. The person is told at the URL, but Bolt may drop that ack and
+            # pass the request on to the next listener (see after_ack): listeners wrap what they
+            # do after acking in after_ack, and this is only the last resort.
             await tell(respond, error)
             return None
         if isinstance(body, dict) and body.get("type") == "block_actions":
