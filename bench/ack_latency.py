@@ -58,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 from slack_sdk.signature import SignatureVerifier
 
-from bench.benchdoc import update_section
+from bench.benchdoc import update_section, verdict
 from slackbot.emulator.actor import ActorResponse
 
 CHANNEL = "C0NIGHTLY"
@@ -644,13 +644,6 @@ def round_ratios(bot: list[dict[str, Any]], bare: list[dict[str, Any]]) -> tuple
 
 def spread(values: list[float], digits: int = 2) -> str:
     return f"median {statistics.median(values):.{digits}f}x, range {min(values):.{digits}f}-{max(values):.{digits}f}x"
-
-
-def verdict(values: list[float], good: Any) -> str:
-    """``meets`` or ``misses`` only when every round says so: a median that passes while some
-    rounds fail is noise, not a pass (issue 17)."""
-    said = {bool(good(v)) for v in values}
-    return "noise" if len(said) > 1 else ("meets" if said == {True} else "MISSES")
 
 
 def report_results(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,3 +32,10 @@ def update_section(name: str, body: str) -> None:
     pattern = re.compile(rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     DOC.write_text(text)
+
+
+def verdict(values: list[float], good: Callable[[float], bool]) -> str:
+    """``meets`` or ``misses`` only when every round says so: a median that passes while some
+    rounds fail is noise, not a pass (issue 17)."""
+    said = {bool(good(v)) for v in values}
+    return "noise" if len(said) > 1 else ("meets" if said == {True} else "MISSES")
