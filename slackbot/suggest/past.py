@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from sqlalchemy import text
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
 from slackbot.config import Playbook
-from slackbot.db.models import Incident
-from slackbot.domain.states import ClassSource
+from slackbot.db.models import PAST_WHERE, Incident
 from slackbot.suggest.suggestion import Vote
 from slackbot.suggest.words import similarity, tokens
 
@@ -33,16 +34,7 @@ class Past:
 
     @classmethod
     def load(cls, session: Session, playbook: str, *, limit: int = RECENT) -> Past:
-        rows = session.exec(
-            select(Incident.symptom, Incident.failure_class, Incident.suggested_class)
-            .where(
-                Incident.playbook == playbook,
-                col(Incident.failure_class).is_not(None),
-                Incident.class_source == ClassSource.HUMAN.value,
-            )
-            .order_by(col(Incident.id).desc())
-            .limit(limit)
-        ).all()
+        rows = session.exec(newest_decided(playbook, limit)).all()
         return cls([Decided(tokens(s), str(c), c == sug) for s, c, sug in rows if c])
 
     def learn(self, message: str, failure_class: str, confirmed: bool) -> None:
@@ -72,3 +64,14 @@ class Past:
             said += f" ({confirmed} confirmed, {len(found) - confirmed} corrected)"
             votes.append(Vote(key, min(WEIGHT, WEIGHT * weight[key]), "past", said))
         return votes
+
+
+def newest_decided(playbook: str, limit: int = RECENT) -> Select[str, str | None, str | None]:
+    """The playbook's newest incidents people classified: a range of ix_incidents_past, whose
+    condition is written out here as in the index, so that the database can use it."""
+    return (
+        select(Incident.symptom, Incident.failure_class, Incident.suggested_class)
+        .where(Incident.playbook == playbook, text(PAST_WHERE))
+        .order_by(col(Incident.id).desc())
+        .limit(limit)
+    )

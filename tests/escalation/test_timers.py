@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -109,6 +110,26 @@ def test_the_20_minute_rule_fires_once_at_the_deadline_and_not_before(
     assert "algorithm_regression because scenario prefix BID-* is usually algorithm_regression" in routed.message
     fired = classify_timer(engine, iid)
     assert fired.step == 1 and fired.state == "pending"  # re-armed for the next level
+
+
+def test_a_tick_with_nothing_due_does_not_wait_for_the_write_lock(
+    playbooks: Playbooks, sqlite_engine: Engine, clock: FakeClock
+) -> None:
+    """The scheduler looks for due timers four times a second. On SQLite an ingest holds the one
+    write lock for its whole transaction: a tick that found nothing due must neither queue behind
+    it nor, taking the lock itself, make the next ingest wait."""
+    timers = TimerService(playbooks, clock)
+    (iid,) = ingest(sqlite_engine, playbooks, clock)
+    answered: list[int] = []
+    with sqlite_engine.connect() as writer:  # BEGIN IMMEDIATE: the write lock, held meanwhile
+        writer.execute(text("UPDATE incidents SET revision = revision WHERE id = :id"), {"id": iid})
+        tick = threading.Thread(target=lambda: answered.append(timers.fire_due(sqlite_engine, "bot-1").fired))
+        tick.start()
+        tick.join(timeout=2.0)
+        assert answered == [0], "the tick waited for the write lock with nothing due"
+        writer.rollback()
+    clock.advance(timedelta(minutes=20))  # once one is due, the tick takes the lock and fires it
+    assert timers.fire_due(sqlite_engine, "bot-1").fired == 1
 
 
 def test_levels_repeat_every_interval_then_stop(

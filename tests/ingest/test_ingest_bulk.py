@@ -123,3 +123,34 @@ def test_a_bot_whose_only_writes_are_ingests_still_checkpoints_its_log(
         assert path.stat().st_size > size
     finally:
         engine.dispose()
+
+
+def test_a_large_ingest_has_a_page_cache_for_its_writes_and_gives_it_back(
+    playbooks: Playbooks, sqlite_engine: Engine, clock: FakeClock
+) -> None:
+    """SQLite's default page cache (2,000 KiB) could not hold a 1,000-result ingest's index pages
+    in a database of 100,000 incidents: it spilled them into the log mid-transaction and wrote
+    them again at the commit. The ingest's connection gets room for its writes, for the
+    transaction only: the pool's connections keep the default afterwards, whatever the outcome."""
+    seen: list[int] = []
+
+    def look(session: Session, *_: object) -> None:
+        seen.append(int(session.connection().exec_driver_sql("PRAGMA cache_size").scalar() or 0))
+
+    def fail(session: Session, *_: object) -> None:
+        look(session)
+        raise RuntimeError("the caller's own rows failed")
+
+    service = IngestService(playbooks, clock)
+    report = parsed(*(result(f"BID-{n:03d}", "TENANT-001", message=f"case {n}") for n in range(600)), run_id="1")
+    service.ingest_report(sqlite_engine, report, then=look)
+    with pytest.raises(RuntimeError):
+        service.ingest_report(sqlite_engine, parsed(result("SCH-001", "TENANT-001"), run_id="2"), then=fail)
+    service.ingest_report(sqlite_engine, parsed(result("SCH-002", "TENANT-001"), run_id="3"), then=look)
+    assert seen == [-8 * 600, -2000, -2000]  # KiB; one result's 8 KiB is less than the default
+    connections = [sqlite_engine.raw_connection() for _ in range(3)]  # the pool's, and a new one
+    try:
+        assert {c.driver_connection.execute("PRAGMA cache_size").fetchone()[0] for c in connections} == {-2000}
+    finally:
+        for connection in connections:
+            connection.close()

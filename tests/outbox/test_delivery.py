@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import timedelta
 
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import text
 from sqlmodel import Session, select
 
 from slackbot.db.models import TimelineEvent
@@ -147,3 +149,27 @@ def test_a_change_while_the_card_is_being_drawn_queues_a_new_redraw(rig: Rig) ->
     IncidentCore(rig.playbooks, rig.clock).run(rig.engine, 1, Actor("U0CAROL", "button"), SetSeverity("SEV-1"))
     pending = [r for r in rig.rows() if r.kind == "card" and r.state == "pending"]
     assert len(pending) == 1 and pending[0].id != taken.id
+
+
+def test_an_idle_claim_does_not_wait_for_the_write_lock(rig: Rig) -> None:
+    """An idle worker claims every half second. On SQLite a claim that found nothing must not queue
+    for the one write lock behind an ingest's transaction, nor take it from the acks' commits."""
+    ingest(rig, result("BID-001", "TENANT-001"))
+    rig.drain(rig.worker("w1"))
+    assert all(r.state == "done" for r in rig.rows())
+    answered: list[int] = []
+    with rig.engine.connect() as writer:  # BEGIN IMMEDIATE: the write lock, held meanwhile
+        writer.execute(text("UPDATE outbox SET attempts = attempts"))
+
+        def idle_claim() -> None:
+            found = store.claim(rig.engine, now=rig.clock.now(), worker="w1", kinds={"card"}, skip_lanes=set())
+            answered.append(len(found))
+
+        claim = threading.Thread(target=idle_claim)
+        claim.start()
+        claim.join(timeout=2.0)
+        assert answered == [0], "the idle claim waited for the write lock"
+        writer.rollback()
+    ingest(rig, result("BID-002", "TENANT-001"), run_id="2")  # work again: claimed as before
+    (taken,) = store.claim(rig.engine, now=rig.clock.now(), worker="w1", kinds={"card"}, skip_lanes=set())
+    assert taken.state == "sending"
