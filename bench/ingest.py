@@ -13,9 +13,9 @@ Neither side copies SQLite's write-ahead log into the database file before it an
 does that after its 202 (``slackbot.db.engine.Checkpoints``), and the floor's connection has
 ``wal_autocheckpoint=0`` (sqlite3's default would checkpoint inside the commit).
 
-Each round and size: a bot and a floor on a fresh copy of each database (the bots warmed by a
-small report of another repository first, as a bot that has served before), then reports of that
-size (see ``REPEATS``), each timed four times back to back (bot and floor, empty and full), so that
+Each round and size: batches (see ``PLAN``) of a bot and a floor on a fresh copy of each database
+(the bots warmed by a small report of another repository first, as a bot that has served before),
+then reports of that size, each timed four times back to back (bot and floor, empty and full), so that
 each ratio pairs measurements seconds apart. The order alternates; the table gives the median of
 ``--rounds`` rounds and the spread. The 100,000-incident database is filled once by
 bench/history.py's builder (raw ``executemany``).
@@ -23,7 +23,7 @@ bench/history.py's builder (raw ``executemany``).
 ``--service`` times only the service in-process (the earlier bench: no HTTP, no parsing), and
 ``--baseline REV`` with it compares that with a git revision side by side.
 
-Usage: ``.venv/bin/python bench/ingest.py [--rounds 5] [--incidents 100000] [--no-doc]``.
+Usage: ``.venv/bin/python bench/ingest.py [--rounds 5] [--incidents 100000] [--sizes 1000,10000] [--no-doc]``.
 """
 
 from __future__ import annotations
@@ -385,13 +385,14 @@ def _spread(values: list[float]) -> str:
     return f"{min(values):.2f} to {max(values):.2f}"
 
 
-# Reports timed one after another per round, the round's figures their medians. The four
-# measurements of one report (bot and floor, empty and full) are taken back to back, and each ratio
-# pairs two of them: the machine is shared, and the same 1,000-result ingest took 0.12 to 0.24 s
-# of CPU in different seconds, which separate minutes for the two sides of a ratio turned into
-# verdicts that flipped. A 10,000-result report is timed once per round: three would put 24,000
-# incidents in "empty".
-REPEATS = {1_000: 5, 10_000: 1}
+# Per round and size: (batches, reports per batch). Each batch starts a bot on a fresh copy of each
+# database; its reports are timed one after another, each of them four times back to back (bot
+# and floor, empty and full), and each ratio pairs two of these: the machine is shared, and the
+# same 1,000-result ingest took 0.12 to 0.24 s of CPU in different seconds, which separate
+# minutes for the two sides of a ratio turned into verdicts that flipped. The round's figures are
+# the medians of its reports. 10,000-result reports come one per batch: a second into the same
+# copy would find 8,000 incidents in "empty".
+PLAN = {1_000: (1, 5), 10_000: (3, 1)}
 # After each 202 the bot copies SQLite's write-ahead log into the database file on a thread of its
 # own (slackbot.db.engine.Checkpoints). Nothing is timed until that copy is over, as the floor's is
 # (its connection's close copies the log, untimed): with a bot's copy still running, the next
@@ -400,10 +401,11 @@ SETTLE_SECONDS = 1.0
 DATABASES = ("empty", "full")
 
 
-def end_to_end(rounds: int, incidents: int, occurrences: int) -> tuple[str, bool]:
+def end_to_end(
+    rounds: int, incidents: int, occurrences: int, sizes: tuple[int, ...] = (1_000, 10_000)
+) -> tuple[str, bool]:
     from bench.benchdoc import verdict
 
-    sizes = (1_000, 10_000)
     median = statistics.median
     times: dict[tuple[str, int, str], list[float]] = {}  # per round: the median of its reports
     ratios: dict[tuple[str, int], list[float]] = {}  # bot / floor, per round
@@ -415,26 +417,29 @@ def end_to_end(rounds: int, incidents: int, occurrences: int) -> tuple[str, bool
         sources = prepare(directory, incidents, occurrences)
         for round_ in range(rounds):
             for count in sizes:
-                floors = {db: fresh_copy(sources[db], directory / f"floor-{db}.db") for db in DATABASES}
-                bots: dict[str, Bot] = {}
-                try:
-                    for db in DATABASES:
-                        bots[db] = Bot(fresh_copy(sources[db], directory / f"bot-{db}.db"), directory / f"{db}.log")
-                    for bot in bots.values():  # a bot that has served before (its parsing child is up)
-                        bot.send(report_body(1_000, "warm-up", repository="acme/warm-up"))
-                    samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
-                    time.sleep(SETTLE_SECONDS)
-                    for n in range(REPEATS[count]):
-                        # each its own repository: every report opens its own incidents
-                        body = report_body(count, f"bench-{round_}-{count}", repository=f"{REPOSITORY}-{n}")
-                        # the floor just before the bot, whose log copy then runs while nothing is timed
-                        for db in DATABASES if (round_ + n) % 2 == 0 else reversed(DATABASES):
-                            samples.setdefault((db, "floor"), []).append(floor_time(floors[db], body))
-                            samples.setdefault((db, "bot"), []).append(bots[db].send(body))
-                            time.sleep(SETTLE_SECONDS)
-                finally:
-                    for bot in bots.values():
-                        bot.stop()
+                batches, reports = PLAN[count]
+                samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
+                for batch in range(batches):
+                    floors = {db: fresh_copy(sources[db], directory / f"floor-{db}.db") for db in DATABASES}
+                    bots: dict[str, Bot] = {}
+                    try:
+                        for db in DATABASES:
+                            copy = fresh_copy(sources[db], directory / f"bot-{db}.db")
+                            bots[db] = Bot(copy, directory / f"{db}.log")
+                        for bot in bots.values():  # a bot that has served before (its parsing child is up)
+                            bot.send(report_body(1_000, "warm-up", repository="acme/warm-up"))
+                        time.sleep(SETTLE_SECONDS)
+                        for n in range(batch * reports, (batch + 1) * reports):
+                            # each its own repository: every report opens its own incidents
+                            body = report_body(count, f"bench-{round_}-{count}", repository=f"{REPOSITORY}-{n}")
+                            # the floor just before the bot, whose log copy then runs while nothing is timed
+                            for db in DATABASES if (round_ + n) % 2 == 0 else reversed(DATABASES):
+                                samples.setdefault((db, "floor"), []).append(floor_time(floors[db], body))
+                                samples.setdefault((db, "bot"), []).append(bots[db].send(body))
+                                time.sleep(SETTLE_SECONDS)
+                    finally:
+                        for bot in bots.values():
+                            bot.stop()
                 for (db, side), found in samples.items():
                     times.setdefault((db, count, side), []).append(median(t for t, _ in found))
                 for db in DATABASES:
@@ -488,9 +493,11 @@ connection never checkpointing (the bot copies the write-ahead log into the file
 on a thread of its own; neither side's time includes that copy: nothing is timed until a bot's
 copy is over, {SETTLE_SECONDS:.0f} s after its 202). Each side on a fresh copy of the same SQLite
 file (WAL): an empty migrated one, or one already holding {incidents:,} incidents
-({incidents // 10:,} open) and {occurrences:,} occurrences. Each round starts a bot on each
-database and times {REPEATS[1_000]} reports of 1,000 results (or one of 10,000), each of its own
-repository so that each opens its own incidents (the last into "empty" finds 4,000). A report is
+({incidents // 10:,} open) and {occurrences:,} occurrences. Each round times
+{PLAN[1_000][1]} reports of 1,000 results on one bot per database, and {PLAN[10_000][0]} of 10,000
+results, each on bots started afresh on fresh copies (a second into the same copy would find
+8,000 incidents in "empty"); each report is of its own repository, so that each opens its own
+incidents (the last 1,000-result one into "empty" finds 4,000). A report is
 timed four times back to back (on each database the floor, then the bot) and each ratio pairs two
 of these, so a slow second of the shared machine falls on both sides of it. A round's figures are
 the medians of its reports; the table gives the median of {rounds} rounds, alternating which
@@ -520,6 +527,7 @@ def main() -> int:
     parser.add_argument("--incidents", type=int, default=100_000, help="incidents in the full database")
     parser.add_argument("--occurrences", type=int, default=1_000_000, help="occurrences in the full database")
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
+    parser.add_argument("--sizes", default="1000,10000", help="failing results per report (comma-separated; no doc)")
     parser.add_argument("--service", action="store_true", help="time only the service, in-process (no doc)")
     parser.add_argument("--baseline", help="with --service: a git revision to measure side by side")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
@@ -543,9 +551,10 @@ def main() -> int:
         if args.baseline:
             compare(args.baseline, args.rounds)
         return 0
-    text, ok = end_to_end(args.rounds, args.incidents, args.occurrences)
+    sizes = tuple(int(size) for size in args.sizes.split(","))
+    text, ok = end_to_end(args.rounds, args.incidents, args.occurrences, sizes)
     print(text)
-    if not args.no_doc:
+    if not args.no_doc and sizes == (1_000, 10_000):
         from bench.benchdoc import update_section
 
         update_section("ingest", text)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
+from handlers.http.body import loads_json
 from slackbot.db.models import Incident, Occurrence
 from slackbot.signing import sign
 from tests.factories import report, result
@@ -123,6 +124,21 @@ def test_json_nested_5000_deep_is_a_400_on_every_json_route(shared_server: Serve
         assert response.status_code == 400, response.text
         assert "nested" in response.json()["error"]
     assert shared_server.rows() == before
+
+
+def test_the_depth_limit_is_the_same_for_plain_bodies_and_bodies_whose_strings_are_mended() -> None:
+    """Plain ASCII bodies take a faster depth check than bodies with escapes or non-ASCII text
+    (whose strings are mended too): both accept 64 levels and refuse 65, in a list or a dict."""
+    for text in ('"plain"', '"caf\u00e9"', '"\\u0000"'):
+        for opener, closer in (("[", "]"), ('{"k": ', "}")):
+            for depth, accepted in ((64, True), (65, False)):  # the outer object is one of them
+                body = f'{{"a": {opener * (depth - 1)}{text}{closer * (depth - 1)}}}'.encode()
+                if accepted:
+                    assert loads_json(body) is not None
+                else:
+                    with pytest.raises(ValueError, match="nested deeper than 64 levels"):
+                        loads_json(body)
+    assert loads_json(b'{"a": ["\\u0000"]}') == {"a": ["\ufffd"]}
 
 
 # -- run attempt, schema version, finishedAt -----------------------------------------------------
