@@ -22,6 +22,7 @@ from slackbot.db.rows import from_row
 from slackbot.domain.effects import EffectKind
 from slackbot.domain.states import DeliveryState
 from slackbot.incidents.effects import table, utc
+from slackbot.reads.snapshot import read_connection
 
 LEASE = timedelta(seconds=60)  # the default; TRIAGE_OUTBOX_LEASE_SECONDS sets it per process
 # Slack is edited at most once a second per card: a redraw claimed sooner after the last one waits.
@@ -92,7 +93,7 @@ def claim(
         # Looked for in a snapshot first: an idle worker claims every half second, and on SQLite
         # a transaction that may write takes the one write lock at its BEGIN, which the acks'
         # commits and an ingest then waited for (SQLite's busy handler: 1 ms, then 2, 5, 10...).
-        with engine.connect().execution_options(read_only=True) as connection:
+        with read_connection(engine) as connection:
             if connection.execute(_ANY[query], params).first() is None:
                 return []
     with engine.begin() as connection:

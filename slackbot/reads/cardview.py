@@ -13,6 +13,7 @@ from slackbot.config import Playbooks
 from slackbot.db.models import Incident, Occurrence, Run, Timer
 from slackbot.db.rows import from_row
 from slackbot.domain.states import TimerKind, TimerState
+from slackbot.reads.snapshot import read_connection
 from slackbot.slack.card import CardView, PendingAction
 
 EVIDENCE_LIMIT = 500
@@ -53,14 +54,14 @@ _PENDING_TIMERS = (
 
 def load_card_view(engine: Engine, playbooks: Playbooks, incident_id: int) -> CardView | None:
     # One read transaction (the card shows one moment) that takes no write lock on SQLite.
-    with engine.connect().execution_options(read_only=True) as connection, connection.begin():
+    with read_connection(engine) as connection:
         found = _incident_and_run(connection, incident_id)
         return _view(connection, playbooks, *found) if found is not None else None
 
 
 def load_incident_and_run(engine: Engine, incident_id: int) -> tuple[Incident, Run | None] | None:
     """The incident and its last run, without the rest of the card (a thread post needs no more)."""
-    with engine.connect().execution_options(read_only=True) as connection, connection.begin():
+    with read_connection(engine) as connection:
         return _incident_and_run(connection, incident_id)
 
 

@@ -14,12 +14,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 
 @contextmanager
-def read_session(engine: Engine) -> Iterator[Session]:
+def read_connection(engine: Engine) -> Iterator[Connection]:
     """One consistent snapshot, no write lock; nothing it holds is written (rolled back at the end)."""
-    with engine.connect().execution_options(read_only=True) as connection, Session(connection) as session:
+    with engine.connect().execution_options(read_only=True) as connection:
+        yield connection
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """``read_connection`` for the ORM."""
+    with read_connection(engine) as connection, Session(connection) as session:
         yield session

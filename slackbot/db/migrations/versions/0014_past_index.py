@@ -1,13 +1,10 @@
-"""ingest indexes: the team's past read from a partial index; one index less on the timeline
+"""past index: the team's past read from a partial covering index
 
 Every ingest that opens incidents reads the playbook's 500 newest incidents that people classified
 (slackbot/suggest/past.py). Without an index that read walked the table newest first past every
 unclassified incident: all of them in a database nobody has classified in yet, 2 ms there and
 5 ms with 100,000 incidents, for each 1,000-result report. ix_incidents_past holds only the
 classified ones and the columns read.
-
-ix_timeline_incident_id repeated the first column of ix_timeline_incident_kind, which serves every
-lookup by incident as well; each timeline row an ingest wrote paid for both.
 
 Revision ID: 0014
 Revises: 0013
@@ -35,9 +32,7 @@ def upgrade() -> None:
         sqlite_where=sa.text(PAST_WHERE),
         postgresql_where=sa.text(PAST_WHERE),
     )
-    op.drop_index("ix_timeline_incident_id", table_name="timeline")
 
 
 def downgrade() -> None:
-    op.create_index("ix_timeline_incident_id", "timeline", ["incident_id"])
     op.drop_index("ix_incidents_past", table_name="incidents")
