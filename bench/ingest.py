@@ -403,9 +403,9 @@ SETTLE_SECONDS = 1.0
 # Rounds run first and not counted. The machine is a virtual machine whose balloon driver gives
 # memory a process frees back to the host within seconds; memory touched again is then faulted in
 # by the host (16 GiB took 43.8 s to touch, then 11.1 s, then 19.8 s for 8 GiB after 45 s idle).
-# In four of five runs the first round's 10,000-result reports, the first of the run to grow a
-# bot's heap by some 150 MB, took the bots 1.1-1.2 s against 0.7-0.9 s in every later round, the
-# floors unchanged (2026-12-07).
+# In five of six runs the first round's 10,000-result reports, the first of the run to grow a bot's
+# heap by some 150 MB, took the bot on the full database 1.03-1.22 s against 0.79-0.91 s in every
+# later round, the floors unchanged (2026-12-07).
 WARMUP_ROUNDS = 1
 DATABASES = ("empty", "full")
 
@@ -523,10 +523,10 @@ database goes first, and the spread of the rounds (min to max) in brackets, afte
 {WARMUP_ROUNDS} round run first and not counted (the bench prints it). The machine is a virtual
 machine whose balloon driver gives memory a process frees back to the host within seconds, and
 the host then faults in whatever is touched again: 16 GiB took 43.8 s to touch, then 11.1 s, then
-19.8 s for 8 GiB after 45 s idle. In four of five runs on 2026-12-07 the first round's
-10,000-result reports, the first to grow a bot's heap by some 150 MB, took the bots 1.1-1.2 s
-against 0.7-0.9 s in every later round, and the floors (in the bench's own process, whose heap the
-fill had grown) no longer than later.
+19.8 s for 8 GiB after 45 s idle. In five of six runs on 2026-12-07 the first round's
+10,000-result reports, the first to grow a bot's heap by some 150 MB, took the bot on the
+{incidents:,}-incident database 1.03-1.22 s against 0.79-0.91 s in every later round, and the
+floors (in the bench's own process, whose heap the fill had grown) no longer than later.
 Targets (issue 17): at most 4x the floor; with {incidents:,} incidents at most 20% slower than empty.
 A row meets or MISSES only when every round agrees; rounds that disagree are noise, not a pass.
 The machine is shared: its load average was {load_before:.1f} when the run began and {load_after:.1f}
