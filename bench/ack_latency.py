@@ -799,8 +799,13 @@ met in two full runs on 2026-12-06 and in a run of the sustained row alone (0.98
 three full runs on 2026-12-07, one met in every round of every row (p99 0.93x, 0.94x, 0.96x,
 0.97x); one had a sustained round of five at 2.14x (the bot's p99 35 ms, bare Bolt's 16.5 ms in the
 round beside it; bare Bolt's own worst round was 25.6 ms), and the sustained row alone then met in
-every round (0.96x, 0.88-1.08x); the run above had a reclassify round at 1.23x. Medians stay at
-0.72-1.09x, but a row whose rounds disagree is noise, not a pass.
+every round (0.96x, 0.88-1.08x); the third had a reclassify round at 1.23x. Later that day, on a
+faster machine (bare Bolt at about 700 requests/s, p99 12-14 ms), a full run with a migration that
+dropped `ix_timeline_incident_id` had the sustained row's p99 grow round after round (13.6, 13.6,
+18.1, 19.7, 26.5 ms; bare Bolt's 12.7-14.0 ms). With the index kept (the migration no longer drops
+it), the reclassify and sustained rows met in every round under py-spy, and the run above met in
+every round of every row. Medians stay at 0.72-1.09x, but a row whose rounds disagree is noise, not
+a pass.
 """
     if not args.no_doc:
         update_section("ack_latency", body)
