@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from slackbot.domain.states import ClassSource
+
 
 class Run(SQLModel, table=True):
     __tablename__ = "runs"
@@ -40,7 +42,7 @@ class Run(SQLModel, table=True):
 
 # Written out (not bound) in the index and in the query that uses it: a database uses a partial index
 # only for a query whose condition it can see implies the index's.
-PAST_WHERE = "class_source = 'human' AND failure_class IS NOT NULL"
+PAST_WHERE = f"class_source = '{ClassSource.HUMAN.value}' AND failure_class IS NOT NULL"
 
 
 class Incident(SQLModel, table=True):

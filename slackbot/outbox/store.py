@@ -50,7 +50,7 @@ _CANDIDATES = (
     .limit(bindparam("limit"))
 )
 _CANDIDATES_SKIPPING = _CANDIDATES.where(_C.lane.not_in(bindparam("skip", expanding=True)))
-_ANY = {_CANDIDATES: _CANDIDATES.limit(1), _CANDIDATES_SKIPPING: _CANDIDATES_SKIPPING.limit(1)}
+_ANY_CANDIDATE, _ANY_CANDIDATE_SKIPPING = _CANDIDATES.limit(1), _CANDIDATES_SKIPPING.limit(1)
 _POSTPONE = (
     update(_OUTBOX).where(_C.id == bindparam("row_id"), _C.state == _PENDING).values(next_attempt_at=bindparam("until"))
 )
@@ -85,7 +85,7 @@ def claim(
     ``lease`` is how long the claim holds: longer than any delivery takes, and as short as we
     can afford to wait for another replica to take over the rows of a worker that crashed."""
     moment = utc(now)
-    query = _CANDIDATES_SKIPPING if skip_lanes else _CANDIDATES
+    query, first = (_CANDIDATES_SKIPPING, _ANY_CANDIDATE_SKIPPING) if skip_lanes else (_CANDIDATES, _ANY_CANDIDATE)
     params: dict[str, Any] = {"now": moment, "kinds": sorted(kinds), "limit": limit * 4}
     if skip_lanes:
         params["skip"] = sorted(skip_lanes)
@@ -94,7 +94,7 @@ def claim(
         # a transaction that may write takes the one write lock at its BEGIN, which the acks'
         # commits and an ingest then waited for (SQLite's busy handler: 1 ms, then 2, 5, 10...).
         with read_connection(engine) as connection:
-            if connection.execute(_ANY[query], params).first() is None:
+            if connection.execute(first, params).first() is None:
                 return []
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
