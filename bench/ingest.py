@@ -410,6 +410,35 @@ WARMUP_ROUNDS = 1
 DATABASES = ("empty", "full")
 
 
+Samples = dict[tuple[str, str], list[tuple[float, float]]]  # (database, bot or floor) -> (s, CPU s)
+
+
+def _batch(
+    directory: Path, sources: dict[str, Path], count: int, round_: int, numbers: range, samples: Samples
+) -> None:
+    """Reports ``numbers`` of ``count`` results, each timed on a bot and a floor started on fresh
+    copies of each database, into ``samples``."""
+    floors = {db: fresh_copy(sources[db], directory / f"floor-{db}.db") for db in DATABASES}
+    bots: dict[str, Bot] = {}
+    try:
+        for db in DATABASES:
+            bots[db] = Bot(fresh_copy(sources[db], directory / f"bot-{db}.db"), directory / f"{db}.log")
+        for bot in bots.values():  # a bot that has served before (its parsing child is up)
+            bot.send(report_body(1_000, "warm-up", repository="acme/warm-up"))
+        time.sleep(SETTLE_SECONDS)
+        for n in numbers:
+            # each its own repository: every report opens its own incidents
+            body = report_body(count, f"bench-{round_}-{count}", repository=f"{REPOSITORY}-{n}")
+            # the floor just before the bot, whose log copy then runs while nothing is timed
+            for db in DATABASES if (round_ + n) % 2 == 0 else reversed(DATABASES):
+                samples.setdefault((db, "floor"), []).append(floor_time(floors[db], body))
+                samples.setdefault((db, "bot"), []).append(bots[db].send(body))
+                time.sleep(SETTLE_SECONDS)
+    finally:
+        for bot in bots.values():
+            bot.stop()
+
+
 def _drop_warmup(store: Mapping[Any, list[float]]) -> None:
     for values in store.values():
         del values[:WARMUP_ROUNDS]
@@ -432,28 +461,10 @@ def end_to_end(
         for round_ in range(WARMUP_ROUNDS + rounds):
             for count in sizes:
                 batches, reports = PLAN[count]
-                samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
+                samples: Samples = {}
                 for batch in range(batches):
-                    floors = {db: fresh_copy(sources[db], directory / f"floor-{db}.db") for db in DATABASES}
-                    bots: dict[str, Bot] = {}
-                    try:
-                        for db in DATABASES:
-                            copy = fresh_copy(sources[db], directory / f"bot-{db}.db")
-                            bots[db] = Bot(copy, directory / f"{db}.log")
-                        for bot in bots.values():  # a bot that has served before (its parsing child is up)
-                            bot.send(report_body(1_000, "warm-up", repository="acme/warm-up"))
-                        time.sleep(SETTLE_SECONDS)
-                        for n in range(batch * reports, (batch + 1) * reports):
-                            # each its own repository: every report opens its own incidents
-                            body = report_body(count, f"bench-{round_}-{count}", repository=f"{REPOSITORY}-{n}")
-                            # the floor just before the bot, whose log copy then runs while nothing is timed
-                            for db in DATABASES if (round_ + n) % 2 == 0 else reversed(DATABASES):
-                                samples.setdefault((db, "floor"), []).append(floor_time(floors[db], body))
-                                samples.setdefault((db, "bot"), []).append(bots[db].send(body))
-                                time.sleep(SETTLE_SECONDS)
-                    finally:
-                        for bot in bots.values():
-                            bot.stop()
+                    numbers = range(batch * reports, (batch + 1) * reports)
+                    _batch(directory, sources, count, round_, numbers, samples)
                 for (db, side), found in samples.items():
                     times.setdefault((db, count, side), []).append(median(t for t, _ in found))
                 for db in DATABASES:
